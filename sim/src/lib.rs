@@ -1,0 +1,1 @@
+//! Deterministic simulations of an Almanac cluster under turmoil.
