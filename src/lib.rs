@@ -18,7 +18,7 @@
 pub mod calendar;
 pub mod client;
 pub mod node;
-pub mod replication;
 pub mod repl;
+pub mod replication;
 pub mod rpc;
 pub mod wal;

@@ -16,9 +16,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut command = capnpc::CompilerCommand::new();
-    command.src_prefix("schema").output_path(OUTPUT_DIR);
-    // Streaming methods import /capnp/stream.capnp from libcapnp-dev.
-    command.import_path("/usr/include");
+    // Streaming methods import /capnp/stream.capnp, which libcapnp-dev puts in
+    // /usr/include, one of the compiler's standard import paths.
+    command
+        .src_prefix("schema")
+        .output_path(OUTPUT_DIR)
+        .default_parent_module(vec!["rpc".into(), "generated".into()]);
     for schema in SCHEMAS {
         command.file(schema);
     }
