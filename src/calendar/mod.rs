@@ -30,7 +30,7 @@ mod users;
 pub mod validate;
 
 pub use limits::*;
-pub use state::Calendar;
+pub use state::{Calendar, UNTRACKED_CLIENT_ID};
 pub use types::{
     format_minute, BusySlot, Command, DecodeError, Effect, EventBrief, EventChanges, EventDraft,
     EventId, EventView, Notification, NotificationKind, Outcome, Rejection, Request, SearchQuery,

@@ -12,6 +12,12 @@ use super::types::{decode_as, encode_value, Command, DecodeError, Effect, EventI
 use super::types::{Outcome, Rejection, Request};
 use super::users::User;
 
+/// Client id of requests that the node itself makes, such as opening a
+/// session after a login. They skip the client table, because each one is
+/// new (a retried login opens a session with a new token) and none would
+/// harm if applied again.
+pub const UNTRACKED_CLIENT_ID: u64 = 0;
+
 /// The whole replicated calendar. Every map is a `BTreeMap`, so iteration and
 /// serialization orders are the same on every node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +63,14 @@ impl Calendar {
     /// returns the stored outcome without applying again; an older seq returns
     /// `StaleRequest` and is not recorded. A rejected command changes nothing
     /// except the client table entry.
+    ///
+    /// Requests from [`UNTRACKED_CLIENT_ID`] bypass the client table.
     pub fn apply(&mut self, request: &Request) -> Outcome {
-        if let Some(outcome) = self.clients.check(request) {
-            return outcome;
+        let tracked = request.client_id != UNTRACKED_CLIENT_ID;
+        if tracked {
+            if let Some(outcome) = self.clients.check(request) {
+                return outcome;
+            }
         }
         let outcome = match self.execute(request) {
             Ok(effect) => Outcome::Done(effect),
@@ -73,7 +84,9 @@ impl Calendar {
                 Outcome::Rejected(rejection)
             }
         };
-        self.clients.record(request, outcome.clone());
+        if tracked {
+            self.clients.record(request, outcome.clone());
+        }
         outcome
     }
 

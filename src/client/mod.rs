@@ -1,1 +1,171 @@
-//! See the crate documentation for this layer's place.
+//! The cluster-aware client library.
+//!
+//! A [`Client`] holds the nodes' client addresses and one connection at a
+//! time. Every call has a deadline (Cap'n Proto has none). When a call times
+//! out, the connection drops, or a node answers "not primary", the client
+//! moves to the hinted or the next node, resumes its session with the
+//! session token (no password), and retries with the same request id, which
+//! the replicated client table makes exactly-once. Notifications are pushed
+//! to a [`Listener`](crate::rpc::calendar_capnp::listener) capability and
+//! resumed after the last sequence number seen, so none is lost or shown
+//! twice across reconnects.
+//!
+//! The client is not `Send`: it runs on a current-thread runtime inside a
+//! `LocalSet`, like the RPC system beneath it.
+
+mod connection;
+mod operations;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::calendar::Notification;
+use crate::rpc::calendar_capnp::{session, subscription};
+use crate::rpc::convert::ApiRejection;
+use connection::Connection;
+
+/// Deadline for one call to one node.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Deadline for a whole operation, across retries and failovers.
+pub const OPERATION_DEADLINE: Duration = Duration::from_secs(20);
+/// First pause between retries; doubled per retry up to `BACKOFF_MAX`, with
+/// jitter so that many clients do not retry in lockstep.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(20);
+pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Rejected(ApiRejection),
+    #[error("no node answered within {seconds} s (tried {addresses}); last error: {last_error}")]
+    Unreachable {
+        seconds: u64,
+        addresses: String,
+        last_error: String,
+    },
+    #[error("not logged in: use `login USER` or `register USER` first")]
+    NotLoggedIn,
+}
+
+/// Something the client learned without being asked.
+#[derive(Debug, Clone)]
+pub enum ClientEvent {
+    Notification(Notification),
+    /// The client moved to another node, for example after a failover.
+    SwitchedNode { address: String },
+}
+
+/// The logged-in user's session, as far as the client keeps it.
+struct SessionState {
+    username: String,
+    token: Vec<u8>,
+    /// The session capability on the current connection; None until resumed
+    /// there.
+    capability: Option<session::Client>,
+    /// Keeps the notification stream open on the current connection.
+    subscription: Option<subscription::Client>,
+    subscribed: bool,
+}
+
+pub struct Client {
+    addresses: Vec<String>,
+    /// Index into `addresses` of the node to try next.
+    next_address: usize,
+    connection: Option<Connection>,
+    client_id: u64,
+    /// Sequence number of the last mutating call this client made.
+    last_seq: u64,
+    session: Option<SessionState>,
+    /// The highest notification sequence number delivered to `events`.
+    last_seen: Rc<Cell<u64>>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+}
+
+impl Client {
+    /// Creates a client for the given node addresses. Nothing connects until
+    /// the first call. Events (notifications, node switches) go to `events`.
+    pub fn new(addresses: Vec<String>, events: mpsc::UnboundedSender<ClientEvent>) -> Client {
+        assert!(!addresses.is_empty(), "a client needs at least one address");
+        let client_id = rand::thread_rng().gen_range(1..u64::MAX);
+        Client {
+            addresses,
+            next_address: 0,
+            connection: None,
+            client_id,
+            last_seq: 0,
+            session: None,
+            last_seen: Rc::new(Cell::new(0)),
+            events,
+        }
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        self.session.as_ref().map(|session| session.username.as_str())
+    }
+
+    pub fn current_address(&self) -> Option<&str> {
+        self.connection.as_ref().map(|c| c.address.as_str())
+    }
+
+    pub fn addresses(&self) -> &[String] {
+        &self.addresses
+    }
+
+    fn next_request_id(&mut self) -> (u64, u64) {
+        self.last_seq += 1;
+        (self.client_id, self.last_seq)
+    }
+
+    /// Returns a live connection, dialling the next node if there is none.
+    async fn connection(&mut self) -> Result<&Connection, String> {
+        if self.connection.as_ref().is_some_and(|c| !c.is_alive()) {
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            let address = self.addresses[self.next_address % self.addresses.len()].clone();
+            let connection = Connection::open(&address, CALL_TIMEOUT).await?;
+            debug!(%address, "connected");
+            let previous = self.connection.replace(connection);
+            if previous.is_some() || self.session.is_some() {
+                let _ = self.events.send(ClientEvent::SwitchedNode { address });
+            }
+            if let Some(session) = &mut self.session {
+                session.capability = None;
+                session.subscription = None;
+            }
+        }
+        Ok(self.connection.as_ref().expect("connected above"))
+    }
+
+    /// Drops the current connection and moves on to `hint` if it is one of
+    /// the configured nodes, else to the next node.
+    fn move_on(&mut self, hint: Option<&str>) {
+        if let Some(connection) = self.connection.take() {
+            info!(address = %connection.address, "leaving node");
+        }
+        let hinted = hint.and_then(|hint| self.addresses.iter().position(|a| a == hint));
+        self.next_address = match hinted {
+            Some(index) => index,
+            None => (self.next_address + 1) % self.addresses.len(),
+        };
+    }
+}
+
+/// How one attempt of a call ended, before the retry policy looks at it.
+enum Attempt<T> {
+    Done(T),
+    Rejected(ApiRejection),
+    /// Transport failure or timeout: try another node.
+    Lost(String),
+}
+
+fn backoff(retry: u32) -> Duration {
+    let base = BACKOFF_MIN.saturating_mul(1 << retry.min(8)).min(BACKOFF_MAX);
+    let jitter = rand::thread_rng().gen_range(0..=base.as_millis() as u64 / 2);
+    base / 2 + Duration::from_millis(jitter)
+}

@@ -1,0 +1,71 @@
+//! One Cap'n Proto connection to one node's client port.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
+use tokio::task::JoinHandle;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tracing::debug;
+
+use crate::rpc::calendar_capnp::gateway;
+use crate::rpc::serve::reader_options;
+
+pub(crate) struct Connection {
+    pub address: String,
+    pub gateway: gateway::Client,
+    alive: Rc<Cell<bool>>,
+    task: JoinHandle<()>,
+}
+
+impl Connection {
+    /// Dials `address` within `timeout` and bootstraps its gateway.
+    pub async fn open(address: &str, timeout: Duration) -> Result<Connection, String> {
+        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address))
+            .await
+            .map_err(|_| format!("connecting to {address} timed out"))?
+            .map_err(|error| format!("connecting to {address} failed: {error}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|error| format!("configuring the connection to {address} failed: {error}"))?;
+        let (reader, writer) = tokio::io::split(stream);
+        let network = twoparty::VatNetwork::new(
+            reader.compat(),
+            writer.compat_write(),
+            Side::Client,
+            reader_options(),
+        );
+        let mut system = RpcSystem::new(Box::new(network), None);
+        let gateway: gateway::Client = system.bootstrap(Side::Server);
+        let peer = address.to_owned();
+        system.set_background_error_handler(move |error| {
+            debug!(address = %peer, %error, "background RPC error");
+        });
+        let alive = Rc::new(Cell::new(true));
+        let flag = alive.clone();
+        let peer = address.to_owned();
+        let task = tokio::task::spawn_local(async move {
+            if let Err(error) = system.await {
+                debug!(address = %peer, %error, "connection ended");
+            }
+            flag.set(false);
+        });
+        Ok(Connection {
+            address: address.to_owned(),
+            gateway,
+            alive,
+            task,
+        })
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.get() && !self.task.is_finished()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

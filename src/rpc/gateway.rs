@@ -1,0 +1,207 @@
+//! The client port's bootstrap object: register, log in, resume a session,
+//! and report the node's status.
+
+use std::rc::Rc;
+
+use capnp::capability::Rc as CapRc;
+use tracing::{debug, info};
+
+use crate::calendar::{self, Command, Effect, Outcome, UNTRACKED_CLIENT_ID};
+use crate::node::auth;
+use crate::node::service::Service;
+use crate::rpc::calendar_capnp::{gateway, session_result};
+use crate::rpc::convert::{write_rejection, ApiRejection};
+use crate::rpc::session::SessionServer;
+
+pub struct GatewayServer {
+    service: Rc<Service>,
+}
+
+impl GatewayServer {
+    pub fn new(service: Rc<Service>) -> Self {
+        GatewayServer { service }
+    }
+}
+
+/// What a successful register, login or resume hands back.
+struct Grant {
+    username: String,
+    token: Vec<u8>,
+}
+
+fn text_param(reader: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<String> {
+    Ok(reader?.to_str()?.to_owned())
+}
+
+impl GatewayServer {
+    async fn open_session(&self, username: String) -> Result<Grant, ApiRejection> {
+        let token = auth::new_token();
+        let command = Command::OpenSession {
+            username: username.clone(),
+            token_digest: auth::token_digest(&token),
+        };
+        match self.service.submit(UNTRACKED_CLIENT_ID, 0, command).await? {
+            Outcome::Done(_) => Ok(Grant { username, token }),
+            Outcome::Rejected(rejection) => Err(rejection.into()),
+        }
+    }
+
+    async fn register(
+        &self,
+        client_id: u64,
+        seq: u64,
+        username: String,
+        password: String,
+    ) -> Result<Grant, ApiRejection> {
+        calendar::validate_username(&username)?;
+        calendar::validate_password(&password)?;
+        if self.service.calendar().user_exists(&username) {
+            return Err(calendar::Rejection::AlreadyExists {
+                what: format!("user {username:?}"),
+            }
+            .into());
+        }
+        let password_hash = hash_off_thread(password).await?;
+        let command = Command::Register {
+            username: username.clone(),
+            password_hash,
+        };
+        match self.service.submit(client_id, seq, command).await? {
+            Outcome::Done(Effect::Registered { username }) => {
+                info!(node = self.service.id, user = %username, "registered");
+                self.open_session(username).await
+            }
+            Outcome::Done(other) => Err(ApiRejection::Unavailable(format!(
+                "unexpected outcome of a registration: {other:?}"
+            ))),
+            Outcome::Rejected(rejection) => Err(rejection.into()),
+        }
+    }
+
+    async fn login(&self, username: String, password: String) -> Result<Grant, ApiRejection> {
+        self.service.read_barrier().await?;
+        let stored = self
+            .service
+            .calendar()
+            .password_hash(&username)
+            .map(str::to_owned);
+        // An unknown user gets the same answer as a wrong password, so that
+        // logins cannot probe which names exist.
+        let Some(stored) = stored else {
+            return Err(ApiRejection::WrongPassword);
+        };
+        if !verify_off_thread(password, stored).await {
+            debug!(node = self.service.id, user = %username, "login with a wrong password");
+            return Err(ApiRejection::WrongPassword);
+        }
+        // Usernames are unique regardless of case: bind the session to the
+        // name as it was registered.
+        let canonical = self
+            .service
+            .calendar()
+            .users(&username)
+            .into_iter()
+            .find(|name| name.eq_ignore_ascii_case(&username))
+            .unwrap_or(username);
+        self.open_session(canonical).await
+    }
+
+    async fn resume(&self, token: Vec<u8>) -> Result<Grant, ApiRejection> {
+        self.service.read_barrier().await?;
+        let digest = auth::token_digest(&token);
+        let username = self.service.calendar().session_user(&digest).map(str::to_owned);
+        match username {
+            Some(username) => Ok(Grant { username, token }),
+            None => Err(ApiRejection::Unauthenticated(
+                "the session token is unknown or was closed".into(),
+            )),
+        }
+    }
+
+    fn write_grant(
+        &self,
+        builder: session_result::Builder<'_>,
+        grant: Result<Grant, ApiRejection>,
+    ) {
+        match grant {
+            Ok(grant) => {
+                let session = SessionServer::new(
+                    self.service.clone(),
+                    grant.username.clone(),
+                    auth::token_digest(&grant.token),
+                );
+                let mut ok = builder.init_ok();
+                ok.set_session(capnp_rpc::new_client(session));
+                ok.set_token(&grant.token);
+                ok.set_username(grant.username.as_str());
+            }
+            Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
+        }
+    }
+}
+
+/// Hashes on a blocking thread: argon2 takes tens of milliseconds on purpose,
+/// and the node's thread serves every other connection meanwhile.
+async fn hash_off_thread(password: String) -> Result<String, ApiRejection> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|error| ApiRejection::Unavailable(format!("password hashing failed: {error}")))?
+        .map_err(ApiRejection::Unavailable)
+}
+
+async fn verify_off_thread(password: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
+        .await
+        .unwrap_or(false)
+}
+
+impl gateway::Server for GatewayServer {
+    async fn register(
+        self: CapRc<Self>,
+        params: gateway::RegisterParams,
+        mut results: gateway::RegisterResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let request_id = params.get_request_id()?;
+        let username = text_param(params.get_username())?;
+        let password = text_param(params.get_password())?;
+        let grant = self
+            .register(request_id.get_client_id(), request_id.get_seq(), username, password)
+            .await;
+        self.write_grant(results.get().init_result(), grant);
+        Ok(())
+    }
+
+    async fn login(
+        self: CapRc<Self>,
+        params: gateway::LoginParams,
+        mut results: gateway::LoginResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let username = text_param(params.get_username())?;
+        let password = text_param(params.get_password())?;
+        let grant = self.login(username, password).await;
+        self.write_grant(results.get().init_result(), grant);
+        Ok(())
+    }
+
+    async fn resume(
+        self: CapRc<Self>,
+        params: gateway::ResumeParams,
+        mut results: gateway::ResumeResults,
+    ) -> Result<(), capnp::Error> {
+        let token = params.get()?.get_token()?.to_vec();
+        let grant = self.resume(token).await;
+        self.write_grant(results.get().init_result(), grant);
+        Ok(())
+    }
+
+    async fn status(
+        self: CapRc<Self>,
+        _params: gateway::StatusParams,
+        mut results: gateway::StatusResults,
+    ) -> Result<(), capnp::Error> {
+        crate::rpc::status::write_status(results.get().init_status(), &self.service);
+        Ok(())
+    }
+}

@@ -1,0 +1,384 @@
+//! A logged-in user's capability: every calendar operation, with the caller
+//! fixed to the user the session was opened for.
+
+use std::rc::Rc;
+
+use capnp::capability::Rc as CapRc;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::calendar::{Command, Effect, Outcome};
+use crate::node::service::Service;
+use crate::rpc::calendar_capnp::{ack, event_result, listener, session, subscription};
+use crate::rpc::convert::{self, write_rejection, ApiRejection};
+
+pub struct SessionServer {
+    service: Rc<Service>,
+    username: String,
+    token_digest: [u8; 32],
+}
+
+impl SessionServer {
+    pub fn new(service: Rc<Service>, username: String, token_digest: [u8; 32]) -> Self {
+        SessionServer {
+            service,
+            username,
+            token_digest,
+        }
+    }
+
+    /// Fails unless the session is still open: a logout, an account deletion
+    /// or a failover to a node that never saw it closes it.
+    fn check_open(&self) -> Result<(), ApiRejection> {
+        let calendar = self.service.calendar();
+        match calendar.session_user(&self.token_digest) {
+            Some(user) if user == self.username => Ok(()),
+            _ => Err(ApiRejection::Unauthenticated(
+                "this session was closed".into(),
+            )),
+        }
+    }
+
+    async fn write(
+        &self,
+        request_id: crate::rpc::calendar_capnp::request_id::Reader<'_>,
+        command: Command,
+    ) -> Result<Effect, ApiRejection> {
+        self.check_open()?;
+        let outcome = self
+            .service
+            .submit(request_id.get_client_id(), request_id.get_seq(), command)
+            .await?;
+        match outcome {
+            Outcome::Done(effect) => Ok(effect),
+            Outcome::Rejected(rejection) => Err(rejection.into()),
+        }
+    }
+
+    async fn read<T>(
+        &self,
+        query: impl FnOnce(&crate::calendar::Calendar, &str) -> Result<T, ApiRejection>,
+    ) -> Result<T, ApiRejection> {
+        self.service.read_barrier().await?;
+        self.check_open()?;
+        query(&self.service.calendar(), &self.username)
+    }
+}
+
+fn write_ack(builder: ack::Builder<'_>, result: Result<Effect, ApiRejection>) {
+    match result {
+        Ok(_) => {
+            let mut builder = builder;
+            builder.set_ok(());
+        }
+        Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
+    }
+}
+
+fn write_event_result(builder: event_result::Builder<'_>, result: Result<Effect, ApiRejection>) {
+    let ids = match result {
+        Ok(Effect::Scheduled { event_id, version }) | Ok(Effect::Edited { event_id, version }) => {
+            Ok((event_id, version))
+        }
+        Ok(other) => Err(ApiRejection::Unavailable(format!(
+            "unexpected outcome of an event write: {other:?}"
+        ))),
+        Err(rejection) => Err(rejection),
+    };
+    match ids {
+        Ok((event_id, version)) => {
+            let mut ok = builder.init_ok();
+            ok.set_event_id(event_id);
+            ok.set_version(version);
+        }
+        Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
+    }
+}
+
+impl session::Server for SessionServer {
+    async fn username(
+        self: CapRc<Self>,
+        _params: session::UsernameParams,
+        mut results: session::UsernameResults,
+    ) -> Result<(), capnp::Error> {
+        results.get().set_username(self.username.as_str());
+        Ok(())
+    }
+
+    async fn logout(
+        self: CapRc<Self>,
+        params: session::LogoutParams,
+        mut results: session::LogoutResults,
+    ) -> Result<(), capnp::Error> {
+        let request_id = params.get()?.get_request_id()?;
+        let command = Command::CloseSession {
+            token_digest: self.token_digest,
+        };
+        let result = self.write(request_id, command).await;
+        write_ack(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn delete_account(
+        self: CapRc<Self>,
+        params: session::DeleteAccountParams,
+        mut results: session::DeleteAccountResults,
+    ) -> Result<(), capnp::Error> {
+        let request_id = params.get()?.get_request_id()?;
+        let command = Command::DeleteAccount {
+            caller: self.username.clone(),
+        };
+        let result = self.write(request_id, command).await;
+        write_ack(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn users(
+        self: CapRc<Self>,
+        params: session::UsersParams,
+        mut results: session::UsersResults,
+    ) -> Result<(), capnp::Error> {
+        let pattern = params.get()?.get_pattern()?.to_str()?.to_owned();
+        let found = self.read(|calendar, _| Ok(calendar.users(&pattern))).await;
+        let builder = results.get().init_result();
+        match found {
+            Ok(names) => {
+                let mut list = builder.init_ok(names.len() as u32);
+                for (index, name) in names.iter().enumerate() {
+                    list.set(index as u32, name.as_str());
+                }
+            }
+            Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
+        }
+        Ok(())
+    }
+
+    async fn user_exists(
+        self: CapRc<Self>,
+        params: session::UserExistsParams,
+        mut results: session::UserExistsResults,
+    ) -> Result<(), capnp::Error> {
+        let name = params.get()?.get_username()?.to_str()?.to_owned();
+        let found = self.read(|calendar, _| Ok(calendar.user_exists(&name))).await;
+        let mut builder = results.get().init_result();
+        match found {
+            Ok(exists) => builder.set_ok(exists),
+            Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
+        }
+        Ok(())
+    }
+
+    async fn schedule(
+        self: CapRc<Self>,
+        params: session::ScheduleParams,
+        mut results: session::ScheduleResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let draft = convert::read_draft(params.get_draft()?)?;
+        let command = Command::Schedule {
+            caller: self.username.clone(),
+            draft,
+        };
+        let result = self.write(params.get_request_id()?, command).await;
+        write_event_result(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn edit(
+        self: CapRc<Self>,
+        params: session::EditParams,
+        mut results: session::EditResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let command = Command::Edit {
+            caller: self.username.clone(),
+            event_id: params.get_event_id(),
+            expected_version: params.get_expected_version(),
+            changes: convert::read_changes(params.get_changes()?)?,
+        };
+        let result = self.write(params.get_request_id()?, command).await;
+        write_event_result(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn delete(
+        self: CapRc<Self>,
+        params: session::DeleteParams,
+        mut results: session::DeleteResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let command = Command::Delete {
+            caller: self.username.clone(),
+            event_id: params.get_event_id(),
+        };
+        let result = self.write(params.get_request_id()?, command).await;
+        write_ack(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn get_event(
+        self: CapRc<Self>,
+        params: session::GetEventParams,
+        mut results: session::GetEventResults,
+    ) -> Result<(), capnp::Error> {
+        let id = params.get()?.get_event_id();
+        let found = self
+            .read(|calendar, caller| Ok(vec![calendar.event(caller, id)?]))
+            .await;
+        write_events_result(results.get().init_result(), found);
+        Ok(())
+    }
+
+    async fn agenda(
+        self: CapRc<Self>,
+        params: session::AgendaParams,
+        mut results: session::AgendaResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let (from, to) = (params.get_from(), params.get_to());
+        let found = self
+            .read(|calendar, caller| Ok(calendar.agenda(caller, from, to)))
+            .await;
+        write_events_result(results.get().init_result(), found);
+        Ok(())
+    }
+
+    async fn search(
+        self: CapRc<Self>,
+        params: session::SearchParams,
+        mut results: session::SearchResults,
+    ) -> Result<(), capnp::Error> {
+        let query = convert::read_query(params.get()?.get_query()?)?;
+        let found = self
+            .read(|calendar, caller| Ok(calendar.search(caller, &query)?))
+            .await;
+        write_events_result(results.get().init_result(), found);
+        Ok(())
+    }
+
+    async fn inbox(
+        self: CapRc<Self>,
+        params: session::InboxParams,
+        mut results: session::InboxResults,
+    ) -> Result<(), capnp::Error> {
+        let after = params.get()?.get_after_seq();
+        let found = self
+            .read(|calendar, caller| {
+                Ok((
+                    calendar.notifications(caller, after),
+                    calendar.acked_seq(caller),
+                ))
+            })
+            .await;
+        let builder = results.get().init_result();
+        match found {
+            Ok((notifications, acked)) => {
+                let mut ok = builder.init_ok();
+                ok.set_acked_seq(acked);
+                convert::write_notifications(
+                    ok.init_notifications(notifications.len() as u32),
+                    &notifications,
+                );
+            }
+            Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
+        }
+        Ok(())
+    }
+
+    async fn ack(
+        self: CapRc<Self>,
+        params: session::AckParams,
+        mut results: session::AckResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let command = Command::AckNotifications {
+            caller: self.username.clone(),
+            up_to_seq: params.get_up_to_seq(),
+        };
+        let result = self.write(params.get_request_id()?, command).await;
+        write_ack(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn subscribe(
+        self: CapRc<Self>,
+        params: session::SubscribeParams,
+        mut results: session::SubscribeResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let listener = params.get_listener()?;
+        let after = params.get_after_seq();
+        self.check_open().map_err(|e| capnp::Error::failed(e.to_string()))?;
+        let (cancel, cancelled) = oneshot::channel();
+        let push = push_notifications(
+            self.service.clone(),
+            self.username.clone(),
+            listener,
+            after,
+            cancelled,
+        );
+        tokio::task::spawn_local(push);
+        results
+            .get()
+            .set_subscription(capnp_rpc::new_client(SubscriptionServer {
+                _cancel: cancel,
+            }));
+        Ok(())
+    }
+}
+
+fn write_events_result(
+    builder: crate::rpc::calendar_capnp::events_result::Builder<'_>,
+    found: Result<Vec<crate::calendar::EventView>, ApiRejection>,
+) {
+    match found {
+        Ok(events) => convert::write_events(builder.init_ok(events.len() as u32), &events),
+        Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
+    }
+}
+
+/// Ends its push task when the client drops its last reference: dropping the
+/// sender resolves the task's receiver.
+struct SubscriptionServer {
+    _cancel: oneshot::Sender<()>,
+}
+
+impl subscription::Server for SubscriptionServer {}
+
+/// Sends every notification after `after` to the listener, then each new one
+/// as entries are applied, until cancelled or the listener fails.
+async fn push_notifications(
+    service: Rc<Service>,
+    username: String,
+    listener: listener::Client,
+    mut after: u64,
+    mut cancelled: oneshot::Receiver<()>,
+) {
+    let mut applied = service.watch_applied();
+    loop {
+        let fresh = service.calendar().notifications(&username, after);
+        if let Some(last) = fresh.last() {
+            let last_seq = last.seq;
+            let mut request = listener.notify_request();
+            convert::write_notifications(
+                request.get().init_notifications(fresh.len() as u32),
+                &fresh,
+            );
+            if let Err(error) = request.send().await {
+                debug!(node = service.id, user = %username, %error,
+                    "stopped pushing notifications: the listener failed");
+                return;
+            }
+            after = last_seq;
+        }
+        tokio::select! {
+            biased;
+            _ = &mut cancelled => return,
+            changed = applied.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
