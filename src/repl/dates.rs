@@ -32,10 +32,10 @@
 //! - A time without a date is today.
 //! - A date without a time is the start of that day (00:00, or the first
 //!   minute that exists there). It is not all-day: write `all day` for that.
-//! - A weekday name is the nearest such day that is not in the past: today if
-//!   today is that weekday and the resulting instant is not before now,
-//!   otherwise the same weekday of a later week. So on a Friday at 10:00,
-//!   `fri 14:00` is today and `fri 09:00` is in seven days.
+//! - A weekday name is the next such day, or today if today is that weekday,
+//!   unless a time is given that is already past today: then it is the same
+//!   weekday next week. So on a Friday at 10:00, `fri` and `fri 14:00` are
+//!   today and `fri 09:00` is in seven days.
 //!
 //! # Daylight saving time
 //!
@@ -366,11 +366,6 @@ impl Point {
     pub(crate) fn has_time(&self) -> bool {
         self.time.is_some() || self.elapsed_minutes.is_some()
     }
-
-    /// Returns whether the point names a date.
-    pub(crate) fn has_date(&self) -> bool {
-        self.date.is_some()
-    }
 }
 
 /// Reads the longest point expression at the cursor. Returns `Ok(None)`, with
@@ -476,12 +471,22 @@ pub(crate) fn resolve_start(point: &Point, ctx: &DateContext) -> Result<When, Da
     let time = match point.time {
         None => default_time,
         Some(TimeSpec::At(time)) => time,
-        Some(TimeSpec::EndOfDay) => unreachable!("24:00 is rejected by parse_time for a start"),
+        // Only an end point can hold 24:00; read as a point it is the next day's start.
+        Some(TimeSpec::EndOfDay) => {
+            let next = add_days(date, 1, &point.text)?;
+            let instant = resolve_local(next.and_time(NaiveTime::MIN), zone, &mut notices)?;
+            return Ok(When {
+                instant,
+                zone,
+                all_day: None,
+                notices,
+            });
+        }
     };
     let mut instant = resolve_local(date.and_time(time), zone, &mut notices)?;
 
-    // A weekday that is today but already past means the same weekday next week.
-    if let Some(DateSpec::Weekday(weekday)) = point.date {
+    // A weekday that is today with a time already past means next week's.
+    if let (Some(DateSpec::Weekday(weekday)), Some(_)) = (point.date, point.time) {
         if instant < now {
             notices.clear();
             let later = next_weekday(today(ctx), weekday, 1);
