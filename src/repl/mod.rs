@@ -1,1 +1,4 @@
 //! See the crate documentation for this layer's place.
+
+pub mod dates;
+pub mod grammar;

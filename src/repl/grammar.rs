@@ -1,0 +1,1104 @@
+//! The REPL's command language: one line in, one [`ReplCommand`] out.
+//!
+//! A line is split into words at whitespace. A word that starts with a double
+//! quote (`"` or `“`) runs to the matching closing quote and may contain
+//! spaces; inside it, `\"` and `\\` stand for `"` and `\`. Quoted words are
+//! always values, never keywords, so `search "to"` searches for the word
+//! "to". Command names and keywords ignore letter case.
+//!
+//! [`COMMANDS`] lists every command with its usage line, for `help`, `help
+//! COMMAND` and tab completion. Dates, times and durations are read by
+//! [`crate::repl::dates`].
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::repl::dates::{
+    self, parse_duration, parse_point, parse_span, resolve_end, resolve_start, Cursor, DateContext,
+    DateError, Role, When,
+};
+
+/// An event id as the calendar shows it.
+pub type EventId = u64;
+
+/// One command's entry in `help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandHelp {
+    /// The word that starts the command.
+    pub name: &'static str,
+    /// The usage line: `[ ]` marks optional parts, `|` alternatives.
+    pub usage: &'static str,
+    /// What the command does, in one line.
+    pub summary: &'static str,
+    /// Lines that parse, to show under `help COMMAND`.
+    pub examples: &'static [&'static str],
+}
+
+/// Every command, in the order `help` lists them. `exit` and `exists` are
+/// listed as their own entries so that completion offers them.
+pub const COMMANDS: &[CommandHelp] = &[
+    CommandHelp {
+        name: "register",
+        usage: "register USER",
+        summary: "create an account (asks for a password) and log in",
+        examples: &["register alice"],
+    },
+    CommandHelp {
+        name: "login",
+        usage: "login USER",
+        summary: "log in to an existing account (asks for the password)",
+        examples: &["login alice"],
+    },
+    CommandHelp {
+        name: "logout",
+        usage: "logout",
+        summary: "end the session",
+        examples: &["logout"],
+    },
+    CommandHelp {
+        name: "delete-account",
+        usage: "delete-account",
+        summary: "delete your account and the events you host (asks to confirm)",
+        examples: &["delete-account"],
+    },
+    CommandHelp {
+        name: "users",
+        usage: "users [PATTERN]",
+        summary: "list user names, optionally only those matching a * and ? pattern",
+        examples: &["users", "users b*"],
+    },
+    CommandHelp {
+        name: "whois",
+        usage: "whois USER",
+        summary: "tell whether a user exists",
+        examples: &["whois bob"],
+    },
+    CommandHelp {
+        name: "exists",
+        usage: "exists USER",
+        summary: "tell whether a user exists (same as whois)",
+        examples: &["exists bob"],
+    },
+    CommandHelp {
+        name: "schedule",
+        usage: "schedule [public|private] [\"TITLE\"] WHEN [END | to END | for DURATION] \
+                [TITLE...] [with USER, USER...] [about \"DESCRIPTION\"]",
+        summary: "create an event; private with no guests unless told otherwise",
+        examples: &[
+            "schedule \"Team sync\" tomorrow 10:00 for 45m with bob, carol",
+            "schedule public \"Town hall\" 2027-01-05 18:00 for 2h",
+            "schedule tomorrow 20:00 24:00 Farewell party",
+            "schedule \"Offsite\" 2027-03-01 all day for 2d about \"Bring boots\"",
+        ],
+    },
+    CommandHelp {
+        name: "edit",
+        usage: "edit ID [title \"TITLE\"] [description \"TEXT\"] [at WHEN] [for DURATION] \
+                [with USER, USER...] [public|private]",
+        summary: "change one or more fields of an event you host",
+        examples: &[
+            "edit 12 at fri 14:00 for 1h30m",
+            "edit 12 title \"Team sync (moved)\" with bob dave",
+            "edit 12 public",
+        ],
+    },
+    CommandHelp {
+        name: "show",
+        usage: "show ID",
+        summary: "show one event with its guests and their responses",
+        examples: &["show 12"],
+    },
+    CommandHelp {
+        name: "delete",
+        usage: "delete ID",
+        summary: "delete an event you host; guests are notified",
+        examples: &["delete 12"],
+    },
+    CommandHelp {
+        name: "agenda",
+        usage: "agenda [today | tomorrow | week | next week | DATE | FROM to TO]",
+        summary: "list your events in a range; the default is the 7 days from today",
+        examples: &[
+            "agenda",
+            "agenda tomorrow",
+            "agenda next week",
+            "agenda 2027-01-05",
+            "agenda mon to fri",
+        ],
+    },
+    CommandHelp {
+        name: "search",
+        usage: "search [host USER] [from WHEN] [to WHEN] [TEXT...]",
+        summary: "find visible events by host, time range and words in title or description",
+        examples: &[
+            "search budget",
+            "search host bob from 2027-01-01 to 2027-01-31",
+            "search from tomorrow \"town hall\"",
+        ],
+    },
+    CommandHelp {
+        name: "inbox",
+        usage: "inbox",
+        summary: "show notifications not yet seen",
+        examples: &["inbox"],
+    },
+    CommandHelp {
+        name: "status",
+        usage: "status",
+        summary: "show the connection, the primary node and the logged-in user",
+        examples: &["status"],
+    },
+    CommandHelp {
+        name: "when",
+        usage: "when WHEN",
+        summary: "show how a date or time expression is read, without changing anything",
+        examples: &[
+            "when fri 14:00",
+            "when 2027-01-05 10:00 Europe/Paris",
+            "when in 3 days",
+        ],
+    },
+    CommandHelp {
+        name: "help",
+        usage: "help [COMMAND]",
+        summary: "list the commands, or show one command's usage and examples",
+        examples: &["help", "help schedule"],
+    },
+    CommandHelp {
+        name: "quit",
+        usage: "quit",
+        summary: "leave the REPL",
+        examples: &["quit"],
+    },
+    CommandHelp {
+        name: "exit",
+        usage: "exit",
+        summary: "leave the REPL (same as quit)",
+        examples: &["exit"],
+    },
+];
+
+/// Looks up a command's help entry by name, ignoring letter case.
+pub fn find_command(name: &str) -> Option<&'static CommandHelp> {
+    COMMANDS
+        .iter()
+        .find(|help| help.name.eq_ignore_ascii_case(name))
+}
+
+/// A parsed REPL line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplCommand {
+    Register {
+        user: String,
+    },
+    Login {
+        user: String,
+    },
+    Logout,
+    DeleteAccount,
+    /// `users [PATTERN]`: the pattern is passed on as typed.
+    Users {
+        pattern: Option<String>,
+    },
+    /// `whois USER` or `exists USER`.
+    Whois {
+        user: String,
+    },
+    Show {
+        id: EventId,
+    },
+    Delete {
+        id: EventId,
+    },
+    Inbox,
+    Status,
+    When(When),
+    /// `help [COMMAND]`, with the command's canonical name.
+    Help {
+        command: Option<&'static str>,
+    },
+    /// `quit` or `exit`.
+    Quit,
+    Schedule(Schedule),
+    Edit(Edit),
+    Agenda(AgendaRange),
+    Search(SearchQuery),
+}
+
+/// A new event, as `schedule` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub title: String,
+    pub description: Option<String>,
+    /// The first minute, in UTC.
+    pub start: DateTime<Utc>,
+    /// The zone the start was entered in.
+    pub zone: Tz,
+    pub duration_minutes: u32,
+    /// The first date of an all-day event.
+    pub all_day: Option<NaiveDate>,
+    pub public: bool,
+    /// Guests in the order typed, without duplicates.
+    pub guests: Vec<String>,
+    /// Adjustments to show the user, such as a start moved out of a DST gap.
+    pub notices: Vec<String>,
+}
+
+/// Changes to an event, as `edit` reads them; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub id: EventId,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The new start; its notices are for the user.
+    pub start: Option<When>,
+    pub duration_minutes: Option<u32>,
+    /// The new guest list, replacing the old one.
+    pub guests: Option<Vec<String>>,
+    pub public: Option<bool>,
+}
+
+/// The range `agenda` lists: events overlapping `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgendaRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The zone the range's days were read in.
+    pub zone: Tz,
+}
+
+/// The criteria of `search`; at least one is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchQuery {
+    pub host: Option<String>,
+    /// Events ending after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Events starting before this instant.
+    pub to: Option<DateTime<Utc>>,
+    /// Words to find in the title or description, joined by single spaces.
+    pub text: Option<String>,
+}
+
+/// Why a line is not a valid command. Messages name the offending word and,
+/// for a known command, end with its usage line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrammarError {
+    /// The line is blank; the REPL shows a new prompt.
+    #[error("nothing to run: type a command, or help to list them")]
+    Empty,
+    #[error("unknown command \"{word}\": {}", suggest_text(*.suggestion))]
+    UnknownCommand {
+        word: String,
+        suggestion: Option<&'static str>,
+    },
+    #[error("unterminated quote starting at character {column}: close it with \"")]
+    UnterminatedQuote { column: usize },
+    #[error("{message}\nusage: {usage}")]
+    Invalid {
+        command: &'static str,
+        message: String,
+        usage: &'static str,
+    },
+    #[error("{error}\nusage: {usage}")]
+    Date {
+        command: &'static str,
+        error: DateError,
+        usage: &'static str,
+    },
+}
+
+fn suggest_text(suggestion: Option<&'static str>) -> String {
+    match suggestion {
+        Some(name) => format!("did you mean {name}? Type help to list commands"),
+        None => "type help to list commands".to_string(),
+    }
+}
+
+/// Parses one REPL line. `ctx` supplies "now" and the user's zone for dates.
+pub fn parse_command(line: &str, ctx: &DateContext) -> Result<ReplCommand, GrammarError> {
+    let tokens = tokenize(line)?;
+    let Some((first, args)) = tokens.split_first() else {
+        return Err(GrammarError::Empty);
+    };
+    let Some(help) = find_command(&first.text).filter(|_| !first.quoted) else {
+        return Err(GrammarError::UnknownCommand {
+            word: first.text.clone(),
+            suggestion: closest_command(&first.text),
+        });
+    };
+    let args = Args::new(help, args);
+    match help.name {
+        "register" => Ok(ReplCommand::Register {
+            user: args.one_user()?,
+        }),
+        "login" => Ok(ReplCommand::Login {
+            user: args.one_user()?,
+        }),
+        "whois" | "exists" => Ok(ReplCommand::Whois {
+            user: args.one_user()?,
+        }),
+        "logout" => args.none(ReplCommand::Logout),
+        "delete-account" => args.none(ReplCommand::DeleteAccount),
+        "inbox" => args.none(ReplCommand::Inbox),
+        "status" => args.none(ReplCommand::Status),
+        "quit" | "exit" => args.none(ReplCommand::Quit),
+        "users" => parse_users(&args),
+        "show" => Ok(ReplCommand::Show { id: args.one_id()? }),
+        "delete" => Ok(ReplCommand::Delete { id: args.one_id()? }),
+        "help" => parse_help(&args),
+        "when" => parse_when_command(&args, ctx),
+        "schedule" => parse_schedule(&args, ctx).map(ReplCommand::Schedule),
+        "edit" => parse_edit(&args, ctx).map(ReplCommand::Edit),
+        "agenda" => parse_agenda(&args, ctx).map(ReplCommand::Agenda),
+        "search" => parse_search(&args, ctx).map(ReplCommand::Search),
+        other => unreachable!("command {other} is in COMMANDS but has no parser"),
+    }
+}
+
+/// A word of the line, with whether it was quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Token {
+    text: String,
+    quoted: bool,
+}
+
+impl Token {
+    /// Returns whether this is the unquoted keyword `word`.
+    fn is_keyword(&self, word: &str) -> bool {
+        !self.quoted && self.text.eq_ignore_ascii_case(word)
+    }
+}
+
+/// Splits a line into words and quoted strings.
+fn tokenize(line: &str) -> Result<Vec<Token>, GrammarError> {
+    let mut tokens = Vec::new();
+    let mut chars = line.chars().enumerate().peekable();
+    while let Some(&(column, c)) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        if c == '"' || c == '“' {
+            chars.next();
+            let mut text = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err(GrammarError::UnterminatedQuote { column: column + 1 }),
+                    Some((_, '"' | '”')) => break,
+                    Some((_, '\\')) => match chars.peek() {
+                        Some(&(_, escaped @ ('"' | '\\'))) => {
+                            text.push(escaped);
+                            chars.next();
+                        }
+                        _ => text.push('\\'),
+                    },
+                    Some((_, other)) => text.push(other),
+                }
+            }
+            tokens.push(Token { text, quoted: true });
+            continue;
+        }
+        let mut text = String::new();
+        while let Some(&(_, c)) = chars.peek() {
+            if c.is_whitespace() || c == '"' || c == '“' {
+                break;
+            }
+            text.push(c);
+            chars.next();
+        }
+        tokens.push(Token {
+            text,
+            quoted: false,
+        });
+    }
+    Ok(tokens)
+}
+
+/// The arguments of one command, with its help entry for error messages.
+struct Args<'a> {
+    help: &'static CommandHelp,
+    tokens: &'a [Token],
+}
+
+impl<'a> Args<'a> {
+    fn new(help: &'static CommandHelp, tokens: &'a [Token]) -> Self {
+        Args { help, tokens }
+    }
+
+    fn invalid(&self, message: impl Into<String>) -> GrammarError {
+        GrammarError::Invalid {
+            command: self.help.name,
+            message: message.into(),
+            usage: self.help.usage,
+        }
+    }
+
+    fn date_error(&self, error: DateError) -> GrammarError {
+        GrammarError::Date {
+            command: self.help.name,
+            error,
+            usage: self.help.usage,
+        }
+    }
+
+    /// Rejects any argument and returns `command`.
+    fn none(&self, command: ReplCommand) -> Result<ReplCommand, GrammarError> {
+        match self.tokens.first() {
+            None => Ok(command),
+            Some(token) => Err(self.invalid(format!(
+                "unexpected \"{}\": {} takes no arguments",
+                token.text, self.help.name
+            ))),
+        }
+    }
+
+    /// Returns the only argument, or an error naming what is missing or extra.
+    fn one(&self, what: &str) -> Result<&'a Token, GrammarError> {
+        match self.tokens {
+            [] => Err(self.invalid(format!("missing {what}"))),
+            [token] => Ok(token),
+            [_, extra, ..] => Err(self.invalid(format!(
+                "unexpected \"{}\": {} takes one {what}",
+                extra.text, self.help.name
+            ))),
+        }
+    }
+
+    fn one_user(&self) -> Result<String, GrammarError> {
+        let token = self.one("user name")?;
+        check_user(&token.text).map_err(|message| self.invalid(message))?;
+        Ok(token.text.clone())
+    }
+
+    fn one_id(&self) -> Result<EventId, GrammarError> {
+        let token = self.one("event id")?;
+        parse_id(&token.text).map_err(|message| self.invalid(message))
+    }
+
+    /// Returns the unquoted words from `start` up to the first quoted token
+    /// or one of `keywords`.
+    fn words_until(&self, start: usize, keywords: &[&str]) -> Vec<&'a str> {
+        self.tokens[start..]
+            .iter()
+            .take_while(|t| !t.quoted && !keywords.iter().any(|k| t.is_keyword(k)))
+            .map(|t| t.text.as_str())
+            .collect()
+    }
+}
+
+/// Checks a user name typed at the prompt.
+///
+/// NOTE: the calendar layer decides which names it accepts; this only rejects
+/// names that cannot be one (empty, or with characters other than letters,
+/// digits, `_`, `-`, `.` and `@`), so typos fail before a round trip.
+fn check_user(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the user name is empty".to_string());
+    }
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '@');
+    if let Some(bad) = name.chars().find(|c| !allowed(*c)) {
+        return Err(format!(
+            "\"{name}\" is not a user name: '{bad}' is not allowed; \
+             names contain letters, digits, _, -, . and @"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads an event id: a whole number, optionally written `#12`.
+fn parse_id(text: &str) -> Result<EventId, String> {
+    let digits = text.strip_prefix('#').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "\"{text}\" is not an event id: ids are whole numbers as agenda shows them, e.g. 12"
+        ));
+    }
+    digits
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not an event id: the number is too large"))
+}
+
+/// Splits a guest list on commas and whitespace, trims and deduplicates it,
+/// keeping the order typed. An empty name (`bob,,carol`, a leading or
+/// trailing comma) is an error.
+fn parse_guests(words: &[&str]) -> Result<Vec<String>, String> {
+    let joined = words.join(" ");
+    let mut guests: Vec<String> = Vec::new();
+    for piece in joined.split(',') {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            return Err(format!(
+                "empty guest name in \"{joined}\": separate names with one comma or spaces, \
+                 e.g. with bob, carol"
+            ));
+        }
+        for name in piece.split_whitespace() {
+            check_user(name)?;
+            if !guests.iter().any(|g| g == name) {
+                guests.push(name.to_string());
+            }
+        }
+    }
+    if guests.is_empty() {
+        return Err("missing guest names after \"with\": write e.g. with bob, carol".to_string());
+    }
+    Ok(guests)
+}
+
+/// Returns the command name closest to `word`: the only one it is a prefix
+/// of, or one within two edits.
+fn closest_command(word: &str) -> Option<&'static str> {
+    let word = word.to_ascii_lowercase();
+    let prefixed: Vec<&'static str> = COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| !word.is_empty() && name.starts_with(&word))
+        .collect();
+    if let [only] = prefixed.as_slice() {
+        return Some(only);
+    }
+    COMMANDS
+        .iter()
+        .map(|c| (edit_distance(&word, c.name), c.name))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// Returns the Levenshtein distance between two strings, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+fn parse_users(args: &Args<'_>) -> Result<ReplCommand, GrammarError> {
+    match args.tokens {
+        [] => Ok(ReplCommand::Users { pattern: None }),
+        [pattern] => Ok(ReplCommand::Users {
+            pattern: Some(pattern.text.clone()),
+        }),
+        [_, extra, ..] => Err(args.invalid(format!(
+            "unexpected \"{}\": users takes one pattern, e.g. users b*",
+            extra.text
+        ))),
+    }
+}
+
+fn parse_help(args: &Args<'_>) -> Result<ReplCommand, GrammarError> {
+    if args.tokens.is_empty() {
+        return Ok(ReplCommand::Help { command: None });
+    }
+    let token = args.one("command name")?;
+    match find_command(&token.text) {
+        Some(help) => Ok(ReplCommand::Help {
+            command: Some(help.name),
+        }),
+        None => Err(args.invalid(format!(
+            "unknown command \"{}\": {}",
+            token.text,
+            suggest_text(closest_command(&token.text))
+        ))),
+    }
+}
+
+fn parse_when_command(args: &Args<'_>, ctx: &DateContext) -> Result<ReplCommand, GrammarError> {
+    if let Some(token) = args.tokens.iter().find(|t| t.quoted) {
+        return Err(args.invalid(format!(
+            "unexpected quoted \"{}\": write the date and time without quotes",
+            token.text
+        )));
+    }
+    let text: Vec<&str> = args.tokens.iter().map(|t| t.text.as_str()).collect();
+    dates::parse_when(&text.join(" "), ctx)
+        .map(ReplCommand::When)
+        .map_err(|error| args.date_error(error))
+}
+
+/// Keywords that end the date and title part of `schedule`.
+const SCHEDULE_KEYWORDS: &[&str] = &["with", "about"];
+
+fn parse_schedule(args: &Args<'_>, ctx: &DateContext) -> Result<Schedule, GrammarError> {
+    let tokens = args.tokens;
+    let mut pos = 0;
+    let mut public = false;
+    if let Some(token) = tokens.first() {
+        if token.is_keyword("public") || token.is_keyword("private") {
+            public = token.is_keyword("public");
+            pos += 1;
+        }
+    }
+    let mut title = None;
+    if let Some(token) = tokens.get(pos).filter(|t| t.quoted) {
+        title = Some(token.text.clone());
+        pos += 1;
+    }
+
+    let words = args.words_until(pos, SCHEDULE_KEYWORDS);
+    if words.is_empty() {
+        return Err(match tokens.get(pos) {
+            None => args.invalid("missing the date and time, e.g. tomorrow 10:00"),
+            Some(token) => args.invalid(format!(
+                "unexpected \"{}\": expected the date and time, e.g. tomorrow 10:00",
+                token.text
+            )),
+        });
+    }
+    let span = parse_span(&words, ctx).map_err(|error| args.date_error(error))?;
+    pos += words.len();
+
+    if !span.rest.is_empty() {
+        if title.is_some() {
+            return Err(args.invalid(format!(
+                "unexpected \"{}\": the title is already given in quotes",
+                span.rest[0]
+            )));
+        }
+        title = Some(span.rest.join(" "));
+    }
+    if let Some(token) = tokens.get(pos).filter(|t| t.quoted) {
+        if title.is_some() {
+            return Err(args.invalid(format!(
+                "unexpected \"{}\": the event has a title already",
+                token.text
+            )));
+        }
+        title = Some(token.text.clone());
+        pos += 1;
+    }
+    let Some(title) = title.filter(|t| !t.trim().is_empty()) else {
+        return Err(args
+            .invalid("missing the title: write it in quotes before the date, or after the time"));
+    };
+
+    let (guests, description) = parse_schedule_clauses(args, pos)?;
+    Ok(Schedule {
+        title,
+        description,
+        start: span.start,
+        zone: span.zone,
+        duration_minutes: span.duration_minutes(),
+        all_day: span.all_day,
+        public,
+        guests,
+        notices: span.notices,
+    })
+}
+
+/// Reads `[with USER, USER...] [about "DESCRIPTION"]` in either order.
+fn parse_schedule_clauses(
+    args: &Args<'_>,
+    mut pos: usize,
+) -> Result<(Vec<String>, Option<String>), GrammarError> {
+    let tokens = args.tokens;
+    let mut guests = None;
+    let mut description = None;
+    while let Some(token) = tokens.get(pos) {
+        if token.is_keyword("with") {
+            if guests.is_some() {
+                return Err(args.invalid("\"with\" is given twice: list all guests after one with"));
+            }
+            let words = args.words_until(pos + 1, SCHEDULE_KEYWORDS);
+            guests = Some(parse_guests(&words).map_err(|message| args.invalid(message))?);
+            pos += 1 + words.len();
+        } else if token.is_keyword("about") {
+            if description.is_some() {
+                return Err(args.invalid("\"about\" is given twice"));
+            }
+            let Some(text) = tokens.get(pos + 1).filter(|t| t.quoted) else {
+                return Err(args.invalid(
+                    "about takes a quoted description, e.g. about \"Bring slides\"; \
+                     to use the word about in a title, quote the title",
+                ));
+            };
+            description = Some(text.text.clone());
+            pos += 2;
+        } else {
+            return Err(args.invalid(format!(
+                "unexpected \"{}\": expected with or about",
+                token.text
+            )));
+        }
+    }
+    Ok((guests.unwrap_or_default(), description))
+}
+
+/// Keywords that start a clause of `edit`.
+const EDIT_KEYWORDS: &[&str] = &[
+    "title",
+    "description",
+    "at",
+    "for",
+    "with",
+    "public",
+    "private",
+];
+
+/// Reads `edit ID CLAUSE...`. Each clause may appear once; `public` and
+/// `private` exclude each other, and `with` may be combined with either.
+fn parse_edit(args: &Args<'_>, ctx: &DateContext) -> Result<Edit, GrammarError> {
+    let Some(id_token) = args.tokens.first() else {
+        return Err(args.invalid("missing event id"));
+    };
+    let id = parse_id(&id_token.text).map_err(|message| args.invalid(message))?;
+    let mut edit = Edit {
+        id,
+        title: None,
+        description: None,
+        start: None,
+        duration_minutes: None,
+        guests: None,
+        public: None,
+    };
+
+    let mut pos = 1;
+    while let Some(token) = args.tokens.get(pos) {
+        let keyword = EDIT_KEYWORDS
+            .iter()
+            .copied()
+            .find(|k| token.is_keyword(k))
+            .ok_or_else(|| {
+                args.invalid(format!(
+                    "unexpected \"{}\": expected one of {}",
+                    token.text,
+                    EDIT_KEYWORDS.join(", ")
+                ))
+            })?;
+        pos += 1;
+        pos += parse_edit_clause(args, ctx, keyword, pos, &mut edit)?;
+    }
+
+    let unchanged = edit.title.is_none()
+        && edit.description.is_none()
+        && edit.start.is_none()
+        && edit.duration_minutes.is_none()
+        && edit.guests.is_none()
+        && edit.public.is_none();
+    if unchanged {
+        return Err(args.invalid(format!(
+            "nothing to change for event {id}: give at least one of {}",
+            EDIT_KEYWORDS.join(", ")
+        )));
+    }
+    Ok(edit)
+}
+
+/// Reads the value of one `edit` clause starting at `pos` into `edit` and
+/// returns how many tokens it used.
+fn parse_edit_clause(
+    args: &Args<'_>,
+    ctx: &DateContext,
+    keyword: &'static str,
+    pos: usize,
+    edit: &mut Edit,
+) -> Result<usize, GrammarError> {
+    let twice = || args.invalid(format!("\"{keyword}\" is given twice"));
+    match keyword {
+        "public" | "private" => {
+            if edit.public.is_some() {
+                return Err(args.invalid("give only one of public and private"));
+            }
+            edit.public = Some(keyword == "public");
+            Ok(0)
+        }
+        "title" | "description" => {
+            let (text, used) = edit_text_value(args, keyword, pos)?;
+            let slot = if keyword == "title" {
+                &mut edit.title
+            } else {
+                &mut edit.description
+            };
+            if slot.is_some() {
+                return Err(twice());
+            }
+            if keyword == "title" && text.trim().is_empty() {
+                return Err(args.invalid("the new title is empty"));
+            }
+            *slot = Some(text);
+            Ok(used)
+        }
+        "at" => {
+            if edit.start.is_some() {
+                return Err(twice());
+            }
+            let words = args.words_until(pos, EDIT_KEYWORDS);
+            if words.is_empty() {
+                return Err(args.invalid("missing the date and time after at, e.g. at fri 14:00"));
+            }
+            let when = dates::parse_when(&words.join(" "), ctx).map_err(|e| args.date_error(e))?;
+            edit.start = Some(when);
+            Ok(words.len())
+        }
+        "for" => {
+            if edit.duration_minutes.is_some() {
+                return Err(twice());
+            }
+            let words = args.words_until(pos, EDIT_KEYWORDS);
+            if words.is_empty() {
+                return Err(args.invalid("missing the duration after for, e.g. for 1h30m"));
+            }
+            let minutes = parse_duration(&words.join(" ")).map_err(|e| args.date_error(e))?;
+            edit.duration_minutes = Some(minutes);
+            Ok(words.len())
+        }
+        "with" => {
+            if edit.guests.is_some() {
+                return Err(twice());
+            }
+            let words = args.words_until(pos, EDIT_KEYWORDS);
+            let guests = parse_guests(&words).map_err(|message| args.invalid(message))?;
+            edit.guests = Some(guests);
+            Ok(words.len())
+        }
+        other => unreachable!("edit keyword {other} has no clause parser"),
+    }
+}
+
+/// Reads the text after `title` or `description`: one quoted token, or the
+/// unquoted words up to the next keyword.
+fn edit_text_value(
+    args: &Args<'_>,
+    keyword: &str,
+    pos: usize,
+) -> Result<(String, usize), GrammarError> {
+    if let Some(token) = args.tokens.get(pos).filter(|t| t.quoted) {
+        return Ok((token.text.clone(), 1));
+    }
+    let words = args.words_until(pos, EDIT_KEYWORDS);
+    if words.is_empty() {
+        return Err(args.invalid(format!(
+            "missing the text after {keyword}, e.g. {keyword} \"New text\""
+        )));
+    }
+    Ok((words.join(" "), words.len()))
+}
+
+/// Reads the range of `agenda`. Days are local days in the user's zone:
+///
+/// - no argument or `week`: the 7 days starting today at 00:00;
+/// - `today`, `tomorrow` or any DATE (`fri`, `2027-01-05`, `in 3 days`): that
+///   one day;
+/// - `next week`: Monday to Sunday of the next ISO week;
+/// - `FROM to TO`: from FROM (a date alone is its start) to TO (a date alone
+///   includes that whole day; a time alone is on FROM's date).
+fn parse_agenda(args: &Args<'_>, ctx: &DateContext) -> Result<AgendaRange, GrammarError> {
+    if let Some(token) = args.tokens.iter().find(|t| t.quoted) {
+        return Err(args.invalid(format!(
+            "unexpected quoted \"{}\": write the dates without quotes",
+            token.text
+        )));
+    }
+    let words: Vec<&str> = args.tokens.iter().map(|t| t.text.as_str()).collect();
+    let zone = ctx.zone;
+    let today = dates::today(ctx);
+    let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+
+    match lower.as_slice() {
+        [] | ["week"] => day_range(args, today, 7, zone),
+        ["next", "week"] => {
+            let days_to_monday = 7 - u64::from(today.weekday().num_days_from_monday());
+            let monday = dates::add_days(today, days_to_monday, "next week")
+                .map_err(|e| args.date_error(e))?;
+            day_range(args, monday, 7, zone)
+        }
+        _ => match lower.iter().position(|w| *w == "to") {
+            Some(split) => agenda_between(args, ctx, &words[..split], &words[split + 1..]),
+            None => agenda_day(args, ctx, &words),
+        },
+    }
+}
+
+/// Returns the range of `days` local days starting at `first`.
+fn day_range(
+    args: &Args<'_>,
+    first: NaiveDate,
+    days: u64,
+    zone: Tz,
+) -> Result<AgendaRange, GrammarError> {
+    let text = first.to_string();
+    let last = dates::add_days(first, days - 1, &text).map_err(|e| args.date_error(e))?;
+    let from = dates::start_of_day(first, zone).map_err(|e| args.date_error(e))?;
+    let to = dates::end_of_day(last, zone, &text).map_err(|e| args.date_error(e))?;
+    Ok(AgendaRange { from, to, zone })
+}
+
+/// Reads `agenda DATE`: one local day, in the zone the date names or the
+/// user's.
+fn agenda_day(
+    args: &Args<'_>,
+    ctx: &DateContext,
+    words: &[&str],
+) -> Result<AgendaRange, GrammarError> {
+    let point = read_whole_point(args, ctx, words, Role::Start)?;
+    if point.has_time() {
+        return Err(args.invalid(format!(
+            "\"{}\" has a time: agenda DATE lists a whole day; drop the time or write FROM to TO",
+            words.join(" ")
+        )));
+    }
+    let when = resolve_start(&point, ctx).map_err(|e| args.date_error(e))?;
+    let date = when
+        .all_day
+        .unwrap_or_else(|| when.instant.with_timezone(&when.zone).date_naive());
+    day_range(args, date, 1, when.zone)
+}
+
+/// Reads `agenda FROM to TO`.
+fn agenda_between(
+    args: &Args<'_>,
+    ctx: &DateContext,
+    from_words: &[&str],
+    to_words: &[&str],
+) -> Result<AgendaRange, GrammarError> {
+    if from_words.is_empty() {
+        return Err(args.invalid("missing the start before \"to\", e.g. agenda mon to fri"));
+    }
+    if to_words.is_empty() {
+        return Err(args.invalid("missing the end after \"to\", e.g. agenda mon to fri"));
+    }
+    let from_point = read_whole_point(args, ctx, from_words, Role::Start)?;
+    let from = resolve_start(&from_point, ctx).map_err(|e| args.date_error(e))?;
+    let to_point = read_whole_point(args, ctx, to_words, Role::End)?;
+    let to = resolve_end(&to_point, &from, &mut Vec::new()).map_err(|e| args.date_error(e))?;
+    Ok(AgendaRange {
+        from: from.instant,
+        to,
+        zone: from.zone,
+    })
+}
+
+/// Reads a point that must use all of `words`.
+fn read_whole_point(
+    args: &Args<'_>,
+    ctx: &DateContext,
+    words: &[&str],
+    role: Role,
+) -> Result<dates::Point, GrammarError> {
+    let mut cursor = Cursor::new(words);
+    let point = parse_point(&mut cursor, ctx, role).map_err(|e| args.date_error(e))?;
+    let Some(point) = point else {
+        return Err(args.invalid(format!(
+            "\"{}\" is not a date: write e.g. today, fri, 2027-01-05 or 29.02.",
+            words[0]
+        )));
+    };
+    if let Some(extra) = words.get(cursor.position()) {
+        return Err(args.invalid(format!(
+            "unexpected \"{extra}\" after \"{}\"",
+            words[..cursor.position()].join(" ")
+        )));
+    }
+    Ok(point)
+}
+
+/// Keywords that start a criterion of `search`.
+const SEARCH_KEYWORDS: &[&str] = &["host", "from", "to"];
+
+/// Reads `search [host USER] [from WHEN] [to WHEN] [TEXT...]`. The criteria
+/// may come in any order, each once; every other word is search text. A
+/// date alone after `from` is its start, after `to` its end (the whole day
+/// is included).
+fn parse_search(args: &Args<'_>, ctx: &DateContext) -> Result<SearchQuery, GrammarError> {
+    let tokens = args.tokens;
+    let mut query = SearchQuery::default();
+    let mut text = Vec::new();
+    let mut pos = 0;
+    while let Some(token) = tokens.get(pos) {
+        let keyword = SEARCH_KEYWORDS
+            .iter()
+            .copied()
+            .find(|k| token.is_keyword(k));
+        let Some(keyword) = keyword else {
+            text.push(token.text.as_str());
+            pos += 1;
+            continue;
+        };
+        pos += 1;
+        if keyword == "host" {
+            if query.host.is_some() {
+                return Err(args.invalid("\"host\" is given twice"));
+            }
+            let Some(user) = tokens.get(pos) else {
+                return Err(args.invalid("missing the user name after host"));
+            };
+            check_user(&user.text).map_err(|message| args.invalid(message))?;
+            query.host = Some(user.text.clone());
+            pos += 1;
+            continue;
+        }
+
+        let slot_taken = match keyword {
+            "from" => query.from.is_some(),
+            _ => query.to.is_some(),
+        };
+        if slot_taken {
+            return Err(args.invalid(format!("\"{keyword}\" is given twice")));
+        }
+        let words = args.words_until(pos, SEARCH_KEYWORDS);
+        let (instant, used) = search_bound(args, ctx, keyword, &words)?;
+        if keyword == "from" {
+            query.from = Some(instant);
+        } else {
+            query.to = Some(instant);
+        }
+        pos += used;
+    }
+
+    if !text.is_empty() {
+        query.text = Some(text.join(" "));
+    }
+    if query == SearchQuery::default() {
+        return Err(args.invalid(
+            "give at least one criterion: host USER, from WHEN, to WHEN or words to find",
+        ));
+    }
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if to <= from {
+            return Err(args.invalid(format!(
+                "the end ({to}) is not after the start ({from}): swap from and to"
+            )));
+        }
+    }
+    Ok(query)
+}
+
+/// Reads the longest point after `from` or `to` and returns its instant and
+/// the words it used; the words after it are search text.
+fn search_bound(
+    args: &Args<'_>,
+    ctx: &DateContext,
+    keyword: &str,
+    words: &[&str],
+) -> Result<(DateTime<Utc>, usize), GrammarError> {
+    let role = if keyword == "to" {
+        Role::End
+    } else {
+        Role::Start
+    };
+    let mut cursor = Cursor::new(words);
+    let point = parse_point(&mut cursor, ctx, role).map_err(|e| args.date_error(e))?;
+    let Some(point) = point else {
+        return Err(args.invalid(format!(
+            "missing the date after {keyword}, e.g. {keyword} 2027-01-05 or {keyword} tomorrow"
+        )));
+    };
+    let when = resolve_start(&point, ctx).map_err(|e| args.date_error(e))?;
+    if role == Role::Start || point.has_time() {
+        return Ok((when.instant, cursor.position()));
+    }
+    let date = when
+        .all_day
+        .unwrap_or_else(|| when.instant.with_timezone(&when.zone).date_naive());
+    let text = words[..cursor.position()].join(" ");
+    let end = dates::end_of_day(date, when.zone, &text).map_err(|e| args.date_error(e))?;
+    Ok((end, cursor.position()))
+}
