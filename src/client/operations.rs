@@ -185,7 +185,7 @@ impl Client {
 
     /// The session capability on the current connection, resuming the
     /// session by token (and the notification stream) on a new connection.
-    async fn session_capability(&mut self) -> Result<session::Client, Attempt<session::Client>> {
+    async fn session_capability<T>(&mut self) -> Result<session::Client, Attempt<T>> {
         let gateway = match self.connection().await {
             Ok(connection) => connection.gateway.clone(),
             Err(error) => return Err(Attempt::Lost(error)),
@@ -218,10 +218,7 @@ impl Client {
         }
     }
 
-    async fn subscribe_on(
-        &mut self,
-        capability: session::Client,
-    ) -> Result<(), Attempt<session::Client>> {
+    async fn subscribe_on<T>(&mut self, capability: session::Client) -> Result<(), Attempt<T>> {
         let listener: listener::Client = capnp_rpc::new_client(ListenerServer {
             last_seen: self.last_seen.clone(),
             events: self.events.clone(),
@@ -299,12 +296,12 @@ impl Client {
         if let Some(session) = &mut self.session {
             session.subscribed = true;
         }
-        let capability = match self.session_capability().await {
+        let capability = match self.session_capability::<()>().await {
             Ok(capability) => capability,
             Err(Attempt::Rejected(rejection)) => return Err(ClientError::Rejected(rejection)),
             Err(_) => return Ok(waiting),
         };
-        if let Err(Attempt::Rejected(rejection)) = self.subscribe_on(capability).await {
+        if let Err(Attempt::Rejected(rejection)) = self.subscribe_on::<()>(capability).await {
             return Err(ClientError::Rejected(rejection));
         }
         Ok(waiting)

@@ -46,7 +46,7 @@ impl GatewayServer {
         }
     }
 
-    async fn register(
+    async fn register_user(
         &self,
         client_id: u64,
         seq: u64,
@@ -78,7 +78,7 @@ impl GatewayServer {
         }
     }
 
-    async fn login(&self, username: String, password: String) -> Result<Grant, ApiRejection> {
+    async fn login_user(&self, username: String, password: String) -> Result<Grant, ApiRejection> {
         self.service.read_barrier().await?;
         let stored = self
             .service
@@ -106,7 +106,7 @@ impl GatewayServer {
         self.open_session(canonical).await
     }
 
-    async fn resume(&self, token: Vec<u8>) -> Result<Grant, ApiRejection> {
+    async fn resume_session(&self, token: Vec<u8>) -> Result<Grant, ApiRejection> {
         self.service.read_barrier().await?;
         let digest = auth::token_digest(&token);
         let username = self.service.calendar().session_user(&digest).map(str::to_owned);
@@ -166,7 +166,7 @@ impl gateway::Server for GatewayServer {
         let username = text_param(params.get_username())?;
         let password = text_param(params.get_password())?;
         let grant = self
-            .register(request_id.get_client_id(), request_id.get_seq(), username, password)
+            .register_user(request_id.get_client_id(), request_id.get_seq(), username, password)
             .await;
         self.write_grant(results.get().init_result(), grant);
         Ok(())
@@ -180,7 +180,7 @@ impl gateway::Server for GatewayServer {
         let params = params.get()?;
         let username = text_param(params.get_username())?;
         let password = text_param(params.get_password())?;
-        let grant = self.login(username, password).await;
+        let grant = self.login_user(username, password).await;
         self.write_grant(results.get().init_result(), grant);
         Ok(())
     }
@@ -191,7 +191,7 @@ impl gateway::Server for GatewayServer {
         mut results: gateway::ResumeResults,
     ) -> Result<(), capnp::Error> {
         let token = params.get()?.get_token()?.to_vec();
-        let grant = self.resume(token).await;
+        let grant = self.resume_session(token).await;
         self.write_grant(results.get().init_result(), grant);
         Ok(())
     }

@@ -1,0 +1,472 @@
+//! The REPL's connection to the cluster: a thread with a current-thread
+//! runtime and a `LocalSet` that owns the [`Client`], runs one command at a
+//! time and prints notifications as they arrive.
+
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::calendar::{EventChanges, EventDraft, SearchQuery, Visibility};
+use crate::client::{Client, ClientError, ClientEvent};
+use crate::repl::grammar::{Edit, ReplCommand, Schedule};
+use crate::repl::helper::KnownUsers;
+use crate::repl::render::{self, StatusRow, Style};
+use crate::rpc::convert::ApiRejection;
+
+/// One command for the executor, with the password the shell prompted for.
+pub struct Job {
+    pub command: ReplCommand,
+    pub password: Option<String>,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// How a command ended: text for people, JSON for `--output json`.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub ok: bool,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    fn ok(text: String, json: Value) -> Reply {
+        Reply {
+            ok: true,
+            text,
+            json,
+        }
+    }
+}
+
+/// Where notifications and node switches are printed while the user types.
+pub type Printer = Box<dyn FnMut(String) + Send>;
+
+/// Settings the executor needs to render.
+pub struct View {
+    pub zone: Tz,
+    pub style: Style,
+    pub json: bool,
+}
+
+/// Starts the executor thread and returns the sender for its jobs.
+pub fn spawn(
+    addresses: Vec<String>,
+    view: View,
+    printer: Printer,
+    users: KnownUsers,
+) -> std::io::Result<mpsc::UnboundedSender<Job>> {
+    let (jobs, receiver) = mpsc::unbounded_channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("repl-client".into())
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, run(addresses, view, printer, users, receiver));
+        })?;
+    Ok(jobs)
+}
+
+async fn run(
+    addresses: Vec<String>,
+    view: View,
+    mut printer: Printer,
+    users: KnownUsers,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let (events_sender, mut events) = mpsc::unbounded_channel();
+    let mut executor = Executor {
+        client: Client::new(addresses, events_sender),
+        view,
+        users,
+    };
+    loop {
+        tokio::select! {
+            biased;
+            Some(event) = events.recv() => {
+                let mut batch = vec![event];
+                while let Ok(more) = events.try_recv() {
+                    batch.push(more);
+                }
+                executor.show_events(batch, &mut printer).await;
+            }
+            job = jobs.recv() => {
+                let Some(job) = job else { return };
+                let reply = executor.execute(job.command, job.password).await;
+                let _ = job.reply.send(reply);
+            }
+        }
+    }
+}
+
+struct Executor {
+    client: Client,
+    view: View,
+    users: KnownUsers,
+}
+
+fn rejection_reply(command: &str, error: ClientError, view: &View) -> Reply {
+    let (text, detail) = match &error {
+        ClientError::Rejected(ApiRejection::Calendar(rejection)) => (
+            render::render_rejection(rejection, view.zone, view.style),
+            render::rejection_json(rejection),
+        ),
+        other => (other.to_string(), json!({ "message": other.to_string() })),
+    };
+    Reply {
+        ok: false,
+        text: format!("error: {text}"),
+        json: json!({ "command": command, "ok": false, "error": detail }),
+    }
+}
+
+impl Executor {
+    /// Prints pushed notifications and acknowledges them, so that the next
+    /// login does not show them again.
+    async fn show_events(&mut self, batch: Vec<ClientEvent>, printer: &mut Printer) {
+        let mut last_seq = None;
+        for event in batch {
+            let line = match event {
+                ClientEvent::Notification(notification) => {
+                    last_seq = Some(notification.seq);
+                    if self.view.json {
+                        json!({ "notification": render::notification_json(&notification) })
+                            .to_string()
+                    } else {
+                        render::render_notification(&notification, self.view.zone, self.view.style)
+                    }
+                }
+                ClientEvent::SwitchedNode { address } => {
+                    if self.view.json {
+                        json!({ "switched_node": address }).to_string()
+                    } else {
+                        format!("(connected to node {address})")
+                    }
+                }
+            };
+            printer(line);
+        }
+        if let Some(seq) = last_seq {
+            if let Err(error) = self.client.ack(seq).await {
+                tracing::warn!(%error, seq, "acknowledging notifications failed");
+            }
+        }
+    }
+
+    async fn execute(&mut self, command: ReplCommand, password: Option<String>) -> Reply {
+        let name = command_name(&command);
+        match self.run(command, password.unwrap_or_default()).await {
+            Ok(reply) => reply,
+            Err(error) => rejection_reply(name, error, &self.view),
+        }
+    }
+
+    async fn run(&mut self, command: ReplCommand, password: String) -> Result<Reply, ClientError> {
+        match command {
+            ReplCommand::Register { user } => {
+                let name = self.client.register(&user, &password).await?;
+                self.after_login(name, "registered and logged in").await
+            }
+            ReplCommand::Login { user } => {
+                let name = self.client.login(&user, &password).await?;
+                self.after_login(name, "logged in").await
+            }
+            ReplCommand::Logout => {
+                let name = self.client.username().unwrap_or_default().to_owned();
+                self.client.logout().await?;
+                Ok(Reply::ok(
+                    format!("{name} logged out"),
+                    json!({ "command": "logout", "ok": true, "user": name }),
+                ))
+            }
+            ReplCommand::DeleteAccount => {
+                let name = self.client.username().unwrap_or_default().to_owned();
+                self.client.delete_account().await?;
+                Ok(Reply::ok(
+                    format!("account {name} deleted; its events were cancelled"),
+                    json!({ "command": "delete-account", "ok": true, "user": name }),
+                ))
+            }
+            ReplCommand::Users { pattern } => {
+                let names = self.client.users(pattern.as_deref().unwrap_or("")).await?;
+                self.remember_users(&names);
+                Ok(Reply::ok(
+                    render::render_users(&names),
+                    json!({ "command": "users", "ok": true, "users": names }),
+                ))
+            }
+            ReplCommand::Whois { user } => {
+                let exists = self.client.user_exists(&user).await?;
+                let text = if exists {
+                    format!("{user} exists")
+                } else {
+                    format!("no user named {user}")
+                };
+                Ok(Reply::ok(
+                    text,
+                    json!({ "command": "whois", "ok": true, "user": user, "exists": exists }),
+                ))
+            }
+            ReplCommand::Show { id } => {
+                let event = self.client.event(id).await?;
+                Ok(Reply::ok(
+                    render::render_event(&event, self.view.zone, self.view.style),
+                    json!({ "command": "show", "ok": true, "event": render::event_json(&event) }),
+                ))
+            }
+            ReplCommand::Delete { id } => {
+                self.client.delete(id).await?;
+                Ok(Reply::ok(
+                    format!("deleted #{id}; its participants were notified"),
+                    json!({ "command": "delete", "ok": true, "event_id": id }),
+                ))
+            }
+            ReplCommand::Inbox => self.inbox().await,
+            ReplCommand::Schedule(schedule) => self.schedule(schedule).await,
+            ReplCommand::Edit(edit) => self.edit(edit).await,
+            ReplCommand::Agenda(range) => {
+                let from = range.from.timestamp() / 60;
+                let to = range.to.timestamp() / 60;
+                let events = self.client.agenda(from, to).await?;
+                let json_events: Vec<Value> = events.iter().map(render::event_json).collect();
+                Ok(Reply::ok(
+                    render::render_agenda(&events, from, to, self.view.zone, self.view.style),
+                    json!({ "command": "agenda", "ok": true, "events": json_events }),
+                ))
+            }
+            ReplCommand::Search(query) => {
+                let query = SearchQuery {
+                    host: query.host,
+                    text: query.text,
+                    from: query.from.map(|t| t.timestamp() / 60),
+                    to: query.to.map(|t| t.timestamp() / 60),
+                };
+                let events = self.client.search(&query).await?;
+                let json_events: Vec<Value> = events.iter().map(render::event_json).collect();
+                let text = if events.is_empty() {
+                    "no events match".to_owned()
+                } else {
+                    render::render_agenda(
+                        &events,
+                        events[0].start,
+                        events.last().map_or(0, |e| e.end()),
+                        self.view.zone,
+                        self.view.style,
+                    )
+                };
+                Ok(Reply::ok(
+                    text,
+                    json!({ "command": "search", "ok": true, "events": json_events }),
+                ))
+            }
+            ReplCommand::Status => Ok(self.status().await),
+            ReplCommand::When(_) | ReplCommand::Help { .. } | ReplCommand::Quit => {
+                unreachable!("the shell handles when, help and quit itself")
+            }
+        }
+    }
+
+    fn remember_users(&self, names: &[String]) {
+        if let Ok(mut known) = self.users.lock() {
+            for name in names {
+                if !known.contains(name) {
+                    known.push(name.clone());
+                }
+            }
+        }
+    }
+
+    /// Shows what arrived while the user was away and starts the live stream.
+    async fn after_login(&mut self, name: String, verb: &str) -> Result<Reply, ClientError> {
+        let waiting = self.client.start_notifications().await?;
+        if let Some(last) = waiting.last() {
+            self.client.ack(last.seq).await?;
+        }
+        if let Ok(names) = self.client.users("").await {
+            self.remember_users(&names);
+        }
+        let mut text = format!("{name} {verb}");
+        if !waiting.is_empty() {
+            text.push_str(&format!(
+                "\n{} notification{} while you were away:",
+                waiting.len(),
+                if waiting.len() == 1 { "" } else { "s" }
+            ));
+            for notification in &waiting {
+                text.push('\n');
+                text.push_str(&render::render_notification(
+                    notification,
+                    self.view.zone,
+                    self.view.style,
+                ));
+            }
+        }
+        let notifications: Vec<Value> = waiting.iter().map(render::notification_json).collect();
+        Ok(Reply::ok(
+            text,
+            json!({ "command": "login", "ok": true, "user": name, "notifications": notifications }),
+        ))
+    }
+
+    async fn inbox(&mut self) -> Result<Reply, ClientError> {
+        let (notifications, _) = self.client.inbox_after(Some(0)).await?;
+        let text = if notifications.is_empty() {
+            "your inbox is empty".to_owned()
+        } else {
+            notifications
+                .iter()
+                .map(|n| render::render_notification(n, self.view.zone, self.view.style))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let items: Vec<Value> = notifications.iter().map(render::notification_json).collect();
+        Ok(Reply::ok(
+            text,
+            json!({ "command": "inbox", "ok": true, "notifications": items }),
+        ))
+    }
+
+    async fn schedule(&mut self, schedule: Schedule) -> Result<Reply, ClientError> {
+        let visibility = if schedule.public {
+            Visibility::Public
+        } else {
+            Visibility::Private {
+                guests: schedule.guests.clone(),
+            }
+        };
+        let draft = EventDraft {
+            title: schedule.title.clone(),
+            description: schedule.description.clone().unwrap_or_default(),
+            start: schedule.start.timestamp() / 60,
+            zone: schedule.zone.name().to_owned(),
+            duration_minutes: schedule.duration_minutes,
+            visibility,
+        };
+        let (event_id, version) = self.client.schedule(&draft).await?;
+        let mut text = String::new();
+        for notice in &schedule.notices {
+            text.push_str(&format!("note: {notice}\n"));
+        }
+        let event = self.client.event(event_id).await?;
+        text.push_str(&format!("scheduled #{event_id}\n"));
+        text.push_str(&render::render_event(&event, self.view.zone, self.view.style));
+        Ok(Reply::ok(
+            text,
+            json!({ "command": "schedule", "ok": true, "event_id": event_id,
+                    "version": version, "notices": schedule.notices,
+                    "event": render::event_json(&event) }),
+        ))
+    }
+
+    async fn edit(&mut self, edit: Edit) -> Result<Reply, ClientError> {
+        let current = self.client.event(edit.id).await?;
+        let visibility = match (edit.public, edit.guests) {
+            (Some(true), _) => Some(Visibility::Public),
+            (_, Some(guests)) => Some(Visibility::Private { guests }),
+            (Some(false), None) => Some(Visibility::Private {
+                guests: current.guests().to_vec(),
+            }),
+            (None, None) => None,
+        };
+        let notices = edit
+            .start
+            .as_ref()
+            .map(|when| when.notices.clone())
+            .unwrap_or_default();
+        let changes = EventChanges {
+            title: edit.title,
+            description: edit.description,
+            start: edit.start.as_ref().map(|when| when.instant.timestamp() / 60),
+            zone: edit.start.as_ref().map(|when| when.zone.name().to_owned()),
+            duration_minutes: edit.duration_minutes,
+            visibility,
+        };
+        let (event_id, version) = self.client.edit(edit.id, current.version, &changes).await?;
+        let event = self.client.event(event_id).await?;
+        let mut text = String::new();
+        for notice in &notices {
+            text.push_str(&format!("note: {notice}\n"));
+        }
+        text.push_str(&format!("updated #{event_id} to version {version}\n"));
+        text.push_str(&render::render_event(&event, self.view.zone, self.view.style));
+        Ok(Reply::ok(
+            text,
+            json!({ "command": "edit", "ok": true, "event_id": event_id, "version": version,
+                    "event": render::event_json(&event) }),
+        ))
+    }
+
+    async fn status(&mut self) -> Reply {
+        let reports = self.client.cluster_status().await;
+        status_reply(reports)
+    }
+}
+
+/// Renders the reports of `Client::cluster_status` as a table or JSON.
+pub fn status_reply(reports: Vec<(String, Result<crate::client::NodeReport, String>)>) -> Reply {
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for (address, report) in reports {
+        match report {
+            Ok(report) => {
+                items.push(json!({ "id": report.id, "address": address, "role": report.role,
+                    "view": report.view, "op": report.op, "commit": report.commit,
+                    "lag": report.lag }));
+                rows.push(StatusRow {
+                    id: report.id,
+                    address,
+                    role: report.role,
+                    view: report.view,
+                    op: report.op,
+                    commit: report.commit,
+                    lag: report.lag,
+                    reachable: true,
+                    error: String::new(),
+                });
+            }
+            Err(error) => {
+                items.push(json!({ "address": address, "error": error }));
+                rows.push(StatusRow {
+                    id: 0,
+                    address,
+                    role: String::new(),
+                    view: 0,
+                    op: 0,
+                    commit: 0,
+                    lag: 0,
+                    reachable: false,
+                    error,
+                });
+            }
+        }
+    }
+    let ok = rows.iter().any(|row| row.reachable);
+    Reply {
+        ok,
+        text: render::render_status(&rows),
+        json: Value::Array(items),
+    }
+}
+
+fn command_name(command: &ReplCommand) -> &'static str {
+    match command {
+        ReplCommand::Register { .. } => "register",
+        ReplCommand::Login { .. } => "login",
+        ReplCommand::Logout => "logout",
+        ReplCommand::DeleteAccount => "delete-account",
+        ReplCommand::Users { .. } => "users",
+        ReplCommand::Whois { .. } => "whois",
+        ReplCommand::Show { .. } => "show",
+        ReplCommand::Delete { .. } => "delete",
+        ReplCommand::Inbox => "inbox",
+        ReplCommand::Status => "status",
+        ReplCommand::When(_) => "when",
+        ReplCommand::Help { .. } => "help",
+        ReplCommand::Quit => "quit",
+        ReplCommand::Schedule(_) => "schedule",
+        ReplCommand::Edit(_) => "edit",
+        ReplCommand::Agenda(_) => "agenda",
+        ReplCommand::Search(_) => "search",
+    }
+}

@@ -1,0 +1,449 @@
+//! The REPL's main loop: read a line (rustyline in a terminal, plain lines
+//! from a pipe), parse it, prompt for a password where needed, hand it to the
+//! executor thread and print the reply.
+//!
+//! Scripted mode (stdin is not a terminal) skips blank lines and `#`
+//! comments, reads each password from the next line, and stops at the first
+//! failed command with exit status 1 unless `--keep-going` is given.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::repl::dates::{format_local, zone_from_name, DateContext, When};
+use crate::repl::executor::{self, Job, Printer, Reply, View};
+use crate::repl::grammar::{self, GrammarError, ReplCommand, COMMANDS};
+use crate::repl::helper::{KnownUsers, ReplHelper};
+use crate::repl::render::Style;
+
+/// How the REPL prints results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// The REPL's settings, from the command line.
+#[derive(Clone, Debug)]
+pub struct ReplOptions {
+    pub zone: Tz,
+    pub keep_going: bool,
+    pub output: OutputFormat,
+    /// Fixed reference time for date expressions; None means the clock.
+    pub now: Option<DateTime<Utc>>,
+    pub history: Option<PathBuf>,
+}
+
+impl ReplOptions {
+    /// Builds the options from flags. The zone comes from `--tz`, then `TZ`,
+    /// then the system's zone, then UTC.
+    pub fn from_flags(
+        tz: Option<&str>,
+        keep_going: bool,
+        output: OutputFormat,
+        now: Option<&str>,
+        history: Option<PathBuf>,
+    ) -> Result<ReplOptions, String> {
+        let zone = match tz {
+            Some(name) => zone_from_name(name).ok_or_else(|| {
+                format!("unknown time zone {name:?} in --tz: use an IANA name such as Europe/Paris")
+            })?,
+            None => default_zone(),
+        };
+        let now = match now {
+            Some(text) => Some(
+                DateTime::parse_from_rfc3339(text)
+                    .map_err(|error| {
+                        format!("invalid --now {text:?}: {error}; use RFC 3339, e.g. 2027-01-04T09:00:00Z")
+                    })?
+                    .with_timezone(&Utc),
+            ),
+            None => None,
+        };
+        Ok(ReplOptions {
+            zone,
+            keep_going,
+            output,
+            now,
+            history,
+        })
+    }
+
+    fn date_context(&self) -> DateContext {
+        DateContext {
+            now: self.now.unwrap_or_else(Utc::now),
+            zone: self.zone,
+        }
+    }
+}
+
+fn default_zone() -> Tz {
+    let from_env = std::env::var("TZ")
+        .ok()
+        .map(|name| name.trim_start_matches(':').to_owned());
+    from_env
+        .and_then(|name| zone_from_name(&name))
+        .or_else(|| {
+            iana_time_zone::get_timezone()
+                .ok()
+                .and_then(|name| zone_from_name(&name))
+        })
+        .unwrap_or(Tz::UTC)
+}
+
+/// Where lines come from.
+enum Input {
+    Terminal(Box<rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>>),
+    Script(std::io::Lines<std::io::StdinLock<'static>>),
+}
+
+impl Input {
+    /// The next line to run, or None at the end of input.
+    fn next_line(&mut self, prompt: &str) -> Option<String> {
+        match self {
+            Input::Terminal(editor) => loop {
+                match editor.readline(prompt) {
+                    Ok(line) => {
+                        if !line.trim().is_empty() {
+                            let _ = editor.add_history_entry(line.as_str());
+                        }
+                        return Some(line);
+                    }
+                    // Ctrl-C clears the line, as in a shell.
+                    Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                    Err(_) => return None,
+                }
+            },
+            Input::Script(lines) => loop {
+                let line = lines.next()?.ok()?;
+                let trimmed = line.trim();
+                if trimmed.is_empty() || trimmed.starts_with('#') {
+                    continue;
+                }
+                return Some(line);
+            },
+        }
+    }
+
+    /// Reads a password: hidden from the terminal, or the next script line.
+    fn password(&mut self, prompt: &str) -> Option<String> {
+        match self {
+            Input::Terminal(_) => rpassword::prompt_password(prompt).ok(),
+            Input::Script(lines) => lines.next()?.ok(),
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        matches!(self, Input::Terminal(_))
+    }
+}
+
+fn history_path(options: &ReplOptions) -> Option<PathBuf> {
+    options.history.clone().or_else(|| {
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".almanac_history"))
+    })
+}
+
+/// Runs the REPL against the nodes at `addresses` until `quit`, the end of
+/// input, or (in scripted mode) the first failure.
+pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
+    let interactive = std::io::stdin().is_terminal();
+    let color = interactive && std::io::stdout().is_terminal();
+    let users: KnownUsers = Arc::new(Mutex::new(Vec::new()));
+    let mut input = if interactive {
+        match terminal_input(&users, color, &options) {
+            Ok(editor) => Input::Terminal(Box::new(editor)),
+            Err(error) => {
+                eprintln!("error: cannot set up the terminal: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Input::Script(std::io::stdin().lock().lines())
+    };
+    let printer = make_printer(&mut input);
+    let view = View {
+        zone: options.zone,
+        style: Style::new(color),
+        json: options.output == OutputFormat::Json,
+    };
+    let jobs = match executor::spawn(addresses.clone(), view, printer, users) {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            eprintln!("error: cannot start the client thread: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if input.is_terminal() {
+        println!(
+            "Almanac: connected to {}. Type help to list commands, quit to leave.",
+            addresses.join(", ")
+        );
+    }
+    let status = read_eval_print(&mut input, &jobs, &options);
+    if let (Input::Terminal(editor), Some(path)) = (&mut input, history_path(&options)) {
+        let _ = editor.save_history(&path);
+    }
+    status
+}
+
+fn terminal_input(
+    users: &KnownUsers,
+    color: bool,
+    options: &ReplOptions,
+) -> rustyline::Result<rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>> {
+    let config = rustyline::Config::builder()
+        .auto_add_history(false)
+        .completion_type(rustyline::CompletionType::List)
+        .build();
+    let mut editor = rustyline::Editor::with_config(config)?;
+    editor.set_helper(Some(ReplHelper {
+        users: users.clone(),
+        color,
+    }));
+    if let Some(path) = history_path(options) {
+        let _ = editor.load_history(&path);
+    }
+    Ok(editor)
+}
+
+/// Notifications go above the prompt in a terminal (rustyline redraws the
+/// half-typed line), and to stdout otherwise.
+fn make_printer(input: &mut Input) -> Printer {
+    if let Input::Terminal(editor) = input {
+        if let Ok(mut external) = editor.create_external_printer() {
+            use rustyline::ExternalPrinter;
+            return Box::new(move |line: String| {
+                let _ = external.print(format!("{line}\n"));
+            });
+        }
+    }
+    Box::new(|line: String| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    })
+}
+
+fn read_eval_print(
+    input: &mut Input,
+    jobs: &mpsc::UnboundedSender<Job>,
+    options: &ReplOptions,
+) -> ExitCode {
+    let json = options.output == OutputFormat::Json;
+    let mut failed = false;
+    let mut user: Option<String> = None;
+    loop {
+        let prompt = match &user {
+            Some(name) => format!("{name}> "),
+            None => "almanac> ".to_owned(),
+        };
+        let Some(line) = input.next_line(&prompt) else {
+            break;
+        };
+        let reply = match grammar::parse_command(&line, &options.date_context()) {
+            Err(GrammarError::Empty) => continue,
+            Err(error) => Reply {
+                ok: false,
+                text: format!("error: {error}"),
+                json: json!({ "command": line.split_whitespace().next(), "ok": false,
+                              "error": { "message": error.to_string() } }),
+            },
+            Ok(ReplCommand::Quit) => break,
+            Ok(ReplCommand::Help { command }) => help_reply(command),
+            Ok(ReplCommand::When(when)) => when_reply(&when, options.zone),
+            Ok(command) => match run_remote(input, jobs, command) {
+                Some(reply) => reply,
+                None => break,
+            },
+        };
+        if reply.ok {
+            if let Some(name) = logged_in_user(&reply) {
+                user = name;
+            }
+        }
+        print_reply(&reply, json);
+        if !reply.ok {
+            failed = true;
+            if !input.is_terminal() && !options.keep_going {
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if failed && !input.is_terminal() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The user a reply logged in (Some(Some)) or out (Some(None)), if any.
+fn logged_in_user(reply: &Reply) -> Option<Option<String>> {
+    match reply.json.get("command").and_then(|c| c.as_str()) {
+        Some("login") => Some(reply.json["user"].as_str().map(str::to_owned)),
+        Some("logout" | "delete-account") => Some(None),
+        _ => None,
+    }
+}
+
+fn print_reply(reply: &Reply, json: bool) {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(stdout, "{}", reply.json);
+    } else if reply.ok {
+        let _ = writeln!(stdout, "{}", reply.text);
+    } else {
+        drop(stdout);
+        eprintln!("{}", reply.text);
+        return;
+    }
+    let _ = stdout.flush();
+}
+
+/// Sends a command to the executor, prompting for a password first where
+/// the command needs one. None when the input ended at a password prompt.
+fn run_remote(
+    input: &mut Input,
+    jobs: &mpsc::UnboundedSender<Job>,
+    command: ReplCommand,
+) -> Option<Reply> {
+    let password = match &command {
+        ReplCommand::Login { user } => Some(input.password(&format!("Password for {user}: "))?),
+        ReplCommand::Register { user } => {
+            let first = input.password(&format!("Choose a password for {user}: "))?;
+            if input.is_terminal() {
+                let again = input.password("Repeat it: ")?;
+                if again != first {
+                    return Some(Reply {
+                        ok: false,
+                        text: "error: the two passwords differ; nothing was registered".into(),
+                        json: json!({ "command": "register", "ok": false,
+                                      "error": { "message": "the two passwords differ" } }),
+                    });
+                }
+            }
+            Some(first)
+        }
+        _ => None,
+    };
+    let (reply, receiver) = oneshot::channel();
+    let job = Job {
+        command,
+        password,
+        reply,
+    };
+    if jobs.send(job).is_err() {
+        return Some(client_thread_gone());
+    }
+    Some(receiver.blocking_recv().unwrap_or_else(|_| client_thread_gone()))
+}
+
+fn client_thread_gone() -> Reply {
+    Reply {
+        ok: false,
+        text: "error: the client thread stopped; restart almanac".into(),
+        json: json!({ "ok": false, "error": { "message": "the client thread stopped" } }),
+    }
+}
+
+fn help_reply(command: Option<&'static str>) -> Reply {
+    let text = match command.and_then(grammar::find_command) {
+        Some(help) => {
+            let mut text = format!("{}\n  {}", help.usage, help.summary);
+            if !help.examples.is_empty() {
+                text.push_str("\nexamples:");
+                for example in help.examples {
+                    text.push_str(&format!("\n  {example}"));
+                }
+            }
+            text
+        }
+        None => {
+            let width = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            let mut lines = vec!["commands (help COMMAND for details):".to_owned()];
+            for help in COMMANDS {
+                lines.push(format!("  {:width$}  {}", help.name, help.summary));
+            }
+            lines.join("\n")
+        }
+    };
+    Reply {
+        ok: true,
+        json: json!({ "command": "help", "ok": true, "text": text }),
+        text,
+    }
+}
+
+fn when_reply(when: &When, viewer_zone: Tz) -> Reply {
+    let mut text = match when.all_day {
+        Some(date) => format!("all day {date} ({})", when.zone.name()),
+        None => {
+            let mut text = format!(
+                "{} ({})",
+                format_local(when.instant, when.zone),
+                when.zone.name()
+            );
+            if when.zone != viewer_zone {
+                text.push_str(&format!(
+                    ", {} in {}",
+                    format_local(when.instant, viewer_zone),
+                    viewer_zone.name()
+                ));
+            }
+            text.push_str(&format!(", {}", when.instant.format("%Y-%m-%dT%H:%MZ")));
+            text
+        }
+    };
+    for notice in &when.notices {
+        text.push_str(&format!("\nnote: {notice}"));
+    }
+    Reply {
+        ok: true,
+        json: json!({ "command": "when", "ok": true,
+                      "instant": when.instant.to_rfc3339(),
+                      "zone": when.zone.name(),
+                      "local": format_local(when.instant, when.zone),
+                      "all_day": when.all_day.map(|d| d.to_string()),
+                      "notices": when.notices }),
+        text,
+    }
+}
+
+/// `almanac status`: one row per configured node.
+pub fn print_status(addresses: Vec<String>, output: OutputFormat) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start a runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let reports = local.block_on(&runtime, async move {
+        let mut reports = Vec::new();
+        for address in addresses {
+            let report = crate::client::node_status_of(&address).await;
+            reports.push((address, report));
+        }
+        reports
+    });
+    let reply = executor::status_reply(reports);
+    match output {
+        OutputFormat::Json => println!("{}", reply.json),
+        OutputFormat::Text => println!("{}", reply.text),
+    }
+    if reply.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
