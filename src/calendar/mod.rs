@@ -1,1 +1,39 @@
-//! See the crate documentation for this layer's place.
+//! The calendar domain as a deterministic state machine.
+//!
+//! Every node applies the same log of [`Request`]s in the same order with
+//! [`Calendar::apply`] and ends with byte-identical state, so nothing here
+//! reads a clock, draws a random number, iterates a hash map or does I/O. The
+//! primary stamps the time into each request; ids come from counters in the
+//! state.
+//!
+//! - [`types`]: requests, commands, outcomes, views; what crosses the log.
+//! - [`limits`]: named limits with their reasons.
+//! - [`validate`]: checks of single values (usernames, titles, zones, ...).
+//! - `state`: the [`Calendar`] and `apply`, which dispatches to the handlers
+//!   in `users` (accounts, sessions), `events` (schedule, edit, delete) and
+//!   `notifications` (inboxes, acknowledgements).
+//! - `conflicts`: which existing events a new or edited one collides with.
+//! - `index`: the start-ordered indexes that keep lookups logarithmic.
+//! - `queries`: event, agenda and search, filtered by visibility.
+//! - `client_table`: the last request and outcome per client, for retries.
+
+mod client_table;
+mod conflicts;
+mod events;
+mod index;
+pub mod limits;
+mod notifications;
+mod queries;
+mod state;
+pub mod types;
+mod users;
+pub mod validate;
+
+pub use limits::*;
+pub use state::Calendar;
+pub use types::{
+    format_minute, BusySlot, Command, DecodeError, Effect, EventBrief, EventChanges, EventDraft,
+    EventId, EventView, Notification, NotificationKind, Outcome, Rejection, Request, SearchQuery,
+    UnixMinute, Visibility,
+};
+pub use validate::{validate_password, validate_username};

@@ -1,0 +1,72 @@
+//! Named limits of the calendar domain, with the reason for each value.
+
+use super::types::UnixMinute;
+
+/// Longest event: two weeks covers conferences and holidays. Conflict and
+/// agenda lookups scan starts from this far before a range, so the value
+/// bounds their cost.
+pub const MAX_DURATION_MINUTES: u32 = 14 * 24 * 60;
+
+/// Most guests of one private event; larger groups use a public event.
+pub const MAX_GUESTS: usize = 200;
+
+/// Longest title in characters (Unicode scalar values), after trimming.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// Longest description in characters (Unicode scalar values).
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+
+/// Longest username in characters. Usernames are 1 to this many characters
+/// from [`USERNAME_SYMBOLS`], ASCII letters and ASCII digits.
+pub const MAX_USERNAME_CHARS: usize = 32;
+
+/// Characters besides ASCII letters and digits allowed in a username.
+pub const USERNAME_SYMBOLS: &[char] = &['_', '-', '.'];
+
+/// Shortest password in characters, checked before hashing.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Longest password in characters, which bounds the work of hashing it.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Earliest allowed start: 1970-01-01 00:00 UTC.
+pub const EARLIEST_START: UnixMinute = 0;
+
+/// First minute that is no longer an allowed start: 2200-01-01 00:00 UTC.
+/// Time-zone rules that far out are extrapolations, and the bound keeps every
+/// end well inside `i64` arithmetic.
+pub const LATEST_START: UnixMinute = 120_968_640;
+
+/// Open sessions kept per user; opening one more closes the oldest, so
+/// clients that never log out cannot grow the state without bound.
+pub const MAX_SESSIONS_PER_USER: usize = 32;
+
+/// Notifications kept per inbox; the oldest are dropped beyond this, acked
+/// or not, so one busy user cannot grow the snapshot without bound.
+pub const MAX_INBOX_NOTIFICATIONS: usize = 1000;
+
+const _: () = assert!(MAX_GUESTS > 0 && MAX_TITLE_CHARS > 0);
+const _: () = assert!(MIN_PASSWORD_CHARS <= MAX_PASSWORD_CHARS);
+const _: () = assert!(EARLIEST_START < LATEST_START);
+const _: () = assert!(MAX_SESSIONS_PER_USER > 0 && MAX_INBOX_NOTIFICATIONS > 0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minute_of(year: i32) -> UnixMinute {
+        chrono::NaiveDate::from_ymd_opt(year, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp()
+            / 60
+    }
+
+    #[test]
+    fn start_bounds_match_dates() {
+        assert_eq!(EARLIEST_START, minute_of(1970));
+        assert_eq!(LATEST_START, minute_of(2200));
+    }
+}

@@ -1,0 +1,132 @@
+//! The `Calendar` state and `apply`, which dispatches each logged command to
+//! its handler after the client table check.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::client_table::ClientTable;
+use super::index::EventIndex;
+use super::types::{decode_as, encode_value, Command, DecodeError, Effect, EventId, EventView};
+use super::types::{Outcome, Rejection, Request};
+use super::users::User;
+
+/// The whole replicated calendar. Every map is a `BTreeMap`, so iteration and
+/// serialization orders are the same on every node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calendar {
+    /// Accounts under their lowercase username; usernames are unique
+    /// case-insensitively and shown as typed at registration.
+    pub(crate) users: BTreeMap<String, User>,
+    /// Open sessions: SHA-256 digest of the client's token to the lowercase
+    /// username.
+    pub(crate) sessions: BTreeMap<[u8; 32], String>,
+    pub(crate) events: BTreeMap<EventId, EventView>,
+    /// Derived from `events`; updated by every insert, edit and removal.
+    pub(crate) index: EventIndex,
+    pub(crate) clients: ClientTable,
+    /// Id of the next scheduled event; starts at 1 and is never reused.
+    pub(crate) next_event_id: EventId,
+    /// Last notification number of each deleted account, so a new account
+    /// under the same name continues the numbering instead of reusing it.
+    pub(crate) retired_seqs: BTreeMap<String, u64>,
+}
+
+impl Default for Calendar {
+    fn default() -> Self {
+        Calendar {
+            users: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            events: BTreeMap::new(),
+            index: EventIndex::default(),
+            clients: ClientTable::default(),
+            next_event_id: 1,
+            retired_seqs: BTreeMap::new(),
+        }
+    }
+}
+
+impl Calendar {
+    pub fn new() -> Self {
+        Calendar::default()
+    }
+
+    /// Applies one logged request. Runs the client table first: a request
+    /// whose (client_id, seq) equals the last applied one for that client
+    /// returns the stored outcome without applying again; an older seq returns
+    /// `StaleRequest` and is not recorded. A rejected command changes nothing
+    /// except the client table entry.
+    pub fn apply(&mut self, request: &Request) -> Outcome {
+        if let Some(outcome) = self.clients.check(request) {
+            return outcome;
+        }
+        let outcome = match self.execute(request) {
+            Ok(effect) => Outcome::Done(effect),
+            Err(rejection) => {
+                tracing::debug!(
+                    client_id = request.client_id,
+                    seq = request.seq,
+                    %rejection,
+                    "command rejected"
+                );
+                Outcome::Rejected(rejection)
+            }
+        };
+        self.clients.record(request, outcome.clone());
+        outcome
+    }
+
+    fn execute(&mut self, request: &Request) -> Result<Effect, Rejection> {
+        let now_ms = request.now_ms;
+        match &request.command {
+            Command::Register {
+                username,
+                password_hash,
+            } => self.register(username, password_hash),
+            Command::OpenSession {
+                username,
+                token_digest,
+            } => self.open_session(username, token_digest),
+            Command::CloseSession { token_digest } => self.close_session(token_digest),
+            Command::DeleteAccount { caller } => self.delete_account(caller, now_ms),
+            Command::Schedule { caller, draft } => self.schedule(caller, draft, now_ms),
+            Command::Edit {
+                caller,
+                event_id,
+                expected_version,
+                changes,
+            } => self.edit(caller, *event_id, *expected_version, changes, now_ms),
+            Command::Delete { caller, event_id } => self.delete(caller, *event_id, now_ms),
+            Command::AckNotifications { caller, up_to_seq } => self.ack(caller, *up_to_seq),
+        }
+    }
+
+    /// The last applied request number of a client and its outcome.
+    pub fn last_request(&self, client_id: u64) -> Option<(u64, &Outcome)> {
+        self.clients.last(client_id)
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Serializes the whole state with postcard. Equal states give equal
+    /// bytes, because every collection is ordered.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_value(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Calendar, DecodeError> {
+        decode_as("calendar snapshot", bytes)
+    }
+
+    /// SHA-256 of `encode()`, for comparing states across nodes.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.encode()).into()
+    }
+}
