@@ -1,1 +1,3 @@
 //! See the crate documentation for this layer's place.
+
+pub mod render;
