@@ -27,8 +27,8 @@ const TITLE_COLUMN_MAX: usize = 40;
 /// terminal width.
 const USERS_LINE_WIDTH: usize = 80;
 
-/// Whether output carries ANSI colour codes. The caller decides from the
-/// terminal; the layout is the same either way.
+/// Output setting: whether text carries ANSI colour codes. The caller decides
+/// from the terminal, and the layout is the same either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Style {
     color: bool,
@@ -39,7 +39,7 @@ impl Style {
         Style { color }
     }
 
-    /// Text without escape codes, for pipes, files and tests.
+    /// Creates a style without escape codes, for pipes, files and tests.
     pub fn plain() -> Self {
         Style::new(false)
     }
@@ -98,12 +98,12 @@ pub struct StatusRow {
     pub view: u64,
     /// Highest op number in the node's log.
     pub op: u64,
-    /// Highest committed op number the node knows of.
+    /// Highest committed op number known to the node.
     pub commit: u64,
     /// Ops the node is behind the primary's op number.
     pub lag: u64,
     pub reachable: bool,
-    /// Why the node could not be asked; empty when it answered.
+    /// Why the node could not be reached, or empty when it replied.
     pub error: String,
 }
 
@@ -126,7 +126,7 @@ fn local(minute: UnixMinute, zone: Tz) -> DateTime<Tz> {
     instant(minute).with_timezone(&zone)
 }
 
-/// The event's own zone, or `None` when its name does not parse.
+/// Parses the event's zone name, returning `None` when it is not an IANA name.
 fn event_zone(event: &EventView) -> Option<Tz> {
     event.zone.parse().ok()
 }
@@ -137,7 +137,7 @@ fn end_minute(event: &EventView) -> UnixMinute {
         .saturating_add(i64::from(event.duration_minutes))
 }
 
-/// A day heading such as `Thu 2027-01-07`.
+/// Formats a day heading such as `Thu 2027-01-07`.
 fn day_label(day: NaiveDate) -> String {
     day.format("%a %Y-%m-%d").to_string()
 }
@@ -146,15 +146,15 @@ fn clock(time: &DateTime<Tz>) -> String {
     time.format("%H:%M").to_string()
 }
 
-/// Whether a span can be written with the start day alone: it ends on the
-/// same day, or exactly at the midnight that closes it (written `24:00`).
+/// Checks that a span can be written with the start day alone, because it
+/// ends that day or exactly at the midnight that closes it (written `24:00`).
 fn ends_same_day(start: &DateTime<Tz>, end: &DateTime<Tz>) -> bool {
     let start_day = start.date_naive();
     let end_day = end.date_naive();
     end_day == start_day || (Some(end_day) == start_day.succ_opt() && end.time() == NaiveTime::MIN)
 }
 
-/// The end of a span: `10:45`, `24:00` for the closing midnight, or
+/// Formats the end of a span: `10:45`, `24:00` for the closing midnight, or
 /// `Sat 2027-01-09 01:00` when it ends on a later day.
 fn end_label(start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
     if end.date_naive() == start.date_naive() {
@@ -166,20 +166,20 @@ fn end_label(start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
     }
 }
 
-/// A span without its start day: `10:00-10:45` or `23:00-Sat 2027-01-09 01:00`.
+/// Formats a span without its start day: `10:00-10:45` or `23:00-Sat 2027-01-09 01:00`.
 fn clock_span(start: UnixMinute, end: UnixMinute, zone: Tz) -> String {
     let start = local(start, zone);
     let end = local(end, zone);
     format!("{}-{}", clock(&start), end_label(&start, &end))
 }
 
-/// A span with its start day: `Fri 2027-01-08 10:00-10:45`.
+/// Formats a span with its start day: `Fri 2027-01-08 10:00-10:45`.
 fn dated_span(start: UnixMinute, end: UnixMinute, zone: Tz) -> String {
     let day = local(start, zone).date_naive();
     format!("{} {}", day_label(day), clock_span(start, end, zone))
 }
 
-/// A duration as it is typed: `45m`, `1h30m`, `2d`, `1d2h`.
+/// Formats a duration as it is typed: `45m`, `1h30m`, `2d`, `1d2h`.
 fn format_duration(minutes: u32) -> String {
     let days = minutes / (24 * 60);
     let hours = minutes / 60 % 24;
@@ -196,9 +196,10 @@ fn format_duration(minutes: u32) -> String {
     text
 }
 
-/// The event's time in its own zone, such as `10:00-10:45 America/New_York`,
-/// when that zone differs from the viewer's. The day is added when it differs
-/// from `viewer_day`, the start day the viewer sees.
+/// Formats the event's time in its own zone, such as `10:00-10:45
+/// America/New_York`, or returns `None` when that zone is the viewer's. The
+/// day is added when it differs from `viewer_day`, the start day in the
+/// viewer's zone.
 fn zone_note(event: &EventView, viewer_zone: Tz, viewer_day: NaiveDate) -> Option<String> {
     if event.zone == viewer_zone.name() {
         return None;
@@ -220,6 +221,8 @@ fn zone_note(event: &EventView, viewer_zone: Tz, viewer_day: NaiveDate) -> Optio
 // Small text helpers
 
 /// Spaces that pad `text` to `width` characters.
+// NOTE: counts characters, so wide characters (CJK, most emoji) and combining
+// marks misalign the columns that follow them.
 fn padding(text: &str, width: usize) -> String {
     " ".repeat(width.saturating_sub(text.chars().count()))
 }
@@ -247,7 +250,7 @@ fn sentence(text: &str) -> String {
     }
 }
 
-/// Who takes part, as shown in agenda lines: `public` or `private: bob, carol`.
+/// Summarises who takes part, as shown in agenda lines: `public` or `private: bob, carol`.
 fn visibility_summary(visibility: &Visibility) -> String {
     match visibility {
         Visibility::Public => "public".to_string(),
@@ -460,7 +463,7 @@ pub fn render_event(event: &EventView, viewer_zone: Tz, style: Style) -> String 
 // ---------------------------------------------------------------------------
 // Rejections
 
-/// The start day shared by every slot, when each slot also ends that day.
+/// Finds the start day shared by every slot, if each slot also ends that day.
 fn shared_day(slots: &[BusySlot], zone: Tz) -> Option<NaiveDate> {
     let first = local(slots.first()?.start, zone).date_naive();
     let all_on_first = slots.iter().all(|slot| {
@@ -574,8 +577,8 @@ pub fn render_notification(notification: &Notification, viewer_zone: Tz, style: 
     );
     let action = match notification.kind {
         NotificationKind::Invited => format!("{actor} invited you to {reference}"),
-        // A Changed notification whose actor is not the host tells the host
-        // that this guest's account was deleted.
+        // The host receives a Changed notification from a guest when that
+        // guest's account was deleted.
         NotificationKind::Changed if *actor != event.host => {
             format!("{actor} deleted their account and left the guests of {reference}")
         }
@@ -679,8 +682,8 @@ pub fn render_status(rows: &[StatusRow]) -> String {
     lines.join("\n")
 }
 
-/// Columns 0 to 2 (id, address, role) are text and left-aligned; the rest
-/// are numbers and right-aligned.
+/// Joins one table row. Columns 0 to 2 (id, address, role) are text and
+/// left-aligned, and the rest are numbers and right-aligned.
 fn status_line(cells: &[String; 7], widths: &[usize; 7]) -> String {
     let mut parts = Vec::with_capacity(cells.len());
     for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
@@ -707,13 +710,13 @@ fn iso_in(minute: UnixMinute, zone: Tz) -> String {
 /// Converts an event to JSON with these keys:
 ///
 /// - `id`, `version`, `title`, `description`, `host`, `zone` (IANA name)
-/// - `visibility`: `"public"` or `"private"`; `guests`: usernames, empty for
-///   a public event
+/// - `visibility`: `"public"` or `"private"`
+/// - `guests`: usernames, empty for a public event
 /// - `start_minute`, `end_minute` (exclusive), `duration_minutes`
 /// - `start_utc`, `end_utc`: ISO-8601 in UTC, such as `2027-01-08T15:00:00Z`
 /// - `start_local`, `end_local`: ISO-8601 with the offset of the event's
-///   zone, such as `2027-01-08T10:00:00-05:00`; in UTC when the zone name
-///   does not parse
+///   zone, such as `2027-01-08T10:00:00-05:00`, or in UTC when the zone
+///   name does not parse
 pub fn event_json(event: &EventView) -> Value {
     let end = end_minute(event);
     let zone = event_zone(event).unwrap_or(Tz::UTC);
@@ -740,7 +743,8 @@ pub fn event_json(event: &EventView) -> Value {
     })
 }
 
-/// A busy slot has no zone of its own, so its times are in UTC only.
+/// Converts a busy slot to JSON. A slot has no zone of its own, so its times
+/// are in UTC only.
 fn slot_json(slot: &BusySlot) -> Value {
     let event = slot
         .event
@@ -757,7 +761,7 @@ fn slot_json(slot: &BusySlot) -> Value {
 }
 
 /// Converts a rejection to JSON. Every rejection has `kind` and `message`
-/// (the sentence of its `Display`); the other keys depend on the kind:
+/// (the sentence of its `Display`). The other keys depend on the kind:
 ///
 /// - `conflict`: `slots`, each with `participant`, `start_minute`,
 ///   `end_minute`, `start_utc`, `end_utc` and `event` (`id`, `title`, `host`,
@@ -818,11 +822,14 @@ pub fn rejection_json(rejection: &Rejection) -> Value {
     }
 }
 
-/// Converts a notification to JSON with the keys `seq`, `kind` (`invited`,
-/// `changed`, `cancelled` or `removed_from_guests`), `actor`, `at_ms`
-/// (milliseconds since 1970-01-01T00:00Z), `at_utc` (ISO-8601 in UTC, with
-/// milliseconds; null when out of chrono's range) and `event` (as in
-/// [`event_json`]).
+/// Converts a notification to JSON with these keys:
+///
+/// - `seq`, `actor`
+/// - `kind`: `invited`, `changed`, `cancelled` or `removed_from_guests`
+/// - `at_ms`: milliseconds since 1970-01-01T00:00Z
+/// - `at_utc`: ISO-8601 in UTC with milliseconds, or null when `at_ms` is
+///   outside chrono's range
+/// - `event`: the event as [`event_json`] converts it
 pub fn notification_json(notification: &Notification) -> Value {
     let at_utc = DateTime::from_timestamp_millis(notification.at_ms)
         .map(|at| at.to_rfc3339_opts(SecondsFormat::Millis, true));
@@ -844,7 +851,8 @@ mod tests {
 
     use crate::calendar::EventBrief;
 
-    /// The minute of a local wall-clock time that exists exactly once.
+    /// Converts a local wall-clock time to its minute, panicking on a time that
+    /// the zone skips or repeats.
     fn at(zone: Tz, date: (i32, u32, u32), hour: u32, min: u32) -> UnixMinute {
         let (year, month, day) = date;
         let time = zone
@@ -1493,6 +1501,7 @@ id  address         role         view   op  commit  lag
                 "current": 3,
             })
         );
+
         let invalid = Rejection::Invalid {
             field: "title".to_string(),
             message: "empty".to_string(),
@@ -1501,6 +1510,7 @@ id  address         role         view   op  commit  lag
         assert_eq!(value["kind"], "invalid");
         assert_eq!(value["field"], "title");
         assert_eq!(value["reason"], "empty");
+
         let kinds = [
             (
                 Rejection::NotFound {
@@ -1528,7 +1538,9 @@ id  address         role         view   op  commit  lag
             let value = rejection_json(&rejection);
             assert_eq!(value["kind"], kind);
             assert_eq!(value[key], "x", "{kind}");
+            assert_eq!(value["message"], rejection.to_string(), "{kind}");
         }
+
         let request = Rejection::StaleRequest {
             client_id: 9,
             seq: 4,
