@@ -16,6 +16,8 @@
 mod connection;
 mod operations;
 
+pub use operations::{node_status_of, NodeReport};
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
