@@ -219,7 +219,7 @@ impl<D: Disk> Wal<D> {
     }
 
     /// Returns the op number of the newest record, or `first_op() - 1` if the
-    /// log holds none.
+    /// log contains none.
     pub fn last_op(&self) -> u64 {
         self.last_op
     }
