@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// A synchronous file system: the only way the log touches storage.
 ///
 /// Changes to a directory (a created, removed or renamed file) are durable
-/// only after [`Disk::sync_dir`]; file contents are durable only after
+/// only after [`Disk::sync_dir`], and file contents only after
 /// [`DiskFile::sync_data`].
 pub trait Disk {
     /// An open file handle for reading and writing.
@@ -128,8 +128,8 @@ impl DiskFile for File {
     }
 }
 
-/// Returns `dir` and those of its ancestors that do not exist, deepest
-/// first, as `is_dir` sees them.
+/// Returns `dir` and those of its ancestors for which `is_dir` is false,
+/// deepest first.
 pub(crate) fn missing_ancestors(dir: &Path, is_dir: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut missing = Vec::new();
     for ancestor in dir.ancestors() {

@@ -59,7 +59,7 @@ pub enum WalError {
     },
 }
 
-/// What is wrong with a damaged record or file.
+/// The defect found in a damaged record or file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CorruptReason {
     /// Fewer bytes remain than a record header needs.

@@ -52,11 +52,11 @@ pub struct Repair {
     pub offset: u64,
     /// The number of bytes removed.
     pub bytes_removed: u64,
-    /// What was wrong with the record at `offset`.
+    /// The defect found in the record at `offset`.
     pub reason: CorruptReason,
 }
 
-/// What [`Wal::open`] found on disk.
+/// The records and repairs found by [`Wal::open`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Every stored record, in op order. All of them are durable.
@@ -71,9 +71,9 @@ pub struct Recovery {
 /// Invariants: `first_op() <= last_op() + 1`, `durable_op() <= last_op()`,
 /// and every segment but the last is durable in full.
 ///
-/// After any method returns an error, the log no longer knows what the disk
-/// holds (after a failed `fdatasync` the kernel may have dropped the data),
-/// so every later call returns [`WalError::Poisoned`]. Drop the `Wal` and
+/// After any method returns an error, the in-memory state may not match the
+/// disk, because after a failed `fdatasync` the kernel may have dropped the
+/// data. So every later call returns [`WalError::Poisoned`]. Drop the `Wal` and
 /// open it again, which recovers from what the disk holds.
 pub struct Wal<D: Disk> {
     disk: D,
@@ -219,7 +219,7 @@ impl<D: Disk> Wal<D> {
     }
 
     /// Returns the op number of the newest record, or `first_op() - 1` if the
-    /// log holds none.
+    /// log contains none.
     pub fn last_op(&self) -> u64 {
         self.last_op
     }
@@ -230,7 +230,7 @@ impl<D: Disk> Wal<D> {
     }
 
     /// Returns the op number of the oldest stored record, or of the next
-    /// append if the log holds none.
+    /// append if the log contains none.
     pub fn first_op(&self) -> u64 {
         self.segments[0].first_op
     }
@@ -334,7 +334,7 @@ impl<D: Disk> Wal<D> {
         }
         self.write_buffer()?;
 
-        // The segment that holds op + 1, which exists because op < last_op.
+        // The segment that contains op + 1, which exists because op < last_op.
         let keep = self
             .segments
             .iter()
@@ -348,6 +348,7 @@ impl<D: Disk> Wal<D> {
                 .map_err(io_error("open", &target.path, None))?;
 
         // Newest first, so a crash part way leaves a log without a gap.
+        let removing = self.segments.len() > keep + 1;
         while self.segments.len() > keep + 1 {
             let removed = self.segments.last().expect("segment after the target");
             self.disk.remove_file(&removed.path).map_err(io_error(
@@ -358,9 +359,11 @@ impl<D: Disk> Wal<D> {
             debug!(path = %removed.path.display(), "removed WAL segment after truncation");
             self.segments.pop();
         }
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(io_error("sync directory", &self.dir, None))?;
+        if removing {
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(io_error("sync directory", &self.dir, None))?;
+        }
         self.head = target_file;
 
         self.head
@@ -568,7 +571,7 @@ fn record_offset(disk: &impl Disk, segment: &Segment, op: u64) -> Result<u64, Wa
         (Some(offset), _) => Ok(offset),
         (None, Some(torn)) => Err(corrupt(torn)),
         (None, None) => panic!(
-            "WAL segment {} has no record of op {op} although the log holds it",
+            "WAL segment {} is missing op {op}, which the log contains",
             segment.path.display()
         ),
     }

@@ -1,7 +1,7 @@
 //! A small durable blob, replaced atomically, for replication state such as
 //! the view number and status.
 //!
-//! The file holds a 12-byte header (magic number, payload length, CRC32C over
+//! The file contains a 12-byte header (magic number, payload length, CRC32C over
 //! magic, length and payload, all little-endian) and the payload.
 
 use std::io;
@@ -16,7 +16,7 @@ const META_MAGIC: u32 = u32::from_le_bytes(*b"AMET");
 const META_HEADER_BYTES: usize = 12;
 
 /// Stores and loads a checksummed blob at one path. A store replaces the old
-/// contents atomically: after a crash the file holds either the old or the
+/// contents atomically: after a crash the file contains either the old or the
 /// new bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct MetaFile;

@@ -2,9 +2,9 @@
 //!
 //! The log stores opaque payloads keyed by contiguous op numbers (1, 2, 3, ...)
 //! in segment files inside one directory. Each record is framed with its
-//! length, op number and a CRC32C, so recovery can tell a torn tail (the
-//! normal result of a crash, repaired by truncation) from corruption in the
-//! middle (an error naming the file and byte offset).
+//! length, op number and a CRC32C. Recovery truncates a torn tail, the normal
+//! result of a crash. It reports corruption in the middle as an error that
+//! names the file and byte offset.
 //!
 //! Durability follows the POSIX rules: record data is durable after
 //! `fdatasync`, and a new file, a removal or a rename is durable only after

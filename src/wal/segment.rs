@@ -73,6 +73,10 @@ pub(crate) fn scan(bytes: &[u8], first_op: u64) -> Result<Scan<'_>, (u64, Corrup
         let record = match record::decode(&bytes[offset..]) {
             Ok(record) => record,
             Err(damage) => {
+                // NOTE: a device that persists the pages of one unsynced write
+                // out of order can leave a valid record after a torn one. That
+                // is reported as corruption too, because it cannot be distinguished
+                // from damage to synced data.
                 if let Some(valid) = record::find_valid_record_after(bytes, offset) {
                     let reason = CorruptReason::DataAfterDamage {
                         damage: Box::new(damage),

@@ -1,11 +1,12 @@
 //! The [`Disk`] on turmoil's simulated file system.
 //!
-//! Each simulated host has its own file system. On `Sim::crash` it drops
-//! every write that was not synced, removes files and directories whose
-//! parent directory was never synced after their creation, and rolls back
-//! renames and removals that were not synced. Every function of turmoil's
-//! file system shim panics when called outside a simulation, so a `SimDisk`
-//! works only inside a turmoil host or client. All paths must be absolute.
+//! Each simulated host has its own file system. In turmoil 0.7.2,
+//! `Sim::crash` drops every write that was not synced, removes files and
+//! directories whose parent directory was never synced after their creation,
+//! and rolls back renames and removals that were not synced. Every function
+//! of turmoil's file system shim panics when called outside a simulation, so
+//! a `SimDisk` works only inside a turmoil host or client. turmoil reads
+//! every path as absolute.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -103,32 +104,43 @@ mod tests {
     /// Runs `before` on a simulated host, crashes the host (dropping what was
     /// not synced), restarts it and runs `after` on the same file system.
     fn crash_between(before: fn(), after: fn()) {
-        let mut sim = turmoil::Builder::new().build();
-        let restarted = Rc::new(Cell::new(false));
+        let sim = turmoil::Builder::new().build();
+        run_boots(
+            sim,
+            2,
+            move |boot| if boot == 0 { before() } else { after() },
+        );
+    }
+
+    /// Boots a simulated host `boots` times, crashing it before each restart,
+    /// and runs `boot` with the boot number (from 0) each time.
+    fn run_boots(mut sim: turmoil::Sim<'_>, boots: u32, boot: impl Fn(u32) + 'static) {
+        let boot = Rc::new(boot);
+        let boot_number = Rc::new(Cell::new(0));
         let done = Rc::new(Notify::new());
 
-        let host_restarted = restarted.clone();
+        let host_number = boot_number.clone();
         let host_done = done.clone();
         sim.host("node", move || {
-            let restarted = host_restarted.get();
+            let number = host_number.get();
+            let boot = boot.clone();
             let done = host_done.clone();
             async move {
-                if restarted {
-                    after();
-                } else {
-                    before();
-                }
+                boot(number);
                 done.notify_one();
                 std::future::pending::<()>().await;
                 Ok(())
             }
         });
 
-        wait_for(&mut sim, "before-crash", &done);
-        sim.crash("node");
-        restarted.set(true);
-        sim.bounce("node");
-        wait_for(&mut sim, "after-crash", &done);
+        for number in 0..boots {
+            if number > 0 {
+                sim.crash("node");
+                boot_number.set(number);
+                sim.bounce("node");
+            }
+            wait_for(&mut sim, &format!("boot-{number}"), &done);
+        }
     }
 
     fn wait_for(sim: &mut turmoil::Sim, client: &str, done: &Rc<Notify>) {
@@ -284,5 +296,103 @@ mod tests {
                 assert_eq!(loaded.as_deref(), Some(&b"view 2"[..]));
             },
         );
+    }
+
+    #[test]
+    fn sim_torn_write_is_repaired() {
+        let mut repaired = 0;
+        for seed in 0..6 {
+            let mut builder = turmoil::Builder::new();
+            builder.rng_seed(seed);
+            builder.fs().block_size(4096);
+            let repairs = Rc::new(Cell::new(0));
+            let boot_repairs = repairs.clone();
+
+            run_boots(builder.build(), 3, move |boot| {
+                let (mut wal, recovery) =
+                    Wal::open(SimDisk, WAL_DIR, WalOptions::default()).unwrap();
+                let ops: Vec<u64> = recovery.records.iter().map(|r| r.op).collect();
+                match boot {
+                    0 => {
+                        append_synced(&mut wal, 1..=3);
+                        // A payload this large is written through without a
+                        // sync, so the crash tears it at a block boundary.
+                        wal.append(4, &vec![4; 1 << 20]).unwrap();
+                        assert_eq!(wal.durable_op(), 3);
+                    }
+                    1 => {
+                        assert!(
+                            ops == [1, 2, 3] || ops == [1, 2, 3, 4],
+                            "seed {seed}: {ops:?}"
+                        );
+                        for repair in &recovery.repairs {
+                            assert_eq!(repair.offset, expected_end_of(3), "seed {seed}");
+                        }
+                        boot_repairs.set(recovery.repairs.len());
+                        let next = wal.last_op() + 1;
+                        append_synced(&mut wal, next..=next);
+                    }
+                    _ => {
+                        assert!(recovery.repairs.is_empty(), "seed {seed}");
+                        assert!(ops.len() >= 4, "seed {seed}: {ops:?}");
+                    }
+                }
+            });
+            repaired += repairs.get();
+        }
+        assert!(repaired > 0, "no seed tore the unsynced write");
+    }
+
+    #[test]
+    fn sim_random_crashes_keep_durable_prefix() {
+        for seed in 0..4 {
+            let mut builder = turmoil::Builder::new();
+            builder.rng_seed(seed);
+            builder.fs().sync_probability(0.3);
+            let durable = Rc::new(Cell::new(0));
+            let boot_durable = durable.clone();
+
+            run_boots(builder.build(), 8, move |boot| {
+                let (mut wal, recovery) = Wal::open(SimDisk, WAL_DIR, small_segments()).unwrap();
+                let ops: Vec<u64> = recovery.records.iter().map(|r| r.op).collect();
+                assert_eq!(ops, (1..=wal.last_op()).collect::<Vec<_>>(), "seed {seed}");
+                assert!(
+                    wal.last_op() >= boot_durable.get(),
+                    "seed {seed} boot {boot}: lost durable op {}, recovered up to {}",
+                    boot_durable.get(),
+                    wal.last_op()
+                );
+                for record in &recovery.records {
+                    assert_eq!(record.payload, payload(record.op), "seed {seed}");
+                }
+
+                let start = wal.last_op() + 1;
+                for op in start..start + 10 {
+                    wal.append(op, &payload(op)).unwrap();
+                    if op % 3 == 0 {
+                        boot_durable.set(wal.sync().unwrap());
+                    }
+                }
+            });
+            assert!(
+                durable.get() > 30,
+                "seed {seed}: durable op {}",
+                durable.get()
+            );
+        }
+    }
+
+    fn append_synced<D: Disk>(wal: &mut Wal<D>, ops: std::ops::RangeInclusive<u64>) {
+        for op in ops {
+            wal.append(op, &payload(op)).unwrap();
+        }
+        wal.sync().unwrap();
+    }
+
+    /// Returns the byte offset just past the records of ops 1 to `op`.
+    fn expected_end_of(op: u64) -> u64 {
+        (1..=op)
+            .map(|op| crate::wal::record::framed_len(payload(op).len()) as u64)
+            .sum()
     }
 }
