@@ -130,3 +130,126 @@ pub fn guests(names: &[&str]) -> Visibility {
         guests: names.iter().map(|name| name.to_string()).collect(),
     }
 }
+
+/// Names the random generator registers and deletes.
+pub const RANDOM_USERS: [&str; 6] = ["ann", "Ben", "cat", "dan", "eve", "fay"];
+
+/// A 64-bit linear congruential generator (Knuth's MMIX constants), enough to
+/// spread test operations and fully determined by its seed.
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn new(seed: u64) -> Lcg {
+        Lcg(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// A value in `0..bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// A start within a week after `MONDAY`, on a 15-minute grid.
+    pub fn start(&mut self) -> UnixMinute {
+        MONDAY + self.below(7 * 24 * 4) as i64 * 15
+    }
+
+    /// Mostly short durations, sometimes up to the maximum.
+    pub fn duration(&mut self) -> u32 {
+        if self.chance(2) {
+            1 + self.below(u64::from(super::limits::MAX_DURATION_MINUTES)) as u32
+        } else {
+            15 * (1 + self.below(12) as u32)
+        }
+    }
+
+    pub fn visibility(&mut self, host: &str) -> Visibility {
+        if self.chance(10) {
+            return Visibility::Public;
+        }
+        let mut names = Vec::new();
+        for name in RANDOM_USERS {
+            if !name.eq_ignore_ascii_case(host) && self.chance(25) {
+                names.push(name.to_string());
+            }
+        }
+        Visibility::Private { guests: names }
+    }
+}
+
+/// A random command against the current state: mostly schedules and edits,
+/// some deletes, account deletions, registrations and acks. Many are
+/// rejected (conflicts, unknown users), which the tests want too.
+pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
+    let user = rng.pick(&RANDOM_USERS).to_string();
+    let event_ids: Vec<EventId> = calendar.events.keys().copied().collect();
+    let some_event = |rng: &mut Lcg| -> Option<(EventId, String, u64)> {
+        if event_ids.is_empty() {
+            return None;
+        }
+        let event = &calendar.events[rng.pick(&event_ids)];
+        Some((event.id, event.host.clone(), event.version))
+    };
+    match rng.below(100) {
+        0..=39 | 77..=79 => {
+            let draft = EventDraft {
+                title: format!("event {}", rng.below(1000)),
+                description: if rng.chance(50) { "weekly sync".into() } else { String::new() },
+                start: rng.start(),
+                zone: rng.pick(&["UTC", "Europe/Paris", "Asia/Tokyo"]).to_string(),
+                duration_minutes: rng.duration(),
+                visibility: rng.visibility(&user),
+            };
+            Command::Schedule { caller: user, draft }
+        }
+        40..=69 => match some_event(rng) {
+            Some((event_id, host, version)) => {
+                let mut changes = EventChanges::default();
+                if rng.chance(50) {
+                    changes.start = Some(rng.start());
+                }
+                if rng.chance(30) {
+                    changes.duration_minutes = Some(rng.duration());
+                }
+                if rng.chance(30) {
+                    changes.visibility = Some(rng.visibility(&host));
+                }
+                if rng.chance(20) {
+                    changes.title = Some(format!("renamed {}", rng.below(1000)));
+                }
+                let caller = if rng.chance(90) { host } else { user };
+                let expected_version = if rng.chance(90) { version } else { version + 1 };
+                Command::Edit { caller, event_id, expected_version, changes }
+            }
+            None => Command::DeleteAccount { caller: user },
+        },
+        70..=76 => match some_event(rng) {
+            Some((event_id, host, _)) => Command::Delete { caller: host, event_id },
+            None => Command::DeleteAccount { caller: user },
+        },
+        80..=81 => Command::DeleteAccount { caller: user },
+        82..=94 => Command::Register {
+            password_hash: format!("$argon2id$hash-of-{user}"),
+            username: user,
+        },
+        _ => {
+            let up_to_seq = calendar.notifications(&user, 0).last().map_or(0, |n| n.seq);
+            Command::AckNotifications { caller: user, up_to_seq }
+        }
+    }
+}
