@@ -103,7 +103,7 @@ pub struct StatusRow {
     /// Ops the node is behind the primary's op number.
     pub lag: u64,
     pub reachable: bool,
-    /// Why the node could not be reached, or empty when it replied.
+    /// Reason the node could not be reached, or empty when it replied.
     pub error: String,
 }
 
