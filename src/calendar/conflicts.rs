@@ -92,3 +92,139 @@ fn busy_participants<'a>(candidate: &EventView, other: &'a EventView) -> Vec<&'a
         shared
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{guests, private, public, schedule, Harness, HOUR, MONDAY};
+    use super::super::types::{BusySlot, EventBrief, EventChanges, Outcome, Rejection};
+
+    fn slots_of(rejection: Rejection) -> Vec<BusySlot> {
+        match rejection {
+            Rejection::Conflict { slots } => slots,
+            other => panic!("expected Conflict, got {other:?}"),
+        }
+    }
+
+    fn slot(participant: &str, start: i64, end: i64, event: Option<(u64, &str, &str)>) -> BusySlot {
+        BusySlot {
+            participant: participant.to_string(),
+            start,
+            end,
+            event: event.map(|(id, title, host)| EventBrief {
+                id,
+                title: title.to_string(),
+                host: host.to_string(),
+            }),
+        }
+    }
+
+    #[test]
+    fn back_to_back_is_free() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.schedule("alice", public("First", MONDAY, 60));
+        harness.schedule("bob", public("After", MONDAY + HOUR, 60));
+        harness.schedule("bob", public("Before", MONDAY - HOUR, 60));
+        assert_eq!(harness.calendar.event_count(), 3);
+    }
+
+    #[test]
+    fn public_conflicts_with_anyones_event() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        harness.schedule("bob", private("Dentist", MONDAY, 60, &["carol"]));
+        let rejection = harness.rejected(schedule("alice", public("Talk", MONDAY + 30, 60)));
+        let expected = vec![slot("bob", MONDAY, MONDAY + HOUR, None)];
+        assert_eq!(slots_of(rejection), expected);
+    }
+
+    #[test]
+    fn private_conflicts_with_public() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.schedule("bob", public("All hands", MONDAY, 60));
+        let rejection = harness.rejected(schedule("alice", private("Focus", MONDAY + 59, 10, &[])));
+        let expected = vec![slot("bob", MONDAY, MONDAY + HOUR, Some((1, "All hands", "bob")))];
+        assert_eq!(slots_of(rejection), expected);
+    }
+
+    #[test]
+    fn private_conflicts_on_shared_participant() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol", "dave"]);
+        harness.schedule("bob", private("Sync", MONDAY, 60, &["carol"]));
+        // carol is a guest of both events.
+        let draft = private("Review", MONDAY, 30, &["carol", "dave"]);
+        let rejection = harness.rejected(schedule("alice", draft));
+        assert_eq!(slots_of(rejection), vec![slot("carol", MONDAY, MONDAY + HOUR, None)]);
+        // bob hosts the existing event and is a guest of the new one.
+        let rejection = harness.rejected(schedule("dave", private("1:1", MONDAY, 30, &["bob"])));
+        assert_eq!(slots_of(rejection), vec![slot("bob", MONDAY, MONDAY + HOUR, None)]);
+        // The host of the existing event books over it again.
+        let rejection = harness.rejected(schedule("bob", private("Gym", MONDAY + 10, 5, &[])));
+        let expected = vec![slot("bob", MONDAY, MONDAY + HOUR, Some((1, "Sync", "bob")))];
+        assert_eq!(slots_of(rejection), expected);
+    }
+
+    #[test]
+    fn private_events_without_shared_participant_coexist() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol", "dave"]);
+        harness.schedule("alice", private("A", MONDAY, 60, &["bob"]));
+        harness.schedule("carol", private("C", MONDAY, 60, &["dave"]));
+        assert_eq!(harness.calendar.event_count(), 2);
+    }
+
+    #[test]
+    fn conflict_lists_every_slot_sorted() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol", "dave"]);
+        harness.schedule("bob", private("Late", MONDAY + 30, 60, &["carol"]));
+        harness.schedule("dave", private("Early", MONDAY, 20, &["alice"]));
+        let draft = private("Long", MONDAY, 120, &["bob", "carol"]);
+        let rejection = harness.rejected(schedule("alice", draft));
+        let expected = vec![
+            slot("alice", MONDAY, MONDAY + 20, Some((2, "Early", "dave"))),
+            slot("bob", MONDAY + 30, MONDAY + 90, None),
+            slot("carol", MONDAY + 30, MONDAY + 90, None),
+        ];
+        assert_eq!(slots_of(rejection), expected);
+    }
+
+    #[test]
+    fn conflict_with_long_earlier_event() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let week = 7 * 24 * 60;
+        harness.schedule("bob", public("Conference", MONDAY - 24 * HOUR, week));
+        let rejection = harness.rejected(schedule("alice", public("Talk", MONDAY + 48 * HOUR, 30)));
+        assert_eq!(slots_of(rejection).len(), 1);
+    }
+
+    #[test]
+    fn edit_ignores_own_slot() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob"]));
+        let later = EventChanges {
+            start: Some(MONDAY + 30),
+            ..EventChanges::default()
+        };
+        assert!(matches!(harness.edit("alice", id, later), Outcome::Done(_)));
+    }
+
+    #[test]
+    fn edit_rechecks_conflicts() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 60, &[]));
+        harness.schedule("carol", private("Busy", MONDAY, 60, &[]));
+        let invite = EventChanges {
+            visibility: Some(guests(&["carol"])),
+            ..EventChanges::default()
+        };
+        let outcome = harness.edit("alice", id, invite);
+        let Outcome::Rejected(rejection) = outcome else {
+            panic!("inviting a busy guest was applied");
+        };
+        assert_eq!(slots_of(rejection), vec![slot("carol", MONDAY, MONDAY + HOUR, None)]);
+        let publish = EventChanges {
+            visibility: Some(super::super::types::Visibility::Public),
+            ..EventChanges::default()
+        };
+        let outcome = harness.edit("alice", id, publish);
+        assert!(matches!(outcome, Outcome::Rejected(Rejection::Conflict { .. })));
+        assert_eq!(harness.calendar.events[&id].version, 1);
+    }
+}

@@ -220,3 +220,248 @@ impl Calendar {
         self.insert_event(event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{guests, private, public, schedule, Harness, HOUR, MONDAY};
+    use super::super::types::{Command, Effect, EventChanges, Outcome, Rejection, Visibility};
+
+    fn invalid_field(rejection: Rejection) -> String {
+        match rejection {
+            Rejection::Invalid { field, .. } => field,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn schedule_assigns_ids_and_version() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let first = harness.ok(schedule("alice", public("One", MONDAY, 30)));
+        let second = harness.ok(schedule("alice", public("Two", MONDAY + HOUR, 30)));
+        assert_eq!(first, Effect::Scheduled { event_id: 1, version: 1 });
+        assert_eq!(second, Effect::Scheduled { event_id: 2, version: 1 });
+        assert_eq!(harness.calendar.event_count(), 2);
+    }
+
+    #[test]
+    fn schedule_stores_cleaned_values() {
+        let mut harness = Harness::with_users(&["Alice", "Bob"]);
+        let mut draft = private("  Review  ", MONDAY, 45, &["bob"]);
+        draft.zone = "Europe/Paris".to_string();
+        let id = harness.schedule("alice", draft);
+        let event = harness.calendar.event("ALICE", id).unwrap();
+        assert_eq!(event.title, "Review");
+        assert_eq!(event.host, "Alice");
+        assert_eq!(event.zone, "Europe/Paris");
+        assert_eq!(event.visibility, guests(&["Bob"]));
+    }
+
+    #[test]
+    fn schedule_rejects_unknown_caller() {
+        let mut harness = Harness::new();
+        let rejection = harness.rejected(schedule("ghost", public("x", MONDAY, 30)));
+        assert_eq!(rejection, Rejection::not_found("user \"ghost\""));
+    }
+
+    #[test]
+    fn schedule_rejects_invalid_fields() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let mut cases = Vec::new();
+        cases.push((public(" ", MONDAY, 30), "title"));
+        cases.push((public("x", MONDAY, 0), "duration"));
+        cases.push((public("x", -5, 30), "start"));
+        let mut bad_zone = public("x", MONDAY, 30);
+        bad_zone.zone = "Nowhere/City".to_string();
+        cases.push((bad_zone, "zone"));
+        let mut bad_description = public("x", MONDAY, 30);
+        bad_description.description = "\u{1b}[31m".to_string();
+        cases.push((bad_description, "description"));
+        cases.push((private("x", MONDAY, 30, &["bob", "Bob"]), "guests"));
+        cases.push((private("x", MONDAY, 30, &["alice"]), "guests"));
+        for (draft, field) in cases {
+            let rejection = harness.rejected(schedule("alice", draft.clone()));
+            assert_eq!(invalid_field(rejection), field, "draft {draft:?}");
+        }
+    }
+
+    #[test]
+    fn schedule_rejects_unknown_guest() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let draft = private("x", MONDAY, 30, &["bob", "zed"]);
+        let rejection = harness.rejected(schedule("alice", draft));
+        assert_eq!(rejection, Rejection::not_found("guest \"zed\""));
+    }
+
+    #[test]
+    fn edit_by_guest_is_forbidden() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
+        let rejection = harness.rejected(Command::Edit {
+            caller: "bob".into(),
+            event_id: id,
+            expected_version: 1,
+            changes: EventChanges {
+                title: Some("Mine".into()),
+                ..EventChanges::default()
+            },
+        });
+        let Rejection::Forbidden { reason } = rejection else {
+            panic!("expected Forbidden, got {rejection:?}");
+        };
+        assert!(reason.contains("only the host alice can edit event 1 \"Plan\""), "{reason}");
+    }
+
+    #[test]
+    fn invisible_event_is_not_found() {
+        let mut harness = Harness::with_users(&["alice", "bob", "eve"]);
+        let id = harness.schedule("alice", private("Secret", MONDAY, 30, &["bob"]));
+        let delete = Command::Delete {
+            caller: "eve".into(),
+            event_id: id,
+        };
+        assert_eq!(harness.rejected(delete), Rejection::not_found("event 1"));
+        let edit = Command::Edit {
+            caller: "eve".into(),
+            event_id: id,
+            expected_version: 1,
+            changes: EventChanges {
+                title: Some("x".into()),
+                ..EventChanges::default()
+            },
+        };
+        assert_eq!(harness.rejected(edit), Rejection::not_found("event 1"));
+        let missing = Command::Delete {
+            caller: "alice".into(),
+            event_id: 99,
+        };
+        assert_eq!(harness.rejected(missing), Rejection::not_found("event 99"));
+    }
+
+    #[test]
+    fn delete_public_by_other_is_forbidden() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", public("Party", MONDAY, 30));
+        let rejection = harness.rejected(Command::Delete {
+            caller: "bob".into(),
+            event_id: id,
+        });
+        assert!(matches!(rejection, Rejection::Forbidden { .. }), "{rejection:?}");
+    }
+
+    #[test]
+    fn edit_checks_expected_version() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let id = harness.schedule("alice", public("Plan", MONDAY, 30));
+        let rename = |title: &str, expected_version| Command::Edit {
+            caller: "alice".into(),
+            event_id: id,
+            expected_version,
+            changes: EventChanges {
+                title: Some(title.into()),
+                ..EventChanges::default()
+            },
+        };
+        assert_eq!(
+            harness.ok(rename("Plan B", 1)),
+            Effect::Edited { event_id: id, version: 2 }
+        );
+        assert_eq!(
+            harness.ok(rename("Plan C", 2)),
+            Effect::Edited { event_id: id, version: 3 }
+        );
+        let stale = harness.rejected(rename("Plan D", 2));
+        let expected = Rejection::StaleVersion {
+            event_id: id,
+            expected: 2,
+            current: 3,
+        };
+        assert_eq!(stale, expected);
+        assert_eq!(harness.calendar.event("alice", id).unwrap().title, "Plan C");
+    }
+
+    #[test]
+    fn edit_without_change_is_invalid() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
+        let nothing = EventChanges::default();
+        let same = EventChanges {
+            title: Some(" Plan ".into()),
+            start: Some(MONDAY),
+            visibility: Some(guests(&["BOB"])),
+            ..EventChanges::default()
+        };
+        for changes in [nothing, same] {
+            let rejection = harness.rejected(Command::Edit {
+                caller: "alice".into(),
+                event_id: id,
+                expected_version: 1,
+                changes,
+            });
+            assert_eq!(invalid_field(rejection), "changes");
+        }
+    }
+
+    #[test]
+    fn edit_validates_changes() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let id = harness.schedule("alice", public("Plan", MONDAY, 30));
+        let rejection = harness.rejected(Command::Edit {
+            caller: "alice".into(),
+            event_id: id,
+            expected_version: 1,
+            changes: EventChanges {
+                title: Some("New".into()),
+                duration_minutes: Some(0),
+                ..EventChanges::default()
+            },
+        });
+        assert_eq!(invalid_field(rejection), "duration");
+    }
+
+    #[test]
+    fn edit_moves_and_changes_visibility() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", public("Plan", MONDAY, 30));
+        let changes = EventChanges {
+            start: Some(MONDAY + 2 * HOUR),
+            duration_minutes: Some(90),
+            zone: Some("America/New_York".into()),
+            visibility: Some(guests(&["bob"])),
+            ..EventChanges::default()
+        };
+        let outcome = harness.edit("alice", id, changes);
+        assert_eq!(outcome, Outcome::Done(Effect::Edited { event_id: id, version: 2 }));
+        let event = harness.calendar.event("bob", id).unwrap();
+        assert_eq!(event.start, MONDAY + 2 * HOUR);
+        assert_eq!(event.end(), MONDAY + 3 * HOUR + 30);
+        assert_eq!(event.zone, "America/New_York");
+        assert_eq!(event.visibility, Visibility::Private { guests: vec!["bob".into()] });
+    }
+
+    #[test]
+    fn delete_removes_event() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let id = harness.schedule("alice", public("Plan", MONDAY, 30));
+        let effect = harness.ok(Command::Delete {
+            caller: "alice".into(),
+            event_id: id,
+        });
+        assert_eq!(effect, Effect::Deleted { event_id: id });
+        assert_eq!(harness.calendar.event_count(), 0);
+        assert!(harness.calendar.event("alice", id).is_err());
+        assert!(harness.calendar.index.by_start.is_empty());
+        assert!(harness.calendar.index.by_host.is_empty());
+    }
+
+    #[test]
+    fn deleted_id_is_not_reused() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let id = harness.schedule("alice", public("Plan", MONDAY, 30));
+        harness.ok(Command::Delete {
+            caller: "alice".into(),
+            event_id: id,
+        });
+        let next = harness.schedule("alice", public("Plan", MONDAY, 30));
+        assert_eq!(next, id + 1);
+    }
+}

@@ -105,3 +105,132 @@ fn remove_nested<T: Ord>(map: &mut BTreeMap<String, BTreeSet<T>>, key: &str, val
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::super::state::Calendar;
+    use super::super::test_support::{random_command, Harness, Lcg, RANDOM_USERS};
+    use super::super::types::{EventId, EventView, UnixMinute, Visibility};
+    use super::EventIndex;
+
+    /// The index rebuilt from scratch by scanning every event.
+    fn rebuilt(calendar: &Calendar) -> EventIndex {
+        let mut index = EventIndex::default();
+        for event in calendar.events.values() {
+            index.insert(event);
+        }
+        index
+    }
+
+    fn brute_agenda(calendar: &Calendar, user: &str, from: UnixMinute, to: UnixMinute) -> Vec<EventId> {
+        let key = user.to_ascii_lowercase();
+        let mut found: Vec<&EventView> = calendar
+            .events
+            .values()
+            .filter(|event| event.is_visible_to(&key) && event.overlaps(from, to))
+            .collect();
+        found.sort_by_key(|event| (event.start, event.id));
+        found.iter().map(|event| event.id).collect()
+    }
+
+    /// Pairs of stored events that the conflict rules forbid together.
+    fn brute_conflicting_pairs(calendar: &Calendar) -> Vec<(EventId, EventId)> {
+        let events: Vec<&EventView> = calendar.events.values().collect();
+        let mut pairs = Vec::new();
+        for (i, a) in events.iter().enumerate() {
+            for b in &events[i + 1..] {
+                let shared = a.participants().any(|name| b.involves(&name.to_ascii_lowercase()));
+                let ruled = a.is_public() || b.is_public() || shared;
+                if ruled && a.overlaps(b.start, b.end()) {
+                    pairs.push((a.id, b.id));
+                }
+            }
+        }
+        pairs
+    }
+
+    fn check_against_scan(calendar: &Calendar, rng: &mut Lcg, step: usize) {
+        let index = &calendar.index;
+        let expected = rebuilt(calendar);
+        assert_eq!(index.by_start, expected.by_start, "by_start after step {step}");
+        assert_eq!(index.public_by_start, expected.public_by_start, "public after step {step}");
+        assert_eq!(
+            index.private_by_participant, expected.private_by_participant,
+            "private_by_participant after step {step}"
+        );
+        assert_eq!(index.by_host, expected.by_host, "by_host after step {step}");
+
+        let user = rng.pick(&RANDOM_USERS).to_string();
+        let from = rng.start() - 24 * 60;
+        let to = from + 1 + rng.below(3 * 24 * 60) as i64;
+        let agenda: Vec<EventId> = calendar.agenda(&user, from, to).iter().map(|e| e.id).collect();
+        let scanned = brute_agenda(calendar, &user, from, to);
+        assert_eq!(agenda, scanned, "agenda of {user} in [{from}, {to}) after step {step}");
+    }
+
+    fn check_search(calendar: &Calendar, user: &str) {
+        let key = user.to_ascii_lowercase();
+        for host in RANDOM_USERS {
+            let query = super::super::types::SearchQuery {
+                host: Some(host.to_string()),
+                ..Default::default()
+            };
+            let Ok(found) = calendar.search(user, &query) else {
+                assert!(!calendar.user_exists(host), "search by existing host {host} failed");
+                continue;
+            };
+            let found: Vec<EventId> = found.iter().map(|event| event.id).collect();
+            let mut scanned: Vec<&EventView> = calendar
+                .events
+                .values()
+                .filter(|e| e.is_visible_to(&key) && e.host.eq_ignore_ascii_case(host))
+                .collect();
+            scanned.sort_by_key(|event| (event.start, event.id));
+            let scanned: Vec<EventId> = scanned.iter().map(|event| event.id).collect();
+            assert_eq!(found, scanned, "search of {user} for host {host}");
+        }
+    }
+
+    #[test]
+    fn index_matches_scan_after_random_ops() {
+        let mut harness = Harness::with_users(&RANDOM_USERS);
+        let mut rng = Lcg::new(0x5eed);
+        let mut applied = BTreeMap::new();
+        for step in 0..1500 {
+            let command = random_command(&mut rng, &harness.calendar);
+            let kind = format!("{command:?}").split([' ', '{']).next().unwrap().to_string();
+            let done = matches!(harness.run(command), super::super::types::Outcome::Done(_));
+            *applied.entry((kind, done)).or_insert(0) += 1;
+            check_against_scan(&harness.calendar, &mut rng, step);
+            assert_eq!(brute_conflicting_pairs(&harness.calendar), vec![], "after step {step}");
+        }
+        for user in RANDOM_USERS {
+            check_search(&harness.calendar, user);
+        }
+        // The sequence must exercise every command both ways that matter.
+        for kind in ["Schedule", "Edit", "Delete", "DeleteAccount"] {
+            let done = applied.get(&(kind.to_string(), true)).copied().unwrap_or(0);
+            assert!(done > 5, "only {done} {kind} commands applied: {applied:?}");
+        }
+        let conflicts = applied.get(&("Schedule".to_string(), false)).copied().unwrap_or(0);
+        assert!(conflicts > 5, "only {conflicts} schedules rejected: {applied:?}");
+        let events = harness.calendar.event_count();
+        assert!(events > 10, "only {events} events left: {applied:?}");
+    }
+
+    #[test]
+    fn private_index_covers_guests() {
+        let mut harness = Harness::with_users(&["ann", "Ben"]);
+        let draft = super::super::test_support::private("x", 0, 30, &["ben"]);
+        let id = harness.schedule("ann", draft);
+        let index = &harness.calendar.index;
+        let expected: BTreeSet<(UnixMinute, EventId)> = [(0, id)].into();
+        assert_eq!(index.private_by_participant.get("ben"), Some(&expected));
+        assert_eq!(index.private_by_participant.get("ann"), Some(&expected));
+        assert!(index.public_by_start.is_empty());
+        let event = &harness.calendar.events[&id];
+        assert!(matches!(event.visibility, Visibility::Private { .. }));
+    }
+}

@@ -25,6 +25,8 @@ pub mod limits;
 mod notifications;
 mod queries;
 mod state;
+#[cfg(test)]
+mod test_support;
 pub mod types;
 mod users;
 pub mod validate;

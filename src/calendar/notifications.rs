@@ -156,3 +156,212 @@ fn content_changed(old: &EventView, new: &EventView) -> bool {
         || old.duration_minutes != new.duration_minutes
         || old.zone != new.zone
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::limits::MAX_INBOX_NOTIFICATIONS;
+    use super::super::test_support::{guests, private, public, Harness, MONDAY};
+    use super::super::types::{Command, Effect, EventChanges, NotificationKind, Rejection};
+    use super::super::types::Visibility;
+    use NotificationKind::{Cancelled, Changed, Invited, RemovedFromGuests};
+
+    /// (seq, kind, event id, actor) of a user's notifications.
+    fn inbox(harness: &Harness, user: &str) -> Vec<(u64, NotificationKind, u64, String)> {
+        let items = harness.calendar.notifications(user, 0);
+        let summary = |n: &super::Notification| (n.seq, n.kind, n.event.id, n.actor.clone());
+        items.iter().map(summary).collect()
+    }
+
+    fn kinds(harness: &Harness, user: &str) -> Vec<NotificationKind> {
+        inbox(harness, user).into_iter().map(|(_, kind, _, _)| kind).collect()
+    }
+
+    fn ack(caller: &str, up_to_seq: u64) -> Command {
+        Command::AckNotifications {
+            caller: caller.into(),
+            up_to_seq,
+        }
+    }
+
+    #[test]
+    fn private_invites_guests_only() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
+        assert_eq!(inbox(&harness, "bob"), vec![(1, Invited, 1, "alice".into())]);
+        assert!(kinds(&harness, "carol").is_empty());
+        assert!(kinds(&harness, "alice").is_empty());
+    }
+
+    #[test]
+    fn public_invites_everyone_else() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        harness.schedule("alice", public("Party", MONDAY, 30));
+        assert_eq!(kinds(&harness, "bob"), vec![Invited]);
+        assert_eq!(kinds(&harness, "carol"), vec![Invited]);
+        assert!(kinds(&harness, "alice").is_empty());
+    }
+
+    #[test]
+    fn notification_carries_time_and_event() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
+        let notification = &harness.calendar.notifications("bob", 0)[0];
+        assert_eq!(notification.at_ms, harness.now_ms);
+        assert_eq!(notification.event.title, "Plan");
+        assert_eq!(notification.event.version, 1);
+    }
+
+    #[test]
+    fn content_edit_notifies_participants() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol", "dave"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob", "carol"]));
+        let changes = EventChanges {
+            start: Some(MONDAY + 60),
+            ..EventChanges::default()
+        };
+        harness.edit("alice", id, changes);
+        assert_eq!(kinds(&harness, "bob"), vec![Invited, Changed]);
+        assert_eq!(kinds(&harness, "carol"), vec![Invited, Changed]);
+        assert!(kinds(&harness, "alice").is_empty());
+        assert!(kinds(&harness, "dave").is_empty());
+        let changed = &harness.calendar.notifications("bob", 1)[0];
+        assert_eq!(changed.event.start, MONDAY + 60);
+        assert_eq!(changed.event.version, 2);
+    }
+
+    #[test]
+    fn each_content_field_counts_as_change() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
+        let edits = [
+            EventChanges { title: Some("New".into()), ..EventChanges::default() },
+            EventChanges { description: Some("d".into()), ..EventChanges::default() },
+            EventChanges { start: Some(MONDAY + 5), ..EventChanges::default() },
+            EventChanges { duration_minutes: Some(50), ..EventChanges::default() },
+            EventChanges { zone: Some("Asia/Tokyo".into()), ..EventChanges::default() },
+        ];
+        for (done, changes) in edits.into_iter().enumerate() {
+            harness.edit("alice", id, changes.clone());
+            assert_eq!(kinds(&harness, "bob").len(), done + 2, "after {changes:?}");
+        }
+    }
+
+    #[test]
+    fn guest_edit_invites_and_removes() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol", "dave"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob", "carol"]));
+        let changes = EventChanges {
+            visibility: Some(guests(&["carol", "dave"])),
+            ..EventChanges::default()
+        };
+        harness.edit("alice", id, changes);
+        assert_eq!(kinds(&harness, "bob"), vec![Invited, RemovedFromGuests]);
+        assert_eq!(kinds(&harness, "carol"), vec![Invited]);
+        assert_eq!(kinds(&harness, "dave"), vec![Invited]);
+        let removed = &harness.calendar.notifications("bob", 1)[0];
+        assert_eq!(removed.event.version, 1, "the removed guest sees the old event");
+        let invited = &harness.calendar.notifications("dave", 0)[0];
+        assert_eq!(invited.event.version, 2);
+    }
+
+    #[test]
+    fn publishing_invites_everyone() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
+        let changes = EventChanges {
+            visibility: Some(Visibility::Public),
+            ..EventChanges::default()
+        };
+        harness.edit("alice", id, changes);
+        assert_eq!(kinds(&harness, "bob"), vec![Invited]);
+        assert_eq!(kinds(&harness, "carol"), vec![Invited]);
+    }
+
+    #[test]
+    fn unpublishing_removes_others() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = harness.schedule("alice", public("Party", MONDAY, 30));
+        let changes = EventChanges {
+            visibility: Some(guests(&["bob"])),
+            title: Some("Small party".into()),
+            ..EventChanges::default()
+        };
+        harness.edit("alice", id, changes);
+        assert_eq!(kinds(&harness, "bob"), vec![Invited, Changed]);
+        assert_eq!(kinds(&harness, "carol"), vec![Invited, RemovedFromGuests]);
+    }
+
+    #[test]
+    fn delete_cancels_for_participants() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
+        harness.ok(Command::Delete {
+            caller: "alice".into(),
+            event_id: id,
+        });
+        assert_eq!(inbox(&harness, "bob")[1], (2, Cancelled, id, "alice".into()));
+        assert!(kinds(&harness, "carol").is_empty());
+        assert!(kinds(&harness, "alice").is_empty());
+    }
+
+    #[test]
+    fn seqs_start_at_one_per_user() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        harness.schedule("alice", public("A", MONDAY, 30));
+        harness.schedule("bob", public("B", MONDAY + 30, 30));
+        let seqs = |user| -> Vec<u64> {
+            let items = inbox(&harness, user);
+            items.iter().map(|item| item.0).collect()
+        };
+        assert_eq!(seqs("alice"), vec![1]);
+        assert_eq!(seqs("bob"), vec![1]);
+        assert_eq!(seqs("carol"), vec![1, 2]);
+        assert_eq!(harness.calendar.notifications("carol", 1).len(), 1);
+        assert!(harness.calendar.notifications("carol", 2).is_empty());
+        assert!(harness.calendar.notifications("nobody", 0).is_empty());
+    }
+
+    #[test]
+    fn ack_moves_forward_only() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.schedule("alice", public("A", MONDAY, 30));
+        harness.schedule("alice", public("B", MONDAY + 30, 30));
+        assert_eq!(harness.calendar.acked_seq("bob"), 0);
+        assert_eq!(harness.ok(ack("bob", 2)), Effect::Acked { up_to_seq: 2 });
+        assert_eq!(harness.ok(ack("bob", 1)), Effect::Acked { up_to_seq: 2 });
+        assert_eq!(harness.calendar.acked_seq("bob"), 2);
+        assert_eq!(harness.calendar.notifications("bob", 0).len(), 2);
+    }
+
+    #[test]
+    fn ack_beyond_last_is_invalid() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.schedule("alice", public("A", MONDAY, 30));
+        let rejection = harness.rejected(ack("bob", 2));
+        let Rejection::Invalid { field, message } = rejection else {
+            panic!("expected Invalid, got {rejection:?}");
+        };
+        assert_eq!(field, "up_to_seq");
+        assert!(message.contains("the newest is 1"), "{message}");
+        assert_eq!(harness.rejected(ack("ghost", 0)), Rejection::not_found("user \"ghost\""));
+    }
+
+    #[test]
+    fn inbox_keeps_newest_only() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
+        for round in 0..MAX_INBOX_NOTIFICATIONS {
+            let changes = EventChanges {
+                description: Some(format!("round {round}")),
+                ..EventChanges::default()
+            };
+            harness.edit("alice", id, changes);
+        }
+        let items = harness.calendar.notifications("bob", 0);
+        let total = MAX_INBOX_NOTIFICATIONS as u64 + 1;
+        assert_eq!(items.len(), MAX_INBOX_NOTIFICATIONS);
+        assert_eq!(items[0].seq, 2);
+        assert_eq!(items.last().unwrap().seq, total);
+        assert_eq!(harness.ok(ack("bob", total)), Effect::Acked { up_to_seq: total });
+    }
+}

@@ -118,3 +118,139 @@ fn check_query(query: &SearchQuery) -> Result<Option<String>, Rejection> {
 fn mentions(event: &EventView, text: &str) -> bool {
     event.title.to_lowercase().contains(text) || event.description.to_lowercase().contains(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::limits::MAX_DURATION_MINUTES;
+    use super::super::test_support::{private, public, Harness, HOUR, MONDAY};
+    use super::super::types::{EventId, Rejection, SearchQuery};
+
+    fn ids(events: &[super::EventView]) -> Vec<EventId> {
+        events.iter().map(|event| event.id).collect()
+    }
+
+    /// alice: public 1 at 9:00, private 2 with bob at 11:00, private 3 alone at
+    /// 13:00; carol: private 4 at 15:00 with dave.
+    fn sample() -> Harness {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol", "dave"]);
+        let mut standup = public("Standup", MONDAY + 9 * HOUR, 30);
+        standup.description = "Daily SYNC of the team".into();
+        harness.schedule("alice", standup);
+        harness.schedule("alice", private("Review", MONDAY + 11 * HOUR, 60, &["bob"]));
+        harness.schedule("alice", private("Dentist", MONDAY + 13 * HOUR, 60, &[]));
+        harness.schedule("carol", private("Sync", MONDAY + 15 * HOUR, 60, &["dave"]));
+        harness
+    }
+
+    #[test]
+    fn event_hides_invisible_private() {
+        let harness = sample();
+        assert_eq!(harness.calendar.event("bob", 2).unwrap().title, "Review");
+        assert_eq!(harness.calendar.event("BOB", 2).unwrap().id, 2);
+        assert_eq!(harness.calendar.event("carol", 1).unwrap().id, 1);
+        assert_eq!(harness.calendar.event("carol", 2), Err(Rejection::not_found("event 2")));
+        assert_eq!(harness.calendar.event("carol", 42), Err(Rejection::not_found("event 42")));
+    }
+
+    #[test]
+    fn agenda_shows_visible_in_order() {
+        let harness = sample();
+        let day = (MONDAY, MONDAY + 24 * HOUR);
+        assert_eq!(ids(&harness.calendar.agenda("alice", day.0, day.1)), vec![1, 2, 3]);
+        assert_eq!(ids(&harness.calendar.agenda("bob", day.0, day.1)), vec![1, 2]);
+        assert_eq!(ids(&harness.calendar.agenda("carol", day.0, day.1)), vec![1, 4]);
+        assert_eq!(ids(&harness.calendar.agenda("dave", day.0, day.1)), vec![1, 4]);
+    }
+
+    #[test]
+    fn agenda_range_is_half_open() {
+        let harness = sample();
+        let nine = MONDAY + 9 * HOUR;
+        let calendar = &harness.calendar;
+        assert_eq!(ids(&calendar.agenda("alice", nine + 29, nine + 30)), vec![1]);
+        assert!(calendar.agenda("alice", nine + 30, nine + 60).is_empty());
+        assert!(calendar.agenda("alice", nine - 60, nine).is_empty());
+        assert!(calendar.agenda("alice", nine + 10, nine).is_empty());
+    }
+
+    #[test]
+    fn agenda_includes_long_event_started_before() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let start = MONDAY - i64::from(MAX_DURATION_MINUTES) + 1;
+        harness.schedule("alice", public("Fortnight", start, MAX_DURATION_MINUTES));
+        let calendar = &harness.calendar;
+        assert_eq!(ids(&calendar.agenda("alice", MONDAY, MONDAY + 1)), vec![1]);
+        assert!(calendar.agenda("alice", MONDAY + 1, MONDAY + 2).is_empty());
+    }
+
+    #[test]
+    fn search_by_host_respects_visibility() {
+        let harness = sample();
+        let query = SearchQuery {
+            host: Some("ALICE".into()),
+            ..SearchQuery::default()
+        };
+        assert_eq!(ids(&harness.calendar.search("alice", &query).unwrap()), vec![1, 2, 3]);
+        assert_eq!(ids(&harness.calendar.search("bob", &query).unwrap()), vec![1, 2]);
+        let unknown = SearchQuery {
+            host: Some("ghost".into()),
+            ..SearchQuery::default()
+        };
+        let rejection = harness.calendar.search("bob", &unknown).unwrap_err();
+        assert_eq!(rejection, Rejection::not_found("user \"ghost\""));
+    }
+
+    #[test]
+    fn search_by_text_is_case_insensitive() {
+        let harness = sample();
+        let query = SearchQuery {
+            text: Some(" sync ".into()),
+            ..SearchQuery::default()
+        };
+        assert_eq!(ids(&harness.calendar.search("dave", &query).unwrap()), vec![1, 4]);
+        assert_eq!(ids(&harness.calendar.search("alice", &query).unwrap()), vec![1]);
+    }
+
+    #[test]
+    fn search_combines_filters() {
+        let harness = sample();
+        let query = SearchQuery {
+            host: Some("alice".into()),
+            text: Some("e".into()),
+            from: Some(MONDAY + 10 * HOUR),
+            to: Some(MONDAY + 12 * HOUR),
+        };
+        assert_eq!(ids(&harness.calendar.search("alice", &query).unwrap()), vec![2]);
+        let after = SearchQuery {
+            from: Some(MONDAY + 11 * HOUR + 30),
+            ..SearchQuery::default()
+        };
+        assert_eq!(ids(&harness.calendar.search("alice", &after).unwrap()), vec![2, 3]);
+        let before = SearchQuery {
+            to: Some(MONDAY + 9 * HOUR + 1),
+            ..SearchQuery::default()
+        };
+        assert_eq!(ids(&harness.calendar.search("carol", &before).unwrap()), vec![1]);
+    }
+
+    #[test]
+    fn search_rejects_bad_queries() {
+        let harness = sample();
+        let empty = SearchQuery::default();
+        let blank_text = SearchQuery {
+            text: Some("  ".into()),
+            ..SearchQuery::default()
+        };
+        let backwards = SearchQuery {
+            from: Some(MONDAY + 1),
+            to: Some(MONDAY),
+            ..SearchQuery::default()
+        };
+        for (query, field) in [(empty, "query"), (blank_text, "text"), (backwards, "time range")] {
+            match harness.calendar.search("alice", &query) {
+                Err(Rejection::Invalid { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{query:?} gave {other:?}"),
+            }
+        }
+    }
+}

@@ -193,3 +193,204 @@ impl Calendar {
         self.notify(&host, NotificationKind::Changed, &event, username, now_ms);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::limits::MAX_SESSIONS_PER_USER;
+    use super::super::test_support::{guests, private, public, Harness, MONDAY};
+    use super::super::types::{Command, Effect, NotificationKind, Rejection, Visibility};
+
+    fn open(username: &str, digest: u8) -> Command {
+        Command::OpenSession {
+            username: username.into(),
+            token_digest: [digest; 32],
+        }
+    }
+
+    fn close(digest: u8) -> Command {
+        Command::CloseSession {
+            token_digest: [digest; 32],
+        }
+    }
+
+    fn delete_account(caller: &str) -> Command {
+        Command::DeleteAccount {
+            caller: caller.into(),
+        }
+    }
+
+    #[test]
+    fn register_stores_name_as_typed() {
+        let mut harness = Harness::new();
+        let effect = harness.ok(Command::Register {
+            username: "Alice".into(),
+            password_hash: "$argon2id$hash".into(),
+        });
+        assert_eq!(effect, Effect::Registered { username: "Alice".into() });
+        assert!(harness.calendar.user_exists("alice"));
+        assert!(harness.calendar.user_exists("ALICE"));
+        assert_eq!(harness.calendar.password_hash("aLiCe"), Some("$argon2id$hash"));
+        assert_eq!(harness.calendar.users(""), vec!["Alice"]);
+        assert_eq!(harness.calendar.user_count(), 1);
+    }
+
+    #[test]
+    fn register_is_unique_case_insensitively() {
+        let mut harness = Harness::with_users(&["Alice"]);
+        let rejection = harness.rejected(Command::Register {
+            username: "alice".into(),
+            password_hash: "h".into(),
+        });
+        assert_eq!(
+            rejection,
+            Rejection::AlreadyExists { what: "user \"Alice\"".into() }
+        );
+    }
+
+    #[test]
+    fn register_validates_input() {
+        let mut harness = Harness::new();
+        let bad_name = Command::Register {
+            username: "no spaces".into(),
+            password_hash: "h".into(),
+        };
+        assert!(matches!(harness.rejected(bad_name), Rejection::Invalid { .. }));
+        let no_hash = Command::Register {
+            username: "bob".into(),
+            password_hash: String::new(),
+        };
+        assert!(matches!(harness.rejected(no_hash), Rejection::Invalid { .. }));
+        assert!(!harness.calendar.user_exists("bob"));
+    }
+
+    #[test]
+    fn session_opens_and_closes() {
+        let mut harness = Harness::with_users(&["Alice"]);
+        let effect = harness.ok(open("alice", 1));
+        assert_eq!(effect, Effect::SessionOpened { username: "Alice".into() });
+        assert_eq!(harness.calendar.session_user(&[1; 32]), Some("Alice"));
+        assert_eq!(harness.ok(open("alice", 1)), effect, "reopening is idempotent");
+        assert_eq!(harness.ok(close(1)), Effect::SessionClosed);
+        assert_eq!(harness.calendar.session_user(&[1; 32]), None);
+    }
+
+    #[test]
+    fn session_rejects_unknowns() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let unknown_user = harness.rejected(open("ghost", 1));
+        assert_eq!(unknown_user, Rejection::not_found("user \"ghost\""));
+        let unknown_digest = harness.rejected(close(9));
+        assert!(matches!(unknown_digest, Rejection::NotFound { .. }));
+        harness.ok(open("alice", 1));
+        let taken = harness.rejected(open("bob", 1));
+        assert!(matches!(taken, Rejection::AlreadyExists { .. }));
+    }
+
+    #[test]
+    fn sessions_beyond_limit_drop_oldest() {
+        let mut harness = Harness::with_users(&["alice"]);
+        for digest in 0..=MAX_SESSIONS_PER_USER as u8 {
+            harness.ok(open("alice", digest));
+        }
+        assert_eq!(harness.calendar.session_user(&[0; 32]), None);
+        assert_eq!(harness.calendar.session_user(&[1; 32]), Some("alice"));
+        let last = MAX_SESSIONS_PER_USER as u8;
+        assert_eq!(harness.calendar.session_user(&[last; 32]), Some("alice"));
+        assert_eq!(harness.calendar.sessions.len(), MAX_SESSIONS_PER_USER);
+    }
+
+    #[test]
+    fn users_match_substring_and_glob() {
+        let harness = Harness::with_users(&["carol", "Alice", "alfred", "bob", "al.x"]);
+        let calendar = &harness.calendar;
+        // Sorted by lowercase name, so "." sorts before letters.
+        assert_eq!(calendar.users(""), vec!["al.x", "alfred", "Alice", "bob", "carol"]);
+        assert_eq!(calendar.users("AL"), vec!["al.x", "alfred", "Alice"]);
+        assert_eq!(calendar.users("ic"), vec!["Alice"]);
+        assert_eq!(calendar.users("a*"), vec!["al.x", "alfred", "Alice"]);
+        assert_eq!(calendar.users("AL?X"), vec!["al.x"]);
+        assert_eq!(calendar.users("*o*"), vec!["bob", "carol"]);
+        assert_eq!(calendar.users("b?"), Vec::<String>::new());
+        assert_eq!(calendar.users("zzz"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn delete_account_cancels_hosted_events() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let party = harness.schedule("alice", public("Party", MONDAY, 30));
+        let plan = harness.schedule("alice", private("Plan", MONDAY + 60, 30, &["bob"]));
+        let effect = harness.ok(delete_account("alice"));
+        let expected = Effect::AccountDeleted {
+            username: "alice".into(),
+            cancelled_events: vec![party, plan],
+        };
+        assert_eq!(effect, expected);
+        assert_eq!(harness.calendar.event_count(), 0);
+        let bob: Vec<_> = harness.calendar.notifications("bob", 0);
+        let bob_kinds: Vec<_> = bob.iter().map(|n| (n.kind, n.event.id)).collect();
+        use NotificationKind::{Cancelled, Invited};
+        let expected = vec![(Invited, party), (Invited, plan), (Cancelled, party), (Cancelled, plan)];
+        assert_eq!(bob_kinds, expected);
+        let carol = harness.calendar.notifications("carol", 0);
+        assert_eq!(carol.len(), 2, "carol was invited to and told of the public event");
+        assert!(harness.calendar.index.by_start.is_empty());
+        assert!(harness.calendar.index.private_by_participant.is_empty());
+    }
+
+    #[test]
+    fn delete_account_leaves_guest_lists() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = harness.schedule("bob", private("Plan", MONDAY, 30, &["alice", "carol"]));
+        harness.ok(delete_account("alice"));
+        let event = harness.calendar.event("bob", id).unwrap();
+        assert_eq!(event.visibility, guests(&["carol"]));
+        assert_eq!(event.version, 2);
+        let host_inbox = harness.calendar.notifications("bob", 0);
+        assert_eq!(host_inbox.len(), 1);
+        assert_eq!(host_inbox[0].kind, NotificationKind::Changed);
+        assert_eq!(host_inbox[0].actor, "alice");
+        assert_eq!(harness.calendar.notifications("carol", 0).len(), 1, "only the invitation");
+        assert!(!harness.calendar.index.private_by_participant.contains_key("alice"));
+    }
+
+    #[test]
+    fn delete_account_removes_login() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.ok(open("alice", 1));
+        harness.ok(open("alice", 2));
+        harness.ok(open("bob", 3));
+        harness.ok(delete_account("alice"));
+        assert!(!harness.calendar.user_exists("alice"));
+        assert_eq!(harness.calendar.password_hash("alice"), None);
+        assert_eq!(harness.calendar.session_user(&[1; 32]), None);
+        assert_eq!(harness.calendar.session_user(&[2; 32]), None);
+        assert_eq!(harness.calendar.session_user(&[3; 32]), Some("bob"));
+        assert_eq!(harness.rejected(delete_account("alice")), Rejection::not_found("user \"alice\""));
+    }
+
+    #[test]
+    fn deleted_name_is_free_and_seqs_continue() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.schedule("bob", public("One", MONDAY, 30));
+        harness.schedule("bob", public("Two", MONDAY + 30, 30));
+        harness.ok(delete_account("alice"));
+        harness.register("Alice");
+        assert!(harness.calendar.notifications("alice", 0).is_empty());
+        assert_eq!(harness.calendar.acked_seq("alice"), 2);
+        harness.schedule("bob", public("Three", MONDAY + 60, 30));
+        let inbox = harness.calendar.notifications("alice", 0);
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox[0].seq, 3);
+    }
+
+    #[test]
+    fn deleted_guest_frees_their_time() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        harness.schedule("bob", private("Plan", MONDAY, 30, &["alice"]));
+        harness.ok(delete_account("alice"));
+        harness.register("alice");
+        let id = harness.schedule("carol", private("Chat", MONDAY, 30, &["alice"]));
+        let visibility = harness.calendar.event("carol", id).unwrap().visibility;
+        assert_eq!(visibility, Visibility::Private { guests: vec!["alice".into()] });
+    }
+}

@@ -103,7 +103,7 @@ pub struct StatusRow {
     /// Ops the node is behind the primary's op number.
     pub lag: u64,
     pub reachable: bool,
-    /// Why the node could not be reached, or empty when it replied.
+    /// Reason the node could not be reached, or empty when it replied.
     pub error: String,
 }
 
@@ -849,7 +849,7 @@ mod tests {
     use chrono::TimeZone;
     use chrono_tz::{America::New_York, Asia::Tokyo, Europe::Berlin};
 
-    use crate::calendar::EventBrief;
+    use crate::calendar::{Calendar, Command, EventBrief, EventDraft, Outcome, Request};
 
     /// Converts a local wall-clock time to its minute, panicking on a time that
     /// the zone skips or repeats.
@@ -1568,5 +1568,68 @@ id  address         role         view   op  commit  lag
         assert_eq!(value["at_ms"], 1_799_000_000_123_i64);
         assert_eq!(value["at_utc"], "2027-01-03T18:13:20.123Z");
         assert_eq!(value["event"], event_json(&team_sync));
+    }
+
+    fn apply(calendar: &mut Calendar, seq: u64, command: Command) -> Outcome {
+        let request = Request {
+            client_id: 1,
+            seq,
+            now_ms: 0,
+            command,
+        };
+        calendar.apply(&request)
+    }
+
+    fn private_draft(title: &str, start: UnixMinute, guests: &[&str]) -> EventDraft {
+        EventDraft {
+            title: title.to_string(),
+            description: String::new(),
+            start,
+            zone: "Europe/Berlin".to_string(),
+            duration_minutes: 60,
+            visibility: Visibility::Private {
+                guests: guests.iter().map(|guest| guest.to_string()).collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn calendar_outcomes_render() {
+        let mut calendar = Calendar::new();
+        for (seq, name) in (1..).zip(["alice", "bob", "carol"]) {
+            let register = Command::Register {
+                username: name.to_string(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string(),
+            };
+            assert!(matches!(
+                apply(&mut calendar, seq, register),
+                Outcome::Done(_)
+            ));
+        }
+        let standup = Command::Schedule {
+            caller: "carol".to_string(),
+            draft: private_draft("Standup", at(Berlin, JAN_8, 10, 0), &["bob"]),
+        };
+        assert!(matches!(apply(&mut calendar, 4, standup), Outcome::Done(_)));
+
+        let clash = Command::Schedule {
+            caller: "alice".to_string(),
+            draft: private_draft("Review", at(Berlin, JAN_8, 10, 30), &["bob"]),
+        };
+        let Outcome::Rejected(rejection) = apply(&mut calendar, 5, clash) else {
+            panic!("an overlapping event for bob was accepted");
+        };
+        assert_eq!(
+            render_rejection(&rejection, Berlin, Style::plain()),
+            "The time conflicts with 1 busy slot on Fri 2027-01-08. Choose another time \
+             or other guests.\n  bob is busy 10:00-11:00 (private event)"
+        );
+
+        let from = at(Berlin, JAN_8, 0, 0);
+        let agenda = calendar.agenda("bob", from, from + 24 * 60);
+        assert_eq!(
+            render_agenda(&agenda, from, from + 24 * 60, Berlin, Style::plain()),
+            "Fri 2027-01-08\n  10:00-11:00  #1  Standup  (host carol, private: bob)"
+        );
     }
 }
