@@ -69,8 +69,13 @@ struct ClientArgs {
 #[derive(Args, Debug, Clone)]
 struct ReplArgs {
     /// Client addresses of the nodes, comma-separated.
-    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',',
-          default_value = "127.0.0.1:7401", env = "ALMANAC_CLUSTER")]
+    #[arg(
+        long,
+        value_name = "ADDR[,ADDR...]",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7401",
+        env = "ALMANAC_CLUSTER"
+    )]
     cluster: Vec<String>,
     #[command(flatten)]
     client: ClientArgs,
@@ -104,8 +109,13 @@ struct LocalArgs {
 #[derive(Args, Debug)]
 struct StatusArgs {
     /// Client addresses of the nodes, comma-separated.
-    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',',
-          default_value = "127.0.0.1:7401", env = "ALMANAC_CLUSTER")]
+    #[arg(
+        long,
+        value_name = "ADDR[,ADDR...]",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7401",
+        env = "ALMANAC_CLUSTER"
+    )]
     cluster: Vec<String>,
     /// Output format: a table, or a JSON array of objects.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -191,7 +201,10 @@ fn run_server(args: ServerArgs) -> ExitCode {
 
 fn run_local(args: LocalArgs) -> ExitCode {
     if let Err(error) = std::fs::create_dir_all(&args.data) {
-        eprintln!("error: cannot create the data directory {}: {error}", args.data.display());
+        eprintln!(
+            "error: cannot create the data directory {}: {error}",
+            args.data.display()
+        );
         return ExitCode::from(EXIT_ENVIRONMENT);
     }
     init_logging("info", Some(args.data.join("almanac.log")));

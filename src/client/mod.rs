@@ -59,7 +59,9 @@ pub enum ClientError {
 pub enum ClientEvent {
     Notification(Notification),
     /// The client moved to another node, for example after a failover.
-    SwitchedNode { address: String },
+    SwitchedNode {
+        address: String,
+    },
 }
 
 /// The logged-in user's session, as far as the client keeps it.
@@ -107,7 +109,9 @@ impl Client {
     }
 
     pub fn username(&self) -> Option<&str> {
-        self.session.as_ref().map(|session| session.username.as_str())
+        self.session
+            .as_ref()
+            .map(|session| session.username.as_str())
     }
 
     pub fn current_address(&self) -> Option<&str> {
@@ -167,7 +171,9 @@ enum Attempt<T> {
 }
 
 fn backoff(retry: u32) -> Duration {
-    let base = BACKOFF_MIN.saturating_mul(1 << retry.min(8)).min(BACKOFF_MAX);
+    let base = BACKOFF_MIN
+        .saturating_mul(1 << retry.min(8))
+        .min(BACKOFF_MAX);
     let jitter = rand::thread_rng().gen_range(0..=base.as_millis() as u64 / 2);
     base / 2 + Duration::from_millis(jitter)
 }

@@ -255,7 +255,11 @@ impl Client {
     }
 
     /// Creates an account and logs it in.
-    pub async fn register(&mut self, username: &str, password: &str) -> Result<String, ClientError> {
+    pub async fn register(
+        &mut self,
+        username: &str,
+        password: &str,
+    ) -> Result<String, ClientError> {
         let id = self.next_request_id();
         let grant = self
             .with_gateway(|gateway| {
@@ -460,7 +464,9 @@ impl Client {
             })
             .await?;
         events.pop().ok_or_else(|| {
-            ClientError::Rejected(ApiRejection::Unavailable("the node returned no event".into()))
+            ClientError::Rejected(ApiRejection::Unavailable(
+                "the node returned no event".into(),
+            ))
         })
     }
 

@@ -30,9 +30,7 @@ impl Clock {
                 .duration_since(UNIX_EPOCH)
                 .map(|elapsed| elapsed.as_millis() as i64)
                 .unwrap_or(0),
-            Clock::Simulated { epoch_ms, start } => {
-                epoch_ms + start.elapsed().as_millis() as i64
-            }
+            Clock::Simulated { epoch_ms, start } => epoch_ms + start.elapsed().as_millis() as i64,
         }
     }
 }

@@ -49,8 +49,14 @@ struct Pending {
 pub enum StartError {
     #[error(transparent)]
     Wal(#[from] WalError),
-    #[error("log record {op} in {dir} is not a valid entry: {reason}; the data directory is damaged")]
-    BadEntry { dir: String, op: u64, reason: String },
+    #[error(
+        "log record {op} in {dir} is not a valid entry: {reason}; the data directory is damaged"
+    )]
+    BadEntry {
+        dir: String,
+        op: u64,
+        reason: String,
+    },
 }
 
 /// What `Gateway.status` reports about a node.
@@ -246,8 +252,12 @@ impl<D: Disk> Committer<D> {
         for pending in batch {
             let outcome = self.service.calendar.borrow_mut().apply(&pending.request);
             if pending.reply.send(outcome).is_err() {
-                warn!(node = self.service.id, client = pending.request.client_id,
-                    seq = pending.request.seq, "the caller left before its write committed");
+                warn!(
+                    node = self.service.id,
+                    client = pending.request.client_id,
+                    seq = pending.request.seq,
+                    "the caller left before its write committed"
+                );
             }
         }
         self.service.applied.send_replace(self.last_op);

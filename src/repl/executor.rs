@@ -320,7 +320,10 @@ impl Executor {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        let items: Vec<Value> = notifications.iter().map(render::notification_json).collect();
+        let items: Vec<Value> = notifications
+            .iter()
+            .map(render::notification_json)
+            .collect();
         Ok(Reply::ok(
             text,
             json!({ "command": "inbox", "ok": true, "notifications": items }),
@@ -350,7 +353,11 @@ impl Executor {
         }
         let event = self.client.event(event_id).await?;
         text.push_str(&format!("scheduled #{event_id}\n"));
-        text.push_str(&render::render_event(&event, self.view.zone, self.view.style));
+        text.push_str(&render::render_event(
+            &event,
+            self.view.zone,
+            self.view.style,
+        ));
         Ok(Reply::ok(
             text,
             json!({ "command": "schedule", "ok": true, "event_id": event_id,
@@ -377,7 +384,10 @@ impl Executor {
         let changes = EventChanges {
             title: edit.title,
             description: edit.description,
-            start: edit.start.as_ref().map(|when| when.instant.timestamp() / 60),
+            start: edit
+                .start
+                .as_ref()
+                .map(|when| when.instant.timestamp() / 60),
             zone: edit.start.as_ref().map(|when| when.zone.name().to_owned()),
             duration_minutes: edit.duration_minutes,
             visibility,
@@ -389,7 +399,11 @@ impl Executor {
             text.push_str(&format!("note: {notice}\n"));
         }
         text.push_str(&format!("updated #{event_id} to version {version}\n"));
-        text.push_str(&render::render_event(&event, self.view.zone, self.view.style));
+        text.push_str(&render::render_event(
+            &event,
+            self.view.zone,
+            self.view.style,
+        ));
         Ok(Reply::ok(
             text,
             json!({ "command": "edit", "ok": true, "event_id": event_id, "version": version,
@@ -410,9 +424,11 @@ pub fn status_reply(reports: Vec<(String, Result<crate::client::NodeReport, Stri
     for (address, report) in reports {
         match report {
             Ok(report) => {
-                items.push(json!({ "id": report.id, "address": address, "role": report.role,
+                items.push(
+                    json!({ "id": report.id, "address": address, "role": report.role,
                     "view": report.view, "op": report.op, "commit": report.commit,
-                    "lag": report.lag }));
+                    "lag": report.lag }),
+                );
                 rows.push(StatusRow {
                     id: report.id,
                     address,

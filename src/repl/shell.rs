@@ -341,7 +341,11 @@ fn run_remote(
     if jobs.send(job).is_err() {
         return Some(client_thread_gone());
     }
-    Some(receiver.blocking_recv().unwrap_or_else(|_| client_thread_gone()))
+    Some(
+        receiver
+            .blocking_recv()
+            .unwrap_or_else(|_| client_thread_gone()),
+    )
 }
 
 fn client_thread_gone() -> Reply {

@@ -8,8 +8,7 @@ use crate::calendar::{
     Rejection, SearchQuery, Visibility,
 };
 use crate::rpc::calendar_capnp::{
-    busy_slot, event, event_changes, event_draft, notification, rejection, search_query,
-    visibility,
+    busy_slot, event, event_changes, event_draft, notification, rejection, search_query, visibility,
 };
 
 /// Every way a client call can be turned down: the calendar's own rejections,
@@ -100,7 +99,10 @@ pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
     })
 }
 
-pub fn write_events(mut builder: capnp::struct_list::Builder<'_, event::Owned>, events: &[EventView]) {
+pub fn write_events(
+    mut builder: capnp::struct_list::Builder<'_, event::Owned>,
+    events: &[EventView],
+) {
     for (index, value) in events.iter().enumerate() {
         write_event(builder.reborrow().get(index as u32), value);
     }
@@ -346,7 +348,10 @@ pub fn read_rejection(reader: rejection::Reader<'_>) -> capnp::Result<ApiRejecti
     let calendar = |rejection: Rejection| Ok(ApiRejection::Calendar(rejection));
     match reader.which()? {
         Which::Conflict(list) => calendar(Rejection::Conflict {
-            slots: list?.iter().map(read_busy_slot).collect::<capnp::Result<_>>()?,
+            slots: list?
+                .iter()
+                .map(read_busy_slot)
+                .collect::<capnp::Result<_>>()?,
         }),
         Which::NotFound(what) => calendar(Rejection::NotFound { what: text(what)? }),
         Which::Forbidden(reason) => calendar(Rejection::Forbidden {

@@ -109,7 +109,11 @@ impl GatewayServer {
     async fn resume_session(&self, token: Vec<u8>) -> Result<Grant, ApiRejection> {
         self.service.read_barrier().await?;
         let digest = auth::token_digest(&token);
-        let username = self.service.calendar().session_user(&digest).map(str::to_owned);
+        let username = self
+            .service
+            .calendar()
+            .session_user(&digest)
+            .map(str::to_owned);
         match username {
             Some(username) => Ok(Grant { username, token }),
             None => Err(ApiRejection::Unauthenticated(
@@ -166,7 +170,12 @@ impl gateway::Server for GatewayServer {
         let username = text_param(params.get_username())?;
         let password = text_param(params.get_password())?;
         let grant = self
-            .register_user(request_id.get_client_id(), request_id.get_seq(), username, password)
+            .register_user(
+                request_id.get_client_id(),
+                request_id.get_seq(),
+                username,
+                password,
+            )
             .await;
         self.write_grant(results.get().init_result(), grant);
         Ok(())

@@ -159,7 +159,9 @@ impl session::Server for SessionServer {
         mut results: session::UserExistsResults,
     ) -> Result<(), capnp::Error> {
         let name = params.get()?.get_username()?.to_str()?.to_owned();
-        let found = self.read(|calendar, _| Ok(calendar.user_exists(&name))).await;
+        let found = self
+            .read(|calendar, _| Ok(calendar.user_exists(&name)))
+            .await;
         let mut builder = results.get().init_result();
         match found {
             Ok(exists) => builder.set_ok(exists),
@@ -308,7 +310,8 @@ impl session::Server for SessionServer {
         let params = params.get()?;
         let listener = params.get_listener()?;
         let after = params.get_after_seq();
-        self.check_open().map_err(|e| capnp::Error::failed(e.to_string()))?;
+        self.check_open()
+            .map_err(|e| capnp::Error::failed(e.to_string()))?;
         let (cancel, cancelled) = oneshot::channel();
         let push = push_notifications(
             self.service.clone(),
