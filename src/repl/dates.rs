@@ -1060,8 +1060,7 @@ pub fn zone_from_name(name: &str) -> Option<Tz> {
 pub(crate) fn parse_duration_words(cursor: &mut Cursor<'_>) -> Result<u32, DateError> {
     let first = cursor.pos;
     let mut total: u64 = 0;
-    loop {
-        let Some(word) = cursor.peek() else { break };
+    while let Some(word) = cursor.peek() {
         let next = cursor.peek_at(1);
         match duration_part(word, next) {
             Ok(Some((minutes, used))) => {
