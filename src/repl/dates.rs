@@ -23,9 +23,9 @@
 //!   `GMT`. The local date and time are read in that zone instead of the
 //!   user's.
 //! - `in N UNIT`: years, months, weeks and days move the local calendar date
-//!   and keep the wall-clock time (a time given after them replaces it), so
-//!   `in 1 year` from 29 February gives 28 February: chrono clamps to the last
-//!   day of the target month. Hours and minutes add elapsed time.
+//!   and keep the wall-clock time, unless a time follows them. chrono clamps
+//!   the day to the last day of the target month, so `in 1 year` from
+//!   29 February gives 28 February. Hours and minutes add elapsed time.
 //!
 //! Rules for missing parts:
 //!
@@ -41,8 +41,8 @@
 //!
 //! A local time inside a DST gap does not exist. Following RFC 5545 (section
 //! 3.3.5), it is read with the UTC offset in force before the gap, which
-//! moves it forward by the gap's length (New York, 2007-03-11 02:30 becomes
-//! 03:30 EDT, 07:30 UTC), and a notice says so. A local time that occurs twice
+//! moves it forward by the gap's length: New York, 2007-03-11 02:30 becomes
+//! 03:30 EDT (07:30 UTC). A notice reports the move. A local time that occurs twice
 //! (clocks fall back) takes the first, earlier occurrence, also with a notice.
 //!
 //! # Spans and durations
@@ -110,8 +110,8 @@ pub struct When {
     pub zone: Tz,
     /// The calendar date when the expression was `DATE all day`.
     pub all_day: Option<NaiveDate>,
-    /// Adjustments the reader should be told about, such as a local time
-    /// moved out of a DST gap.
+    /// Adjustments to show the user, such as a local time moved out of a DST
+    /// gap.
     pub notices: Vec<String>,
 }
 
@@ -142,8 +142,8 @@ impl Span {
     }
 }
 
-/// Why a date, time or duration expression was rejected. Each message names
-/// the input and says how to write it instead.
+/// Rejection of a date, time or duration expression. Each message names the
+/// input and shows how to write it instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DateError {
     /// A word shaped like a time that is not a valid time of day.
@@ -164,7 +164,7 @@ pub enum DateError {
         expected: &'static str,
         hint: String,
     },
-    /// A word that does not fit where it stands.
+    /// A word that does not fit at its position.
     #[error("unexpected \"{text}\": expected {expected}; {hint}")]
     Unexpected {
         text: String,
@@ -820,7 +820,7 @@ fn parse_month_name_date(
 }
 
 /// Builds a date or explains, in the words of the input, why it does not
-/// exist. `yearless` says the year was filled in from today.
+/// exist. `yearless` is true when the year was filled in from today.
 fn make_date(
     text: &str,
     year: i32,
@@ -1171,8 +1171,8 @@ fn unit_minutes(unit: &str) -> Option<u64> {
 }
 
 /// Converts a local date and time in `zone` to UTC. A time in a DST gap is
-/// read with the offset in force before the gap (RFC 5545, 3.3.5); a repeated
-/// time takes its first occurrence. Both add a notice.
+/// read with the offset in force before the gap (RFC 5545, 3.3.5). A repeated
+/// time takes its first occurrence. Both cases add a notice.
 pub(crate) fn resolve_local(
     local: NaiveDateTime,
     zone: Tz,
@@ -1929,6 +1929,16 @@ mod tests {
         assert_eq!(span.end, utc("2027-03-29T00:00:00+02:00"));
         assert_eq!(span.duration_minutes(), 47 * 60);
         assert_eq!(span.rest, ["Trip"]);
+    }
+
+    /// Samoa skipped all of 2011-12-30 when it moved west of the date line.
+    #[test]
+    fn gap_of_a_whole_day() {
+        let ctx = ctx("2011-12-01T12:00:00-10:00", "Pacific/Apia");
+        let when = parse_when("2011-12-30 12:00", &ctx).unwrap();
+        assert_eq!(when.instant, utc("2011-12-30T22:00:00Z"));
+        assert_eq!(when.instant, utc("2011-12-31T12:00:00+14:00"));
+        assert_eq!(when.notices.len(), 1);
     }
 
     #[test]

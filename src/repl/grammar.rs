@@ -2,7 +2,7 @@
 //!
 //! A line is split into words at whitespace. A word that starts with a double
 //! quote (`"` or `“`) runs to the matching closing quote and may contain
-//! spaces; inside it, `\"` and `\\` stand for `"` and `\`. Quoted words are
+//! spaces. Inside it, `\"` is a quote and `\\` a backslash. Quoted words are
 //! always values, never keywords, so `search "to"` searches for the word
 //! "to". Command names and keywords ignore letter case.
 //!
@@ -28,7 +28,7 @@ pub struct CommandHelp {
     pub name: &'static str,
     /// The usage line: `[ ]` marks optional parts, `|` alternatives.
     pub usage: &'static str,
-    /// What the command does, in one line.
+    /// A one-line description of the command.
     pub summary: &'static str,
     /// Lines that parse, to show under `help COMMAND`.
     pub examples: &'static [&'static str],
@@ -279,8 +279,8 @@ pub struct SearchQuery {
     pub text: Option<String>,
 }
 
-/// Why a line is not a valid command. Messages name the offending word and,
-/// for a known command, end with its usage line.
+/// Rejection of a command line. Messages name the offending word and, for a
+/// known command, end with its usage line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrammarError {
     /// The line is blank; the REPL shows a new prompt.
@@ -453,12 +453,12 @@ impl<'a> Args<'a> {
     }
 
     /// Returns the only argument, or an error naming what is missing or extra.
-    fn one(&self, what: &str) -> Result<&'a Token, GrammarError> {
+    fn one(&self, argument: &str) -> Result<&'a Token, GrammarError> {
         match self.tokens {
-            [] => Err(self.invalid(format!("missing {what}"))),
+            [] => Err(self.invalid(format!("missing {argument}"))),
             [token] => Ok(token),
             [_, extra, ..] => Err(self.invalid(format!(
-                "unexpected \"{}\": {} takes one {what}",
+                "unexpected \"{}\": {} takes one {argument}",
                 extra.text, self.help.name
             ))),
         }
@@ -488,9 +488,9 @@ impl<'a> Args<'a> {
 
 /// Checks a user name typed at the prompt.
 ///
-/// NOTE: the calendar layer decides which names it accepts; this only rejects
-/// names that cannot be one (empty, or with characters other than letters,
-/// digits, `_`, `-`, `.` and `@`), so typos fail before a round trip.
+/// NOTE: the calendar layer decides which names it accepts. This check only
+/// rejects empty names and names with characters other than letters, digits,
+/// `_`, `-`, `.` and `@`, so that typos fail before a round trip.
 fn check_user(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the user name is empty".to_string());
@@ -887,8 +887,8 @@ fn edit_text_value(
 /// - `today`, `tomorrow` or any DATE (`fri`, `2027-01-05`, `in 3 days`): that
 ///   one day;
 /// - `next week`: Monday to Sunday of the next ISO week;
-/// - `FROM to TO`: from FROM (a date alone is its start) to TO (a date alone
-///   includes that whole day; a time alone is on FROM's date).
+/// - `FROM to TO`: a date alone as FROM is the start of that day, and as TO
+///   includes that whole day. A time alone as TO is on FROM's date.
 fn parse_agenda(args: &Args<'_>, ctx: &DateContext) -> Result<AgendaRange, GrammarError> {
     if let Some(token) = args.tokens.iter().find(|t| t.quoted) {
         return Err(args.invalid(format!(
@@ -1091,8 +1091,8 @@ fn search_bound(
 type SearchBounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// Places the `from` and `to` points of a search. With both, `to` is read as
-/// the end of a span starting at `from`, as in `agenda FROM to TO`; alone, a
-/// date without a time after `to` includes that whole day.
+/// the end of a span starting at `from`, as in `agenda FROM to TO`. A `to`
+/// date without a time includes that whole day.
 fn resolve_search_range(
     args: &Args<'_>,
     ctx: &DateContext,
