@@ -23,9 +23,9 @@
 //!   `GMT`. The local date and time are read in that zone instead of the
 //!   user's.
 //! - `in N UNIT`: years, months, weeks and days move the local calendar date
-//!   and keep the wall-clock time (a time given after them replaces it), so
-//!   `in 1 year` from 29 February gives 28 February: chrono clamps to the last
-//!   day of the target month. Hours and minutes add elapsed time.
+//!   and keep the wall-clock time, unless a time follows them. chrono clamps
+//!   the day to the last day of the target month, so `in 1 year` from
+//!   29 February gives 28 February. Hours and minutes add elapsed time.
 //!
 //! Rules for missing parts:
 //!
@@ -41,8 +41,8 @@
 //!
 //! A local time inside a DST gap does not exist. Following RFC 5545 (section
 //! 3.3.5), it is read with the UTC offset in force before the gap, which
-//! moves it forward by the gap's length (New York, 2007-03-11 02:30 becomes
-//! 03:30 EDT, 07:30 UTC), and a notice says so. A local time that occurs twice
+//! moves it forward by the gap's length: New York, 2007-03-11 02:30 becomes
+//! 03:30 EDT (07:30 UTC). A notice reports the move. A local time that occurs twice
 //! (clocks fall back) takes the first, earlier occurrence, also with a notice.
 //!
 //! # Spans and durations
@@ -110,8 +110,8 @@ pub struct When {
     pub zone: Tz,
     /// The calendar date when the expression was `DATE all day`.
     pub all_day: Option<NaiveDate>,
-    /// Adjustments the reader should be told about, such as a local time
-    /// moved out of a DST gap.
+    /// Adjustments to show the user, such as a local time moved out of a DST
+    /// gap.
     pub notices: Vec<String>,
 }
 
@@ -142,8 +142,8 @@ impl Span {
     }
 }
 
-/// Why a date, time or duration expression was rejected. Each message names
-/// the input and says how to write it instead.
+/// Rejection of a date, time or duration expression. Each message names the
+/// input and shows how to write it instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DateError {
     /// A word shaped like a time that is not a valid time of day.
@@ -164,7 +164,7 @@ pub enum DateError {
         expected: &'static str,
         hint: String,
     },
-    /// A word that does not fit where it stands.
+    /// A word that does not fit at its position.
     #[error("unexpected \"{text}\": expected {expected}; {hint}")]
     Unexpected {
         text: String,
@@ -820,7 +820,7 @@ fn parse_month_name_date(
 }
 
 /// Builds a date or explains, in the words of the input, why it does not
-/// exist. `yearless` says the year was filled in from today.
+/// exist. `yearless` is true when the year was filled in from today.
 fn make_date(
     text: &str,
     year: i32,
@@ -1060,8 +1060,7 @@ pub fn zone_from_name(name: &str) -> Option<Tz> {
 pub(crate) fn parse_duration_words(cursor: &mut Cursor<'_>) -> Result<u32, DateError> {
     let first = cursor.pos;
     let mut total: u64 = 0;
-    loop {
-        let Some(word) = cursor.peek() else { break };
+    while let Some(word) = cursor.peek() {
         let next = cursor.peek_at(1);
         match duration_part(word, next) {
             Ok(Some((minutes, used))) => {
@@ -1172,8 +1171,8 @@ fn unit_minutes(unit: &str) -> Option<u64> {
 }
 
 /// Converts a local date and time in `zone` to UTC. A time in a DST gap is
-/// read with the offset in force before the gap (RFC 5545, 3.3.5); a repeated
-/// time takes its first occurrence. Both add a notice.
+/// read with the offset in force before the gap (RFC 5545, 3.3.5). A repeated
+/// time takes its first occurrence. Both cases add a notice.
 pub(crate) fn resolve_local(
     local: NaiveDateTime,
     zone: Tz,
@@ -1621,5 +1620,332 @@ mod tests {
         let span = span("2019-10-06 all day", &ctx).unwrap();
         assert_eq!(span.all_day, Some(date("2019-10-06")));
         assert_eq!(span.end, utc("2019-10-07T00:00:00+11:00"));
+    }
+
+    // Rules beyond the table above. MONDAY is 2027-01-04 09:00 in Berlin.
+
+    const MONDAY: &str = "2027-01-04T09:00:00+01:00";
+
+    fn berlin() -> DateContext {
+        ctx(MONDAY, "Europe/Berlin")
+    }
+
+    fn instant(text: &str) -> DateTime<Utc> {
+        parse_when(text, &berlin())
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+            .instant
+    }
+
+    #[test]
+    fn durations_in_minutes() {
+        let cases = [
+            ("45m", 45),
+            ("1h30m", 90),
+            ("1h 30m", 90),
+            ("2h", 120),
+            ("1d", 1440),
+            ("1w", 7 * 1440),
+            ("2 hours", 120),
+            ("1 hour 30 minutes", 90),
+            ("90min", 90),
+            ("2H", 120),
+        ];
+        for (text, minutes) in cases {
+            assert_eq!(parse_duration(text), Ok(minutes), "{text}");
+        }
+    }
+
+    #[test]
+    fn durations_rejected() {
+        let cases = [
+            ("90", "has no unit"),
+            ("0m", "at least 1 minute"),
+            ("367d", "longest accepted duration"),
+            ("2x", "\"x\" is not a unit"),
+            ("soon", "write a number with a unit"),
+            ("", "missing a duration"),
+            ("1h lunch", "\"lunch\" is not a duration part"),
+            ("99999999999999999999m", "too large"),
+        ];
+        for (text, expected) in cases {
+            let error = parse_duration(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn weekday_today_depends_on_time() {
+        assert_eq!(instant("mon 14:00"), utc("2027-01-04T14:00:00+01:00"));
+        assert_eq!(instant("mon 08:00"), utc("2027-01-11T08:00:00+01:00"));
+        assert_eq!(instant("monday"), utc("2027-01-04T00:00:00+01:00"));
+        assert_eq!(instant("fri"), utc("2027-01-08T00:00:00+01:00"));
+        assert_eq!(instant("Sunday 10:00"), utc("2027-01-10T10:00:00+01:00"));
+        assert_eq!(instant("thurs 10:00"), utc("2027-01-07T10:00:00+01:00"));
+    }
+
+    #[test]
+    fn relative_days_and_times() {
+        assert_eq!(instant("today 10:00"), utc("2027-01-04T10:00:00+01:00"));
+        assert_eq!(instant("yesterday"), utc("2027-01-03T00:00:00+01:00"));
+        assert_eq!(instant("10:00"), utc("2027-01-04T10:00:00+01:00"));
+        assert_eq!(instant("in 3 days"), utc("2027-01-07T09:00:00+01:00"));
+        assert_eq!(instant("in 3 days 18:30"), utc("2027-01-07T18:30:00+01:00"));
+        assert_eq!(instant("in 2 hours"), utc("2027-01-04T11:00:00+01:00"));
+        assert_eq!(instant("in 45m"), utc("2027-01-04T09:45:00+01:00"));
+        assert_eq!(instant("in 1h30m"), utc("2027-01-04T10:30:00+01:00"));
+        assert_eq!(instant("in 2 weeks"), utc("2027-01-18T09:00:00+01:00"));
+        assert_eq!(instant("in 1 month"), utc("2027-02-04T09:00:00+01:00"));
+        assert_eq!(instant("now"), utc("2027-01-04T09:00:00+01:00"));
+    }
+
+    #[test]
+    fn now_is_truncated_to_minute() {
+        let ctx = ctx("2027-01-04T09:00:42.5+01:00", "Europe/Berlin");
+        let when = parse_when("in 2 hours", &ctx).unwrap();
+        assert_eq!(when.instant, utc("2027-01-04T11:00:00+01:00"));
+    }
+
+    /// Days move the wall clock, hours move elapsed time, across a DST change.
+    #[test]
+    fn relative_days_keep_wall_clock_across_dst() {
+        let ctx = ctx("2027-03-27T09:00:00+01:00", "Europe/Berlin");
+        let day = parse_when("in 1 day", &ctx).unwrap();
+        assert_eq!(day.instant, utc("2027-03-28T09:00:00+02:00"));
+        let hours = parse_when("in 24 hours", &ctx).unwrap();
+        assert_eq!(hours.instant, utc("2027-03-28T10:00:00+02:00"));
+    }
+
+    #[test]
+    fn relative_errors() {
+        let ctx = berlin();
+        let missing = parse_when("in", &ctx).unwrap_err().to_string();
+        assert!(missing.contains("missing an amount"), "{missing}");
+        let word = parse_when("in the park", &ctx).unwrap_err().to_string();
+        assert!(word.contains("\"the\""), "{word}");
+        let unit = parse_when("in 3 fortnights", &ctx).unwrap_err().to_string();
+        assert!(unit.contains("\"fortnights\""), "{unit}");
+    }
+
+    #[test]
+    fn am_pm_spellings() {
+        assert_eq!(instant("today 3pm"), utc("2027-01-04T15:00:00+01:00"));
+        assert_eq!(instant("today 3 pm"), utc("2027-01-04T15:00:00+01:00"));
+        assert_eq!(instant("today 12:12am"), utc("2027-01-04T00:12:00+01:00"));
+        assert_eq!(instant("today 11 a.m."), utc("2027-01-04T11:00:00+01:00"));
+        assert_eq!(instant("today 9:05 PM"), utc("2027-01-04T21:05:00+01:00"));
+        assert_eq!(instant("today midnight"), utc("2027-01-04T00:00:00+01:00"));
+        assert_eq!(instant("today 7:30"), utc("2027-01-04T07:30:00+01:00"));
+    }
+
+    #[test]
+    fn time_errors_name_the_word() {
+        let cases = [
+            (
+                "25:00",
+                "\"25:00\" is not a time of day: hour 25 is past 23",
+            ),
+            (
+                "10:60",
+                "\"10:60\" is not a time of day: minute 60 is past 59",
+            ),
+            ("10:5", "two digits"),
+            ("10:00:30", "minute resolution"),
+            ("13pm", "hour 13 is not valid with am/pm"),
+            ("0am", "hour 0 is not valid with am/pm"),
+        ];
+        for (text, expected) in cases {
+            let error = parse_when(text, &berlin()).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn date_spellings() {
+        assert_eq!(instant("2027-1-5"), utc("2027-01-05T00:00:00+01:00"));
+        assert_eq!(instant("05.01.2027"), utc("2027-01-05T00:00:00+01:00"));
+        assert_eq!(instant("5.1."), utc("2027-01-05T00:00:00+01:00"));
+        assert_eq!(instant("Jan 5"), utc("2027-01-05T00:00:00+01:00"));
+        assert_eq!(instant("5 January 2028"), utc("2028-01-05T00:00:00+01:00"));
+        assert_eq!(
+            instant("january 5th 10:00"),
+            utc("2027-01-05T10:00:00+01:00")
+        );
+    }
+
+    /// Dates without a year stay in the current year, even when already past.
+    #[test]
+    fn yearless_date_takes_current_year() {
+        assert_eq!(instant("01.01."), utc("2027-01-01T00:00:00+01:00"));
+    }
+
+    #[test]
+    fn date_errors_name_the_word() {
+        let cases = [
+            (
+                "2027-13-01",
+                "\"2027-13-01\" is not a valid date: there is no month 13",
+            ),
+            ("2027-04-31", "April 2027 has 30 days"),
+            ("00.01.", "there is no day 0"),
+            ("29.02.2027", "February 2027 has 28 days"),
+            (
+                "Feb 29",
+                "2027 has no 29 February; give the year, e.g. 29.02.28 for 2028-02-29",
+            ),
+            ("31.04.", "April has at most 30 days in 2027"),
+            ("1.1.027", "two or four digits"),
+        ];
+        for (text, expected) in cases {
+            let error = parse_when(text, &berlin()).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn zone_after_time() {
+        let when = parse_when("2027-01-05 10:00 Europe/Paris", &berlin()).unwrap();
+        assert_eq!(when.zone, chrono_tz::Europe::Paris);
+        assert_eq!(when.instant, utc("2027-01-05T09:00:00Z"));
+        let lower = parse_when("2027-01-05 10:00 america/new_york", &berlin()).unwrap();
+        assert_eq!(lower.zone, chrono_tz::America::New_York);
+        assert_eq!(lower.instant, utc("2027-01-05T15:00:00Z"));
+        assert_eq!(instant("2027-01-05 10:00 UTC"), utc("2027-01-05T10:00:00Z"));
+    }
+
+    #[test]
+    fn unknown_zone_is_an_error() {
+        let error = parse_when("2027-01-05 10:00 Europe/Pariss", &berlin()).unwrap_err();
+        assert!(matches!(&error, DateError::UnknownZone { text, .. } if text == "Europe/Pariss"));
+    }
+
+    #[test]
+    fn leftover_words_are_rejected() {
+        let error = parse_when("10:00 tomorrow", &berlin())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unexpected \"tomorrow\""), "{error}");
+        assert!(error.contains("write the date first"), "{error}");
+        let empty = parse_when("  ", &berlin()).unwrap_err();
+        assert!(matches!(empty, DateError::Missing { .. }));
+    }
+
+    #[test]
+    fn repeated_hour_takes_first() {
+        let ctx = ctx("2024-11-01T12:00:00-04:00", "America/New_York");
+        let when = parse_when("2024-11-03 01:30", &ctx).unwrap();
+        assert_eq!(when.instant, utc("2024-11-03T01:30:00-04:00"));
+        assert_eq!(when.notices.len(), 1);
+        assert!(
+            when.notices[0].contains("occurs twice"),
+            "{:?}",
+            when.notices
+        );
+    }
+
+    #[test]
+    fn all_day_without_date_is_today() {
+        let when = parse_when("all day", &berlin()).unwrap();
+        assert_eq!(when.all_day, Some(date("2027-01-04")));
+        let error = parse_when("in 3 days all day", &berlin()).unwrap_err();
+        assert!(matches!(error, DateError::Unexpected { .. }), "{error}");
+    }
+
+    #[test]
+    fn span_end_forms() {
+        let ctx = berlin();
+        let to = span("tomorrow 10:00 to 11:30 Sync", &ctx).unwrap();
+        assert_eq!(to.end, utc("2027-01-05T11:30:00+01:00"));
+        assert_eq!(to.rest, ["Sync"]);
+        let dash = span("tomorrow 10:00 - 11:30", &ctx).unwrap();
+        assert_eq!(dash.end, to.end);
+        let dated = span("tomorrow 22:00 to 2027-01-06 02:00", &ctx).unwrap();
+        assert_eq!(dated.end, utc("2027-01-06T02:00:00+01:00"));
+        let day = span("mon 10:00 to fri Trip", &ctx).unwrap();
+        assert_eq!(day.end, utc("2027-01-09T00:00:00+01:00"));
+        assert_eq!(day.rest, ["Trip"]);
+        let pm = span("tomorrow 9am 5pm Work", &ctx).unwrap();
+        assert_eq!(pm.duration_minutes(), 8 * 60);
+        let default = span("tomorrow 10:00", &ctx).unwrap();
+        assert_eq!(default.duration_minutes(), DEFAULT_DURATION_MINUTES);
+        let words = span("tomorrow 10:00 for 2 hours Long lunch", &ctx).unwrap();
+        assert_eq!(words.duration_minutes(), 120);
+        assert_eq!(words.rest, ["Long", "lunch"]);
+    }
+
+    #[test]
+    fn span_leaves_date_words_in_rest() {
+        let ctx = berlin();
+        let drinks = span("tomorrow 20:00 friday drinks", &ctx).unwrap();
+        assert_eq!(drinks.rest, ["friday", "drinks"]);
+        assert_eq!(drinks.duration_minutes(), DEFAULT_DURATION_MINUTES);
+        let park = span("tomorrow 20:00 in the park", &ctx).unwrap();
+        assert_eq!(park.rest, ["in", "the", "park"]);
+        let number = span("tomorrow 20:00 for 2h 3 musketeers", &ctx).unwrap();
+        assert_eq!(number.rest, ["3", "musketeers"]);
+    }
+
+    #[test]
+    fn span_end_errors() {
+        let ctx = berlin();
+        let cases = [
+            ("tomorrow 10:00 10:00", "is not after the start"),
+            (
+                "tomorrow 10:00 to 2027-01-04 11:00",
+                "is not after the start",
+            ),
+            ("tomorrow 10:00 to", "missing an end"),
+            ("tomorrow 10:00 to lunch", "unexpected \"lunch\""),
+            ("tomorrow 10:00 for", "missing a duration"),
+            ("2027-01-05 all day for 1h", "whole days"),
+            (
+                "tomorrow 10:00 to 2028-06-01 10:00",
+                "longest accepted span",
+            ),
+            ("Farewell party", "unexpected \"Farewell\""),
+        ];
+        for (text, expected) in cases {
+            let error = span(text, &ctx).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        let empty = parse_span(&[], &ctx).unwrap_err();
+        assert!(matches!(empty, DateError::Missing { .. }));
+    }
+
+    #[test]
+    fn span_end_in_other_zone() {
+        let ctx = berlin();
+        let span = span("tomorrow 10:00 Europe/London 12:00 Call", &ctx).unwrap();
+        assert_eq!(span.zone, chrono_tz::Europe::London);
+        assert_eq!(span.start, utc("2027-01-05T10:00:00Z"));
+        assert_eq!(span.end, utc("2027-01-05T12:00:00Z"));
+    }
+
+    #[test]
+    fn all_day_span_for_days() {
+        let ctx = berlin();
+        let span = span("2027-03-27 all day for 2d Trip", &ctx).unwrap();
+        assert_eq!(span.all_day, Some(date("2027-03-27")));
+        assert_eq!(span.start, utc("2027-03-27T00:00:00+01:00"));
+        assert_eq!(span.end, utc("2027-03-29T00:00:00+02:00"));
+        assert_eq!(span.duration_minutes(), 47 * 60);
+        assert_eq!(span.rest, ["Trip"]);
+    }
+
+    /// Samoa skipped all of 2011-12-30 when it moved west of the date line.
+    #[test]
+    fn gap_of_a_whole_day() {
+        let ctx = ctx("2011-12-01T12:00:00-10:00", "Pacific/Apia");
+        let when = parse_when("2011-12-30 12:00", &ctx).unwrap();
+        assert_eq!(when.instant, utc("2011-12-30T22:00:00Z"));
+        assert_eq!(when.instant, utc("2011-12-31T12:00:00+14:00"));
+        assert_eq!(when.notices.len(), 1);
+    }
+
+    #[test]
+    fn when_displays_local_time() {
+        let when = parse_when("2027-01-05 10:00", &berlin()).unwrap();
+        assert_eq!(when.to_string(), "2027-01-05 10:00 +01:00 Europe/Berlin");
+        let all_day = parse_when("2027-01-05 all day", &berlin()).unwrap();
+        assert_eq!(all_day.to_string(), "2027-01-05 all day (Europe/Berlin)");
     }
 }

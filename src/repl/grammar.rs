@@ -2,7 +2,7 @@
 //!
 //! A line is split into words at whitespace. A word that starts with a double
 //! quote (`"` or `“`) runs to the matching closing quote and may contain
-//! spaces; inside it, `\"` and `\\` stand for `"` and `\`. Quoted words are
+//! spaces. Inside it, `\"` is a quote and `\\` a backslash. Quoted words are
 //! always values, never keywords, so `search "to"` searches for the word
 //! "to". Command names and keywords ignore letter case.
 //!
@@ -28,7 +28,7 @@ pub struct CommandHelp {
     pub name: &'static str,
     /// The usage line: `[ ]` marks optional parts, `|` alternatives.
     pub usage: &'static str,
-    /// What the command does, in one line.
+    /// A one-line description of the command.
     pub summary: &'static str,
     /// Lines that parse, to show under `help COMMAND`.
     pub examples: &'static [&'static str],
@@ -279,8 +279,8 @@ pub struct SearchQuery {
     pub text: Option<String>,
 }
 
-/// Why a line is not a valid command. Messages name the offending word and,
-/// for a known command, end with its usage line.
+/// Rejection of a command line. Messages name the offending word and, for a
+/// known command, end with its usage line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrammarError {
     /// The line is blank; the REPL shows a new prompt.
@@ -453,12 +453,12 @@ impl<'a> Args<'a> {
     }
 
     /// Returns the only argument, or an error naming what is missing or extra.
-    fn one(&self, what: &str) -> Result<&'a Token, GrammarError> {
+    fn one(&self, argument: &str) -> Result<&'a Token, GrammarError> {
         match self.tokens {
-            [] => Err(self.invalid(format!("missing {what}"))),
+            [] => Err(self.invalid(format!("missing {argument}"))),
             [token] => Ok(token),
             [_, extra, ..] => Err(self.invalid(format!(
-                "unexpected \"{}\": {} takes one {what}",
+                "unexpected \"{}\": {} takes one {argument}",
                 extra.text, self.help.name
             ))),
         }
@@ -488,9 +488,9 @@ impl<'a> Args<'a> {
 
 /// Checks a user name typed at the prompt.
 ///
-/// NOTE: the calendar layer decides which names it accepts; this only rejects
-/// names that cannot be one (empty, or with characters other than letters,
-/// digits, `_`, `-`, `.` and `@`), so typos fail before a round trip.
+/// NOTE: the calendar layer decides which names it accepts. This check only
+/// rejects empty names and names with characters other than letters, digits,
+/// `_`, `-`, `.` and `@`, so that typos fail before a round trip.
 fn check_user(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the user name is empty".to_string());
@@ -522,6 +522,9 @@ fn parse_id(text: &str) -> Result<EventId, String> {
 /// keeping the order typed. An empty name (`bob,,carol`, a leading or
 /// trailing comma) is an error.
 fn parse_guests(words: &[&str]) -> Result<Vec<String>, String> {
+    if words.is_empty() {
+        return Err("missing guest names after \"with\": write e.g. with bob, carol".to_string());
+    }
     let joined = words.join(" ");
     let mut guests: Vec<String> = Vec::new();
     for piece in joined.split(',') {
@@ -538,9 +541,6 @@ fn parse_guests(words: &[&str]) -> Result<Vec<String>, String> {
                 guests.push(name.to_string());
             }
         }
-    }
-    if guests.is_empty() {
-        return Err("missing guest names after \"with\": write e.g. with bob, carol".to_string());
     }
     Ok(guests)
 }
@@ -887,8 +887,8 @@ fn edit_text_value(
 /// - `today`, `tomorrow` or any DATE (`fri`, `2027-01-05`, `in 3 days`): that
 ///   one day;
 /// - `next week`: Monday to Sunday of the next ISO week;
-/// - `FROM to TO`: from FROM (a date alone is its start) to TO (a date alone
-///   includes that whole day; a time alone is on FROM's date).
+/// - `FROM to TO`: a date alone as FROM is the start of that day, and as TO
+///   includes that whole day. A time alone as TO is on FROM's date.
 fn parse_agenda(args: &Args<'_>, ctx: &DateContext) -> Result<AgendaRange, GrammarError> {
     if let Some(token) = args.tokens.iter().find(|t| t.quoted) {
         return Err(args.invalid(format!(
@@ -1010,6 +1010,8 @@ const SEARCH_KEYWORDS: &[&str] = &["host", "from", "to"];
 fn parse_search(args: &Args<'_>, ctx: &DateContext) -> Result<SearchQuery, GrammarError> {
     let tokens = args.tokens;
     let mut query = SearchQuery::default();
+    let mut from_point = None;
+    let mut to_point = None;
     let mut text = Vec::new();
     let mut pos = 0;
     while let Some(token) = tokens.get(pos) {
@@ -1036,22 +1038,20 @@ fn parse_search(args: &Args<'_>, ctx: &DateContext) -> Result<SearchQuery, Gramm
             continue;
         }
 
-        let slot_taken = match keyword {
-            "from" => query.from.is_some(),
-            _ => query.to.is_some(),
+        let slot = if keyword == "from" {
+            &mut from_point
+        } else {
+            &mut to_point
         };
-        if slot_taken {
+        if slot.is_some() {
             return Err(args.invalid(format!("\"{keyword}\" is given twice")));
         }
         let words = args.words_until(pos, SEARCH_KEYWORDS);
-        let (instant, used) = search_bound(args, ctx, keyword, &words)?;
-        if keyword == "from" {
-            query.from = Some(instant);
-        } else {
-            query.to = Some(instant);
-        }
+        let (point, used) = search_bound(args, ctx, keyword, &words)?;
+        *slot = Some(point);
         pos += used;
     }
+    (query.from, query.to) = resolve_search_range(args, ctx, from_point, to_point)?;
 
     if !text.is_empty() {
         query.text = Some(text.join(" "));
@@ -1061,24 +1061,17 @@ fn parse_search(args: &Args<'_>, ctx: &DateContext) -> Result<SearchQuery, Gramm
             "give at least one criterion: host USER, from WHEN, to WHEN or words to find",
         ));
     }
-    if let (Some(from), Some(to)) = (query.from, query.to) {
-        if to <= from {
-            return Err(args.invalid(format!(
-                "the end ({to}) is not after the start ({from}): swap from and to"
-            )));
-        }
-    }
     Ok(query)
 }
 
-/// Reads the longest point after `from` or `to` and returns its instant and
-/// the words it used; the words after it are search text.
+/// Reads the longest point after `from` or `to` and returns it with the
+/// number of words it used; the words after it are search text.
 fn search_bound(
     args: &Args<'_>,
     ctx: &DateContext,
     keyword: &str,
     words: &[&str],
-) -> Result<(DateTime<Utc>, usize), GrammarError> {
+) -> Result<(dates::Point, usize), GrammarError> {
     let role = if keyword == "to" {
         Role::End
     } else {
@@ -1091,14 +1084,658 @@ fn search_bound(
             "missing the date after {keyword}, e.g. {keyword} 2027-01-05 or {keyword} tomorrow"
         )));
     };
-    let when = resolve_start(&point, ctx).map_err(|e| args.date_error(e))?;
-    if role == Role::Start || point.has_time() {
-        return Ok((when.instant, cursor.position()));
+    Ok((point, cursor.position()))
+}
+
+/// The `from` and `to` instants of a search.
+type SearchBounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Places the `from` and `to` points of a search. With both, `to` is read as
+/// the end of a span starting at `from`, as in `agenda FROM to TO`. A `to`
+/// date without a time includes that whole day.
+fn resolve_search_range(
+    args: &Args<'_>,
+    ctx: &DateContext,
+    from_point: Option<dates::Point>,
+    to_point: Option<dates::Point>,
+) -> Result<SearchBounds, GrammarError> {
+    let from = match &from_point {
+        Some(point) => Some(resolve_start(point, ctx).map_err(|e| args.date_error(e))?),
+        None => None,
+    };
+    let Some(to_point) = to_point else {
+        return Ok((from.map(|w| w.instant), None));
+    };
+    let to = match &from {
+        Some(start) => resolve_end(&to_point, start, &mut Vec::new()),
+        None => resolve_start(&to_point, ctx).and_then(|when| {
+            if to_point.has_time() {
+                return Ok(when.instant);
+            }
+            let date = when
+                .all_day
+                .unwrap_or_else(|| when.instant.with_timezone(&when.zone).date_naive());
+            dates::end_of_day(date, when.zone, &date.to_string())
+        }),
     }
-    let date = when
-        .all_day
-        .unwrap_or_else(|| when.instant.with_timezone(&when.zone).date_naive());
-    let text = words[..cursor.position()].join(" ");
-    let end = dates::end_of_day(date, when.zone, &text).map_err(|e| args.date_error(e))?;
-    Ok((end, cursor.position()))
+    .map_err(|e| args.date_error(e))?;
+    Ok((from.map(|w| w.instant), Some(to)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Monday 2027-01-04, 09:00 in Berlin.
+    fn ctx() -> DateContext {
+        DateContext {
+            now: utc("2027-01-04T09:00:00+01:00"),
+            zone: chrono_tz::Europe::Berlin,
+        }
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("test instant is RFC 3339")
+            .with_timezone(&Utc)
+    }
+
+    fn parse(line: &str) -> Result<ReplCommand, GrammarError> {
+        parse_command(line, &ctx())
+    }
+
+    fn schedule(line: &str) -> Schedule {
+        match parse(line) {
+            Ok(ReplCommand::Schedule(schedule)) => schedule,
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    fn edit(line: &str) -> Edit {
+        match parse(line) {
+            Ok(ReplCommand::Edit(edit)) => edit,
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    fn agenda(line: &str) -> AgendaRange {
+        match parse(line) {
+            Ok(ReplCommand::Agenda(range)) => range,
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    fn search(line: &str) -> SearchQuery {
+        match parse(line) {
+            Ok(ReplCommand::Search(query)) => query,
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    /// Returns the error message of a line that must fail.
+    fn error(line: &str) -> String {
+        match parse(line) {
+            Err(error) => error.to_string(),
+            Ok(command) => panic!("{line:?} should fail but parsed as {command:?}"),
+        }
+    }
+
+    fn assert_usage(message: &str, command: &str) {
+        let usage = find_command(command).expect("known command").usage;
+        assert!(
+            message.ends_with(&format!("usage: {usage}")),
+            "message lacks the usage of {command}: {message}"
+        );
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    // Table of commands.
+
+    #[test]
+    fn command_names_are_unique() {
+        for (i, help) in COMMANDS.iter().enumerate() {
+            assert!(
+                COMMANDS[i + 1..]
+                    .iter()
+                    .all(|other| other.name != help.name),
+                "{} is listed twice",
+                help.name
+            );
+            assert!(help.usage.starts_with(help.name), "{}", help.usage);
+            assert!(!help.examples.is_empty(), "{} has no examples", help.name);
+        }
+    }
+
+    #[test]
+    fn every_example_parses() {
+        for help in COMMANDS {
+            for example in help.examples {
+                assert!(parse(example).is_ok(), "{example:?}: {:?}", parse(example));
+            }
+        }
+    }
+
+    #[test]
+    fn find_command_ignores_case() {
+        assert_eq!(find_command("SCHEDULE").map(|c| c.name), Some("schedule"));
+        assert_eq!(find_command("nope"), None);
+    }
+
+    // Tokens.
+
+    #[test]
+    fn tokenize_quotes_and_escapes() {
+        let tokens = tokenize(r#"a "b c" "say \"hi\"" “curly”"#).unwrap();
+        let texts: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["a", "b c", "say \"hi\"", "curly"]);
+        let quoted: Vec<bool> = tokens.iter().map(|t| t.quoted).collect();
+        assert_eq!(quoted, [false, true, true, true]);
+    }
+
+    #[test]
+    fn tokenize_unterminated_quote() {
+        assert_eq!(
+            tokenize("schedule \"Team sync tomorrow"),
+            Err(GrammarError::UnterminatedQuote { column: 10 })
+        );
+    }
+
+    #[test]
+    fn blank_line_is_empty() {
+        assert_eq!(parse("   "), Err(GrammarError::Empty));
+    }
+
+    // Unknown commands.
+
+    #[test]
+    fn unknown_command_suggests_closest() {
+        assert_eq!(
+            parse("shedule x"),
+            Err(GrammarError::UnknownCommand {
+                word: "shedule".to_string(),
+                suggestion: Some("schedule"),
+            })
+        );
+        assert!(error("agnda").contains("did you mean agenda?"));
+        assert!(error("sched tomorrow").contains("did you mean schedule?"));
+    }
+
+    #[test]
+    fn unknown_command_without_suggestion() {
+        let message = error("frobnicate");
+        assert!(message.contains("\"frobnicate\""), "{message}");
+        assert!(!message.contains("did you mean"), "{message}");
+    }
+
+    #[test]
+    fn quoted_command_is_unknown() {
+        assert!(matches!(
+            parse("\"quit\""),
+            Err(GrammarError::UnknownCommand { .. })
+        ));
+    }
+
+    // Account and user commands.
+
+    #[test]
+    fn user_commands_parse() {
+        let user = "alice".to_string();
+        assert_eq!(
+            parse("register alice"),
+            Ok(ReplCommand::Register { user: user.clone() })
+        );
+        assert_eq!(
+            parse("login alice"),
+            Ok(ReplCommand::Login { user: user.clone() })
+        );
+        assert_eq!(
+            parse("whois alice"),
+            Ok(ReplCommand::Whois { user: user.clone() })
+        );
+        assert_eq!(parse("EXISTS alice"), Ok(ReplCommand::Whois { user }));
+    }
+
+    #[test]
+    fn user_commands_reject_bad_arguments() {
+        let missing = error("register");
+        assert!(missing.contains("missing user name"), "{missing}");
+        assert_usage(&missing, "register");
+
+        let extra = error("login alice bob");
+        assert!(extra.contains("unexpected \"bob\""), "{extra}");
+        assert_usage(&extra, "login");
+
+        let bad = error("whois al!ce");
+        assert!(bad.contains("\"al!ce\" is not a user name"), "{bad}");
+        assert_usage(&bad, "whois");
+    }
+
+    #[test]
+    fn commands_without_arguments() {
+        assert_eq!(parse("logout"), Ok(ReplCommand::Logout));
+        assert_eq!(parse("delete-account"), Ok(ReplCommand::DeleteAccount));
+        assert_eq!(parse("inbox"), Ok(ReplCommand::Inbox));
+        assert_eq!(parse("status"), Ok(ReplCommand::Status));
+        assert_eq!(parse("quit"), Ok(ReplCommand::Quit));
+        assert_eq!(parse("exit"), Ok(ReplCommand::Quit));
+        let message = error("logout now");
+        assert!(message.contains("logout takes no arguments"), "{message}");
+        assert_usage(&message, "logout");
+    }
+
+    #[test]
+    fn users_with_and_without_pattern() {
+        assert_eq!(parse("users"), Ok(ReplCommand::Users { pattern: None }));
+        assert_eq!(
+            parse("users b*"),
+            Ok(ReplCommand::Users {
+                pattern: Some("b*".to_string())
+            })
+        );
+        assert!(error("users a b").contains("unexpected \"b\""));
+    }
+
+    #[test]
+    fn show_and_delete_take_an_id() {
+        assert_eq!(parse("show 12"), Ok(ReplCommand::Show { id: 12 }));
+        assert_eq!(parse("show #12"), Ok(ReplCommand::Show { id: 12 }));
+        assert_eq!(parse("delete 7"), Ok(ReplCommand::Delete { id: 7 }));
+        let message = error("show abc");
+        assert!(message.contains("\"abc\" is not an event id"), "{message}");
+        assert_usage(&message, "show");
+        assert!(error("delete").contains("missing event id"));
+        assert!(error("delete 99999999999999999999").contains("too large"));
+    }
+
+    #[test]
+    fn help_forms() {
+        assert_eq!(parse("help"), Ok(ReplCommand::Help { command: None }));
+        assert_eq!(
+            parse("help Schedule"),
+            Ok(ReplCommand::Help {
+                command: Some("schedule")
+            })
+        );
+        let message = error("help shedule");
+        assert!(message.contains("did you mean schedule?"), "{message}");
+    }
+
+    #[test]
+    fn when_reads_a_date() {
+        let Ok(ReplCommand::When(when)) = parse("when fri 14:00") else {
+            panic!("when fri 14:00 did not parse");
+        };
+        assert_eq!(when.instant, utc("2027-01-08T14:00:00+01:00"));
+        let message = error("when 25:00");
+        assert!(
+            message.contains("\"25:00\" is not a time of day"),
+            "{message}"
+        );
+        assert_usage(&message, "when");
+        assert!(error("when").contains("missing a date or time"));
+    }
+
+    // schedule.
+
+    #[test]
+    fn schedule_quoted_title_with_guests() {
+        let s = schedule("schedule \"Team sync\" tomorrow 10:00 for 45m with bob, carol");
+        assert_eq!(s.title, "Team sync");
+        assert_eq!(s.start, utc("2027-01-05T10:00:00+01:00"));
+        assert_eq!(s.zone, chrono_tz::Europe::Berlin);
+        assert_eq!(s.duration_minutes, 45);
+        assert_eq!(s.guests, strings(&["bob", "carol"]));
+        assert!(!s.public);
+        assert_eq!(s.description, None);
+        assert_eq!(s.all_day, None);
+    }
+
+    #[test]
+    fn schedule_public_town_hall() {
+        let s = schedule("schedule public \"Town hall\" 2027-01-05 18:00 for 2h");
+        assert_eq!(s.title, "Town hall");
+        assert!(s.public);
+        assert_eq!(s.start, utc("2027-01-05T18:00:00+01:00"));
+        assert_eq!(s.duration_minutes, 120);
+        assert!(s.guests.is_empty());
+    }
+
+    #[test]
+    fn schedule_unquoted_title_after_span() {
+        let s = schedule("schedule tomorrow 20:00 24:00 Farewell party");
+        assert_eq!(s.title, "Farewell party");
+        assert_eq!(s.start, utc("2027-01-05T20:00:00+01:00"));
+        assert_eq!(s.duration_minutes, 4 * 60);
+        assert!(!s.public);
+        assert!(s.guests.is_empty());
+    }
+
+    #[test]
+    fn schedule_private_keyword_and_defaults() {
+        let s = schedule("schedule private \"1:1\" fri 15:00");
+        assert!(!s.public);
+        assert_eq!(s.duration_minutes, dates::DEFAULT_DURATION_MINUTES);
+        assert_eq!(s.start, utc("2027-01-08T15:00:00+01:00"));
+    }
+
+    #[test]
+    fn schedule_quoted_title_after_time() {
+        let s = schedule("schedule tomorrow 10:00 \"Team sync\" with bob");
+        assert_eq!(s.title, "Team sync");
+        assert_eq!(s.guests, strings(&["bob"]));
+    }
+
+    #[test]
+    fn schedule_guest_separators_are_uniform() {
+        let expected = strings(&["bob", "carol", "dave"]);
+        for list in [
+            "bob, carol, dave",
+            "bob,carol,dave",
+            "bob carol dave",
+            "bob , carol dave",
+            "bob, carol,dave, bob",
+            "bob carol, carol dave",
+        ] {
+            let line = format!("schedule \"Sync\" tomorrow 10:00 with {list}");
+            assert_eq!(schedule(&line).guests, expected, "{list}");
+        }
+    }
+
+    #[test]
+    fn schedule_rejects_empty_guest_names() {
+        for list in ["bob,,carol", "bob, , carol", ", bob", "bob,", ""] {
+            let line = format!("schedule \"Sync\" tomorrow 10:00 with {list}");
+            let message = error(&line);
+            assert!(
+                message.contains("empty guest name") || message.contains("missing guest names"),
+                "{list}: {message}"
+            );
+            assert_usage(&message, "schedule");
+        }
+    }
+
+    #[test]
+    fn schedule_with_description() {
+        let s = schedule(
+            "schedule \"Offsite\" 2027-03-01 all day for 2d about \"Bring boots\" with bob",
+        );
+        assert_eq!(s.description.as_deref(), Some("Bring boots"));
+        assert_eq!(s.all_day, "2027-03-01".parse().ok());
+        assert_eq!(s.start, utc("2027-03-01T00:00:00+01:00"));
+        assert_eq!(s.duration_minutes, 2 * 24 * 60);
+        assert_eq!(s.guests, strings(&["bob"]));
+    }
+
+    #[test]
+    fn schedule_carries_dst_notice() {
+        let s = schedule("schedule \"Early\" 2027-03-28 02:30 for 30m");
+        assert_eq!(s.start, utc("2027-03-28T01:30:00Z"));
+        assert_eq!(s.notices.len(), 1);
+        assert!(
+            s.notices[0].contains("02:30 does not exist"),
+            "{:?}",
+            s.notices
+        );
+    }
+
+    #[test]
+    fn schedule_unquoted_title_with_guests() {
+        let s = schedule("schedule fri 12:00 for 1h Lunch with bob");
+        assert_eq!(s.title, "Lunch");
+        assert_eq!(s.guests, strings(&["bob"]));
+    }
+
+    #[test]
+    fn schedule_errors_name_token_and_usage() {
+        let cases = [
+            ("schedule", "missing the date and time"),
+            ("schedule \"Sync\"", "missing the date and time"),
+            ("schedule \"Sync\" with bob", "unexpected \"with\""),
+            (
+                "schedule Farewell party tomorrow",
+                "unexpected \"Farewell\"",
+            ),
+            ("schedule tomorrow 10:00", "missing the title"),
+            ("schedule \"A\" tomorrow 10:00 B", "unexpected \"B\""),
+            ("schedule \"A\" tomorrow 10:00 \"B\"", "unexpected \"B\""),
+            (
+                "schedule \"A\" tomorrow 10:00 with bob with carol",
+                "\"with\" is given twice",
+            ),
+            (
+                "schedule \"A\" tomorrow 10:00 about Rust",
+                "about takes a quoted description",
+            ),
+            (
+                "schedule \"A\" tomorrow 25:00",
+                "\"25:00\" is not a time of day",
+            ),
+            (
+                "schedule \"A\" tomorrow 10:00 for 90",
+                "\"90\" is not a valid duration",
+            ),
+            ("schedule \"\" tomorrow 10:00", "missing the title"),
+            ("schedule \"A\" tomorrow 10:00 09:00 x", "x"),
+        ];
+        for (line, expected) in cases {
+            let message = error(line);
+            assert!(message.contains(expected), "{line}: {message}");
+            assert_usage(&message, "schedule");
+        }
+    }
+
+    // edit.
+
+    #[test]
+    fn edit_several_fields() {
+        let e = edit("edit 12 title \"New\" description \"Text\" at fri 14:00 for 1h30m public");
+        assert_eq!(e.id, 12);
+        assert_eq!(e.title.as_deref(), Some("New"));
+        assert_eq!(e.description.as_deref(), Some("Text"));
+        assert_eq!(
+            e.start.map(|w| w.instant),
+            Some(utc("2027-01-08T14:00:00+01:00"))
+        );
+        assert_eq!(e.duration_minutes, Some(90));
+        assert_eq!(e.public, Some(true));
+        assert_eq!(e.guests, None);
+    }
+
+    #[test]
+    fn edit_single_fields() {
+        assert_eq!(edit("edit 3 private").public, Some(false));
+        assert_eq!(
+            edit("edit 3 with bob,carol").guests,
+            Some(strings(&["bob", "carol"]))
+        );
+        assert_eq!(
+            edit("edit 3 title Team lunch for 2h").title.as_deref(),
+            Some("Team lunch")
+        );
+        assert_eq!(edit("edit 3 for 2 hours").duration_minutes, Some(120));
+        let both = edit("edit 3 with bob private");
+        assert_eq!(both.guests, Some(strings(&["bob"])));
+        assert_eq!(both.public, Some(false));
+    }
+
+    #[test]
+    fn edit_errors_name_token_and_usage() {
+        let cases = [
+            ("edit", "missing event id"),
+            ("edit x title A", "\"x\" is not an event id"),
+            ("edit 12", "nothing to change for event 12"),
+            ("edit 12 colour red", "unexpected \"colour\""),
+            (
+                "edit 12 public private",
+                "give only one of public and private",
+            ),
+            ("edit 12 title A title B", "\"title\" is given twice"),
+            ("edit 12 title", "missing the text after title"),
+            ("edit 12 at", "missing the date and time after at"),
+            (
+                "edit 12 at 2027-02-30 10:00",
+                "\"2027-02-30\" is not a valid date",
+            ),
+            ("edit 12 at tomorrow 10:00 lunch", "unexpected \"lunch\""),
+            ("edit 12 for", "missing the duration"),
+            ("edit 12 for 90", "\"90\" is not a valid duration"),
+            ("edit 12 with", "missing guest names"),
+            ("edit 12 title \"  \"", "the new title is empty"),
+        ];
+        for (line, expected) in cases {
+            let message = error(line);
+            assert!(message.contains(expected), "{line}: {message}");
+            assert_usage(&message, "edit");
+        }
+    }
+
+    // agenda.
+
+    #[test]
+    fn agenda_default_is_seven_days_from_today() {
+        let expected = AgendaRange {
+            from: utc("2027-01-04T00:00:00+01:00"),
+            to: utc("2027-01-11T00:00:00+01:00"),
+            zone: chrono_tz::Europe::Berlin,
+        };
+        assert_eq!(agenda("agenda"), expected);
+        assert_eq!(agenda("agenda week"), expected);
+    }
+
+    #[test]
+    fn agenda_single_days() {
+        let today = agenda("agenda today");
+        assert_eq!(today.from, utc("2027-01-04T00:00:00+01:00"));
+        assert_eq!(today.to, utc("2027-01-05T00:00:00+01:00"));
+        let tomorrow = agenda("agenda tomorrow");
+        assert_eq!(tomorrow.from, utc("2027-01-05T00:00:00+01:00"));
+        assert_eq!(tomorrow.to, utc("2027-01-06T00:00:00+01:00"));
+        let date = agenda("agenda 2027-02-01");
+        assert_eq!(date.from, utc("2027-02-01T00:00:00+01:00"));
+        assert_eq!(date.to, utc("2027-02-02T00:00:00+01:00"));
+        // Today is a Monday, so mon is today.
+        assert_eq!(agenda("agenda mon"), today);
+    }
+
+    #[test]
+    fn agenda_day_of_dst_change_is_23_hours() {
+        let range = agenda("agenda 2027-03-28");
+        assert_eq!((range.to - range.from).num_hours(), 23);
+    }
+
+    #[test]
+    fn agenda_next_week_is_next_iso_week() {
+        let range = agenda("agenda next week");
+        assert_eq!(range.from, utc("2027-01-11T00:00:00+01:00"));
+        assert_eq!(range.to, utc("2027-01-18T00:00:00+01:00"));
+    }
+
+    #[test]
+    fn agenda_from_to_includes_last_day() {
+        let range = agenda("agenda mon to fri");
+        assert_eq!(range.from, utc("2027-01-04T00:00:00+01:00"));
+        assert_eq!(range.to, utc("2027-01-09T00:00:00+01:00"));
+        let weekend = agenda("agenda fri to mon");
+        assert_eq!(weekend.from, utc("2027-01-08T00:00:00+01:00"));
+        assert_eq!(weekend.to, utc("2027-01-12T00:00:00+01:00"));
+        let timed = agenda("agenda tomorrow 08:00 to 12:00");
+        assert_eq!(timed.from, utc("2027-01-05T08:00:00+01:00"));
+        assert_eq!(timed.to, utc("2027-01-05T12:00:00+01:00"));
+    }
+
+    #[test]
+    fn agenda_errors_name_token_and_usage() {
+        let cases = [
+            ("agenda tomorrow 10:00", "has a time"),
+            ("agenda soon", "\"soon\" is not a date"),
+            ("agenda to fri", "missing the start"),
+            ("agenda mon to", "missing the end"),
+            ("agenda 2027-01-08 to 2027-01-04", "is not after the start"),
+            ("agenda 2027-02-30", "\"2027-02-30\" is not a valid date"),
+            ("agenda tomorrow lunch", "unexpected \"lunch\""),
+            ("agenda \"today\"", "unexpected quoted"),
+        ];
+        for (line, expected) in cases {
+            let message = error(line);
+            assert!(message.contains(expected), "{line}: {message}");
+            assert_usage(&message, "agenda");
+        }
+    }
+
+    // search.
+
+    #[test]
+    fn search_by_text_only() {
+        let query = search("search budget review");
+        assert_eq!(query.text.as_deref(), Some("budget review"));
+        assert_eq!(query.host, None);
+        assert_eq!(query.from, None);
+        assert_eq!(query.to, None);
+    }
+
+    #[test]
+    fn search_all_criteria() {
+        let query = search("search host bob from 2027-01-01 to 2027-01-31 \"town hall\"");
+        assert_eq!(query.host.as_deref(), Some("bob"));
+        assert_eq!(query.from, Some(utc("2027-01-01T00:00:00+01:00")));
+        assert_eq!(query.to, Some(utc("2027-02-01T00:00:00+01:00")));
+        assert_eq!(query.text.as_deref(), Some("town hall"));
+    }
+
+    #[test]
+    fn search_criteria_in_any_order() {
+        let query = search("search planning to tomorrow 18:00 host carol");
+        assert_eq!(query.text.as_deref(), Some("planning"));
+        assert_eq!(query.to, Some(utc("2027-01-05T18:00:00+01:00")));
+        assert_eq!(query.host.as_deref(), Some("carol"));
+        let weekend = search("search from fri to mon");
+        assert_eq!(weekend.from, Some(utc("2027-01-08T00:00:00+01:00")));
+        assert_eq!(weekend.to, Some(utc("2027-01-12T00:00:00+01:00")));
+        let only_to = search("search to mon");
+        assert_eq!(only_to.to, Some(utc("2027-01-05T00:00:00+01:00")));
+        let only_from = search("search from tomorrow");
+        assert_eq!(only_from.from, Some(utc("2027-01-05T00:00:00+01:00")));
+        assert_eq!(only_from.text, None);
+    }
+
+    #[test]
+    fn search_quoted_keyword_is_text() {
+        let query = search("search \"from\" host bob");
+        assert_eq!(query.text.as_deref(), Some("from"));
+        assert_eq!(query.host.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn search_errors_name_token_and_usage() {
+        let cases = [
+            ("search", "give at least one criterion"),
+            ("search host", "missing the user name after host"),
+            ("search host b!b", "\"b!b\" is not a user name"),
+            ("search host bob host carol", "\"host\" is given twice"),
+            ("search from", "missing the date after from"),
+            ("search from budget", "missing the date after from"),
+            (
+                "search from 2027-01-08 to 2027-01-04",
+                "not after the start",
+            ),
+            ("search to 24:30", "\"24:30\" is not a time of day"),
+        ];
+        for (line, expected) in cases {
+            let message = error(line);
+            assert!(message.contains(expected), "{line}: {message}");
+            assert_usage(&message, "search");
+        }
+    }
+
+    // Helpers.
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("agnda", "agenda"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }
