@@ -513,7 +513,7 @@ impl Replica {
 
 #[cfg(test)]
 mod tests {
-    use super::super::harness::{config, entry};
+    use super::super::harness::{config, entry, Cluster};
     use super::*;
 
     #[test]
@@ -622,5 +622,142 @@ mod tests {
             (0..200).map(|_| replica.on_tick()).collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn restart_intact_rejoins() {
+        let mut cluster = Cluster::new(3, 1);
+        cluster.request(0, b"a".to_vec());
+        cluster.deliver_all();
+        cluster.crash(2);
+        cluster.request(0, b"b".to_vec());
+        cluster.deliver_all();
+        cluster.restart(2);
+        let restarted = cluster.replica(2);
+        assert_eq!(restarted.status(), Status::Normal);
+        assert_eq!(restarted.op(), 1);
+        cluster.run(10);
+        assert_eq!(cluster.replica(2).op(), 2);
+        assert_eq!(cluster.replica(2).commit(), 2);
+        assert_eq!(cluster.applied(2), cluster.applied(0));
+    }
+
+    #[test]
+    fn restart_commits_only_on_evidence() {
+        // The disk holds ops 1-3 but the state machine applied only op 1: the
+        // replica must not treat ops 2-3 as committed after the restart.
+        let durable = Durable {
+            view: 0,
+            log_view: 0,
+            entries: vec![entry(0, 1), entry(0, 2), entry(0, 3)],
+            commit: 1,
+            intact: true,
+        };
+        let mut replica = Replica::new(config(3, 1, 1), durable).unwrap();
+        assert_eq!(replica.commit(), 1);
+        let heartbeat = Message::Commit {
+            view: 0,
+            commit: 2,
+            round: 0,
+        };
+        let out = replica.on_message(0, heartbeat);
+        assert_eq!(out.commit, vec![entry(0, 2)]);
+        assert_eq!(replica.commit(), 2);
+    }
+
+    #[test]
+    fn restart_keeps_voted_view() {
+        // Replica 2 voted for view 1 and persisted it; after a restart it must
+        // not go back to serving the primary of view 0.
+        let mut cluster = Cluster::new(3, 1);
+        cluster.isolate(0);
+        cluster.start_view_change(2, 1);
+        cluster.deliver_all();
+        assert_eq!(cluster.replica(2).view(), 1);
+        cluster.restart(2);
+        cluster.heal();
+        assert_eq!(cluster.replica(2).view(), 1);
+        let old = Message::Prepare {
+            view: 0,
+            commit: 0,
+            entries: vec![entry(0, 1)],
+        };
+        let out = cluster.deliver(0, 2, old);
+        assert!(
+            out.is_empty(),
+            "answered the primary of an abandoned view: {out:?}"
+        );
+    }
+
+    /// Builds R30's cluster: replica 0 is primary of view 3 with ops 1-100
+    /// committed everywhere, and op 101 only on its own disk.
+    fn cluster_before_power_failure() -> Cluster {
+        let mut cluster = Cluster::new(3, 30);
+        cluster.elect(0);
+        assert!(cluster.replica(0).is_primary());
+        assert_eq!(cluster.replica(0).view(), 3);
+        for i in 0..100u8 {
+            cluster.request(0, vec![i]);
+        }
+        cluster.deliver_all();
+        cluster.heartbeat();
+        cluster.request(0, b"101".to_vec());
+        cluster.drop_all();
+        for id in 0..3 {
+            assert_eq!(cluster.replica(id).commit(), 100, "replica {id}");
+        }
+        cluster
+    }
+
+    #[test]
+    fn all_restart_at_once() {
+        // R30: power fails on all three at the same tick. Replicas 2 and 1
+        // come back with intact disks while 0 stays down; they must form a
+        // new view on their own, and 0 must rejoin it when it returns.
+        let mut cluster = cluster_before_power_failure();
+        for id in 0..3 {
+            cluster.crash(id);
+        }
+        cluster.restart(2);
+        cluster.run(5);
+        cluster.restart(1);
+        cluster.run(100);
+        let primary = (1..3).find(|&id| cluster.replica(id).is_primary());
+        let primary = primary.expect("replicas 1 and 2 formed no view");
+        assert!(cluster.replica(primary).view() > 3);
+        assert_eq!(cluster.replica(primary).op(), 100);
+        cluster.request(primary, b"after".to_vec());
+        cluster.run(5);
+        assert_eq!(cluster.replica(1).commit(), 101);
+        assert_eq!(cluster.replica(2).commit(), 101);
+
+        cluster.restart(0);
+        cluster.run(30);
+        let returned = cluster.replica(0);
+        assert_eq!(returned.status(), Status::Normal);
+        assert_eq!(returned.log(), cluster.replica(primary).log());
+        assert_eq!(returned.log()[100].payload, b"after".to_vec());
+        assert_eq!(cluster.truncations(0), vec![100]);
+        assert_eq!(cluster.applied(0), cluster.applied(1));
+    }
+
+    #[test]
+    fn two_restart_one_gone() {
+        // R30, separate run: only 1 and 2 restart, 0 never returns.
+        let mut cluster = cluster_before_power_failure();
+        for id in 0..3 {
+            cluster.crash(id);
+        }
+        cluster.restart(1);
+        cluster.restart(2);
+        cluster.run(100);
+        let primary = (1..3).find(|&id| cluster.replica(id).is_primary());
+        let primary = primary.expect("replicas 1 and 2 formed no view");
+        cluster.request(primary, b"x".to_vec());
+        cluster.run(5);
+        for id in 1..3 {
+            assert_eq!(cluster.replica(id).commit(), 101, "replica {id}");
+            assert_eq!(cluster.applied(id).len(), 101, "replica {id}");
+        }
     }
 }
