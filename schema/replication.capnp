@@ -23,64 +23,71 @@ struct Entry {
 }
 
 struct Message {
-  # The view the sender is in.
+  # The view the sender names; see each variant for its meaning.
   view @0 :UInt64;
-  # The sender's replica id; checked against the authenticated link.
+  # The sender's replica id (0-based); must match the authenticated link.
   replica @1 :UInt8;
 
   union {
-    # Primary to backups: append these entries (contiguous, after
-    # `entries[0].op - 1`) and learn the commit number.
+    # Primary to backups: append these consecutive entries, and learn the
+    # commit number.
     prepare :group {
       commit @2 :UInt64;
       entries @3 :List(Entry);
     }
-    # Backup to primary: every op up to `op` is durable in this backup's log.
+    # Backup to primary: every op up to `op` is durable in this backup's log
+    # and matches the primary's.
     prepareOk :group {
       op @4 :UInt64;
     }
-    # Primary heartbeat with its commit number. `nonce` ties the answers to a
-    # read-confirmation round.
+    # Primary heartbeat with its commit number. `round` numbers the read
+    # confirmation round this heartbeat belongs to.
     commit :group {
       commit @5 :UInt64;
-      nonce @6 :UInt64;
+      round @6 :UInt64;
     }
+    # Backup's answer to a heartbeat, with the highest op it holds.
     commitOk :group {
-      nonce @7 :UInt64;
+      op @7 :UInt64;
+      round @8 :UInt64;
     }
-    startViewChange @8 :Void;
+    # I suspect the primary of the view before `view`.
+    startViewChange @9 :Void;
+    # To the new primary: my log, the last view in which I was normal, and
+    # my commit number.
     doViewChange :group {
-      # The last view in which the sender's status was normal.
-      logView @9 :UInt64;
-      op @10 :UInt64;
-      commit @11 :UInt64;
-      entries @12 :List(Entry);
+      logView @10 :UInt64;
+      op @11 :UInt64;
+      log @12 :List(Entry);
+      commit @13 :UInt64;
     }
+    # New primary to all: the log of the new view.
     startView :group {
-      op @13 :UInt64;
-      commit @14 :UInt64;
-      entries @15 :List(Entry);
+      op @14 :UInt64;
+      log @15 :List(Entry);
+      commit @16 :UInt64;
     }
     # A lagging replica asks for the entries after `op`.
     getState :group {
-      op @16 :UInt64;
-    }
-    newState :group {
       op @17 :UInt64;
-      commit @18 :UInt64;
+    }
+    # Reply to getState: the entries after `op`.
+    newState :group {
+      op @18 :UInt64;
       entries @19 :List(Entry);
+      commit @20 :UInt64;
     }
     # A replica with an empty or damaged disk asks for the current state.
     recovery :group {
-      nonce @20 :UInt64;
-    }
-    recoveryResponse :group {
       nonce @21 :UInt64;
-      # Set only by the primary of `view`.
-      isPrimary @22 :Bool;
-      op @23 :UInt64;
-      commit @24 :UInt64;
-      entries @25 :List(Entry);
+    }
+    # Reply to recovery from a replica in normal status. Only the primary of
+    # `view` sets `hasPrimaryState` and sends its log and commit number.
+    recoveryResponse :group {
+      nonce @22 :UInt64;
+      hasPrimaryState @23 :Bool;
+      log @24 :List(Entry);
+      commit @25 :UInt64;
     }
   }
 }
