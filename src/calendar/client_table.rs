@@ -10,6 +10,8 @@ use super::types::{Outcome, Rejection, Request};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ClientTable {
     /// Last applied request of each client id; replaced by each newer request.
+    // NOTE: entries are never removed, so the table grows by one entry per
+    // client id ever seen; expiring idle clients needs a time-based rule.
     entries: BTreeMap<u64, ClientEntry>,
 }
 
@@ -72,7 +74,13 @@ mod tests {
         let mut harness = Harness::with_users(&["alice"]);
         let first = request(&harness, 7, 1, "Once");
         let outcome = harness.calendar.apply(&first);
-        assert_eq!(outcome, Outcome::Done(Effect::Scheduled { event_id: 1, version: 1 }));
+        assert_eq!(
+            outcome,
+            Outcome::Done(Effect::Scheduled {
+                event_id: 1,
+                version: 1
+            })
+        );
         let state = harness.calendar.clone();
         assert_eq!(harness.calendar.apply(&first), outcome);
         assert_eq!(harness.calendar, state, "the repeat changed the state");
@@ -86,7 +94,10 @@ mod tests {
         let mut bad = request(&harness, 7, 1, "Bad");
         bad.command = schedule("ghost", public("x", MONDAY, 30));
         let outcome = harness.calendar.apply(&bad);
-        assert!(matches!(outcome, Outcome::Rejected(Rejection::NotFound { .. })));
+        assert!(matches!(
+            outcome,
+            Outcome::Rejected(Rejection::NotFound { .. })
+        ));
         assert_eq!(harness.calendar.last_request(7), Some((1, &outcome)));
         assert_eq!(harness.calendar.apply(&bad), outcome);
     }

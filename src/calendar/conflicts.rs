@@ -1,5 +1,5 @@
-//! Conflict detection. A public event conflicts with every overlapping event;
-//! a private event conflicts with every overlapping public event and with
+//! Conflict detection. A public event conflicts with every overlapping event.
+//! A private event conflicts with every overlapping public event and with
 //! every overlapping private event that shares a participant (host or guest).
 //! Overlap is half-open, so back-to-back events do not conflict.
 
@@ -22,7 +22,7 @@ struct SlotKey {
 }
 
 impl Calendar {
-    /// Every slot that `candidate` would conflict with, sorted, ignoring the
+    /// Lists every slot that `candidate` would conflict with, sorted, ignoring the
     /// stored event with the candidate's own id. Events `viewer_key` cannot
     /// see appear without their details.
     pub(crate) fn find_conflicts(&self, candidate: &EventView, viewer_key: &str) -> Vec<BusySlot> {
@@ -79,7 +79,7 @@ impl Calendar {
     }
 }
 
-/// The participants of `other` that `candidate` also involves, or the host of
+/// Returns the participants of `other` that `candidate` also involves, or the host of
 /// `other` when they share none (a conflict caused by a public event).
 fn busy_participants<'a>(candidate: &EventView, other: &'a EventView) -> Vec<&'a String> {
     let shared: Vec<&String> = other
@@ -141,7 +141,12 @@ mod tests {
         let mut harness = Harness::with_users(&["alice", "bob"]);
         harness.schedule("bob", public("All hands", MONDAY, 60));
         let rejection = harness.rejected(schedule("alice", private("Focus", MONDAY + 59, 10, &[])));
-        let expected = vec![slot("bob", MONDAY, MONDAY + HOUR, Some((1, "All hands", "bob")))];
+        let expected = vec![slot(
+            "bob",
+            MONDAY,
+            MONDAY + HOUR,
+            Some((1, "All hands", "bob")),
+        )];
         assert_eq!(slots_of(rejection), expected);
     }
 
@@ -152,10 +157,16 @@ mod tests {
         // carol is a guest of both events.
         let draft = private("Review", MONDAY, 30, &["carol", "dave"]);
         let rejection = harness.rejected(schedule("alice", draft));
-        assert_eq!(slots_of(rejection), vec![slot("carol", MONDAY, MONDAY + HOUR, None)]);
+        assert_eq!(
+            slots_of(rejection),
+            vec![slot("carol", MONDAY, MONDAY + HOUR, None)]
+        );
         // bob hosts the existing event and is a guest of the new one.
         let rejection = harness.rejected(schedule("dave", private("1:1", MONDAY, 30, &["bob"])));
-        assert_eq!(slots_of(rejection), vec![slot("bob", MONDAY, MONDAY + HOUR, None)]);
+        assert_eq!(
+            slots_of(rejection),
+            vec![slot("bob", MONDAY, MONDAY + HOUR, None)]
+        );
         // The host of the existing event books over it again.
         let rejection = harness.rejected(schedule("bob", private("Gym", MONDAY + 10, 5, &[])));
         let expected = vec![slot("bob", MONDAY, MONDAY + HOUR, Some((1, "Sync", "bob")))];
@@ -218,13 +229,19 @@ mod tests {
         let Outcome::Rejected(rejection) = outcome else {
             panic!("inviting a busy guest was applied");
         };
-        assert_eq!(slots_of(rejection), vec![slot("carol", MONDAY, MONDAY + HOUR, None)]);
+        assert_eq!(
+            slots_of(rejection),
+            vec![slot("carol", MONDAY, MONDAY + HOUR, None)]
+        );
         let publish = EventChanges {
             visibility: Some(super::super::types::Visibility::Public),
             ..EventChanges::default()
         };
         let outcome = harness.edit("alice", id, publish);
-        assert!(matches!(outcome, Outcome::Rejected(Rejection::Conflict { .. })));
+        assert!(matches!(
+            outcome,
+            Outcome::Rejected(Rejection::Conflict { .. })
+        ));
         assert_eq!(harness.calendar.events[&id].version, 1);
     }
 }

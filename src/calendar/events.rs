@@ -238,8 +238,20 @@ mod tests {
         let mut harness = Harness::with_users(&["alice"]);
         let first = harness.ok(schedule("alice", public("One", MONDAY, 30)));
         let second = harness.ok(schedule("alice", public("Two", MONDAY + HOUR, 30)));
-        assert_eq!(first, Effect::Scheduled { event_id: 1, version: 1 });
-        assert_eq!(second, Effect::Scheduled { event_id: 2, version: 1 });
+        assert_eq!(
+            first,
+            Effect::Scheduled {
+                event_id: 1,
+                version: 1
+            }
+        );
+        assert_eq!(
+            second,
+            Effect::Scheduled {
+                event_id: 2,
+                version: 1
+            }
+        );
         assert_eq!(harness.calendar.event_count(), 2);
     }
 
@@ -308,7 +320,10 @@ mod tests {
         let Rejection::Forbidden { reason } = rejection else {
             panic!("expected Forbidden, got {rejection:?}");
         };
-        assert!(reason.contains("only the host alice can edit event 1 \"Plan\""), "{reason}");
+        assert!(
+            reason.contains("only the host alice can edit event 1 \"Plan\""),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -345,7 +360,10 @@ mod tests {
             caller: "bob".into(),
             event_id: id,
         });
-        assert!(matches!(rejection, Rejection::Forbidden { .. }), "{rejection:?}");
+        assert!(
+            matches!(rejection, Rejection::Forbidden { .. }),
+            "{rejection:?}"
+        );
     }
 
     #[test]
@@ -363,11 +381,17 @@ mod tests {
         };
         assert_eq!(
             harness.ok(rename("Plan B", 1)),
-            Effect::Edited { event_id: id, version: 2 }
+            Effect::Edited {
+                event_id: id,
+                version: 2
+            }
         );
         assert_eq!(
             harness.ok(rename("Plan C", 2)),
-            Effect::Edited { event_id: id, version: 3 }
+            Effect::Edited {
+                event_id: id,
+                version: 3
+            }
         );
         let stale = harness.rejected(rename("Plan D", 2));
         let expected = Rejection::StaleVersion {
@@ -430,12 +454,23 @@ mod tests {
             ..EventChanges::default()
         };
         let outcome = harness.edit("alice", id, changes);
-        assert_eq!(outcome, Outcome::Done(Effect::Edited { event_id: id, version: 2 }));
+        assert_eq!(
+            outcome,
+            Outcome::Done(Effect::Edited {
+                event_id: id,
+                version: 2
+            })
+        );
         let event = harness.calendar.event("bob", id).unwrap();
         assert_eq!(event.start, MONDAY + 2 * HOUR);
         assert_eq!(event.end(), MONDAY + 3 * HOUR + 30);
         assert_eq!(event.zone, "America/New_York");
-        assert_eq!(event.visibility, Visibility::Private { guests: vec!["bob".into()] });
+        assert_eq!(
+            event.visibility,
+            Visibility::Private {
+                guests: vec!["bob".into()]
+            }
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! scan only the starts that can matter.
 //!
 //! Because no event lasts longer than `MAX_DURATION_MINUTES`, an event that
-//! overlaps `[from, to)` starts in `[from - MAX_DURATION_MINUTES, to)`; the
+//! overlaps `[from, to)` starts in `[from - MAX_DURATION_MINUTES, to)`. The
 //! lookups scan that window and keep the events whose end is after `from`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,7 +115,7 @@ mod tests {
     use super::super::types::{EventId, EventView, UnixMinute, Visibility};
     use super::EventIndex;
 
-    /// The index rebuilt from scratch by scanning every event.
+    /// Rebuilds the index from scratch by scanning every event.
     fn rebuilt(calendar: &Calendar) -> EventIndex {
         let mut index = EventIndex::default();
         for event in calendar.events.values() {
@@ -124,7 +124,12 @@ mod tests {
         index
     }
 
-    fn brute_agenda(calendar: &Calendar, user: &str, from: UnixMinute, to: UnixMinute) -> Vec<EventId> {
+    fn brute_agenda(
+        calendar: &Calendar,
+        user: &str,
+        from: UnixMinute,
+        to: UnixMinute,
+    ) -> Vec<EventId> {
         let key = user.to_ascii_lowercase();
         let mut found: Vec<&EventView> = calendar
             .events
@@ -141,7 +146,9 @@ mod tests {
         let mut pairs = Vec::new();
         for (i, a) in events.iter().enumerate() {
             for b in &events[i + 1..] {
-                let shared = a.participants().any(|name| b.involves(&name.to_ascii_lowercase()));
+                let shared = a
+                    .participants()
+                    .any(|name| b.involves(&name.to_ascii_lowercase()));
                 let ruled = a.is_public() || b.is_public() || shared;
                 if ruled && a.overlaps(b.start, b.end()) {
                     pairs.push((a.id, b.id));
@@ -154,8 +161,14 @@ mod tests {
     fn check_against_scan(calendar: &Calendar, rng: &mut Lcg, step: usize) {
         let index = &calendar.index;
         let expected = rebuilt(calendar);
-        assert_eq!(index.by_start, expected.by_start, "by_start after step {step}");
-        assert_eq!(index.public_by_start, expected.public_by_start, "public after step {step}");
+        assert_eq!(
+            index.by_start, expected.by_start,
+            "by_start after step {step}"
+        );
+        assert_eq!(
+            index.public_by_start, expected.public_by_start,
+            "public after step {step}"
+        );
         assert_eq!(
             index.private_by_participant, expected.private_by_participant,
             "private_by_participant after step {step}"
@@ -165,9 +178,16 @@ mod tests {
         let user = rng.pick(&RANDOM_USERS).to_string();
         let from = rng.start() - 24 * 60;
         let to = from + 1 + rng.below(3 * 24 * 60) as i64;
-        let agenda: Vec<EventId> = calendar.agenda(&user, from, to).iter().map(|e| e.id).collect();
+        let agenda: Vec<EventId> = calendar
+            .agenda(&user, from, to)
+            .iter()
+            .map(|e| e.id)
+            .collect();
         let scanned = brute_agenda(calendar, &user, from, to);
-        assert_eq!(agenda, scanned, "agenda of {user} in [{from}, {to}) after step {step}");
+        assert_eq!(
+            agenda, scanned,
+            "agenda of {user} in [{from}, {to}) after step {step}"
+        );
     }
 
     fn check_search(calendar: &Calendar, user: &str) {
@@ -178,7 +198,10 @@ mod tests {
                 ..Default::default()
             };
             let Ok(found) = calendar.search(user, &query) else {
-                assert!(!calendar.user_exists(host), "search by existing host {host} failed");
+                assert!(
+                    !calendar.user_exists(host),
+                    "search by existing host {host} failed"
+                );
                 continue;
             };
             let found: Vec<EventId> = found.iter().map(|event| event.id).collect();
@@ -200,11 +223,19 @@ mod tests {
         let mut applied = BTreeMap::new();
         for step in 0..1500 {
             let command = random_command(&mut rng, &harness.calendar);
-            let kind = format!("{command:?}").split([' ', '{']).next().unwrap().to_string();
+            let kind = format!("{command:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap()
+                .to_string();
             let done = matches!(harness.run(command), super::super::types::Outcome::Done(_));
             *applied.entry((kind, done)).or_insert(0) += 1;
             check_against_scan(&harness.calendar, &mut rng, step);
-            assert_eq!(brute_conflicting_pairs(&harness.calendar), vec![], "after step {step}");
+            assert_eq!(
+                brute_conflicting_pairs(&harness.calendar),
+                vec![],
+                "after step {step}"
+            );
         }
         for user in RANDOM_USERS {
             check_search(&harness.calendar, user);
@@ -214,8 +245,14 @@ mod tests {
             let done = applied.get(&(kind.to_string(), true)).copied().unwrap_or(0);
             assert!(done > 5, "only {done} {kind} commands applied: {applied:?}");
         }
-        let conflicts = applied.get(&("Schedule".to_string(), false)).copied().unwrap_or(0);
-        assert!(conflicts > 5, "only {conflicts} schedules rejected: {applied:?}");
+        let conflicts = applied
+            .get(&("Schedule".to_string(), false))
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            conflicts > 5,
+            "only {conflicts} schedules rejected: {applied:?}"
+        );
         let events = harness.calendar.event_count();
         assert!(events > 10, "only {events} events left: {applied:?}");
     }

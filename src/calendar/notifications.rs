@@ -1,4 +1,5 @@
-//! Per-user inboxes: who is told about what, and acknowledgements.
+//! Per-user inboxes: which users receive which notifications, and
+//! acknowledgements.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -22,7 +23,7 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    /// An empty inbox whose first notification gets `seq + 1`.
+    /// Creates an empty inbox whose first notification gets `seq + 1`.
     pub fn starting_after(seq: u64) -> Inbox {
         Inbox {
             last_seq: seq,
@@ -71,8 +72,9 @@ impl Calendar {
         user.map_or(0, |user| user.inbox.acked_seq)
     }
 
-    /// Lowercase usernames told about an event besides its host: the guests of
-    /// a private event, or every other user for a public one.
+    /// Returns the lowercase usernames notified about an event besides its
+    /// host: the guests of a private event, or every other user for a public
+    /// one.
     pub(crate) fn audience(&self, event: &EventView) -> BTreeSet<String> {
         let host = user_key(&event.host);
         if event.is_public() {
@@ -161,8 +163,8 @@ fn content_changed(old: &EventView, new: &EventView) -> bool {
 mod tests {
     use super::super::limits::MAX_INBOX_NOTIFICATIONS;
     use super::super::test_support::{guests, private, public, Harness, MONDAY};
-    use super::super::types::{Command, Effect, EventChanges, NotificationKind, Rejection};
     use super::super::types::Visibility;
+    use super::super::types::{Command, Effect, EventChanges, NotificationKind, Rejection};
     use NotificationKind::{Cancelled, Changed, Invited, RemovedFromGuests};
 
     /// (seq, kind, event id, actor) of a user's notifications.
@@ -173,7 +175,10 @@ mod tests {
     }
 
     fn kinds(harness: &Harness, user: &str) -> Vec<NotificationKind> {
-        inbox(harness, user).into_iter().map(|(_, kind, _, _)| kind).collect()
+        inbox(harness, user)
+            .into_iter()
+            .map(|(_, kind, _, _)| kind)
+            .collect()
     }
 
     fn ack(caller: &str, up_to_seq: u64) -> Command {
@@ -187,7 +192,10 @@ mod tests {
     fn private_invites_guests_only() {
         let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
         harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
-        assert_eq!(inbox(&harness, "bob"), vec![(1, Invited, 1, "alice".into())]);
+        assert_eq!(
+            inbox(&harness, "bob"),
+            vec![(1, Invited, 1, "alice".into())]
+        );
         assert!(kinds(&harness, "carol").is_empty());
         assert!(kinds(&harness, "alice").is_empty());
     }
@@ -234,11 +242,26 @@ mod tests {
         let mut harness = Harness::with_users(&["alice", "bob"]);
         let id = harness.schedule("alice", private("Plan", MONDAY, 30, &["bob"]));
         let edits = [
-            EventChanges { title: Some("New".into()), ..EventChanges::default() },
-            EventChanges { description: Some("d".into()), ..EventChanges::default() },
-            EventChanges { start: Some(MONDAY + 5), ..EventChanges::default() },
-            EventChanges { duration_minutes: Some(50), ..EventChanges::default() },
-            EventChanges { zone: Some("Asia/Tokyo".into()), ..EventChanges::default() },
+            EventChanges {
+                title: Some("New".into()),
+                ..EventChanges::default()
+            },
+            EventChanges {
+                description: Some("d".into()),
+                ..EventChanges::default()
+            },
+            EventChanges {
+                start: Some(MONDAY + 5),
+                ..EventChanges::default()
+            },
+            EventChanges {
+                duration_minutes: Some(50),
+                ..EventChanges::default()
+            },
+            EventChanges {
+                zone: Some("Asia/Tokyo".into()),
+                ..EventChanges::default()
+            },
         ];
         for (done, changes) in edits.into_iter().enumerate() {
             harness.edit("alice", id, changes.clone());
@@ -259,7 +282,10 @@ mod tests {
         assert_eq!(kinds(&harness, "carol"), vec![Invited]);
         assert_eq!(kinds(&harness, "dave"), vec![Invited]);
         let removed = &harness.calendar.notifications("bob", 1)[0];
-        assert_eq!(removed.event.version, 1, "the removed guest sees the old event");
+        assert_eq!(
+            removed.event.version, 1,
+            "the removed guest sees the old event"
+        );
         let invited = &harness.calendar.notifications("dave", 0)[0];
         assert_eq!(invited.event.version, 2);
     }
@@ -299,7 +325,10 @@ mod tests {
             caller: "alice".into(),
             event_id: id,
         });
-        assert_eq!(inbox(&harness, "bob")[1], (2, Cancelled, id, "alice".into()));
+        assert_eq!(
+            inbox(&harness, "bob")[1],
+            (2, Cancelled, id, "alice".into())
+        );
         assert!(kinds(&harness, "carol").is_empty());
         assert!(kinds(&harness, "alice").is_empty());
     }
@@ -343,7 +372,10 @@ mod tests {
         };
         assert_eq!(field, "up_to_seq");
         assert!(message.contains("the newest is 1"), "{message}");
-        assert_eq!(harness.rejected(ack("ghost", 0)), Rejection::not_found("user \"ghost\""));
+        assert_eq!(
+            harness.rejected(ack("ghost", 0)),
+            Rejection::not_found("user \"ghost\"")
+        );
     }
 
     #[test]
@@ -362,6 +394,9 @@ mod tests {
         assert_eq!(items.len(), MAX_INBOX_NOTIFICATIONS);
         assert_eq!(items[0].seq, 2);
         assert_eq!(items.last().unwrap().seq, total);
-        assert_eq!(harness.ok(ack("bob", total)), Effect::Acked { up_to_seq: total });
+        assert_eq!(
+            harness.ok(ack("bob", total)),
+            Effect::Acked { up_to_seq: total }
+        );
     }
 }

@@ -9,8 +9,8 @@ use super::types::{EventId, EventView, Rejection, SearchQuery, UnixMinute};
 use super::users::user_key;
 
 impl Calendar {
-    /// One event; `NotFound` also for a private event the caller is neither
-    /// host nor guest of.
+    /// Returns one event. A private event the caller is neither host nor guest
+    /// of is `NotFound`, like a missing one, so its existence is not revealed.
     pub fn event(&self, caller: &str, id: EventId) -> Result<EventView, Rejection> {
         let key = user_key(caller);
         match self.events.get(&id) {
@@ -49,10 +49,10 @@ impl Calendar {
         let mut found: Vec<EventView> = Vec::new();
         for id in ids {
             let event = &self.events[&id];
-            let wanted = event.is_visible_to(&key)
+            let matches = event.is_visible_to(&key)
                 && event.overlaps(from, to)
                 && text.as_deref().is_none_or(|text| mentions(event, text));
-            if wanted {
+            if matches {
                 found.push(event.clone());
             }
         }
@@ -148,18 +148,36 @@ mod tests {
         assert_eq!(harness.calendar.event("bob", 2).unwrap().title, "Review");
         assert_eq!(harness.calendar.event("BOB", 2).unwrap().id, 2);
         assert_eq!(harness.calendar.event("carol", 1).unwrap().id, 1);
-        assert_eq!(harness.calendar.event("carol", 2), Err(Rejection::not_found("event 2")));
-        assert_eq!(harness.calendar.event("carol", 42), Err(Rejection::not_found("event 42")));
+        assert_eq!(
+            harness.calendar.event("carol", 2),
+            Err(Rejection::not_found("event 2"))
+        );
+        assert_eq!(
+            harness.calendar.event("carol", 42),
+            Err(Rejection::not_found("event 42"))
+        );
     }
 
     #[test]
     fn agenda_shows_visible_in_order() {
         let harness = sample();
         let day = (MONDAY, MONDAY + 24 * HOUR);
-        assert_eq!(ids(&harness.calendar.agenda("alice", day.0, day.1)), vec![1, 2, 3]);
-        assert_eq!(ids(&harness.calendar.agenda("bob", day.0, day.1)), vec![1, 2]);
-        assert_eq!(ids(&harness.calendar.agenda("carol", day.0, day.1)), vec![1, 4]);
-        assert_eq!(ids(&harness.calendar.agenda("dave", day.0, day.1)), vec![1, 4]);
+        assert_eq!(
+            ids(&harness.calendar.agenda("alice", day.0, day.1)),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            ids(&harness.calendar.agenda("bob", day.0, day.1)),
+            vec![1, 2]
+        );
+        assert_eq!(
+            ids(&harness.calendar.agenda("carol", day.0, day.1)),
+            vec![1, 4]
+        );
+        assert_eq!(
+            ids(&harness.calendar.agenda("dave", day.0, day.1)),
+            vec![1, 4]
+        );
     }
 
     #[test]
@@ -167,7 +185,10 @@ mod tests {
         let harness = sample();
         let nine = MONDAY + 9 * HOUR;
         let calendar = &harness.calendar;
-        assert_eq!(ids(&calendar.agenda("alice", nine + 29, nine + 30)), vec![1]);
+        assert_eq!(
+            ids(&calendar.agenda("alice", nine + 29, nine + 30)),
+            vec![1]
+        );
         assert!(calendar.agenda("alice", nine + 30, nine + 60).is_empty());
         assert!(calendar.agenda("alice", nine - 60, nine).is_empty());
         assert!(calendar.agenda("alice", nine + 10, nine).is_empty());
@@ -190,8 +211,14 @@ mod tests {
             host: Some("ALICE".into()),
             ..SearchQuery::default()
         };
-        assert_eq!(ids(&harness.calendar.search("alice", &query).unwrap()), vec![1, 2, 3]);
-        assert_eq!(ids(&harness.calendar.search("bob", &query).unwrap()), vec![1, 2]);
+        assert_eq!(
+            ids(&harness.calendar.search("alice", &query).unwrap()),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            ids(&harness.calendar.search("bob", &query).unwrap()),
+            vec![1, 2]
+        );
         let unknown = SearchQuery {
             host: Some("ghost".into()),
             ..SearchQuery::default()
@@ -207,8 +234,14 @@ mod tests {
             text: Some(" sync ".into()),
             ..SearchQuery::default()
         };
-        assert_eq!(ids(&harness.calendar.search("dave", &query).unwrap()), vec![1, 4]);
-        assert_eq!(ids(&harness.calendar.search("alice", &query).unwrap()), vec![1]);
+        assert_eq!(
+            ids(&harness.calendar.search("dave", &query).unwrap()),
+            vec![1, 4]
+        );
+        assert_eq!(
+            ids(&harness.calendar.search("alice", &query).unwrap()),
+            vec![1]
+        );
     }
 
     #[test]
@@ -220,17 +253,26 @@ mod tests {
             from: Some(MONDAY + 10 * HOUR),
             to: Some(MONDAY + 12 * HOUR),
         };
-        assert_eq!(ids(&harness.calendar.search("alice", &query).unwrap()), vec![2]);
+        assert_eq!(
+            ids(&harness.calendar.search("alice", &query).unwrap()),
+            vec![2]
+        );
         let after = SearchQuery {
             from: Some(MONDAY + 11 * HOUR + 30),
             ..SearchQuery::default()
         };
-        assert_eq!(ids(&harness.calendar.search("alice", &after).unwrap()), vec![2, 3]);
+        assert_eq!(
+            ids(&harness.calendar.search("alice", &after).unwrap()),
+            vec![2, 3]
+        );
         let before = SearchQuery {
             to: Some(MONDAY + 9 * HOUR + 1),
             ..SearchQuery::default()
         };
-        assert_eq!(ids(&harness.calendar.search("carol", &before).unwrap()), vec![1]);
+        assert_eq!(
+            ids(&harness.calendar.search("carol", &before).unwrap()),
+            vec![1]
+        );
     }
 
     #[test]
@@ -246,7 +288,11 @@ mod tests {
             to: Some(MONDAY),
             ..SearchQuery::default()
         };
-        for (query, field) in [(empty, "query"), (blank_text, "text"), (backwards, "time range")] {
+        for (query, field) in [
+            (empty, "query"),
+            (blank_text, "text"),
+            (backwards, "time range"),
+        ] {
             match harness.calendar.search("alice", &query) {
                 Err(Rejection::Invalid { field: got, .. }) => assert_eq!(got, field),
                 other => panic!("{query:?} gave {other:?}"),

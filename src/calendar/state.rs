@@ -58,9 +58,9 @@ impl Calendar {
         Calendar::default()
     }
 
-    /// Applies one logged request. Runs the client table first: a request
+    /// Applies one logged request, after checking the client table. A request
     /// whose (client_id, seq) equals the last applied one for that client
-    /// returns the stored outcome without applying again; an older seq returns
+    /// returns the stored outcome without applying again. An older seq returns
     /// `StaleRequest` and is not recorded. A rejected command changes nothing
     /// except the client table entry.
     ///
@@ -115,7 +115,7 @@ impl Calendar {
         }
     }
 
-    /// The last applied request number of a client and its outcome.
+    /// Returns the last applied request number of a client and its outcome.
     pub fn last_request(&self, client_id: u64) -> Option<(u64, &Outcome)> {
         self.clients.last(client_id)
     }
@@ -219,7 +219,10 @@ mod tests {
         // Only the last request of each client is remembered; the harness
         // uses one client, so the earlier ones are stale.
         assert_eq!(again.last(), outcomes.last());
-        assert!(matches!(again[0], Outcome::Rejected(super::Rejection::StaleRequest { .. })));
+        assert!(matches!(
+            again[0],
+            Outcome::Rejected(super::Rejection::StaleRequest { .. })
+        ));
         assert_eq!(calendar.digest(), digest);
     }
 

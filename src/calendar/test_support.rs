@@ -67,7 +67,10 @@ impl Harness {
         };
         let mut unchanged = before;
         unchanged.clients = self.calendar.clients.clone();
-        assert_eq!(unchanged, self.calendar, "rejected {command:?} changed the state");
+        assert_eq!(
+            unchanged, self.calendar,
+            "rejected {command:?} changed the state"
+        );
         rejection
     }
 
@@ -103,7 +106,7 @@ pub fn schedule(host: &str, draft: EventDraft) -> Command {
     }
 }
 
-/// A public event in UTC.
+/// Builds a public event draft in UTC.
 pub fn public(title: &str, start: UnixMinute, duration_minutes: u32) -> EventDraft {
     EventDraft {
         title: title.to_string(),
@@ -115,8 +118,13 @@ pub fn public(title: &str, start: UnixMinute, duration_minutes: u32) -> EventDra
     }
 }
 
-/// A private event in UTC.
-pub fn private(title: &str, start: UnixMinute, duration_minutes: u32, guests: &[&str]) -> EventDraft {
+/// Builds a private event draft in UTC.
+pub fn private(
+    title: &str,
+    start: UnixMinute,
+    duration_minutes: u32,
+    guests: &[&str],
+) -> EventDraft {
     EventDraft {
         visibility: Visibility::Private {
             guests: guests.iter().map(|guest| guest.to_string()).collect(),
@@ -151,7 +159,7 @@ impl Lcg {
         self.0 >> 33
     }
 
-    /// A value in `0..bound`.
+    /// Draws a value in `0..bound`.
     pub fn below(&mut self, bound: u64) -> u64 {
         self.next_u64() % bound
     }
@@ -164,7 +172,7 @@ impl Lcg {
         self.below(100) < percent
     }
 
-    /// A start within a week after `MONDAY`, on a 15-minute grid.
+    /// Draws a start within a week after `MONDAY`, on a 15-minute grid.
     pub fn start(&mut self) -> UnixMinute {
         MONDAY + self.below(7 * 24 * 4) as i64 * 15
     }
@@ -192,7 +200,7 @@ impl Lcg {
     }
 }
 
-/// A random command against the current state: mostly schedules and edits,
+/// Draws a random command against the current state: mostly schedules and edits,
 /// some deletes, account deletions, registrations and acks. Many are
 /// rejected (conflicts, unknown users), which the tests want too.
 pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
@@ -209,13 +217,20 @@ pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
         0..=39 | 77..=79 => {
             let draft = EventDraft {
                 title: format!("event {}", rng.below(1000)),
-                description: if rng.chance(50) { "weekly sync".into() } else { String::new() },
+                description: if rng.chance(50) {
+                    "weekly sync".into()
+                } else {
+                    String::new()
+                },
                 start: rng.start(),
                 zone: rng.pick(&["UTC", "Europe/Paris", "Asia/Tokyo"]).to_string(),
                 duration_minutes: rng.duration(),
                 visibility: rng.visibility(&user),
             };
-            Command::Schedule { caller: user, draft }
+            Command::Schedule {
+                caller: user,
+                draft,
+            }
         }
         40..=69 => match some_event(rng) {
             Some((event_id, host, version)) => {
@@ -234,12 +249,20 @@ pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
                 }
                 let caller = if rng.chance(90) { host } else { user };
                 let expected_version = if rng.chance(90) { version } else { version + 1 };
-                Command::Edit { caller, event_id, expected_version, changes }
+                Command::Edit {
+                    caller,
+                    event_id,
+                    expected_version,
+                    changes,
+                }
             }
             None => Command::DeleteAccount { caller: user },
         },
         70..=76 => match some_event(rng) {
-            Some((event_id, host, _)) => Command::Delete { caller: host, event_id },
+            Some((event_id, host, _)) => Command::Delete {
+                caller: host,
+                event_id,
+            },
             None => Command::DeleteAccount { caller: user },
         },
         80..=81 => Command::DeleteAccount { caller: user },
@@ -249,7 +272,10 @@ pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
         },
         _ => {
             let up_to_seq = calendar.notifications(&user, 0).last().map_or(0, |n| n.seq);
-            Command::AckNotifications { caller: user, up_to_seq }
+            Command::AckNotifications {
+                caller: user,
+                up_to_seq,
+            }
         }
     }
 }

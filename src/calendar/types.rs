@@ -33,7 +33,7 @@ pub enum Command {
     /// Login after the primary verified the password against
     /// `Calendar::password_hash`; also used right after `Register`.
     /// `token_digest` is the SHA-256 of a random token that only the client
-    /// knows, so a session can be resumed on any node.
+    /// has, so a session can be resumed on any node.
     OpenSession {
         username: String,
         token_digest: [u8; 32],
@@ -77,7 +77,7 @@ pub struct EventDraft {
     pub visibility: Visibility,
 }
 
-/// Who can see an event and who takes part in it.
+/// Visibility of an event, which also names the guests of a private one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Visibility {
     /// Seen by everyone; every user is invited.
@@ -104,7 +104,7 @@ pub enum Outcome {
     Rejected(Rejection),
 }
 
-/// What a successful command did.
+/// Result of a successful command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Effect {
     Registered {
@@ -137,7 +137,7 @@ pub enum Effect {
     },
 }
 
-/// Why a command was rejected. A rejected command changes nothing but the
+/// Reason a command was rejected. A rejected command changes nothing but the
 /// client table entry of its request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Rejection {
@@ -477,6 +477,33 @@ mod tests {
         assert!(message.contains("2 busy slot(s)"));
         assert!(message.contains("bob is busy 1970-01-01 00:00 UTC to 1970-01-01 01:00 UTC;"));
         assert!(message.contains("event 2 \"Lunch\" hosted by carol"));
+    }
+
+    #[test]
+    fn rejection_messages_name_value_and_fix() {
+        let stale = Rejection::StaleVersion {
+            event_id: 4,
+            expected: 1,
+            current: 3,
+        };
+        let message = stale.to_string();
+        assert!(
+            message.contains("event 4 is at version 3, not version 1"),
+            "{message}"
+        );
+        assert!(message.contains("reload the event"), "{message}");
+        let missing = Rejection::not_found("guest \"zed\"").to_string();
+        assert!(missing.starts_with("guest \"zed\" not found"), "{missing}");
+        let invalid = Rejection::invalid("zone", "\"X\" is not an IANA time zone").to_string();
+        assert_eq!(invalid, "invalid zone: \"X\" is not an IANA time zone");
+        let request = Rejection::StaleRequest {
+            client_id: 9,
+            seq: 2,
+            last_seq: 5,
+        };
+        let message = request.to_string();
+        assert!(message.contains("request 2 of client 9"), "{message}");
+        assert!(message.contains("last applied request 5"), "{message}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(crate) struct User {
     pub inbox: Inbox,
 }
 
-/// The key a username is stored and compared under.
+/// Returns the lowercase key under which a username is stored and compared.
 pub(crate) fn user_key(username: &str) -> String {
     username.to_ascii_lowercase()
 }
@@ -39,13 +39,13 @@ impl Calendar {
         Some(&user.password_hash)
     }
 
-    /// The username (as registered) of an open session.
+    /// Returns the registered username of an open session.
     pub fn session_user(&self, token_digest: &[u8; 32]) -> Option<&str> {
         let key = self.sessions.get(token_digest)?;
         self.users.get(key).map(|user| user.username.as_str())
     }
 
-    /// Sorted usernames matching: a plain pattern matches as a case-insensitive
+    /// Lists the sorted usernames that match a pattern. A plain pattern matches as a case-insensitive
     /// substring; a pattern with `*` or `?` is a case-insensitive glob. An
     /// empty pattern matches everyone.
     pub fn users(&self, pattern: &str) -> Vec<String> {
@@ -226,10 +226,18 @@ mod tests {
             username: "Alice".into(),
             password_hash: "$argon2id$hash".into(),
         });
-        assert_eq!(effect, Effect::Registered { username: "Alice".into() });
+        assert_eq!(
+            effect,
+            Effect::Registered {
+                username: "Alice".into()
+            }
+        );
         assert!(harness.calendar.user_exists("alice"));
         assert!(harness.calendar.user_exists("ALICE"));
-        assert_eq!(harness.calendar.password_hash("aLiCe"), Some("$argon2id$hash"));
+        assert_eq!(
+            harness.calendar.password_hash("aLiCe"),
+            Some("$argon2id$hash")
+        );
         assert_eq!(harness.calendar.users(""), vec!["Alice"]);
         assert_eq!(harness.calendar.user_count(), 1);
     }
@@ -243,7 +251,9 @@ mod tests {
         });
         assert_eq!(
             rejection,
-            Rejection::AlreadyExists { what: "user \"Alice\"".into() }
+            Rejection::AlreadyExists {
+                what: "user \"Alice\"".into()
+            }
         );
     }
 
@@ -254,12 +264,18 @@ mod tests {
             username: "no spaces".into(),
             password_hash: "h".into(),
         };
-        assert!(matches!(harness.rejected(bad_name), Rejection::Invalid { .. }));
+        assert!(matches!(
+            harness.rejected(bad_name),
+            Rejection::Invalid { .. }
+        ));
         let no_hash = Command::Register {
             username: "bob".into(),
             password_hash: String::new(),
         };
-        assert!(matches!(harness.rejected(no_hash), Rejection::Invalid { .. }));
+        assert!(matches!(
+            harness.rejected(no_hash),
+            Rejection::Invalid { .. }
+        ));
         assert!(!harness.calendar.user_exists("bob"));
     }
 
@@ -267,9 +283,18 @@ mod tests {
     fn session_opens_and_closes() {
         let mut harness = Harness::with_users(&["Alice"]);
         let effect = harness.ok(open("alice", 1));
-        assert_eq!(effect, Effect::SessionOpened { username: "Alice".into() });
+        assert_eq!(
+            effect,
+            Effect::SessionOpened {
+                username: "Alice".into()
+            }
+        );
         assert_eq!(harness.calendar.session_user(&[1; 32]), Some("Alice"));
-        assert_eq!(harness.ok(open("alice", 1)), effect, "reopening is idempotent");
+        assert_eq!(
+            harness.ok(open("alice", 1)),
+            effect,
+            "reopening is idempotent"
+        );
         assert_eq!(harness.ok(close(1)), Effect::SessionClosed);
         assert_eq!(harness.calendar.session_user(&[1; 32]), None);
     }
@@ -304,7 +329,10 @@ mod tests {
         let harness = Harness::with_users(&["carol", "Alice", "alfred", "bob", "al.x"]);
         let calendar = &harness.calendar;
         // Sorted by lowercase name, so "." sorts before letters.
-        assert_eq!(calendar.users(""), vec!["al.x", "alfred", "Alice", "bob", "carol"]);
+        assert_eq!(
+            calendar.users(""),
+            vec!["al.x", "alfred", "Alice", "bob", "carol"]
+        );
         assert_eq!(calendar.users("AL"), vec!["al.x", "alfred", "Alice"]);
         assert_eq!(calendar.users("ic"), vec!["Alice"]);
         assert_eq!(calendar.users("a*"), vec!["al.x", "alfred", "Alice"]);
@@ -329,10 +357,19 @@ mod tests {
         let bob: Vec<_> = harness.calendar.notifications("bob", 0);
         let bob_kinds: Vec<_> = bob.iter().map(|n| (n.kind, n.event.id)).collect();
         use NotificationKind::{Cancelled, Invited};
-        let expected = vec![(Invited, party), (Invited, plan), (Cancelled, party), (Cancelled, plan)];
+        let expected = vec![
+            (Invited, party),
+            (Invited, plan),
+            (Cancelled, party),
+            (Cancelled, plan),
+        ];
         assert_eq!(bob_kinds, expected);
         let carol = harness.calendar.notifications("carol", 0);
-        assert_eq!(carol.len(), 2, "carol was invited to and told of the public event");
+        assert_eq!(
+            carol.len(),
+            2,
+            "carol was invited to and told of the public event"
+        );
         assert!(harness.calendar.index.by_start.is_empty());
         assert!(harness.calendar.index.private_by_participant.is_empty());
     }
@@ -349,8 +386,16 @@ mod tests {
         assert_eq!(host_inbox.len(), 1);
         assert_eq!(host_inbox[0].kind, NotificationKind::Changed);
         assert_eq!(host_inbox[0].actor, "alice");
-        assert_eq!(harness.calendar.notifications("carol", 0).len(), 1, "only the invitation");
-        assert!(!harness.calendar.index.private_by_participant.contains_key("alice"));
+        assert_eq!(
+            harness.calendar.notifications("carol", 0).len(),
+            1,
+            "only the invitation"
+        );
+        assert!(!harness
+            .calendar
+            .index
+            .private_by_participant
+            .contains_key("alice"));
     }
 
     #[test]
@@ -365,7 +410,10 @@ mod tests {
         assert_eq!(harness.calendar.session_user(&[1; 32]), None);
         assert_eq!(harness.calendar.session_user(&[2; 32]), None);
         assert_eq!(harness.calendar.session_user(&[3; 32]), Some("bob"));
-        assert_eq!(harness.rejected(delete_account("alice")), Rejection::not_found("user \"alice\""));
+        assert_eq!(
+            harness.rejected(delete_account("alice")),
+            Rejection::not_found("user \"alice\"")
+        );
     }
 
     #[test]
@@ -391,6 +439,11 @@ mod tests {
         harness.register("alice");
         let id = harness.schedule("carol", private("Chat", MONDAY, 30, &["alice"]));
         let visibility = harness.calendar.event("carol", id).unwrap().visibility;
-        assert_eq!(visibility, Visibility::Private { guests: vec!["alice".into()] });
+        assert_eq!(
+            visibility,
+            Visibility::Private {
+                guests: vec!["alice".into()]
+            }
+        );
     }
 }
