@@ -36,6 +36,8 @@ mod view_change;
 
 #[cfg(test)]
 mod harness;
+#[cfg(test)]
+mod simulation;
 
 pub use message::{Entry, Message, PrimaryState};
 pub use replica::Replica;
@@ -331,8 +333,10 @@ mod tests {
 
     #[test]
     fn output_truncate_drops_appended() {
-        let mut output = Output::default();
-        output.append = vec![entry(4), entry(5), entry(6)];
+        let mut output = Output {
+            append: vec![entry(4), entry(5), entry(6)],
+            ..Output::default()
+        };
         output.truncate_log(4);
         assert_eq!(output.append, vec![entry(4)]);
         assert_eq!(output.truncate_after, None);
