@@ -142,7 +142,10 @@ pub struct Durable {
     /// replica does not emit them again. Entries after it may be uncommitted.
     pub commit: u64,
     /// False when the disk was empty or damaged, so recovery must run. A
-    /// brand-new cluster formats its disks as [`Durable::formatted`] instead.
+    /// disk counts as intact only once it holds a view record: a brand-new
+    /// cluster formats its disks as [`Durable::formatted`] with the record
+    /// {0, 0}, and a replacement disk gets one only from the last step of
+    /// recovery's output, so a crash during recovery runs it again.
     pub intact: bool,
 }
 

@@ -140,7 +140,7 @@ impl Replica {
                 durable.log_view, durable.view
             )));
         }
-        check_entries(&durable.entries, 1, durable.log_view).map_err(ConfigError::Durable)?;
+        check_entries(&durable.entries, 1, u64::MAX).map_err(ConfigError::Durable)?;
         if durable.commit > durable.entries.len() as u64 {
             return Err(ConfigError::Durable(format!(
                 "commit {} is above the last op {}",
@@ -152,6 +152,25 @@ impl Replica {
         self.log_view = durable.log_view;
         self.log = durable.entries;
         self.commit = durable.commit;
+        // An entry newer than log_view means the process stopped after
+        // writing a later view's log but before storing the view record. The
+        // log is then no prefix of the log_view primary's log, so the replica
+        // must not acknowledge in that view, nor start it again as primary.
+        let mixed = self
+            .log
+            .last()
+            .is_some_and(|last| last.view > self.log_view);
+        if mixed {
+            tracing::debug!(
+                replica = self.id(),
+                view = self.view,
+                log_view = self.log_view,
+                op = self.op(),
+                "log is newer than its view record, waiting for a view's log"
+            );
+            self.status = Status::ViewChange;
+            return Ok(());
+        }
         if self.log_view == self.view {
             // A restarted primary cannot tell how far its earlier run
             // committed, so reads wait until its whole log commits.
@@ -622,6 +641,41 @@ mod tests {
             (0..200).map(|_| replica.on_tick()).collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn restart_mid_log_write_waits() {
+        // The process stopped after appending part of view 2's log and
+        // before storing the view record {2, 2}: it must not acknowledge
+        // prepares of view 0 on that log.
+        let durable = Durable {
+            view: 0,
+            log_view: 0,
+            entries: vec![entry(0, 1), entry(1, 2)],
+            commit: 1,
+            intact: true,
+        };
+        let mut replica = Replica::new(config(3, 1, 1), durable).unwrap();
+        assert_eq!(replica.status(), Status::ViewChange);
+        let prepare = Message::Prepare {
+            view: 0,
+            commit: 1,
+            entries: vec![entry(0, 3)],
+        };
+        let out = replica.on_message(0, prepare);
+        assert!(out.append.is_empty());
+        assert_eq!(out.send, vec![(0, Message::GetState { view: 0, op: 1 })]);
+
+        let new_state = Message::NewState {
+            view: 0,
+            op: 1,
+            entries: vec![entry(0, 2), entry(0, 3)],
+            commit: 1,
+        };
+        let out = replica.on_message(0, new_state);
+        assert_eq!(out.truncate_after, Some(1));
+        assert_eq!(replica.status(), Status::Normal);
+        assert_eq!(replica.log(), &[entry(0, 1), entry(0, 2), entry(0, 3)]);
     }
 
     #[test]

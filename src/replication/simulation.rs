@@ -6,6 +6,9 @@
 //! committed before the read arrived, and that the cluster converges and
 //! commits a new request once the faults stop.
 //!
+//! A receiver may also crash while persisting an output, keeping the log
+//! truncation and a prefix of the appended entries but not the view record.
+//!
 //! Not modelled: a disk that loses writes the shell reported durable, and
 //! more than one replica without its disk at a time, which can lose
 //! committed entries under any protocol that tolerates f failures.
@@ -24,6 +27,9 @@ struct Faults {
     steps: usize,
     drop_percent: u32,
     duplicate_percent: u32,
+    /// Chance that the receiver crashes while persisting the output of a
+    /// delivered message, keeping only part of its log writes.
+    torn_write_percent: u32,
 }
 
 /// Ticks allowed for convergence after the faults stop: several maximum
@@ -96,6 +102,11 @@ impl Run {
         }
         if self.rng.gen_range(0..100) < self.faults.duplicate_percent {
             self.cluster.network.push((from, to, message.clone()));
+        }
+        if self.rng.gen_range(0..100) < self.faults.torn_write_percent {
+            let appended = self.rng.gen_range(0..4);
+            self.cluster.deliver_torn(from, to, message, appended);
+            return;
         }
         self.cluster.deliver(from, to, message);
     }
@@ -237,6 +248,7 @@ fn faults() -> Faults {
         steps: 3_000,
         drop_percent: 10,
         duplicate_percent: 5,
+        torn_write_percent: 1,
     }
 }
 
@@ -273,6 +285,7 @@ fn random_faults_heavy_loss() {
         steps: 2_000,
         drop_percent: 40,
         duplicate_percent: 20,
+        torn_write_percent: 2,
     };
     for seed in 200..215 {
         simulate(3, seed, heavy.clone());
