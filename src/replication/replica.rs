@@ -75,7 +75,7 @@ pub struct Replica {
     pub(super) reads_in_round: Vec<ReadRef>,
     /// Reads: arrived after the current round was sent; go in the next one.
     pub(super) reads_waiting: Vec<ReadRef>,
-    /// Reads: backups that answered the current round in this view.
+    /// Reads: backups that replied to the current round in this view.
     pub(super) round_acks: BTreeSet<ReplicaId>,
 }
 
@@ -133,7 +133,7 @@ impl Replica {
         Ok(replica)
     }
 
-    fn restore(&mut self, durable: Durable) -> Result<(), ConfigError> {
+    fn check_durable(durable: &Durable) -> Result<(), ConfigError> {
         if durable.log_view > durable.view {
             return Err(ConfigError::Durable(format!(
                 "log_view {} is above view {}",
@@ -148,10 +148,16 @@ impl Replica {
                 durable.entries.len()
             )));
         }
+        Ok(())
+    }
+
+    fn restore(&mut self, durable: Durable) -> Result<(), ConfigError> {
+        Replica::check_durable(&durable)?;
         self.view = durable.view;
         self.log_view = durable.log_view;
         self.log = durable.entries;
         self.commit = durable.commit;
+
         // An entry newer than log_view means the process stopped after
         // writing a later view's log but before storing the view record. The
         // log is then no prefix of the log_view primary's log, so the replica
@@ -698,7 +704,7 @@ mod tests {
 
     #[test]
     fn restart_commits_only_on_evidence() {
-        // The disk holds ops 1-3 but the state machine applied only op 1: the
+        // The disk contains ops 1-3 but the state machine applied only op 1: the
         // replica must not treat ops 2-3 as committed after the restart.
         let durable = Durable {
             view: 0,
@@ -743,7 +749,7 @@ mod tests {
         );
     }
 
-    /// Builds R30's cluster: replica 0 is primary of view 3 with ops 1-100
+    /// Builds a cluster before a power failure: replica 0 is primary of view 3 with ops 1-100
     /// committed everywhere, and op 101 only on its own disk.
     fn cluster_before_power_failure() -> Cluster {
         let mut cluster = Cluster::new(3, 30);
@@ -765,9 +771,9 @@ mod tests {
 
     #[test]
     fn all_restart_at_once() {
-        // R30: power fails on all three at the same tick. Replicas 2 and 1
-        // come back with intact disks while 0 stays down; they must form a
-        // new view on their own, and 0 must rejoin it when it returns.
+        // Power fails on all three at the same tick. Replicas 2 and 1 come
+        // back with intact disks while 0 stays down, so they must form a new
+        // view on their own. Replica 0 must rejoin that view when it returns.
         let mut cluster = cluster_before_power_failure();
         for id in 0..3 {
             cluster.crash(id);
@@ -797,7 +803,8 @@ mod tests {
 
     #[test]
     fn two_restart_one_gone() {
-        // R30, separate run: only 1 and 2 restart, 0 never returns.
+        // After the same power failure only 1 and 2 restart, and 0 never
+        // returns.
         let mut cluster = cluster_before_power_failure();
         for id in 0..3 {
             cluster.crash(id);

@@ -1,10 +1,10 @@
 //! Seeded randomized runs of the harness cluster: messages are dropped,
 //! duplicated and reordered, links are cut, and replicas crash, restart and
-//! lose their disks. Beside the checks the harness makes on every output
-//! (agreeing committed entries, one primary per view, acknowledgements only
-//! of persisted ops), each run checks that ready reads reflect every write
-//! committed before the read arrived, and that the cluster converges and
-//! commits a new request once the faults stop.
+//! lose their disks. The harness checks every output: committed entries
+//! agree, each view has one primary, and acknowledgements name only persisted
+//! ops. Each run also checks that ready reads reflect every write committed
+//! before the read arrived. Once the faults stop, the cluster must converge
+//! and commit a new request.
 //!
 //! A receiver may also crash while persisting an output, keeping the log
 //! truncation and a prefix of the appended entries but not the view record.
