@@ -132,6 +132,10 @@ impl Cluster {
 
     fn start(&mut self, id: ReplicaId) -> Replica {
         let index = usize::from(id);
+        if !self.disks[index].intact {
+            // A disk without a view record is reformatted before recovery.
+            self.disks[index].entries.clear();
+        }
         let disk = &self.disks[index];
         let durable = Durable {
             view: disk.view,
@@ -277,6 +281,40 @@ impl Cluster {
             return Output::default();
         }
         self.drive(to, |replica| replica.on_message(from, message))
+    }
+
+    /// Delivers one message, then crashes the receiver while it persists
+    /// the output: the truncation and the first `appended` entries reach the
+    /// disk, the view record and everything after it do not.
+    pub fn deliver_torn(
+        &mut self,
+        from: ReplicaId,
+        to: ReplicaId,
+        message: Message,
+        appended: usize,
+    ) {
+        let index = usize::from(to);
+        let Some(replica) = self.replicas[index].as_mut() else {
+            return;
+        };
+        if self.blocked.contains(&(from, to)) {
+            return;
+        }
+        let out = replica.on_message(from, message);
+        self.crash(to);
+        let disk = &mut self.disks[index];
+        if let Some(after) = out.truncate_after {
+            disk.entries.truncate(after as usize);
+            disk.truncations.push(after);
+        }
+        for entry in out.append.iter().take(appended) {
+            assert_eq!(
+                entry.op,
+                disk.entries.len() as u64 + 1,
+                "replica {to} appended a gap"
+            );
+            disk.entries.push(entry.clone());
+        }
     }
 
     pub fn deliver_list(&mut self, messages: Vec<(ReplicaId, ReplicaId, Message)>) {

@@ -36,14 +36,14 @@ pub enum Message {
         commit: u64,
         entries: Vec<Entry>,
     },
-    /// Backup to primary: my log holds every op up to `op`, durably, and
+    /// Backup to primary: my log contains every op up to `op`, durably, and
     /// matches yours.
     PrepareOk { view: u64, op: u64 },
     /// Primary to backups: heartbeat with the commit number. `round` numbers
     /// the read barrier this heartbeat belongs to.
     Commit { view: u64, commit: u64, round: u64 },
-    /// Backup to primary: reply to a commit heartbeat, with the highest op
-    /// the backup holds.
+    /// Backup to primary: reply to a commit heartbeat, with the backup's op
+    /// number.
     CommitOk { view: u64, op: u64, round: u64 },
     /// Any replica to all: I suspect the primary of the previous view.
     StartViewChange { view: u64 },

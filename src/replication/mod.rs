@@ -14,11 +14,11 @@
 //! 1. Persist: truncate the log after `truncate_after`, append `append`, then
 //!    store `store_view`. All three must be durable before step 2.
 //! 2. Apply the entries in `commit` to the state machine, in order.
-//! 3. Send the messages in `send`, and answer `accepted`, `rejected`,
-//!    `reads_ready` and `reads_failed` (a ready read is served from the state
+//! 3. Send the messages in `send`, and reply to the clients named in
+//!    `accepted`, `rejected`, `reads_ready` and `reads_failed` (a ready read is served from the state
 //!    after step 2).
 //!
-//! One deviation from the paper: the log and the view number live on disk
+//! One deviation from that paper: the log and the view number live on disk
 //! (as in TigerBeetle), so a replica that restarts with an intact disk rejoins
 //! in its persisted view without the recovery protocol. A replica whose disk
 //! is empty or damaged runs recovery and neither acknowledges nor votes until
@@ -36,6 +36,8 @@ mod view_change;
 
 #[cfg(test)]
 mod harness;
+#[cfg(test)]
+mod simulation;
 
 pub use message::{Entry, Message, PrimaryState};
 pub use replica::Replica;
@@ -104,7 +106,7 @@ pub enum ConfigError {
     Durable(String),
 }
 
-/// The replica's status, as in the paper.
+/// The replica's status, with the names of Viewstamped Replication Revisited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
     /// Processing requests (primary) or prepares (backup) in the current view.
@@ -127,7 +129,7 @@ pub struct ViewRecord {
     pub log_view: u64,
 }
 
-/// What the shell found on disk at start.
+/// The replica state the shell read from disk at start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Durable {
     /// The persisted [`ViewRecord::view`].
@@ -140,7 +142,10 @@ pub struct Durable {
     /// replica does not emit them again. Entries after it may be uncommitted.
     pub commit: u64,
     /// False when the disk was empty or damaged, so recovery must run. A
-    /// brand-new cluster formats its disks as [`Durable::formatted`] instead.
+    /// disk counts as intact only once it contains a view record: a brand-new
+    /// cluster formats its disks as [`Durable::formatted`] with the record
+    /// {0, 0}, and a replacement disk gets one only from the last step of
+    /// recovery's output, so a crash during recovery runs it again.
     pub intact: bool,
 }
 
@@ -165,13 +170,13 @@ impl Durable {
     }
 }
 
-/// Why this replica could not take a request or serve a read, with the
-/// primary it believes in when it has one.
+/// The reason this replica could not take a request or serve a read, with
+/// the primary it believes in when it has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Redirect {
     /// This replica is a backup of `view`; send to `primary` instead.
     NotPrimary { view: u64, primary: ReplicaId },
-    /// This replica is not in normal status, so it knows no primary.
+    /// This replica is not in normal status, so it cannot name a primary.
     NotNormal { view: u64, status: Status },
     /// This primary did not hear from f backups within the timeout after the
     /// read arrived, so it may have been replaced. Retry later or elsewhere.
@@ -179,8 +184,8 @@ pub enum Redirect {
 }
 
 /// A request the primary took, and the log position it was given. The request
-/// succeeds when an entry with this view and op commits; if an entry of
-/// another view commits at that op, the request was dropped by a view change.
+/// succeeds when an entry with this view and op commits. If an entry of
+/// another view commits at that op, a view change dropped the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Accepted {
     pub request: RequestRef,
@@ -331,8 +336,10 @@ mod tests {
 
     #[test]
     fn output_truncate_drops_appended() {
-        let mut output = Output::default();
-        output.append = vec![entry(4), entry(5), entry(6)];
+        let mut output = Output {
+            append: vec![entry(4), entry(5), entry(6)],
+            ..Output::default()
+        };
         output.truncate_log(4);
         assert_eq!(output.append, vec![entry(4)]);
         assert_eq!(output.truncate_after, None);

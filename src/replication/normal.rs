@@ -6,7 +6,7 @@ use super::message::{check_entries, Entry, Message};
 use super::replica::Replica;
 use super::{Accepted, Output, ReplicaId, RequestRef, Status};
 
-/// The most entries resent to a lagging backup in one prepare, so that one
+/// The maximum number of entries resent to a lagging backup in one prepare, so that one
 /// message stays small; the next heartbeat round resends the next batch.
 const PREPARE_RESEND_ENTRIES_MAX: usize = 64;
 
@@ -355,7 +355,8 @@ impl Replica {
 
     /// Asks the primary for the log after what this replica can keep: its
     /// whole log when it is a normal backup of the view, its committed prefix
-    /// otherwise. Sends at most once per heartbeat interval.
+    /// otherwise. Skips the request when one was sent less than a heartbeat
+    /// interval ago.
     pub(super) fn request_state(&mut self, out: &mut Output) {
         if let Some(at) = self.state_requested_at {
             if self.now < at + self.config.heartbeat_ticks {
@@ -642,7 +643,7 @@ mod tests {
 
     #[test]
     fn prepare_ok_names_persisted_op() {
-        // R24: a backup acknowledges only ops whose entries (and every entry
+        // A backup acknowledges only ops whose entries (and every entry
         // before them) are in the same or an earlier output's append.
         let mut cluster = Cluster::new(3, 3);
         cluster.isolate(2);

@@ -1,5 +1,5 @@
 //! Linearizable reads: a read is ready once a heartbeat round sent after it
-//! arrived is answered by f backups of the same view, and once every entry
+//! arrived gets replies from f backups of the same view, and once every entry
 //! this primary found in its log at the start of the view has committed.
 //!
 //! Concurrent reads share rounds. A read that arrives while a round is out
@@ -59,7 +59,7 @@ impl Replica {
         }
     }
 
-    /// Fails the reads of a round that no quorum answered within the minimum
+    /// Fails the reads of a round without replies from f backups within the minimum
     /// view-change timeout: by then the backups may have elected a new primary.
     pub(super) fn expire_reads(&mut self, out: &mut Output) {
         if self.reads_in_round.is_empty() {
@@ -144,7 +144,7 @@ mod tests {
     fn read_ignores_earlier_round() {
         let mut cluster = Cluster::new(3, 1);
         cluster.read(0, 1);
-        // Backups answer round 1 before read 2 arrives; those answers must
+        // Backups reply to round 1 before read 2 arrives; those replies must
         // not release read 2.
         let answers = cluster.take_sent_to(1);
         cluster.deliver_list(answers);
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn deposed_primary_read_fails() {
-        // R25: primary 0 is cut off; 1 and 2 move to view 1 and commit a
+        // Primary 0 is cut off; 1 and 2 move to view 1 and commit a
         // write. A read on 0 must not succeed: it fails when its round times
         // out, and again with a redirect once 0 learns view 1.
         let mut cluster = Cluster::new(3, 1);

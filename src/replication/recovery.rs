@@ -110,7 +110,7 @@ impl Replica {
         let state = state.clone();
         self.recovery_responses.clear();
 
-        // Whatever the damaged disk still holds is discarded.
+        // Whatever the damaged disk still contains is discarded.
         self.log.clear();
         out.truncate_log(0);
         self.append(&state.log, out);
@@ -230,7 +230,7 @@ mod tests {
     fn recovery_waits_for_newest_primary() {
         // Replica 0 is still normal in view 0 (cut off), while 1 is primary
         // of view 1. A response from 0 as primary of view 0 must not satisfy
-        // recovery because 2 sees view 1 among the responses.
+        // recovery because view 1 appears among the responses.
         let mut cluster = Cluster::new(5, 1);
         cluster.isolate(0);
         cluster.elect(1);

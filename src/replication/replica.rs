@@ -75,7 +75,7 @@ pub struct Replica {
     pub(super) reads_in_round: Vec<ReadRef>,
     /// Reads: arrived after the current round was sent; go in the next one.
     pub(super) reads_waiting: Vec<ReadRef>,
-    /// Reads: backups that answered the current round in this view.
+    /// Reads: backups that replied to the current round in this view.
     pub(super) round_acks: BTreeSet<ReplicaId>,
 }
 
@@ -133,14 +133,14 @@ impl Replica {
         Ok(replica)
     }
 
-    fn restore(&mut self, durable: Durable) -> Result<(), ConfigError> {
+    fn check_durable(durable: &Durable) -> Result<(), ConfigError> {
         if durable.log_view > durable.view {
             return Err(ConfigError::Durable(format!(
                 "log_view {} is above view {}",
                 durable.log_view, durable.view
             )));
         }
-        check_entries(&durable.entries, 1, durable.log_view).map_err(ConfigError::Durable)?;
+        check_entries(&durable.entries, 1, u64::MAX).map_err(ConfigError::Durable)?;
         if durable.commit > durable.entries.len() as u64 {
             return Err(ConfigError::Durable(format!(
                 "commit {} is above the last op {}",
@@ -148,10 +148,35 @@ impl Replica {
                 durable.entries.len()
             )));
         }
+        Ok(())
+    }
+
+    fn restore(&mut self, durable: Durable) -> Result<(), ConfigError> {
+        Replica::check_durable(&durable)?;
         self.view = durable.view;
         self.log_view = durable.log_view;
         self.log = durable.entries;
         self.commit = durable.commit;
+
+        // An entry newer than log_view means the process stopped after
+        // writing a later view's log but before storing the view record. The
+        // log is then no prefix of the log_view primary's log, so the replica
+        // must not acknowledge in that view, nor start it again as primary.
+        let mixed = self
+            .log
+            .last()
+            .is_some_and(|last| last.view > self.log_view);
+        if mixed {
+            tracing::debug!(
+                replica = self.id(),
+                view = self.view,
+                log_view = self.log_view,
+                op = self.op(),
+                "log is newer than its view record, waiting for a view's log"
+            );
+            self.status = Status::ViewChange;
+            return Ok(());
+        }
         if self.log_view == self.view {
             // A restarted primary cannot tell how far its earlier run
             // committed, so reads wait until its whole log commits.
@@ -625,6 +650,41 @@ mod tests {
     }
 
     #[test]
+    fn restart_mid_log_write_waits() {
+        // The process stopped after appending part of view 2's log and
+        // before storing the view record {2, 2}: it must not acknowledge
+        // prepares of view 0 on that log.
+        let durable = Durable {
+            view: 0,
+            log_view: 0,
+            entries: vec![entry(0, 1), entry(1, 2)],
+            commit: 1,
+            intact: true,
+        };
+        let mut replica = Replica::new(config(3, 1, 1), durable).unwrap();
+        assert_eq!(replica.status(), Status::ViewChange);
+        let prepare = Message::Prepare {
+            view: 0,
+            commit: 1,
+            entries: vec![entry(0, 3)],
+        };
+        let out = replica.on_message(0, prepare);
+        assert!(out.append.is_empty());
+        assert_eq!(out.send, vec![(0, Message::GetState { view: 0, op: 1 })]);
+
+        let new_state = Message::NewState {
+            view: 0,
+            op: 1,
+            entries: vec![entry(0, 2), entry(0, 3)],
+            commit: 1,
+        };
+        let out = replica.on_message(0, new_state);
+        assert_eq!(out.truncate_after, Some(1));
+        assert_eq!(replica.status(), Status::Normal);
+        assert_eq!(replica.log(), &[entry(0, 1), entry(0, 2), entry(0, 3)]);
+    }
+
+    #[test]
     fn restart_intact_rejoins() {
         let mut cluster = Cluster::new(3, 1);
         cluster.request(0, b"a".to_vec());
@@ -644,7 +704,7 @@ mod tests {
 
     #[test]
     fn restart_commits_only_on_evidence() {
-        // The disk holds ops 1-3 but the state machine applied only op 1: the
+        // The disk contains ops 1-3 but the state machine applied only op 1: the
         // replica must not treat ops 2-3 as committed after the restart.
         let durable = Durable {
             view: 0,
@@ -689,7 +749,7 @@ mod tests {
         );
     }
 
-    /// Builds R30's cluster: replica 0 is primary of view 3 with ops 1-100
+    /// Builds a cluster before a power failure: replica 0 is primary of view 3 with ops 1-100
     /// committed everywhere, and op 101 only on its own disk.
     fn cluster_before_power_failure() -> Cluster {
         let mut cluster = Cluster::new(3, 30);
@@ -711,9 +771,9 @@ mod tests {
 
     #[test]
     fn all_restart_at_once() {
-        // R30: power fails on all three at the same tick. Replicas 2 and 1
-        // come back with intact disks while 0 stays down; they must form a
-        // new view on their own, and 0 must rejoin it when it returns.
+        // Power fails on all three at the same tick. Replicas 2 and 1 come
+        // back with intact disks while 0 stays down, so they must form a new
+        // view on their own. Replica 0 must rejoin that view when it returns.
         let mut cluster = cluster_before_power_failure();
         for id in 0..3 {
             cluster.crash(id);
@@ -743,7 +803,8 @@ mod tests {
 
     #[test]
     fn two_restart_one_gone() {
-        // R30, separate run: only 1 and 2 restart, 0 never returns.
+        // After the same power failure only 1 and 2 restart, and 0 never
+        // returns.
         let mut cluster = cluster_before_power_failure();
         for id in 0..3 {
             cluster.crash(id);

@@ -2,7 +2,7 @@
 //!
 //! A replica that suspects the primary moves to the next view and persists it
 //! before saying so, so that after a restart it never takes part in the view
-//! it left. Once f other replicas have said the same, each sends its log to
+//! it left. Once f other replicas have sent the same, each sends its log to
 //! the new primary, which takes the log with the highest (log_view, op) of
 //! f + 1 votes (its own included) and starts the view with it.
 
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn new_primary_takes_best_log() {
-        // Divergent logs: replica 1 holds ops 1-2 of view 0; replica 2 holds
+        // Divergent logs: replica 1 contains ops 1-2 of view 0, and replica 2
         // only op 1. The new primary (1) must keep op 2.
         let mut cluster = Cluster::new(3, 1);
         cluster.request(0, b"a".to_vec());
@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn deposed_primary_adopts_new_log() {
-        // R26: primary 0 is cut off and takes op 2, which cannot commit. The
+        // Primary 0 is cut off and takes op 2, which cannot commit. The
         // majority moves to view 1 and commits another op 2. After healing, 0
         // learns view 1, drops its op 2 and copies the new log.
         let mut cluster = Cluster::new(3, 1);
