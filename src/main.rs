@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use almanac::node::{self, NodeOptions};
+use almanac::node::config::NodeAddresses;
+use almanac::node::{self, ClusterConfig, NodeOptions, StartMode};
 use almanac::repl::{self, OutputFormat, ReplOptions};
 
 /// Exit status when the environment stops a command: a busy port, an
@@ -83,25 +84,38 @@ struct ReplArgs {
 
 #[derive(Args, Debug)]
 struct ServerArgs {
-    /// This node's id.
+    /// Cluster config file (TOML) listing every node; see the README.
+    #[arg(long, value_name = "FILE", conflicts_with = "listen")]
+    config: Option<PathBuf>,
+    /// This node's id in the config.
     #[arg(long, default_value_t = 1)]
     id: u8,
-    /// Address to accept clients on.
-    #[arg(long, value_name = "ADDR", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_CLIENT_PORT)))]
-    listen: SocketAddr,
-    /// Directory of this node's write-ahead log; created if missing.
+    /// Runs a one-node cluster that accepts clients at this address, without
+    /// a config file.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory of this node's log; created if missing.
     #[arg(long, value_name = "DIR", default_value = "almanac-data")]
     data: PathBuf,
+    /// Formats an empty data directory as a member of a new cluster. Without
+    /// it, a node with an empty directory recovers its state from the others.
+    #[arg(long)]
+    init: bool,
 }
 
 #[derive(Args, Debug)]
 struct LocalArgs {
-    /// Directory for the node's data; created if missing.
+    /// Directory for the nodes' data, one subdirectory each; created if
+    /// missing.
     #[arg(long, value_name = "DIR", default_value = "almanac-data")]
     data: PathBuf,
-    /// Client port of the local node on 127.0.0.1; 0 picks a free port.
+    /// Client port of node 1 on 127.0.0.1; node i uses PORT + i - 1, and its
+    /// peer port is 100 above that.
     #[arg(long, default_value_t = DEFAULT_CLIENT_PORT)]
     port: u16,
+    /// Number of nodes (odd).
+    #[arg(long, default_value_t = 3)]
+    nodes: u8,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -185,10 +199,29 @@ fn run_repl(args: ReplArgs) -> ExitCode {
 
 fn run_server(args: ServerArgs) -> ExitCode {
     init_logging("info", None);
+    let (cluster, id) = match (&args.config, args.listen) {
+        (Some(path), _) => match ClusterConfig::load(path) {
+            Ok(cluster) => (cluster, args.id),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(listen)) => (single_node_cluster(listen.to_string()), 1),
+        (None, None) => {
+            eprintln!("error: give --config FILE --id N for a cluster node, or --listen ADDR for a single node");
+            return ExitCode::from(2);
+        }
+    };
     let options = NodeOptions {
-        id: args.id,
-        client_address: args.listen,
+        cluster,
+        id,
         data_dir: args.data,
+        mode: if args.init {
+            StartMode::Init
+        } else {
+            StartMode::Rejoin
+        },
     };
     match node::run_blocking(options) {
         Ok(()) => ExitCode::SUCCESS,
@@ -199,7 +232,45 @@ fn run_server(args: ServerArgs) -> ExitCode {
     }
 }
 
+/// A one-node cluster: its peer port is never dialled, so it takes any free
+/// port, and its secret guards nothing.
+fn single_node_cluster(client: String) -> ClusterConfig {
+    ClusterConfig {
+        nodes: vec![NodeAddresses {
+            id: 1,
+            client,
+            peer: "127.0.0.1:0".into(),
+        }],
+        secret: b"single-node-cluster-secret".to_vec(),
+    }
+}
+
+/// The secret of a local cluster, created with its data directory. Its
+/// existence also marks that the cluster was initialised, so that a node
+/// directory that is missing later is recovered rather than formatted anew.
+fn local_secret(dir: &std::path::Path) -> std::io::Result<(Vec<u8>, bool)> {
+    let path = dir.join("cluster-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((text.trim().as_bytes().to_vec(), false)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let secret: String = (0..32)
+                .map(|_| char::from(b"0123456789abcdef"[rand::random::<usize>() % 16]))
+                .collect();
+            std::fs::write(&path, &secret)?;
+            Ok((secret.into_bytes(), true))
+        }
+        Err(error) => Err(error),
+    }
+}
+
 fn run_local(args: LocalArgs) -> ExitCode {
+    if args.nodes == 0 || args.nodes % 2 == 0 {
+        eprintln!(
+            "error: --nodes {} is invalid: use an odd number such as 1, 3 or 5",
+            args.nodes
+        );
+        return ExitCode::from(2);
+    }
     if let Err(error) = std::fs::create_dir_all(&args.data) {
         eprintln!(
             "error: cannot create the data directory {}: {error}",
@@ -215,17 +286,46 @@ fn run_local(args: LocalArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let node_options = NodeOptions {
-        id: 1,
-        client_address: SocketAddr::from(([127, 0, 0, 1], args.port)),
-        data_dir: args.data.join("node-1"),
-    };
-    let address = match node::spawn_background(node_options) {
-        Ok(address) => address,
+    let (secret, first_start) = match local_secret(&args.data) {
+        Ok(found) => found,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!(
+                "error: cannot read or create {}: {error}",
+                args.data.join("cluster-secret").display()
+            );
             return ExitCode::from(EXIT_ENVIRONMENT);
         }
     };
-    repl::run(vec![address.to_string()], options)
+    let nodes = (1..=args.nodes)
+        .map(|id| {
+            let port = u32::from(args.port) + u32::from(id) - 1;
+            NodeAddresses {
+                id,
+                client: format!("127.0.0.1:{port}"),
+                peer: format!("127.0.0.1:{}", port + 100),
+            }
+        })
+        .collect();
+    let cluster = ClusterConfig { nodes, secret };
+    let mut addresses = Vec::new();
+    for id in 1..=args.nodes {
+        let node_options = NodeOptions {
+            cluster: cluster.clone(),
+            id,
+            data_dir: args.data.join(format!("node-{id}")),
+            mode: if first_start {
+                StartMode::Init
+            } else {
+                StartMode::Rejoin
+            },
+        };
+        match node::spawn_background(node_options) {
+            Ok(address) => addresses.push(address.to_string()),
+            Err(error) => {
+                eprintln!("error: node {id}: {error}");
+                return ExitCode::from(EXIT_ENVIRONMENT);
+            }
+        }
+    }
+    repl::run(addresses, options)
 }

@@ -1,35 +1,46 @@
-//! One server process: the write-ahead log, the calendar and the client port,
-//! wired together on one thread.
+//! One server process: the write-ahead log, the replica, the calendar, and
+//! the client and peer ports, wired together on one thread.
 //!
 //! Everything of a node runs on a current-thread runtime inside a
 //! `tokio::task::LocalSet`, because Cap'n Proto's RPC system is not `Send`.
-//! The same code runs under turmoil in the simulation.
+//! The same code runs under turmoil in the simulation, through the
+//! [`net`] and [`Disk`](crate::wal::Disk) seams.
 
 pub mod auth;
 pub mod clock;
+pub mod config;
+pub mod driver;
 pub mod net;
 pub mod service;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 
+use tokio::sync::mpsc;
 use tracing::info;
 
+use crate::replication::Message;
 use crate::rpc::calendar_capnp::gateway;
 use crate::rpc::gateway::GatewayServer;
+use crate::rpc::peer::{self, PeerGatewayServer, PEER_QUEUE_MAX};
+use crate::rpc::replication_capnp::peer_gateway;
 use crate::rpc::serve::accept_loop;
-use crate::wal::StdDisk;
-use clock::Clock;
-use service::StartError;
+use crate::wal::{Disk, StdDisk};
+pub use config::ClusterConfig;
+pub use driver::StartMode;
+use driver::{ReplicaSettings, StartError};
+use net::{Connector, Listener, TokioConnector};
 
 /// Settings of one node.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
+    pub cluster: ClusterConfig,
+    /// This node's id in `cluster` (1-based).
     pub id: u8,
-    /// Where clients connect.
-    pub client_address: SocketAddr,
-    /// Directory of this node's write-ahead log; created if missing.
+    /// Directory of this node's log and meta file; created if missing.
     pub data_dir: PathBuf,
+    pub mode: StartMode,
 }
 
 /// Why a node stopped.
@@ -37,13 +48,15 @@ pub struct NodeOptions {
 pub enum NodeError {
     #[error("cannot listen on {address}: {source}{}", busy_hint(.source))]
     Listen {
-        address: SocketAddr,
+        address: String,
         source: std::io::Error,
     },
     #[error("cannot open the data directory {dir}: {source}")]
     Start { dir: String, source: StartError },
     #[error("cannot start the node's runtime: {source}")]
     Runtime { source: std::io::Error },
+    #[error("node id {id} is not in the cluster config, which lists ids 1 to {count}")]
+    UnknownId { id: u8, count: usize },
 }
 
 fn busy_hint(error: &std::io::Error) -> &'static str {
@@ -54,52 +67,147 @@ fn busy_hint(error: &std::io::Error) -> &'static str {
     }
 }
 
-/// A node that has bound its port and replayed its log, ready to serve.
-pub struct BoundNode {
-    pub address: SocketAddr,
-    listener: tokio::net::TcpListener,
-    service: std::rc::Rc<service::Service>,
-    committer: service::Committer<StdDisk>,
+/// A node that has opened its data directory and bound its ports, ready to
+/// serve.
+pub struct BoundNode<D: Disk + Clone, L: Listener, C: Connector> {
+    pub client_address: String,
+    client_listener: L,
+    peer_listener: L,
+    connector: C,
+    options: NodeOptions,
+    service: Rc<service::Service>,
+    driver: driver::Driver<D>,
+    inbound: mpsc::UnboundedSender<peer::Inbound>,
 }
 
-/// Binds the client port and replays the data directory's log. Must run
-/// inside a `LocalSet`.
-pub async fn bind(options: NodeOptions) -> Result<BoundNode, NodeError> {
-    let listen_error = |source| NodeError::Listen {
-        address: options.client_address,
-        source,
+/// Opens the data directory and prepares a node on the given listeners.
+/// Must run inside a `LocalSet`.
+pub fn prepare<D: Disk + Clone + 'static, L: Listener, C: Connector>(
+    options: NodeOptions,
+    disk: D,
+    listeners: (L, L),
+    connector: C,
+    clock: clock::Clock,
+    seed: u64,
+) -> Result<BoundNode<D, L, C>, NodeError> {
+    let me = options
+        .cluster
+        .node(options.id)
+        .ok_or(NodeError::UnknownId {
+            id: options.id,
+            count: options.cluster.nodes.len(),
+        })?
+        .clone();
+    let settings = ReplicaSettings {
+        replica_count: options.cluster.nodes.len(),
+        replica_id: options.id - 1,
+        seed,
+        client_addresses: options.cluster.client_addresses(),
     };
-    let listener = tokio::net::TcpListener::bind(options.client_address)
-        .await
-        .map_err(listen_error)?;
-    let address = listener.local_addr().map_err(listen_error)?;
-    let (service, committer) = service::open(
-        options.id,
-        address.to_string(),
-        StdDisk,
-        &options.data_dir,
-        Clock::System,
-    )
-    .map_err(|source| NodeError::Start {
-        dir: options.data_dir.display().to_string(),
-        source,
-    })?;
-    info!(node = options.id, %address, data = %options.data_dir.display(), "serving clients");
+    let (service, driver, inbound) =
+        driver::open(settings, disk, &options.data_dir, options.mode, clock).map_err(|source| {
+            NodeError::Start {
+                dir: options.data_dir.display().to_string(),
+                source,
+            }
+        })?;
     Ok(BoundNode {
-        address,
-        listener,
+        client_address: me.client,
+        client_listener: listeners.0,
+        peer_listener: listeners.1,
+        connector,
+        options,
         service,
-        committer,
+        driver,
+        inbound,
     })
 }
 
-impl BoundNode {
-    /// Serves clients until the task is dropped.
-    pub async fn serve(self) {
-        tokio::task::spawn_local(self.committer.run());
-        let gateway: gateway::Client = capnp_rpc::new_client(GatewayServer::new(self.service));
-        accept_loop(self.listener, gateway.client, "client").await;
+impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
+    pub fn service(&self) -> Rc<service::Service> {
+        self.service.clone()
     }
+
+    /// Serves clients and peers until the task is dropped.
+    pub async fn serve(mut self) {
+        let id = self.options.id;
+        let secret = Rc::new(self.options.cluster.secret.clone());
+        let mut queues = Vec::new();
+        for node in &self.options.cluster.nodes {
+            if node.id == id {
+                queues.push(None);
+                continue;
+            }
+            let (sender, receiver) = mpsc::channel::<Message>(PEER_QUEUE_MAX);
+            queues.push(Some(sender));
+            tokio::task::spawn_local(peer::run_outgoing_link(
+                self.connector.clone(),
+                id - 1,
+                node.id - 1,
+                node.peer.clone(),
+                secret.clone(),
+                receiver,
+            ));
+        }
+        self.driver.set_peers(queues);
+        tokio::task::spawn_local(self.driver.run());
+
+        let replica_count = self.options.cluster.nodes.len();
+        let inbound = self.inbound;
+        let peer_secret = secret.clone();
+        tokio::task::spawn_local(accept_loop(self.peer_listener, "peer", move |remote| {
+            let server = PeerGatewayServer::new(
+                peer_secret.clone(),
+                replica_count,
+                id - 1,
+                inbound.clone(),
+                remote,
+            );
+            let client: peer_gateway::Client = capnp_rpc::new_client(server);
+            client.client
+        }));
+        let gateway: gateway::Client =
+            capnp_rpc::new_client(GatewayServer::new(self.service.clone()));
+        info!(node = id, client = %self.client_address, "serving");
+        accept_loop(self.client_listener, "client", move |_| {
+            gateway.client.clone()
+        })
+        .await;
+    }
+}
+
+/// Binds a node's two ports on tokio's TCP and opens its data directory.
+async fn bind_tcp(
+    options: NodeOptions,
+) -> Result<BoundNode<StdDisk, tokio::net::TcpListener, TokioConnector>, NodeError> {
+    let me = options
+        .cluster
+        .node(options.id)
+        .ok_or(NodeError::UnknownId {
+            id: options.id,
+            count: options.cluster.nodes.len(),
+        })?
+        .clone();
+    let client = bind_one(&me.client).await?;
+    let peers = bind_one(&me.peer).await?;
+    let seed = rand::random();
+    prepare(
+        options,
+        StdDisk,
+        (client, peers),
+        TokioConnector,
+        clock::Clock::System,
+        seed,
+    )
+}
+
+async fn bind_one(address: &str) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| NodeError::Listen {
+            address: address.to_owned(),
+            source,
+        })
 }
 
 fn node_runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -113,13 +221,13 @@ pub fn run_blocking(options: NodeOptions) -> Result<(), NodeError> {
     let runtime = node_runtime().map_err(|source| NodeError::Runtime { source })?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        bind(options).await?.serve().await;
+        bind_tcp(options).await?.serve().await;
         Ok(())
     })
 }
 
 /// Starts a node on a thread of its own and returns its client address once
-/// it listens and has replayed its log.
+/// it listens and has opened its data directory.
 pub fn spawn_background(options: NodeOptions) -> Result<SocketAddr, NodeError> {
     let (ready, bound) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -134,9 +242,13 @@ pub fn spawn_background(options: NodeOptions) -> Result<SocketAddr, NodeError> {
             };
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async move {
-                match bind(options).await {
+                match bind_tcp(options).await {
                     Ok(node) => {
-                        let _ = ready.send(Ok(node.address));
+                        let address = node.client_listener.local_addr();
+                        let _ = ready.send(address.map_err(|source| NodeError::Listen {
+                            address: node.client_address.clone(),
+                            source,
+                        }));
                         node.serve().await;
                     }
                     Err(error) => {

@@ -1,27 +1,26 @@
-//! The state one node serves: the calendar, the queue of requests waiting to
-//! be logged, and the committer that logs, syncs and applies them.
+//! The state one node serves to its client connections: the calendar, the
+//! replica's view of the cluster, and the queues that connect client calls
+//! to the [`driver`](crate::node::driver).
 //!
-//! Writes take one path: `submit` queues a command, the committer appends
-//! every queued command to the write-ahead log, makes them durable with one
-//! fsync (group commit), applies them in log order and only then resolves
-//! each caller. Nothing is answered before it is durable.
+//! A write is queued with [`Service::submit`]; the driver hands it to the
+//! replica, persists and replicates it, applies it once committed and only
+//! then resolves the caller. A read first passes [`Service::read_barrier`],
+//! which the primary releases only after confirming its role with a quorum.
 
 use std::cell::{Cell, Ref, RefCell};
-use std::path::Path;
-use std::rc::Rc;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch, Notify};
-use tracing::{error, info, warn};
 
 use crate::calendar::{Calendar, Command, Outcome, Request};
 use crate::node::clock::Clock;
+use crate::replication::{ReadRef, Redirect, Replica, RequestRef, Status};
 use crate::rpc::calendar_capnp::node_status::Role;
 use crate::rpc::convert::ApiRejection;
-use crate::wal::{Disk, Wal, WalError, WalOptions};
 
-/// One record of the write-ahead log: the view in which it was prepared and
-/// the encoded calendar request.
+/// One record of the write-ahead log: the view in which the primary
+/// prepared it and the encoded calendar request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub view: u64,
@@ -38,27 +37,6 @@ impl LogEntry {
     }
 }
 
-/// A request waiting for the committer.
-struct Pending {
-    request: Request,
-    reply: oneshot::Sender<Outcome>,
-}
-
-/// Why a node could not start on its data directory.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Wal(#[from] WalError),
-    #[error(
-        "log record {op} in {dir} is not a valid entry: {reason}; the data directory is damaged"
-    )]
-    BadEntry {
-        dir: String,
-        op: u64,
-        reason: String,
-    },
-}
-
 /// What `Gateway.status` reports about a node.
 #[derive(Clone, Debug)]
 pub struct StatusInfo {
@@ -73,36 +51,68 @@ pub struct StatusInfo {
     pub events: u64,
 }
 
+/// A client write waiting for its op to commit.
+pub(crate) struct WaitingWrite {
+    pub reply: oneshot::Sender<Result<Outcome, ApiRejection>>,
+    /// The (view, op) the primary gave it, once accepted.
+    pub accepted: Option<(u64, u64)>,
+}
+
+/// Work queued for the driver's next round.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub requests: Vec<(RequestRef, Vec<u8>)>,
+    pub reads: Vec<ReadRef>,
+}
+
 /// The node's shared state, used by every connection on the node's thread.
 pub struct Service {
-    pub id: u8,
-    /// The address clients reach this node at, reported in status and in
-    /// not-primary hints.
-    pub client_address: String,
-    calendar: RefCell<Calendar>,
-    pending: RefCell<Vec<Pending>>,
-    wake_committer: Notify,
+    /// This node's replica id (0-based).
+    pub replica_id: u8,
+    /// Client addresses of all nodes by replica id, for not-primary hints.
+    pub client_addresses: Vec<String>,
+    pub(crate) calendar: RefCell<Calendar>,
+    pub(crate) replica: RefCell<Replica>,
+    pub(crate) queue: RefCell<Queue>,
+    pub(crate) writes: RefCell<BTreeMap<RequestRef, WaitingWrite>>,
+    /// Accepted writes by op number, to find the caller when the op commits.
+    pub(crate) writes_by_op: RefCell<BTreeMap<u64, RequestRef>>,
+    pub(crate) reads: RefCell<BTreeMap<ReadRef, oneshot::Sender<Result<(), ApiRejection>>>>,
+    next_ref: Cell<u64>,
+    pub(crate) wake_driver: Notify,
     /// The op number of the last applied entry; subscribers wait on it.
-    applied: watch::Sender<u64>,
-    /// Set when the log can no longer be written; every later write fails.
-    failed: Cell<bool>,
+    pub(crate) applied: watch::Sender<u64>,
+    /// The highest commit number this node has heard of from a primary.
+    pub(crate) commit_seen: Cell<u64>,
+    /// Set when the log can no longer be written; every later call fails.
+    pub(crate) failed: Cell<bool>,
     clock: Clock,
 }
 
 impl Service {
-    pub fn status(&self) -> StatusInfo {
-        let calendar = self.calendar();
-        let applied = self.applied_op();
-        StatusInfo {
-            id: self.id,
-            role: Role::Primary,
-            view: 0,
-            op: applied,
-            commit: applied,
-            primary_address: self.client_address.clone(),
-            lag: 0,
-            users: calendar.user_count() as u64,
-            events: calendar.event_count() as u64,
+    pub(crate) fn new(
+        replica_id: u8,
+        client_addresses: Vec<String>,
+        calendar: Calendar,
+        replica: Replica,
+        clock: Clock,
+    ) -> Service {
+        let applied = replica.commit();
+        Service {
+            replica_id,
+            client_addresses,
+            calendar: RefCell::new(calendar),
+            replica: RefCell::new(replica),
+            queue: RefCell::new(Queue::default()),
+            writes: RefCell::new(BTreeMap::new()),
+            writes_by_op: RefCell::new(BTreeMap::new()),
+            reads: RefCell::new(BTreeMap::new()),
+            next_ref: Cell::new(1),
+            wake_driver: Notify::new(),
+            applied: watch::Sender::new(applied),
+            commit_seen: Cell::new(applied),
+            failed: Cell::new(false),
+            clock,
         }
     }
 
@@ -114,153 +124,143 @@ impl Service {
         &self.clock
     }
 
-    pub fn applied_op(&self) -> u64 {
-        *self.applied.borrow()
-    }
-
     /// A receiver that changes whenever new entries have been applied.
     pub fn watch_applied(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
     }
 
-    /// Logs, syncs and applies one command, returning its outcome once it is
-    /// durable.
+    fn next_ref(&self) -> u64 {
+        let value = self.next_ref.get();
+        self.next_ref.set(value + 1);
+        value
+    }
+
+    pub fn status(&self) -> StatusInfo {
+        let replica = self.replica.borrow();
+        let calendar = self.calendar();
+        let role = match replica.status() {
+            Status::Normal if replica.is_primary() => Role::Primary,
+            Status::Normal => Role::Backup,
+            Status::ViewChange => Role::ViewChange,
+            Status::Recovering => Role::Recovering,
+        };
+        let primary_address = match replica.status() {
+            Status::Normal => self.address_of(replica.primary()),
+            _ => String::new(),
+        };
+        StatusInfo {
+            id: self.replica_id + 1,
+            role,
+            view: replica.view(),
+            op: replica.op(),
+            commit: replica.commit(),
+            primary_address,
+            lag: self.commit_seen.get().saturating_sub(replica.commit()),
+            users: calendar.user_count() as u64,
+            events: calendar.event_count() as u64,
+        }
+    }
+
+    fn address_of(&self, replica: u8) -> String {
+        self.client_addresses
+            .get(replica as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Turns the replica's reason for turning a call down into the answer a
+    /// client can act on.
+    pub(crate) fn redirect_rejection(&self, redirect: Redirect) -> ApiRejection {
+        match redirect {
+            Redirect::NotPrimary { view, primary } => ApiRejection::NotPrimary {
+                primary_address: self.address_of(primary),
+                view,
+            },
+            Redirect::NotNormal { view, status } => ApiRejection::Unavailable(format!(
+                "node {} is in {status:?} status in view {view}",
+                self.replica_id + 1
+            )),
+            Redirect::Unconfirmed { view } => ApiRejection::Unavailable(format!(
+                "node {} could not confirm with a quorum that it is still primary of view {view}",
+                self.replica_id + 1
+            )),
+        }
+    }
+
+    /// Fails with a redirect unless this node is the primary in normal
+    /// status.
+    pub fn ensure_primary(&self) -> Result<(), ApiRejection> {
+        let replica = self.replica.borrow();
+        match replica.status() {
+            Status::Normal if replica.is_primary() => Ok(()),
+            Status::Normal => Err(self.redirect_rejection(Redirect::NotPrimary {
+                view: replica.view(),
+                primary: replica.primary(),
+            })),
+            status => Err(self.redirect_rejection(Redirect::NotNormal {
+                view: replica.view(),
+                status,
+            })),
+        }
+    }
+
+    fn check_failed(&self) -> Result<(), ApiRejection> {
+        if self.failed.get() {
+            return Err(ApiRejection::Unavailable(format!(
+                "node {} stopped writing its log after an I/O error; see its log",
+                self.replica_id + 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Replicates, commits and applies one command, returning its outcome.
     pub async fn submit(
         &self,
         client_id: u64,
         seq: u64,
         command: Command,
     ) -> Result<Outcome, ApiRejection> {
-        if self.failed.get() {
-            return Err(ApiRejection::Unavailable(
-                "this node's log failed to write; see its log".into(),
-            ));
-        }
+        self.check_failed()?;
         let request = Request {
             client_id,
             seq,
             now_ms: self.clock.now_ms(),
             command,
         };
+        let reference = self.next_ref();
         let (reply, outcome) = oneshot::channel();
-        self.pending.borrow_mut().push(Pending { request, reply });
-        self.wake_committer.notify_one();
-        outcome.await.map_err(|_| {
-            ApiRejection::Unavailable("the node stopped before the write was durable".into())
+        let waiting = WaitingWrite {
+            reply,
+            accepted: None,
+        };
+        self.writes.borrow_mut().insert(reference, waiting);
+        self.queue
+            .borrow_mut()
+            .requests
+            .push((reference, request.encode()));
+        self.wake_driver.notify_one();
+        outcome.await.unwrap_or_else(|_| {
+            Err(ApiRejection::Unavailable(
+                "the node stopped before the write committed".into(),
+            ))
         })
     }
 
-    /// Waits until every write acknowledged before the call is visible. A
-    /// single node applies before it acknowledges, so there is nothing to
-    /// wait for.
+    /// Waits until this node may serve a linearizable read: it is the
+    /// primary, a quorum confirmed that after the call began, and every op
+    /// of earlier views is applied.
     pub async fn read_barrier(&self) -> Result<(), ApiRejection> {
-        Ok(())
-    }
-}
-
-/// Opens the log in `dir`, replays it into a fresh calendar and returns the
-/// service with the committer that must be spawned next to it.
-pub fn open<D: Disk>(
-    id: u8,
-    client_address: String,
-    disk: D,
-    dir: &Path,
-    clock: Clock,
-) -> Result<(Rc<Service>, Committer<D>), StartError> {
-    let (wal, recovery) = Wal::open(disk, dir, WalOptions::default())?;
-    let mut calendar = Calendar::new();
-    let mut last_op = 0;
-    for record in &recovery.records {
-        let bad_entry = |reason: String| StartError::BadEntry {
-            dir: dir.display().to_string(),
-            op: record.op,
-            reason,
-        };
-        let entry = LogEntry::decode(&record.payload).map_err(|e| bad_entry(e.to_string()))?;
-        let request = Request::decode(&entry.request).map_err(|e| bad_entry(e.to_string()))?;
-        calendar.apply(&request);
-        last_op = record.op;
-    }
-    info!(
-        node = id,
-        op = last_op,
-        users = calendar.user_count(),
-        events = calendar.event_count(),
-        "replayed the write-ahead log"
-    );
-    let service = Rc::new(Service {
-        id,
-        client_address,
-        calendar: RefCell::new(calendar),
-        pending: RefCell::new(Vec::new()),
-        wake_committer: Notify::new(),
-        applied: watch::Sender::new(last_op),
-        failed: Cell::new(false),
-        clock,
-    });
-    let committer = Committer {
-        service: service.clone(),
-        wal,
-        last_op,
-    };
-    Ok((service, committer))
-}
-
-/// Owns the write-ahead log and turns queued requests into applied ones.
-pub struct Committer<D: Disk> {
-    service: Rc<Service>,
-    wal: Wal<D>,
-    last_op: u64,
-}
-
-impl<D: Disk> Committer<D> {
-    /// Runs until the log fails to write.
-    pub async fn run(mut self) {
-        loop {
-            self.service.wake_committer.notified().await;
-            let batch: Vec<Pending> = std::mem::take(&mut *self.service.pending.borrow_mut());
-            if batch.is_empty() {
-                continue;
-            }
-            if let Err(error) = self.commit(batch) {
-                error!(node = self.service.id, op = self.last_op, %error,
-                    "writing the log failed; this node accepts no more writes");
-                self.service.failed.set(true);
-                return;
-            }
-        }
-    }
-
-    /// Appends a batch, makes it durable with one sync, applies it and
-    /// answers every caller in log order.
-    fn commit(&mut self, batch: Vec<Pending>) -> Result<(), WalError> {
-        let first_op = self.last_op + 1;
-        for (index, pending) in batch.iter().enumerate() {
-            let entry = LogEntry {
-                view: 0,
-                request: pending.request.encode(),
-            };
-            self.wal.append(first_op + index as u64, &entry.encode())?;
-        }
-        let durable = self.wal.sync()?;
-        self.last_op = first_op + batch.len() as u64 - 1;
-        assert_eq!(
-            durable, self.last_op,
-            "node {}: the log reports op {durable} durable after appending up to {}",
-            self.service.id, self.last_op
-        );
-        for pending in batch {
-            let outcome = self.service.calendar.borrow_mut().apply(&pending.request);
-            if pending.reply.send(outcome).is_err() {
-                warn!(
-                    node = self.service.id,
-                    client = pending.request.client_id,
-                    seq = pending.request.seq,
-                    "the caller left before its write committed"
-                );
-            }
-        }
-        self.service.applied.send_replace(self.last_op);
-        Ok(())
+        self.check_failed()?;
+        let reference = self.next_ref();
+        let (reply, ready) = oneshot::channel();
+        self.reads.borrow_mut().insert(reference, reply);
+        self.queue.borrow_mut().reads.push(reference);
+        self.wake_driver.notify_one();
+        ready.await.unwrap_or_else(|_| {
+            Err(ApiRejection::Unavailable(
+                "the node stopped before the read was confirmed".into(),
+            ))
+        })
     }
 }

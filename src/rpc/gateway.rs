@@ -68,7 +68,7 @@ impl GatewayServer {
         };
         match self.service.submit(client_id, seq, command).await? {
             Outcome::Done(Effect::Registered { username }) => {
-                info!(node = self.service.id, user = %username, "registered");
+                info!(node = self.service.replica_id + 1, user = %username, "registered");
                 self.open_session(username).await
             }
             Outcome::Done(other) => Err(ApiRejection::Unavailable(format!(
@@ -91,7 +91,7 @@ impl GatewayServer {
             return Err(ApiRejection::WrongPassword);
         };
         if !verify_off_thread(password, stored).await {
-            debug!(node = self.service.id, user = %username, "login with a wrong password");
+            debug!(node = self.service.replica_id + 1, user = %username, "login with a wrong password");
             return Err(ApiRejection::WrongPassword);
         }
         // Usernames are unique regardless of case: bind the session to the

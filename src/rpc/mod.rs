@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod gateway;
 pub mod generated;
+pub mod peer;
 pub mod serve;
 pub mod session;
 pub mod status;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use capnp::message::ReaderOptions;
 use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::node::net::{Listener, Stream};
 
@@ -51,17 +51,19 @@ pub async fn serve_connection(
     }
 }
 
-/// Accepts connections forever, serving each on the current `LocalSet`.
+/// Accepts connections forever, serving each on the current `LocalSet` with
+/// the bootstrap capability `bootstrap` makes for the remote address.
 pub async fn accept_loop<L: Listener>(
     mut listener: L,
-    bootstrap: capnp::capability::Client,
     port: &'static str,
+    mut bootstrap: impl FnMut(SocketAddr) -> capnp::capability::Client,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                info!(%peer, port, "accepted a connection");
-                tokio::task::spawn_local(serve_connection(stream, peer, bootstrap.clone(), port));
+                debug!(%peer, port, "accepted a connection");
+                let capability = bootstrap(peer);
+                tokio::task::spawn_local(serve_connection(stream, peer, capability, port));
             }
             Err(error) => {
                 warn!(port, %error, "accepting a connection failed");

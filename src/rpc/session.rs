@@ -44,6 +44,9 @@ impl SessionServer {
         request_id: crate::rpc::calendar_capnp::request_id::Reader<'_>,
         command: Command,
     ) -> Result<Effect, ApiRejection> {
+        // A backup's copy of the sessions may lag, so only the primary's is
+        // checked; a backup redirects before looking.
+        self.service.ensure_primary()?;
         self.check_open()?;
         let outcome = self
             .service
@@ -368,7 +371,7 @@ async fn push_notifications(
                 &fresh,
             );
             if let Err(error) = request.send().await {
-                debug!(node = service.id, user = %username, %error,
+                debug!(node = service.replica_id + 1, user = %username, %error,
                     "stopped pushing notifications: the listener failed");
                 return;
             }

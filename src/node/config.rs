@@ -1,0 +1,228 @@
+//! The cluster configuration file (TOML).
+//!
+//! ```toml
+//! # Either the secret itself, or a file that holds it (relative paths are
+//! # read from the config file's directory).
+//! cluster_secret_file = "cluster-secret"
+//!
+//! [[node]]
+//! id = 1
+//! client = "127.0.0.1:7401"   # where clients connect
+//! peer = "127.0.0.1:7501"     # where the other nodes connect
+//! ```
+//!
+//! Node ids run from 1 to n without gaps, and n is odd: a cluster of
+//! n = 2f + 1 nodes keeps working while f of them are down.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The shortest cluster secret accepted, in bytes.
+pub const SECRET_MIN_BYTES: usize = 16;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddresses {
+    pub id: u8,
+    pub client: String,
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Nodes in id order: index i holds the node with id i + 1.
+    pub nodes: Vec<NodeAddresses>,
+    pub secret: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileNode {
+    id: u8,
+    client: String,
+    peer: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    cluster_secret: Option<String>,
+    cluster_secret_file: Option<PathBuf>,
+    node: Vec<FileNode>,
+}
+
+impl ClusterConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses config text; `base` resolves a relative `cluster_secret_file`.
+    pub fn parse(text: &str, base: &Path) -> Result<ClusterConfig, String> {
+        let file: File = toml::from_str(text).map_err(|error| error.to_string())?;
+        let secret = match (file.cluster_secret, file.cluster_secret_file) {
+            (Some(secret), None) => secret.into_bytes(),
+            (None, Some(secret_path)) => {
+                let full = base.join(&secret_path);
+                let text = std::fs::read_to_string(&full).map_err(|error| {
+                    format!(
+                        "cannot read cluster_secret_file {}: {error}",
+                        full.display()
+                    )
+                })?;
+                text.trim().as_bytes().to_vec()
+            }
+            (Some(_), Some(_)) => {
+                return Err("set cluster_secret or cluster_secret_file, not both".into())
+            }
+            (None, None) => return Err("missing cluster_secret or cluster_secret_file".into()),
+        };
+        if secret.len() < SECRET_MIN_BYTES {
+            return Err(format!(
+                "the cluster secret has {} bytes; use at least {SECRET_MIN_BYTES} random bytes",
+                secret.len()
+            ));
+        }
+        let mut nodes: Vec<NodeAddresses> = file
+            .node
+            .into_iter()
+            .map(|node| NodeAddresses {
+                id: node.id,
+                client: node.client,
+                peer: node.peer,
+            })
+            .collect();
+        nodes.sort_by_key(|node| node.id);
+        Self::check_nodes(&nodes)?;
+        Ok(ClusterConfig { nodes, secret })
+    }
+
+    fn check_nodes(nodes: &[NodeAddresses]) -> Result<(), String> {
+        if nodes.is_empty() || nodes.len() % 2 == 0 {
+            return Err(format!(
+                "the cluster has {} nodes; list an odd number of [[node]] tables (1, 3, 5, ...)",
+                nodes.len()
+            ));
+        }
+        for (index, node) in nodes.iter().enumerate() {
+            if node.id as usize != index + 1 {
+                return Err(format!(
+                    "node ids must run from 1 to {} without gaps or repeats; found id {} in place of {}",
+                    nodes.len(),
+                    node.id,
+                    index + 1
+                ));
+            }
+        }
+        let mut addresses: Vec<&str> = nodes
+            .iter()
+            .flat_map(|node| [node.client.as_str(), node.peer.as_str()])
+            .collect();
+        addresses.sort_unstable();
+        if let Some(pair) = addresses.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!(
+                "address {} is used twice; give every port its own",
+                pair[0]
+            ));
+        }
+        Ok(())
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: u8) -> Option<&NodeAddresses> {
+        self.nodes.get((id as usize).checked_sub(1)?)
+    }
+
+    pub fn client_addresses(&self) -> Vec<String> {
+        self.nodes.iter().map(|node| node.client.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THREE: &str = r#"
+cluster_secret = "0123456789abcdef0123"
+[[node]]
+id = 2
+client = "127.0.0.1:7402"
+peer = "127.0.0.1:7502"
+[[node]]
+id = 1
+client = "127.0.0.1:7401"
+peer = "127.0.0.1:7501"
+[[node]]
+id = 3
+client = "127.0.0.1:7403"
+peer = "127.0.0.1:7503"
+"#;
+
+    #[test]
+    fn parses_three_nodes_in_id_order() {
+        let config = ClusterConfig::parse(THREE, Path::new(".")).unwrap();
+        let ids: Vec<u8> = config.nodes.iter().map(|n| n.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(config.node(2).unwrap().client, "127.0.0.1:7402");
+        assert_eq!(config.secret, b"0123456789abcdef0123");
+    }
+
+    #[test]
+    fn rejects_even_node_count() {
+        let text = THREE.split("[[node]]\nid = 3").next().unwrap();
+        let error = ClusterConfig::parse(text, Path::new(".")).unwrap_err();
+        assert!(error.contains("odd number"), "{error}");
+    }
+
+    #[test]
+    fn rejects_short_secret() {
+        let text = THREE.replace("0123456789abcdef0123", "short");
+        let error = ClusterConfig::parse(&text, Path::new(".")).unwrap_err();
+        assert!(error.contains("at least 16"), "{error}");
+    }
+
+    #[test]
+    fn rejects_repeated_address() {
+        let text = THREE.replace("127.0.0.1:7503", "127.0.0.1:7401");
+        let error = ClusterConfig::parse(&text, Path::new(".")).unwrap_err();
+        assert!(error.contains("used twice"), "{error}");
+    }
+
+    #[test]
+    fn rejects_id_gap() {
+        let text = THREE.replace("id = 3", "id = 4");
+        let error = ClusterConfig::parse(&text, Path::new(".")).unwrap_err();
+        assert!(error.contains("without gaps"), "{error}");
+    }
+
+    #[test]
+    fn reads_secret_file_relative_to_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "abcdefghijklmnopqrstuvwx\n").unwrap();
+        let text = THREE.replace(
+            "cluster_secret = \"0123456789abcdef0123\"",
+            "cluster_secret_file = \"secret\"",
+        );
+        let config = ClusterConfig::parse(&text, dir.path()).unwrap();
+        assert_eq!(config.secret, b"abcdefghijklmnopqrstuvwx");
+    }
+}
