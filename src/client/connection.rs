@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::debug;
 
+use crate::node::net::Connector;
 use crate::rpc::calendar_capnp::gateway;
 use crate::rpc::serve::reader_options;
 
@@ -21,14 +22,15 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Dials `address` within `timeout` and bootstraps its gateway.
-    pub async fn open(address: &str, timeout: Duration) -> Result<Connection, String> {
-        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address))
+    pub async fn open<C: Connector>(
+        connector: &C,
+        address: &str,
+        timeout: Duration,
+    ) -> Result<Connection, String> {
+        let stream = tokio::time::timeout(timeout, connector.connect(address.to_owned()))
             .await
             .map_err(|_| format!("connecting to {address} timed out"))?
             .map_err(|error| format!("connecting to {address} failed: {error}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|error| format!("configuring the connection to {address} failed: {error}"))?;
         let (reader, writer) = tokio::io::split(stream);
         let network = twoparty::VatNetwork::new(
             reader.compat(),

@@ -18,15 +18,17 @@ mod operations;
 
 pub use operations::{node_status_of, NodeReport};
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::calendar::Notification;
+use crate::node::net::{Connector, TokioConnector};
 use crate::rpc::calendar_capnp::{session, subscription};
 use crate::rpc::convert::ApiRejection;
 use connection::Connection;
@@ -76,7 +78,12 @@ struct SessionState {
     subscribed: bool,
 }
 
-pub struct Client {
+pub struct Client<C: Connector = TokioConnector> {
+    connector: C,
+    /// Client id and retry jitter come from here; seeded in a simulation.
+    rng: RefCell<StdRng>,
+    /// The node last announced with [`ClientEvent::SwitchedNode`].
+    announced: Option<String>,
     addresses: Vec<String>,
     /// Index into `addresses` of the node to try next.
     next_address: usize,
@@ -91,12 +98,30 @@ pub struct Client {
 }
 
 impl Client {
-    /// Creates a client for the given node addresses. Nothing connects until
-    /// the first call. Events (notifications, node switches) go to `events`.
+    /// Creates a client for the given node addresses over tokio's TCP.
+    /// Nothing connects until the first call. Events (notifications, node
+    /// switches) go to `events`.
     pub fn new(addresses: Vec<String>, events: mpsc::UnboundedSender<ClientEvent>) -> Client {
+        Client::with_connector(TokioConnector, addresses, events, rand::random())
+    }
+}
+
+impl<C: Connector> Client<C> {
+    /// Creates a client that dials with `connector` and draws its client id
+    /// and retry jitter from `seed`.
+    pub fn with_connector(
+        connector: C,
+        addresses: Vec<String>,
+        events: mpsc::UnboundedSender<ClientEvent>,
+        seed: u64,
+    ) -> Client<C> {
         assert!(!addresses.is_empty(), "a client needs at least one address");
-        let client_id = rand::thread_rng().gen_range(1..u64::MAX);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let client_id = rng.gen_range(1..u64::MAX);
         Client {
+            connector,
+            rng: RefCell::new(rng),
+            announced: None,
             addresses,
             next_address: 0,
             connection: None,
@@ -134,12 +159,16 @@ impl Client {
         }
         if self.connection.is_none() {
             let address = self.addresses[self.next_address % self.addresses.len()].clone();
-            let connection = Connection::open(&address, CALL_TIMEOUT).await?;
+            let connection = Connection::open(&self.connector, &address, CALL_TIMEOUT).await?;
             debug!(%address, "connected");
-            let previous = self.connection.replace(connection);
-            if previous.is_some() || self.session.is_some() {
-                let _ = self.events.send(ClientEvent::SwitchedNode { address });
+            self.connection = Some(connection);
+            let moved = self.announced.as_ref().is_some_and(|last| *last != address);
+            if moved {
+                let _ = self.events.send(ClientEvent::SwitchedNode {
+                    address: address.clone(),
+                });
             }
+            self.announced = Some(address);
             if let Some(session) = &mut self.session {
                 session.capability = None;
                 session.subscription = None;
@@ -170,10 +199,12 @@ enum Attempt<T> {
     Lost(String),
 }
 
-fn backoff(retry: u32) -> Duration {
+/// The pause before retry number `retry`: exponential from `BACKOFF_MIN` up
+/// to `BACKOFF_MAX`, with half of it random.
+fn backoff(retry: u32, rng: &RefCell<StdRng>) -> Duration {
     let base = BACKOFF_MIN
         .saturating_mul(1 << retry.min(8))
         .min(BACKOFF_MAX);
-    let jitter = rand::thread_rng().gen_range(0..=base.as_millis() as u64 / 2);
+    let jitter = rng.borrow_mut().gen_range(0..=base.as_millis() as u64 / 2);
     base / 2 + Duration::from_millis(jitter)
 }

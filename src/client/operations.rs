@@ -8,6 +8,7 @@ use tracing::debug;
 use super::{backoff, Attempt, Client, ClientError, ClientEvent, SessionState};
 use super::{CALL_TIMEOUT, OPERATION_DEADLINE};
 use crate::calendar::{EventChanges, EventDraft, EventView, Notification, SearchQuery};
+use crate::node::net::Connector;
 use crate::rpc::calendar_capnp::{
     ack, events_result, gateway, listener, node_status, request_id, session, session_result,
 };
@@ -88,7 +89,7 @@ impl listener::Server for ListenerServer {
     }
 }
 
-impl Client {
+impl<C: Connector> Client<C> {
     /// Runs one call against the gateway of some node, with the retry policy.
     async fn with_gateway<T, F, Fut>(&mut self, mut attempt: F) -> Result<T, ClientError>
     where
@@ -178,7 +179,7 @@ impl Client {
                 last_error: last_error.to_owned(),
             });
         }
-        tokio::time::sleep(backoff(*retry)).await;
+        tokio::time::sleep(backoff(*retry, &self.rng)).await;
         *retry += 1;
         Ok(())
     }
@@ -494,7 +495,8 @@ impl Client {
     pub async fn cluster_status(&mut self) -> Vec<(String, Result<NodeReport, String>)> {
         let mut reports = Vec::new();
         for address in self.addresses.clone() {
-            reports.push((address.clone(), node_status_of(&address).await));
+            let report = node_status_of(&self.connector, &address).await;
+            reports.push((address, report));
         }
         reports
     }
@@ -511,8 +513,11 @@ fn read_event_result(
 }
 
 /// Asks one node for its status on a connection of its own.
-pub async fn node_status_of(address: &str) -> Result<NodeReport, String> {
-    let connection = super::connection::Connection::open(address, CALL_TIMEOUT).await?;
+pub async fn node_status_of<C: Connector>(
+    connector: &C,
+    address: &str,
+) -> Result<NodeReport, String> {
+    let connection = super::connection::Connection::open(connector, address, CALL_TIMEOUT).await?;
     let request = connection.gateway.status_request();
     let call = async move {
         let response = request.send().promise.await?;

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::calendar::{Calendar, Request};
-use crate::node::clock::Clock;
+use crate::node::host::Host;
 use crate::node::service::{LogEntry, Service};
 use crate::replication::{self, Durable, Entry, Message, Output, Replica, ReplicaId, ViewRecord};
 use crate::rpc::convert::ApiRejection;
@@ -83,9 +83,12 @@ pub enum StartMode {
 pub struct ReplicaSettings {
     pub replica_count: usize,
     pub replica_id: ReplicaId,
-    pub seed: u64,
     pub client_addresses: Vec<String>,
 }
+
+/// What [`open`] returns: the service, its driver, and the sender on which
+/// peer links deliver inbound messages.
+pub type Opened<D> = (Rc<Service>, Driver<D>, mpsc::UnboundedSender<Inbound>);
 
 /// Opens the data directory, rebuilds the state up to the last known commit
 /// and returns the service with the driver that must be spawned next to it.
@@ -94,8 +97,8 @@ pub fn open<D: Disk + Clone>(
     disk: D,
     dir: &Path,
     mode: StartMode,
-    clock: Clock,
-) -> Result<(Rc<Service>, Driver<D>, mpsc::UnboundedSender<Inbound>), StartError> {
+    host: Host,
+) -> Result<Opened<D>, StartError> {
     let meta_path = dir.join(META_FILE);
     let (wal, recovery) = Wal::open(disk.clone(), dir, WalOptions::default())?;
     let meta = load_meta(&disk, &meta_path)?;
@@ -168,7 +171,7 @@ pub fn open<D: Disk + Clone>(
         self_id: settings.replica_id,
         heartbeat_ticks: HEARTBEAT_TICKS,
         view_change_timeout_ticks: VIEW_CHANGE_TIMEOUT_TICKS,
-        seed: settings.seed,
+        seed: host.seed,
     };
     let replica = Replica::new(config, durable)?;
     let service = Rc::new(Service::new(
@@ -176,7 +179,7 @@ pub fn open<D: Disk + Clone>(
         settings.client_addresses,
         calendar,
         replica,
-        clock,
+        host,
     ));
     let (inbound_sender, inbound) = mpsc::unbounded_channel();
     let driver = Driver {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod driver;
+pub mod host;
 pub mod net;
 pub mod service;
 
@@ -87,8 +88,7 @@ pub fn prepare<D: Disk + Clone + 'static, L: Listener, C: Connector>(
     disk: D,
     listeners: (L, L),
     connector: C,
-    clock: clock::Clock,
-    seed: u64,
+    host: host::Host,
 ) -> Result<BoundNode<D, L, C>, NodeError> {
     let me = options
         .cluster
@@ -101,11 +101,10 @@ pub fn prepare<D: Disk + Clone + 'static, L: Listener, C: Connector>(
     let settings = ReplicaSettings {
         replica_count: options.cluster.nodes.len(),
         replica_id: options.id - 1,
-        seed,
         client_addresses: options.cluster.client_addresses(),
     };
     let (service, driver, inbound) =
-        driver::open(settings, disk, &options.data_dir, options.mode, clock).map_err(|source| {
+        driver::open(settings, disk, &options.data_dir, options.mode, host).map_err(|source| {
             NodeError::Start {
                 dir: options.data_dir.display().to_string(),
                 source,
@@ -155,11 +154,12 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
         let replica_count = self.options.cluster.nodes.len();
         let inbound = self.inbound;
         let peer_secret = secret.clone();
+        let peer_service = self.service.clone();
         tokio::task::spawn_local(accept_loop(self.peer_listener, "peer", move |remote| {
             let server = PeerGatewayServer::new(
+                peer_service.clone(),
                 peer_secret.clone(),
                 replica_count,
-                id - 1,
                 inbound.clone(),
                 remote,
             );
@@ -190,14 +190,12 @@ async fn bind_tcp(
         .clone();
     let client = bind_one(&me.client).await?;
     let peers = bind_one(&me.peer).await?;
-    let seed = rand::random();
     prepare(
         options,
         StdDisk,
         (client, peers),
         TokioConnector,
-        clock::Clock::System,
-        seed,
+        host::Host::production(),
     )
 }
 

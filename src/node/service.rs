@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::calendar::{Calendar, Command, Outcome, Request};
-use crate::node::clock::Clock;
+use crate::node::host::Host;
 use crate::replication::{ReadRef, Redirect, Replica, RequestRef, Status};
 use crate::rpc::calendar_capnp::node_status::Role;
 use crate::rpc::convert::ApiRejection;
@@ -86,7 +86,7 @@ pub struct Service {
     pub(crate) commit_seen: Cell<u64>,
     /// Set when the log can no longer be written; every later call fails.
     pub(crate) failed: Cell<bool>,
-    clock: Clock,
+    pub host: Host,
 }
 
 impl Service {
@@ -95,7 +95,7 @@ impl Service {
         client_addresses: Vec<String>,
         calendar: Calendar,
         replica: Replica,
-        clock: Clock,
+        host: Host,
     ) -> Service {
         let applied = replica.commit();
         Service {
@@ -112,16 +112,12 @@ impl Service {
             applied: watch::Sender::new(applied),
             commit_seen: Cell::new(applied),
             failed: Cell::new(false),
-            clock,
+            host,
         }
     }
 
     pub fn calendar(&self) -> Ref<'_, Calendar> {
         self.calendar.borrow()
-    }
-
-    pub fn clock(&self) -> &Clock {
-        &self.clock
     }
 
     /// A receiver that changes whenever new entries have been applied.
@@ -225,7 +221,7 @@ impl Service {
         let request = Request {
             client_id,
             seq,
-            now_ms: self.clock.now_ms(),
+            now_ms: self.host.clock.now_ms(),
             command,
         };
         let reference = self.next_ref();

@@ -435,7 +435,8 @@ pub fn print_status(addresses: Vec<String>, output: OutputFormat) -> ExitCode {
     let reports = local.block_on(&runtime, async move {
         let mut reports = Vec::new();
         for address in addresses {
-            let report = crate::client::node_status_of(&address).await;
+            let report =
+                crate::client::node_status_of(&crate::node::net::TokioConnector, &address).await;
             reports.push((address, report));
         }
         reports

@@ -35,7 +35,7 @@ fn text_param(reader: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<S
 
 impl GatewayServer {
     async fn open_session(&self, username: String) -> Result<Grant, ApiRejection> {
-        let token = auth::new_token();
+        let token = self.service.host.entropy.new_token();
         let command = Command::OpenSession {
             username: username.clone(),
             token_digest: auth::token_digest(&token),
@@ -61,7 +61,13 @@ impl GatewayServer {
             }
             .into());
         }
-        let password_hash = hash_off_thread(password).await?;
+        let password_hash = self
+            .service
+            .host
+            .hashing
+            .hash(password, &self.service.host.entropy)
+            .await
+            .map_err(ApiRejection::Unavailable)?;
         let command = Command::Register {
             username: username.clone(),
             password_hash,
@@ -90,7 +96,7 @@ impl GatewayServer {
         let Some(stored) = stored else {
             return Err(ApiRejection::WrongPassword);
         };
-        if !verify_off_thread(password, stored).await {
+        if !self.service.host.hashing.verify(password, stored).await {
             debug!(node = self.service.replica_id + 1, user = %username, "login with a wrong password");
             return Err(ApiRejection::WrongPassword);
         }
@@ -142,21 +148,6 @@ impl GatewayServer {
             Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
         }
     }
-}
-
-/// Hashes on a blocking thread: argon2 takes tens of milliseconds on purpose,
-/// and the node's thread serves every other connection meanwhile.
-async fn hash_off_thread(password: String) -> Result<String, ApiRejection> {
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|error| ApiRejection::Unavailable(format!("password hashing failed: {error}")))?
-        .map_err(ApiRejection::Unavailable)
-}
-
-async fn verify_off_thread(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
-        .await
-        .unwrap_or(false)
 }
 
 impl gateway::Server for GatewayServer {

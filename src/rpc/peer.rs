@@ -14,7 +14,6 @@ use std::time::Duration;
 use capnp::capability::Rc as CapRc;
 use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 use tokio::sync::mpsc;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
@@ -226,6 +225,7 @@ pub fn read_message(reader: message::Reader<'_>) -> capnp::Result<(ReplicaId, Me
 /// The peer port's bootstrap object, one per accepted connection, so that a
 /// challenge is only good on the connection that asked for it.
 pub struct PeerGatewayServer {
+    service: std::rc::Rc<crate::node::service::Service>,
     secret: std::rc::Rc<Vec<u8>>,
     replica_count: usize,
     self_id: ReplicaId,
@@ -236,13 +236,15 @@ pub struct PeerGatewayServer {
 
 impl PeerGatewayServer {
     pub fn new(
+        service: std::rc::Rc<crate::node::service::Service>,
         secret: std::rc::Rc<Vec<u8>>,
         replica_count: usize,
-        self_id: ReplicaId,
         inbound: mpsc::UnboundedSender<Inbound>,
         remote: SocketAddr,
     ) -> Self {
+        let self_id = service.replica_id;
         PeerGatewayServer {
+            service,
             secret,
             replica_count,
             self_id,
@@ -260,7 +262,7 @@ impl peer_gateway::Server for PeerGatewayServer {
         mut results: peer_gateway::ChallengeResults,
     ) -> Result<(), capnp::Error> {
         let mut nonce = vec![0u8; CHALLENGE_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        self.service.host.entropy.fill(&mut nonce);
         results.get().set_nonce(&nonce);
         *self.challenge.borrow_mut() = Some(nonce);
         Ok(())
