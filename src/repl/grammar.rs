@@ -58,7 +58,8 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "delete-account",
         usage: "delete-account",
-        summary: "delete your account and the events you host (asks to confirm)",
+        summary:
+            "delete your account and cancel the events you host (asks to confirm in a terminal)",
         examples: &["delete-account"],
     },
     CommandHelp {
@@ -105,7 +106,7 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "show",
         usage: "show ID",
-        summary: "show one event with its guests and their responses",
+        summary: "show one event with its guests",
         examples: &["show 12"],
     },
     CommandHelp {
@@ -139,13 +140,13 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "inbox",
         usage: "inbox",
-        summary: "show notifications not yet seen",
+        summary: "show your notifications, oldest first (the newest 1000 are kept)",
         examples: &["inbox"],
     },
     CommandHelp {
         name: "status",
         usage: "status",
-        summary: "show the connection, the primary node and the logged-in user",
+        summary: "show every node: its role, view, op and commit numbers, and how far it lags",
         examples: &["status"],
     },
     CommandHelp {

@@ -139,6 +139,14 @@ impl Input {
         }
     }
 
+    /// Reads a visible answer to a question, or the next script line.
+    fn answer(&mut self, prompt: &str) -> Option<String> {
+        match self {
+            Input::Terminal(editor) => editor.readline(prompt).ok(),
+            Input::Script(lines) => lines.next()?.ok(),
+        }
+    }
+
     fn is_terminal(&self) -> bool {
         matches!(self, Input::Terminal(_))
     }
@@ -329,6 +337,19 @@ fn run_remote(
                 }
             }
             Some(first)
+        }
+        ReplCommand::DeleteAccount if input.is_terminal() => {
+            let answer =
+                input.answer("Type DELETE to delete your account and cancel your events: ")?;
+            if answer.trim() != "DELETE" {
+                return Some(Reply {
+                    ok: false,
+                    text: "error: not confirmed; nothing was deleted".into(),
+                    json: json!({ "command": "delete-account", "ok": false,
+                                  "error": { "message": "not confirmed" } }),
+                });
+            }
+            None
         }
         _ => None,
     };
