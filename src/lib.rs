@@ -14,7 +14,9 @@
 //! - [`client`]: the cluster-aware client library used by the REPL.
 //! - [`repl`]: the rustyline terminal client, its command grammar and its
 //!   rendering.
+//! - [`bench`]: the load generator behind `almanac bench`.
 
+pub mod bench;
 pub mod calendar;
 pub mod client;
 pub mod node;

@@ -44,6 +44,29 @@ enum Command {
     Local(LocalArgs),
     /// Prints the status of every node of the cluster.
     Status(StatusArgs),
+    /// Measures acknowledged, replicated write throughput and latency
+    /// against a running cluster.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Client addresses of the nodes, comma-separated.
+    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',',
+          default_value = "127.0.0.1:7401", env = "ALMANAC_CLUSTER")]
+    cluster: Vec<String>,
+    /// Concurrent clients, each with its own connection and user.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Seconds to run before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Output format: a summary line, or one JSON object.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -143,6 +166,7 @@ fn main() -> ExitCode {
         Some(Command::Repl(args)) => run_repl(args),
         Some(Command::Server(args)) => run_server(args),
         Some(Command::Local(args)) => run_local(args),
+        Some(Command::Bench(args)) => run_bench(args),
         Some(Command::Status(args)) => {
             init_logging("warn", None);
             repl::print_status(args.cluster, args.output)
@@ -193,6 +217,36 @@ fn run_repl(args: ReplArgs) -> ExitCode {
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn run_bench(args: BenchArgs) -> ExitCode {
+    init_logging("warn", None);
+    if args.clients == 0 || !(args.seconds > 0.0) || args.warmup < 0.0 {
+        eprintln!("error: --clients must be at least 1, --seconds above 0 and --warmup at least 0");
+        return ExitCode::from(2);
+    }
+    let options = almanac::bench::BenchOptions {
+        addresses: args.cluster,
+        clients: args.clients,
+        duration: std::time::Duration::from_secs_f64(args.seconds),
+        warmup: std::time::Duration::from_secs_f64(args.warmup),
+    };
+    match almanac::bench::run(options) {
+        Ok(report) => {
+            match args.output {
+                OutputFormat::Text => println!("{}", report.summary()),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("a report always serializes")
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,174 @@
+//! `almanac bench`: a load generator against a running cluster.
+//!
+//! Each simulated client registers its own user and schedules private
+//! events one after another, each 30 minutes after the previous one, so that
+//! no write is rejected as a conflict and every write does the full work: a
+//! conflict check across the participant's events, replication to a quorum,
+//! and an fsync on every node that acknowledges it. Latency is measured
+//! from the call to the acknowledged reply, as the client sees it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::calendar::{EventDraft, Visibility};
+use crate::client::{Client, ClientError};
+
+/// Settings of one benchmark run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub addresses: Vec<String>,
+    /// Concurrent clients, each with its own connection and user.
+    pub clients: usize,
+    /// How long the measured phase lasts.
+    pub duration: Duration,
+    /// How long clients run before measuring starts.
+    pub warmup: Duration,
+}
+
+/// What a run measured. Latencies are in microseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub clients: usize,
+    pub seconds: f64,
+    pub writes: u64,
+    pub errors: u64,
+    pub writes_per_second: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+#[derive(Default)]
+struct Samples {
+    latencies_us: Vec<u64>,
+    errors: u64,
+}
+
+/// First event start: 2030-01-01T00:00Z in minutes, far from real data.
+const FIRST_START_MINUTE: i64 = 31_561_920;
+
+/// Runs the benchmark on the current thread and returns what it measured.
+pub fn run(options: BenchOptions) -> Result<BenchReport, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start a runtime: {error}"))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, run_clients(options))
+}
+
+async fn run_clients(options: BenchOptions) -> Result<BenchReport, String> {
+    let run_tag: u32 = rand::random();
+    let samples = Rc::new(RefCell::new(Samples::default()));
+    let started = Instant::now();
+    let measure_from = started + options.warmup;
+    let stop_at = measure_from + options.duration;
+    let mut tasks = Vec::new();
+    for index in 0..options.clients {
+        let username = format!("bench{run_tag:08x}c{index}");
+        let addresses = options.addresses.clone();
+        let samples = samples.clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            run_one_client(addresses, username, samples, measure_from, stop_at).await
+        }));
+    }
+    for task in tasks {
+        task.await
+            .map_err(|error| format!("a client task failed: {error}"))??;
+    }
+    let seconds = options.duration.as_secs_f64();
+    let mut samples = samples.take();
+    samples.latencies_us.sort_unstable();
+    let writes = samples.latencies_us.len() as u64;
+    let percentile = |p: f64| -> u64 {
+        if samples.latencies_us.is_empty() {
+            return 0;
+        }
+        let rank = ((p / 100.0) * (samples.latencies_us.len() - 1) as f64).round() as usize;
+        samples.latencies_us[rank]
+    };
+    Ok(BenchReport {
+        clients: options.clients,
+        seconds,
+        writes,
+        errors: samples.errors,
+        writes_per_second: writes as f64 / seconds,
+        p50_us: percentile(50.0),
+        p90_us: percentile(90.0),
+        p99_us: percentile(99.0),
+        max_us: samples.latencies_us.last().copied().unwrap_or(0),
+    })
+}
+
+async fn run_one_client(
+    addresses: Vec<String>,
+    username: String,
+    samples: Rc<RefCell<Samples>>,
+    measure_from: Instant,
+    stop_at: Instant,
+) -> Result<(), String> {
+    let (events, _ignored) = mpsc::unbounded_channel();
+    let mut client = Client::new(addresses, events);
+    client
+        .register(&username, "bench-password")
+        .await
+        .map_err(|error| format!("registering {username} failed: {error}"))?;
+    let mut start = FIRST_START_MINUTE;
+    loop {
+        let began = Instant::now();
+        if began >= stop_at {
+            return Ok(());
+        }
+        let draft = EventDraft {
+            title: format!("bench {start}"),
+            description: String::new(),
+            start,
+            zone: "UTC".into(),
+            duration_minutes: 30,
+            visibility: Visibility::Private { guests: Vec::new() },
+        };
+        start += 30;
+        let result = client.schedule(&draft).await;
+        let finished = Instant::now();
+        if began < measure_from || finished > stop_at {
+            continue;
+        }
+        let mut samples = samples.borrow_mut();
+        match result {
+            Ok(_) => samples
+                .latencies_us
+                .push((finished - began).as_micros() as u64),
+            Err(ClientError::Rejected(rejection)) => {
+                samples.errors += 1;
+                tracing::warn!(%rejection, user = %username, "a benchmark write was rejected");
+            }
+            Err(error) => {
+                samples.errors += 1;
+                tracing::warn!(%error, user = %username, "a benchmark write failed");
+            }
+        }
+    }
+}
+
+impl BenchReport {
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} clients, {:.1} s: {} writes ({:.0}/s), {} errors; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.clients,
+            self.seconds,
+            self.writes,
+            self.writes_per_second,
+            self.errors,
+            self.p50_us as f64 / 1000.0,
+            self.p90_us as f64 / 1000.0,
+            self.p99_us as f64 / 1000.0,
+            self.max_us as f64 / 1000.0,
+        )
+    }
+}
