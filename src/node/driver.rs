@@ -123,13 +123,22 @@ pub fn open<D: Disk + Clone>(
             info!(node = settings.replica_id + 1, dir = %dir.display(), "initialised an empty data directory for a new cluster");
             Durable::formatted()
         }
-        (StartMode::Rejoin, Some(meta)) => Durable {
-            view: meta.view,
-            log_view: meta.log_view,
-            commit: meta.commit.min(entries.len() as u64),
-            entries,
-            intact: true,
-        },
+        (StartMode::Rejoin, Some(meta)) => {
+            // A single node commits each entry once its own copy is durable,
+            // so everything in its log is committed.
+            let commit = if settings.replica_count == 1 {
+                entries.len() as u64
+            } else {
+                meta.commit.min(entries.len() as u64)
+            };
+            Durable {
+                view: meta.view,
+                log_view: meta.log_view,
+                commit,
+                entries,
+                intact: true,
+            }
+        }
         (StartMode::Rejoin, None) if settings.replica_count == 1 => {
             // A single node has nobody to recover from: its empty directory
             // can only mean a new cluster.
