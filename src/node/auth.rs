@@ -11,6 +11,14 @@ use sha2::{Digest, Sha256};
 /// Length of a session token in bytes.
 pub const TOKEN_BYTES: usize = 32;
 
+/// Password hashes computed at once per process. Each argon2 hash with the
+/// default parameters takes 19 MiB for tens of milliseconds, so a burst of
+/// logins must queue rather than take memory without bound.
+pub const CONCURRENT_HASHES_MAX: usize = 2;
+
+static HASH_PERMITS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(CONCURRENT_HASHES_MAX);
+
 /// Where a node draws salts, tokens and challenges from: the operating
 /// system in production, a seeded generator in a simulation so that a seed
 /// replays the same run.
@@ -81,9 +89,15 @@ impl Hashing {
                 .map_err(|error| format!("hashing the password failed: {error}"))
         };
         match self {
-            Hashing::Production => tokio::task::spawn_blocking(work)
-                .await
-                .map_err(|error| format!("the hashing thread failed: {error}"))?,
+            Hashing::Production => {
+                let _permit = HASH_PERMITS
+                    .acquire()
+                    .await
+                    .map_err(|error| format!("the hashing queue closed: {error}"))?;
+                tokio::task::spawn_blocking(work)
+                    .await
+                    .map_err(|error| format!("the hashing thread failed: {error}"))?
+            }
             Hashing::Simulation => work(),
         }
     }
@@ -93,7 +107,12 @@ impl Hashing {
     pub async fn verify(self, password: String, stored_hash: String) -> bool {
         let work = move || verify_password(&password, &stored_hash);
         match self {
-            Hashing::Production => tokio::task::spawn_blocking(work).await.unwrap_or(false),
+            Hashing::Production => {
+                let Ok(_permit) = HASH_PERMITS.acquire().await else {
+                    return false;
+                };
+                tokio::task::spawn_blocking(work).await.unwrap_or(false)
+            }
             Hashing::Simulation => work(),
         }
     }

@@ -55,12 +55,12 @@ impl GatewayServer {
     ) -> Result<Grant, ApiRejection> {
         calendar::validate_username(&username)?;
         calendar::validate_password(&password)?;
-        if self.service.calendar().user_exists(&username) {
-            return Err(calendar::Rejection::AlreadyExists {
-                what: format!("user {username:?}"),
-            }
-            .into());
-        }
+        // Only the primary can log the registration: do not spend a hash on
+        // a request a backup would redirect anyway.
+        self.service.ensure_primary()?;
+        // A taken name is rejected when the registration is applied, not
+        // here: a retry of a registration that already committed must reach
+        // the client table and get its first outcome back.
         let password_hash = self
             .service
             .host
