@@ -165,3 +165,188 @@ fn failover_under_load_loses_and_doubles_nothing() {
     cluster.converge();
     assert_every_node_has(&mut cluster, "loader", &acknowledged);
 }
+
+#[test]
+fn minority_rejects_writes_until_majority_returns() {
+    let mut cluster = Cluster::start();
+    let primary = cluster.wait_for_primary(None);
+    let mut repl = Repl::spawn(cluster.address(primary), &["--keep-going"]);
+    repl.register("solo");
+    let before = scheduled(&repl.ok(&schedule_line("before", 0, &[])));
+
+    let backups: Vec<u8> = cluster.ids().filter(|&id| id != primary).collect();
+    for &id in &backups {
+        cluster.kill(id);
+    }
+    let (reply, elapsed) = repl.timed(&schedule_line("minority", 1, &[]));
+    eprintln!("the write to a primary without backups failed after {elapsed:?}: {reply}");
+    assert_eq!(reply["ok"], false, "a write without a majority succeeded: {reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no node answered") || message.contains("unavailable"),
+        "the failure does not say the cluster is unavailable: {reply}"
+    );
+    let status = repl.finish();
+    assert_eq!(status.code(), Some(1), "the REPL did not report the failed write");
+
+    for &id in &backups {
+        cluster.restart(id);
+    }
+    cluster.converge();
+    let mut repl = Repl::spawn(&cluster.addresses(), &[]);
+    repl.login("solo");
+    let after = scheduled(&repl.ok(&schedule_line("after", 2, &[])));
+    let status = repl.finish();
+    assert!(status.success(), "the REPL after the restart exited with {status}");
+
+    // The failed write stays in the old primary's log, so the returning
+    // backups may still commit it: it may be present, but only once.
+    let found = hosted_events(&cluster, "solo");
+    let (minority, others): (Vec<_>, Vec<_>) = found
+        .into_iter()
+        .partition(|(_, title)| title == "minority");
+    assert!(minority.len() <= 1, "the failed write was applied twice: {minority:?}");
+    assert_exactly_once(&others, &[before, after], "after the majority returned");
+}
+
+#[test]
+fn full_restart_keeps_data_and_wiped_node_recovers() {
+    let mut cluster = Cluster::start();
+    let mut repl = Repl::spawn(&cluster.addresses(), &[]);
+    repl.register("keeper");
+    let mut expected = Vec::new();
+    for index in 0..5 {
+        let line = schedule_line(&format!("kept-{index}"), index, &[]);
+        expected.push(scheduled(&repl.ok(&line)));
+    }
+    assert!(repl.finish().success(), "the first REPL failed");
+
+    let ids: Vec<u8> = cluster.ids().collect();
+    for &id in &ids {
+        cluster.kill(id);
+    }
+    for &id in &ids {
+        cluster.restart(id);
+    }
+    cluster.converge();
+    let found = hosted_events(&cluster, "keeper");
+    assert_exactly_once(&found, &expected, "after restarting every node");
+
+    // Wipe the primary, whose log is the most complete, and write while it
+    // is gone so that it must fetch ops it never had.
+    let wiped = cluster.wait_for_primary(None);
+    cluster.kill(wiped);
+    cluster.wipe(wiped);
+    let mut repl = Repl::spawn(&cluster.addresses(), &[]);
+    repl.login("keeper");
+    expected.push(scheduled(&repl.ok(&schedule_line("while-wiped", 5, &[]))));
+    assert!(repl.finish().success(), "the REPL writing without node {wiped} failed");
+
+    cluster.restart(wiped);
+    let status = cluster.converge();
+    let row = status
+        .iter()
+        .filter_map(|row| row.report.as_ref())
+        .find(|report| report.id == wiped)
+        .expect("the converged status lists every node");
+    assert_eq!(row.role, "backup", "the recovered node is not a backup: {status:?}");
+    assert_every_node_has(&mut cluster, "keeper", &expected);
+}
+
+#[test]
+fn notifications_survive_failover_exactly_once() {
+    let mut cluster = Cluster::start();
+    let mut invitee = Repl::spawn(&cluster.addresses(), &[]);
+    invitee.register("ann");
+    let mut host = Repl::spawn(&cluster.addresses(), &[]);
+    host.register("ben");
+
+    let first = scheduled(&host.ok(&schedule_line("invite-1", 0, &["ann"])));
+    let seen = invitee.wait_notifications(1, NOTIFICATION_TIMEOUT, Duration::ZERO);
+    assert_eq!(seen.len(), 1, "the first invitation was not pushed: {seen:?}");
+
+    let primary = cluster.wait_for_primary(None);
+    cluster.kill(primary);
+    let second = scheduled(&host.ok(&schedule_line("invite-2", 1, &["ann"])));
+    let seen = invitee
+        .wait_notifications(2, NOTIFICATION_TIMEOUT, NOTIFICATION_SETTLE)
+        .to_vec();
+    let titles: Vec<&str> = seen
+        .iter()
+        .map(|n| n["event"]["title"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        titles,
+        [first.1.as_str(), second.1.as_str()],
+        "notifications after killing primary node {primary}: {seen:?}; stderr:\n{}",
+        invitee.stderr()
+    );
+    for notification in &seen {
+        assert_eq!(notification["kind"], "invited", "{notification}");
+        assert_eq!(notification["actor"], "ben", "{notification}");
+    }
+    let ids: Vec<u64> = seen
+        .iter()
+        .map(|n| n["event"]["id"].as_u64().unwrap_or_default())
+        .collect();
+    assert_eq!(ids, [first.0, second.0], "notifications name the wrong events");
+
+    assert!(host.finish().success(), "the host's REPL failed");
+    assert!(invitee.finish().success(), "the invitee's REPL failed");
+}
+
+#[test]
+fn status_lists_every_node_in_text_and_json() {
+    let mut cluster = Cluster::start();
+    let (status, text) = cluster.status_output("text");
+    assert!(status.success(), "status exited with {status}:\n{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["id", "address", "role", "view", "op", "commit", "lag"]);
+    let mut roles = Vec::new();
+    for id in cluster.ids() {
+        let address = cluster.address(id);
+        let rows: Vec<&&str> = lines.iter().filter(|l| l.contains(address)).collect();
+        assert_eq!(rows.len(), 1, "node {id} ({address}) is not one row of:\n{text}");
+        let cells: Vec<&str> = rows[0].split_whitespace().collect();
+        assert_eq!(cells[0], id.to_string(), "row of node {id}: {}", rows[0]);
+        roles.push(cells[2].to_owned());
+    }
+    roles.sort();
+    assert_eq!(roles, ["backup", "backup", "primary"], "roles in:\n{text}");
+
+    let (status, json) = cluster.status_output("json");
+    assert!(status.success(), "status --output json exited with {status}");
+    let rows: Value = serde_json::from_str(json.trim()).expect("status prints JSON");
+    let rows = rows.as_array().expect("status prints a JSON array");
+    assert_eq!(rows.len(), cluster.ids().count(), "{json}");
+    for (row, id) in rows.iter().zip(cluster.ids()) {
+        let keys: Vec<&str> = row
+            .as_object()
+            .expect("each row is an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["address", "commit", "id", "lag", "op", "role", "view"], "{row}");
+        assert_eq!(row["id"], id, "{row}");
+        assert_eq!(row["address"], cluster.address(id), "{row}");
+    }
+
+    let backup = cluster
+        .ids()
+        .find(|&id| Some(id) != cluster.primary())
+        .expect("a cluster of three has a backup");
+    cluster.kill(backup);
+    let (status, json) = cluster.status_output("json");
+    assert!(status.success(), "status with one node down exited with {status}");
+    let rows: Value = serde_json::from_str(json.trim()).expect("status prints JSON");
+    let down = &rows[usize::from(backup) - 1];
+    assert_eq!(down["address"], cluster.address(backup), "{json}");
+    assert!(down["error"].is_string(), "the stopped node has no error: {json}");
+    let (_, text) = cluster.status_output("text");
+    let row = text
+        .lines()
+        .find(|line| line.contains(cluster.address(backup)))
+        .unwrap_or_else(|| panic!("the stopped node is missing from:\n{text}"));
+    assert!(row.len() > cluster.address(backup).len() + 10, "no error shown: {row}");
+}

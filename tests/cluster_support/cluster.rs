@@ -3,14 +3,14 @@
 use std::fs::{self, File, OpenOptions};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::process::{almanac, run_to_end, wait_with_deadline, POLL_INTERVAL};
+use super::process::{almanac, run_to_end, wait_with_deadline, Finished, POLL_INTERVAL};
 
 /// Nodes per cluster: the smallest one that survives a crash (f = 1).
 pub const NODE_COUNT: u8 = 3;
@@ -255,13 +255,24 @@ impl Cluster {
         });
     }
 
-    /// Runs `almanac status --output json` against every node.
-    pub fn status(&self) -> Vec<NodeStatus> {
+    /// Runs `almanac status --output FORMAT` (text or json) against every
+    /// node and returns its exit status and stdout.
+    pub fn status_output(&self, format: &str) -> (ExitStatus, String) {
+        let finished = self.run_status(format);
+        (finished.status, finished.stdout)
+    }
+
+    fn run_status(&self, format: &str) -> Finished {
         let mut command = almanac();
         command
-            .args(["status", "--output", "json", "--cluster"])
+            .args(["status", "--output", format, "--cluster"])
             .arg(self.addresses());
-        let finished = run_to_end(command, STATUS_TIMEOUT);
+        run_to_end(command, STATUS_TIMEOUT)
+    }
+
+    /// Runs `almanac status --output json` against every node.
+    pub fn status(&self) -> Vec<NodeStatus> {
+        let finished = self.run_status("json");
         let rows: Value = serde_json::from_str(finished.stdout.trim()).unwrap_or_else(|error| {
             panic!(
                 "status printed no JSON array ({error}); stdout:\n{}\nstderr:\n{}",
