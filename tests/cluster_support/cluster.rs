@@ -15,20 +15,20 @@ use super::process::{almanac, run_to_end, wait_with_deadline, Finished, POLL_INT
 /// Nodes per cluster: the smallest one that survives a crash (f = 1).
 pub const NODE_COUNT: u8 = 3;
 
-/// Shared by the nodes of a test cluster; any 16 bytes or more will do.
+/// The cluster secret of every test cluster. Any 16 or more bytes will do.
 const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 
 /// Fresh sets of ports tried before giving up, because another process may
 /// take a port between the probe and the server's bind.
 const START_ATTEMPTS: usize = 3;
 
-/// Longest wait for the nodes to agree after a start, restart or recovery.
+/// Maximum wait for the nodes to agree after a start, restart or recovery.
 /// A view change takes 250 to 500 ms of ticks; the rest covers recovery by
 /// log transfer and 2 loaded cores.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Longest run of one `almanac status`: it asks the nodes one after another,
-/// each with a 3 s deadline.
+/// Maximum run time of one `almanac status`, which queries the nodes one
+/// after another with a 3 s deadline each.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Log lines printed per node when a test fails.
@@ -38,13 +38,13 @@ const LOG_TAIL_LINES: usize = 25;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
     pub address: String,
-    /// Some for a node that answered.
+    /// Some for a node that responded.
     pub report: Option<NodeReport>,
-    /// The reason a node did not answer.
+    /// The reason a node did not respond.
     pub error: Option<String>,
 }
 
-/// What an answering node reported about itself.
+/// What a responding node reported about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeReport {
     pub id: u8,
@@ -77,7 +77,8 @@ impl NodeStatus {
             .as_str()
             .ok_or_else(|| format!("status row without a role: {value}"))?;
         let report = NodeReport {
-            id: u8::try_from(number("id")?).map_err(|_| format!("status id out of range: {value}"))?,
+            id: u8::try_from(number("id")?)
+                .map_err(|_| format!("status id out of range: {value}"))?,
             role: role.to_owned(),
             view: number("view")?,
             op: number("op")?,
@@ -98,7 +99,7 @@ struct Node {
     data: PathBuf,
     /// stdout and stderr of every run of this node, appended.
     log: PathBuf,
-    /// The running server; None while the node is down.
+    /// The running server, or None while the node is down.
     child: Option<Child>,
 }
 
@@ -198,6 +199,7 @@ impl Cluster {
             .arg("--data")
             .arg(&node.data)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle failed"))
             .stderr(log);
@@ -216,7 +218,7 @@ impl Cluster {
         addresses.join(",")
     }
 
-    /// The client address of node `id`.
+    /// Returns the client address of node `id`.
     pub fn address(&self, id: u8) -> &str {
         &self.node(id).client
     }
@@ -246,7 +248,10 @@ impl Cluster {
     /// Deletes the data directory of node `id`, which must be down.
     pub fn wipe(&mut self, id: u8) {
         let node = self.node(id);
-        assert!(node.child.is_none(), "stop node {id} before wiping its data");
+        assert!(
+            node.child.is_none(),
+            "stop node {id} before wiping its data"
+        );
         fs::remove_dir_all(&node.data).unwrap_or_else(|error| {
             panic!(
                 "deleting the data directory {} failed: {error}",
@@ -285,7 +290,7 @@ impl Cluster {
             .collect()
     }
 
-    /// The id of the node that reports itself primary, if one does.
+    /// Returns the id of the node that reports itself primary, if one does.
     pub fn primary(&self) -> Option<u8> {
         self.status()
             .iter()
@@ -317,7 +322,7 @@ impl Cluster {
         }
     }
 
-    /// Waits until every node answers, one is primary, the others are
+    /// Waits until every node responds, one is primary, the others are
     /// backups, and all report the same view and commit number. Returns the
     /// last status, or the reason it never converged.
     pub fn wait_converged(&mut self, timeout: Duration) -> Result<Vec<NodeStatus>, String> {
@@ -408,7 +413,7 @@ fn converged(status: &[NodeStatus]) -> Result<(), String> {
     for row in status {
         match &row.report {
             Some(report) => reports.push(report),
-            None => return Err(format!("node {} does not answer", row.address)),
+            None => return Err(format!("node {} does not respond", row.address)),
         }
     }
     if reports.len() != usize::from(NODE_COUNT) {
@@ -429,7 +434,7 @@ fn converged(status: &[NodeStatus]) -> Result<(), String> {
     Ok(())
 }
 
-/// A loopback address that was free a moment ago.
+/// Returns a loopback address that was free a moment ago.
 fn free_address() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a probe port failed");
     listener

@@ -9,5 +9,5 @@ mod cluster;
 mod process;
 mod repl;
 
-pub use cluster::{Cluster, NodeStatus};
-pub use repl::{Repl, PASSWORD, REPLY_TIMEOUT};
+pub use cluster::Cluster;
+pub use repl::{Repl, REPLY_TIMEOUT};

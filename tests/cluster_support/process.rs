@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 /// How often a wait polls a child or the cluster.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// The `almanac` binary that cargo built for these tests.
+/// Returns a command that runs the `almanac` binary cargo built for these
+/// tests.
 pub fn almanac() -> Command {
     Command::new(env!("CARGO_BIN_EXE_almanac"))
 }

@@ -16,11 +16,11 @@ use super::process::{almanac, wait_with_deadline};
 /// characters.
 pub const PASSWORD: &str = "correct-horse-battery";
 
-/// Longest wait for one reply: the client gives up on an operation after
+/// Maximum wait for one reply. The client gives up on an operation after
 /// 20 s across retries, and the margin covers a loaded machine.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(35);
 
-/// Longest wait for the REPL to exit once its input is closed.
+/// Maximum wait for the REPL to exit once its input is closed.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// "Now" for date expressions, so that every run schedules the same instants.
@@ -31,7 +31,8 @@ pub struct Repl {
     child: Child,
     /// None once the input is closed.
     stdin: Option<ChildStdin>,
-    /// stdout lines, read on a thread; disconnected at end of output.
+    /// stdout lines, read on a thread. The channel disconnects when the
+    /// output ends.
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
     /// Pushed notifications (the `notification` object of each line), in
@@ -100,7 +101,10 @@ impl Repl {
         writeln!(stdin, "{line}")
             .and_then(|()| stdin.flush())
             .unwrap_or_else(|error| {
-                panic!("writing {line:?} to the REPL failed: {error}; stderr:\n{}", self.stderr())
+                panic!(
+                    "writing {line:?} to the REPL failed: {error}; stderr:\n{}",
+                    self.stderr()
+                )
             });
     }
 
@@ -121,7 +125,8 @@ impl Repl {
     pub fn ok(&mut self, line: &str) -> Value {
         let reply = self.command(line);
         assert_eq!(
-            reply["ok"], true,
+            reply["ok"],
+            true,
             "{line:?} failed: {reply}; stderr:\n{}",
             self.stderr()
         );
@@ -140,8 +145,8 @@ impl Repl {
         self.ok(PASSWORD)
     }
 
-    /// The next command reply, keeping notification and node-switch lines
-    /// aside.
+    /// Reads up to the next command reply, setting notification and
+    /// node-switch lines aside.
     ///
     /// # Panics
     ///
@@ -184,7 +189,8 @@ impl Repl {
         &self.notifications
     }
 
-    /// Reads one line if it comes before `deadline`; false when none did.
+    /// Reads one line if it comes before `deadline`. Returns false when
+    /// none did.
     fn read_until(&mut self, deadline: Instant) -> bool {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match self.lines.recv_timeout(remaining) {
@@ -198,16 +204,19 @@ impl Repl {
         }
     }
 
-    /// Files a notification or node switch away; returns anything else.
+    /// Records a notification or node switch, and returns any other line
+    /// as a reply.
     fn sort_line(&mut self, line: &str) -> Option<Value> {
-        let value: Value = serde_json::from_str(line)
-            .unwrap_or_else(|error| panic!("the REPL printed a line that is not JSON ({error}): {line}"));
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|error| {
+            panic!("the REPL printed a line that is not JSON ({error}): {line}")
+        });
         if let Some(notification) = value.get("notification") {
             self.notifications.push(notification.clone());
             return None;
         }
         if let Some(address) = value.get("switched_node") {
-            self.switches.push(address.as_str().unwrap_or_default().to_owned());
+            self.switches
+                .push(address.as_str().unwrap_or_default().to_owned());
             return None;
         }
         Some(value)
