@@ -407,7 +407,7 @@ impl Drop for Cluster {
     }
 }
 
-/// Why `status` does not yet show a converged cluster, if it does not.
+/// Checks that `status` shows a converged cluster, or returns why not.
 fn converged(status: &[NodeStatus]) -> Result<(), String> {
     let mut reports = Vec::new();
     for row in status {
@@ -452,4 +452,65 @@ fn log_tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(LOG_TAIL_LINES);
     lines[start..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u8, role: &str, commit: u64) -> Value {
+        serde_json::json!({ "id": id, "address": format!("127.0.0.1:{}", 7400 + u16::from(id)),
+                            "role": role, "view": 1, "op": commit, "commit": commit, "lag": 0 })
+    }
+
+    fn parse(rows: &[Value]) -> Vec<NodeStatus> {
+        rows.iter()
+            .map(|row| NodeStatus::from_json(row).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn status_row_parses_report_and_error() {
+        let up = NodeStatus::from_json(&row(2, "backup", 9)).unwrap();
+        let report = up.report.expect("a row with a role has a report");
+        assert_eq!(report.id, 2);
+        assert_eq!(report.role, "backup");
+        assert_eq!(report.commit, 9);
+
+        let down = serde_json::json!({ "address": "127.0.0.1:1", "error": "refused" });
+        let down = NodeStatus::from_json(&down).unwrap();
+        assert_eq!(down.report, None);
+        assert_eq!(down.error.as_deref(), Some("refused"));
+
+        let broken = serde_json::json!({ "address": "127.0.0.1:1", "role": "backup" });
+        assert!(NodeStatus::from_json(&broken).is_err());
+    }
+
+    #[test]
+    fn converged_needs_one_primary_and_equal_commit() {
+        let good = parse(&[
+            row(1, "backup", 5),
+            row(2, "primary", 5),
+            row(3, "backup", 5),
+        ]);
+        assert_eq!(converged(&good), Ok(()));
+
+        let behind = parse(&[
+            row(1, "backup", 4),
+            row(2, "primary", 5),
+            row(3, "backup", 5),
+        ]);
+        assert!(converged(&behind).is_err());
+
+        let recovering = parse(&[
+            row(1, "recovering", 5),
+            row(2, "primary", 5),
+            row(3, "backup", 5),
+        ]);
+        assert!(converged(&recovering).is_err());
+
+        let mut down = good.clone();
+        down[0].report = None;
+        assert!(converged(&down).is_err());
+    }
 }
