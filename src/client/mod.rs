@@ -46,7 +46,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
 pub enum ClientError {
     #[error("{0}")]
     Rejected(ApiRejection),
-    #[error("no node answered within {seconds} s (tried {addresses}); last error: {last_error}")]
+    #[error(
+        "no node completed the request within {seconds} s (tried {addresses}); last error: {last_error}"
+    )]
     Unreachable {
         seconds: u64,
         addresses: String,

@@ -244,6 +244,33 @@ impl<C: Connector> Client<C> {
         }
     }
 
+    /// Whether the notification stream is down: the user is logged in with
+    /// notifications started, but the connection it ran on has closed.
+    pub fn stream_lost(&self) -> bool {
+        let subscribed = self.session.as_ref().is_some_and(|s| s.subscribed);
+        let connected = self.connection.as_ref().is_some_and(|c| c.is_alive());
+        subscribed && !connected
+    }
+
+    /// Reconnects, resumes the session and restarts the notification stream
+    /// after the last notification seen, without waiting for a command. One
+    /// attempt: the caller tries again later if no node answers.
+    pub async fn resume_stream(&mut self) -> Result<(), ClientError> {
+        match self.session_capability::<()>().await {
+            Ok(_) => Ok(()),
+            Err(Attempt::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
+            Err(Attempt::Lost(error)) => {
+                self.move_on(None);
+                Err(ClientError::Unreachable {
+                    seconds: 0,
+                    addresses: self.addresses.join(", "),
+                    last_error: error,
+                })
+            }
+            Err(Attempt::Done(())) => Ok(()),
+        }
+    }
+
     fn adopt(&mut self, grant: Grant) {
         self.session = Some(SessionState {
             username: grant.username,

@@ -13,6 +13,11 @@ use crate::repl::helper::KnownUsers;
 use crate::repl::render::{self, StatusRow, Style};
 use crate::rpc::convert::ApiRejection;
 
+/// How often an idle REPL checks that its notification stream is still
+/// connected, so that notifications keep arriving after a failover even
+/// when the user types nothing.
+const STREAM_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// One command for the executor, with the password the shell prompted for.
 pub struct Job {
     pub command: ReplCommand,
@@ -81,9 +86,15 @@ async fn run(
         view,
         users,
     };
+    let mut watchdog = tokio::time::interval(STREAM_CHECK_INTERVAL);
     loop {
         tokio::select! {
             biased;
+            _ = watchdog.tick() => {
+                if executor.client.stream_lost() {
+                    executor.restore_stream().await;
+                }
+            }
             Some(event) = events.recv() => {
                 let mut batch = vec![event];
                 while let Ok(more) = events.try_recv() {
@@ -151,6 +162,14 @@ impl Executor {
             if let Err(error) = self.client.ack(seq).await {
                 tracing::warn!(%error, seq, "acknowledging notifications failed");
             }
+        }
+    }
+
+    /// Resumes the notification stream on another node. A failure is only
+    /// logged: the watchdog tries again at its next tick.
+    async fn restore_stream(&mut self) {
+        if let Err(error) = self.client.resume_stream().await {
+            tracing::debug!(%error, "resuming the notification stream failed; retrying");
         }
     }
 
