@@ -199,6 +199,7 @@ pub fn open<D: Disk + Clone>(
         inbound,
         peers: Vec::new(),
         last_commit_record,
+        last_role: None,
     };
     Ok((service, driver, inbound_sender))
 }
@@ -263,6 +264,8 @@ pub struct Driver<D: Disk + Clone> {
     /// Outgoing queue per peer by replica id; None for this node itself.
     peers: Vec<Option<mpsc::Sender<Message>>>,
     last_commit_record: u64,
+    /// The (view, status, is primary) last logged.
+    last_role: Option<(u64, replication::Status, bool)>,
 }
 
 impl<D: Disk + Clone> Driver<D> {
@@ -328,6 +331,31 @@ impl<D: Disk + Clone> Driver<D> {
         }
     }
 
+    /// Logs a change of view, status or role once per round.
+    fn log_transition(&mut self) {
+        let replica = self.service.replica.borrow();
+        let now = (replica.view(), replica.status(), replica.is_primary());
+        if self.last_role == Some(now) {
+            return;
+        }
+        self.last_role = Some(now);
+        let role = match (now.1, now.2) {
+            (replication::Status::Normal, true) => "primary",
+            (replication::Status::Normal, false) => "backup",
+            (replication::Status::ViewChange, _) => "view change",
+            (replication::Status::Recovering, _) => "recovering",
+        };
+        info!(
+            node = self.service.replica_id + 1,
+            view = replica.view(),
+            op = replica.op(),
+            commit = replica.commit(),
+            primary = replica.primary() + 1,
+            role,
+            "role changed"
+        );
+    }
+
     /// Carries out outputs in the order the protocol needs: persist, then
     /// apply and answer, then send.
     fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), WalError> {
@@ -342,6 +370,7 @@ impl<D: Disk + Clone> Driver<D> {
             }
             self.answer_reads(output.reads_ready, output.reads_failed);
         }
+        self.log_transition();
         let commit = self.service.replica.borrow().commit();
         self.service.applied.send_if_modified(|applied| {
             let moved = *applied != commit;

@@ -369,6 +369,14 @@ impl Replica {
         } else {
             self.commit
         };
+        tracing::info!(
+            node = self.id() + 1,
+            view = self.view,
+            op = self.op(),
+            commit = self.commit,
+            after = op,
+            "catching up: asking the primary for the log"
+        );
         let get_state = Message::GetState {
             view: self.view,
             op,

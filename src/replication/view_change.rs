@@ -20,6 +20,14 @@ impl Replica {
             self.view,
             self.op()
         );
+        tracing::info!(
+            node = self.id() + 1,
+            view,
+            from_view = self.view,
+            op = self.op(),
+            commit = self.commit,
+            "starting a view change"
+        );
         self.enter_view(view, Status::ViewChange, out);
         self.ticks_since_send = 0;
         self.broadcast(Message::StartViewChange { view }, out);
