@@ -234,7 +234,12 @@ fn run_repl(args: ReplArgs) -> ExitCode {
 
 fn run_bench(args: BenchArgs) -> ExitCode {
     init_logging("warn", None);
-    if args.clients == 0 || !(args.seconds > 0.0) || args.warmup < 0.0 {
+    if args.clients == 0
+        || args.seconds.is_nan()
+        || args.seconds <= 0.0
+        || args.warmup.is_nan()
+        || args.warmup < 0.0
+    {
         eprintln!("error: --clients must be at least 1, --seconds above 0 and --warmup at least 0");
         return ExitCode::from(2);
     }

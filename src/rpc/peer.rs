@@ -524,6 +524,135 @@ mod tests {
         }
     }
 
+    /// Serves one node's peer port on a free loopback port, returning the
+    /// address; the node's data lives in `dir`.
+    async fn serve_peer_port(dir: &std::path::Path) -> String {
+        use crate::node::driver::{self, ReplicaSettings, StartMode};
+        let settings = ReplicaSettings {
+            replica_count: 3,
+            replica_id: 0,
+            client_addresses: vec![String::new(); 3],
+        };
+        let host = crate::node::host::Host::simulated(1, 0);
+        let (service, _driver, inbound) =
+            driver::open(settings, crate::wal::StdDisk, dir, StartMode::Init, host).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let secret = std::rc::Rc::new(b"the right cluster secret".to_vec());
+        tokio::task::spawn_local(crate::rpc::serve::accept_loop(
+            listener,
+            "peer",
+            move |remote| {
+                let server = PeerGatewayServer::new(
+                    service.clone(),
+                    secret.clone(),
+                    3,
+                    inbound.clone(),
+                    remote,
+                );
+                let client: peer_gateway::Client = capnp_rpc::new_client(server);
+                client.client
+            },
+        ));
+        address
+    }
+
+    fn run_local<F: std::future::Future>(future: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, future)
+    }
+
+    #[test]
+    fn peer_port_rejects_wrong_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            let address = serve_peer_port(dir.path()).await;
+            let connector = crate::node::net::TokioConnector;
+            let wrong = dial(&connector, 1, &address, b"a wrong cluster secret").await;
+            let error = wrong.err().expect("a wrong secret must not get a link");
+            assert!(error.contains("authentication failed"), "{error}");
+            let right = dial(&connector, 1, &address, b"the right cluster secret").await;
+            assert!(right.is_ok(), "the right secret must get a link");
+        });
+    }
+
+    #[test]
+    fn peer_port_rejects_own_id_and_unknown_id() {
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            let address = serve_peer_port(dir.path()).await;
+            let connector = crate::node::net::TokioConnector;
+            for claimed in [0, 3, 200] {
+                let result = dial(&connector, claimed, &address, b"the right cluster secret").await;
+                assert!(result.is_err(), "replica id {claimed} must be rejected");
+            }
+        });
+    }
+
+    #[test]
+    fn peer_port_exposes_no_client_api() {
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            let address = serve_peer_port(dir.path()).await;
+            let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let (reader, writer) = tokio::io::split(stream);
+            let network = twoparty::VatNetwork::new(
+                reader.compat(),
+                writer.compat_write(),
+                Side::Client,
+                reader_options(),
+            );
+            let mut system = RpcSystem::new(Box::new(network), None);
+            let gateway: crate::rpc::calendar_capnp::gateway::Client =
+                system.bootstrap(Side::Server);
+            tokio::task::spawn_local(system);
+            let mut request = gateway.login_request();
+            request.get().set_username("alice");
+            request.get().set_password("password1");
+            let result = request.send().promise.await;
+            assert!(result.is_err(), "the peer port answered a client call");
+        });
+    }
+
+    #[test]
+    fn client_port_exposes_no_peer_api() {
+        use crate::node::driver::{self, ReplicaSettings, StartMode};
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            let settings = ReplicaSettings {
+                replica_count: 1,
+                replica_id: 0,
+                client_addresses: vec![String::new()],
+            };
+            let host = crate::node::host::Host::simulated(1, 0);
+            let (service, _driver, _inbound) = driver::open(
+                settings,
+                crate::wal::StdDisk,
+                dir.path(),
+                StartMode::Init,
+                host,
+            )
+            .unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap().to_string();
+            let gateway: crate::rpc::calendar_capnp::gateway::Client =
+                capnp_rpc::new_client(crate::rpc::gateway::GatewayServer::new(service));
+            tokio::task::spawn_local(crate::rpc::serve::accept_loop(
+                listener,
+                "client",
+                move |_| gateway.client.clone(),
+            ));
+            let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let (peer, system) = start_client_rpc(stream);
+            let result = peer.challenge_request().send().promise.await;
+            assert!(result.is_err(), "the client port answered a peer call");
+            system.abort();
+        });
+    }
+
     #[test]
     fn mac_binds_secret_nonce_and_replica() {
         let proof = challenge_mac(b"secret", b"nonce", 1);
