@@ -274,43 +274,45 @@ impl<D: Disk + Clone> Driver<D> {
         self.peers = peers;
     }
 
-    /// Runs until the log fails to write.
-    pub async fn run(mut self) {
+    /// Runs until the log fails to write, and returns that error.
+    pub async fn run(mut self) -> WalError {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut commit_timer = tokio::time::interval(COMMIT_RECORD_INTERVAL);
         loop {
             let mut outputs = Vec::new();
+            // Ticks come first: under a steady stream of requests the other
+            // arms are always ready, and a primary that stops ticking stops
+            // sending heartbeats and gets deposed.
             tokio::select! {
                 biased;
-                _ = self.service.wake_driver.notified() => {}
-                Some((from, message)) = self.inbound.recv() => {
-                    outputs.push(self.service.replica.borrow_mut().on_message(from, message));
-                }
                 _ = ticker.tick() => {
                     outputs.push(self.service.replica.borrow_mut().on_tick());
                 }
+                Some((from, message)) = self.inbound.recv() => {
+                    outputs.push(self.service.replica.borrow_mut().on_message(from, message));
+                }
+                _ = self.service.wake_driver.notified() => {}
                 _ = commit_timer.tick() => {
                     if let Err(error) = self.record_commit() {
-                        self.fail(error);
-                        return;
+                        return self.fail(error);
                     }
                 }
             }
             self.gather(&mut outputs);
             if let Err(error) = self.carry_out(outputs) {
-                self.fail(error);
-                return;
+                return self.fail(error);
             }
         }
     }
 
-    fn fail(&self, error: WalError) {
+    fn fail(&self, error: WalError) -> WalError {
         let replica = self.service.replica.borrow();
         error!(node = self.service.replica_id + 1, view = replica.view(), op = replica.op(),
             commit = replica.commit(), %error,
-            "writing the log failed; this node stops taking part");
+            "writing the log failed; this node stops");
         self.service.failed.set(true);
+        error
     }
 
     /// Adds every input that is ready now, so one fsync covers them all.

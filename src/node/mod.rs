@@ -54,6 +54,8 @@ pub enum NodeError {
     },
     #[error("cannot open the data directory {dir}: {source}")]
     Start { dir: String, source: StartError },
+    #[error("the write-ahead log failed, so the node stopped: {source}")]
+    Log { source: crate::wal::WalError },
     #[error("cannot start the node's runtime: {source}")]
     Runtime { source: std::io::Error },
     #[error("node id {id} is not in the cluster config, which lists ids 1 to {count}")]
@@ -127,8 +129,9 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
         self.service.clone()
     }
 
-    /// Serves clients and peers until the task is dropped.
-    pub async fn serve(mut self) {
+    /// Serves clients and peers until the task is dropped, or until the log
+    /// fails to write, which is returned.
+    pub async fn serve(mut self) -> NodeError {
         let id = self.options.id;
         let secret = Rc::new(self.options.cluster.secret.clone());
         let mut queues = Vec::new();
@@ -149,7 +152,7 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
             ));
         }
         self.driver.set_peers(queues);
-        tokio::task::spawn_local(self.driver.run());
+        let driver = self.driver.run();
 
         let replica_count = self.options.cluster.nodes.len();
         let inbound = self.inbound;
@@ -169,10 +172,13 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
         let gateway: gateway::Client =
             capnp_rpc::new_client(GatewayServer::new(self.service.clone()));
         info!(node = id, client = %self.client_address, "serving");
-        accept_loop(self.client_listener, "client", move |_| {
+        let clients = accept_loop(self.client_listener, "client", move |_| {
             gateway.client.clone()
-        })
-        .await;
+        });
+        tokio::select! {
+            error = driver => NodeError::Log { source: error },
+            () = clients => unreachable!("the accept loop never ends"),
+        }
     }
 }
 
@@ -219,8 +225,7 @@ pub fn run_blocking(options: NodeOptions) -> Result<(), NodeError> {
     let runtime = node_runtime().map_err(|source| NodeError::Runtime { source })?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        bind_tcp(options).await?.serve().await;
-        Ok(())
+        Err(bind_tcp(options).await?.serve().await)
     })
 }
 
@@ -247,7 +252,8 @@ pub fn spawn_background(options: NodeOptions) -> Result<SocketAddr, NodeError> {
                             address: node.client_address.clone(),
                             source,
                         }));
-                        node.serve().await;
+                        let error = node.serve().await;
+                        tracing::error!(%error, "node stopped");
                     }
                     Err(error) => {
                         let _ = ready.send(Err(error));
