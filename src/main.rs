@@ -57,15 +57,8 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Client addresses of the nodes, comma-separated.
-    #[arg(
-        long,
-        value_name = "ADDR[,ADDR...]",
-        value_delimiter = ',',
-        default_value = "127.0.0.1:7401",
-        env = "ALMANAC_CLUSTER"
-    )]
-    cluster: Vec<String>,
+    #[command(flatten)]
+    nodes: ClusterArgs,
     /// Concurrent clients, each with its own connection and user.
     #[arg(long, default_value_t = 1)]
     clients: usize,
@@ -101,8 +94,9 @@ struct ClientArgs {
     history: Option<PathBuf>,
 }
 
+/// Where the client finds the nodes.
 #[derive(Args, Debug, Clone)]
-struct ReplArgs {
+struct ClusterArgs {
     /// Client addresses of the nodes, comma-separated.
     #[arg(
         long,
@@ -112,6 +106,26 @@ struct ReplArgs {
         env = "ALMANAC_CLUSTER"
     )]
     cluster: Vec<String>,
+    /// Takes the nodes' client addresses from a cluster config file instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "cluster")]
+    config: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    fn addresses(&self) -> Result<Vec<String>, String> {
+        match &self.config {
+            Some(path) => ClusterConfig::load(path)
+                .map(|cluster| cluster.client_addresses())
+                .map_err(|error| error.to_string()),
+            None => Ok(self.cluster.clone()),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct ReplArgs {
+    #[command(flatten)]
+    nodes: ClusterArgs,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -156,15 +170,8 @@ struct LocalArgs {
 
 #[derive(Args, Debug)]
 struct StatusArgs {
-    /// Client addresses of the nodes, comma-separated.
-    #[arg(
-        long,
-        value_name = "ADDR[,ADDR...]",
-        value_delimiter = ',',
-        default_value = "127.0.0.1:7401",
-        env = "ALMANAC_CLUSTER"
-    )]
-    cluster: Vec<String>,
+    #[command(flatten)]
+    nodes: ClusterArgs,
     /// Output format: a table, or a JSON array of objects.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
@@ -180,7 +187,13 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => run_bench(args),
         Some(Command::Status(args)) => {
             init_logging("warn", None);
-            repl::print_status(args.cluster, args.output)
+            match args.nodes.addresses() {
+                Ok(addresses) => repl::print_status(addresses, args.output),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }
@@ -223,8 +236,12 @@ fn repl_options(args: ClientArgs) -> Result<ReplOptions, String> {
 
 fn run_repl(args: ReplArgs) -> ExitCode {
     init_logging("warn", None);
-    match repl_options(args.client) {
-        Ok(options) => repl::run(args.cluster, options),
+    let setup = args
+        .nodes
+        .addresses()
+        .and_then(|addresses| Ok((addresses, repl_options(args.client)?)));
+    match setup {
+        Ok((addresses, options)) => repl::run(addresses, options),
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
@@ -243,8 +260,15 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         eprintln!("error: --clients must be at least 1, --seconds above 0 and --warmup at least 0");
         return ExitCode::from(2);
     }
+    let addresses = match args.nodes.addresses() {
+        Ok(addresses) => addresses,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let options = almanac::bench::BenchOptions {
-        addresses: args.cluster,
+        addresses,
         clients: args.clients,
         duration: std::time::Duration::from_secs_f64(args.seconds),
         warmup: std::time::Duration::from_secs_f64(args.warmup),
