@@ -41,12 +41,16 @@ pub struct BenchReport {
     pub p90_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
+    /// The longest time between two consecutive acknowledged writes of one
+    /// client: with a primary killed mid-run, the pause clients saw.
+    pub longest_pause_us: u64,
 }
 
 #[derive(Default)]
 struct Samples {
     latencies_us: Vec<u64>,
     errors: u64,
+    longest_pause_us: u64,
 }
 
 /// First event start: 2030-01-01T00:00Z in minutes, far from real data.
@@ -102,6 +106,7 @@ async fn run_clients(options: BenchOptions) -> Result<BenchReport, String> {
         p90_us: percentile(90.0),
         p99_us: percentile(99.0),
         max_us: samples.latencies_us.last().copied().unwrap_or(0),
+        longest_pause_us: samples.longest_pause_us,
     })
 }
 
@@ -119,6 +124,7 @@ async fn run_one_client(
         .await
         .map_err(|error| format!("registering {username} failed: {error}"))?;
     let mut start = FIRST_START_MINUTE;
+    let mut last_ack: Option<Instant> = None;
     loop {
         let began = Instant::now();
         if began >= stop_at {
@@ -140,9 +146,16 @@ async fn run_one_client(
         }
         let mut samples = samples.borrow_mut();
         match result {
-            Ok(_) => samples
-                .latencies_us
-                .push((finished - began).as_micros() as u64),
+            Ok(_) => {
+                samples
+                    .latencies_us
+                    .push((finished - began).as_micros() as u64);
+                if let Some(previous) = last_ack {
+                    let pause = (finished - previous).as_micros() as u64;
+                    samples.longest_pause_us = samples.longest_pause_us.max(pause);
+                }
+                last_ack = Some(finished);
+            }
             Err(ClientError::Rejected(rejection)) => {
                 samples.errors += 1;
                 tracing::warn!(%rejection, user = %username, "a benchmark write was rejected");
@@ -159,7 +172,7 @@ impl BenchReport {
     /// One line for people.
     pub fn summary(&self) -> String {
         format!(
-            "{} clients, {:.1} s: {} writes ({:.0}/s), {} errors; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "{} clients, {:.1} s: {} writes ({:.0}/s), {} errors; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; longest pause {:.2} ms",
             self.clients,
             self.seconds,
             self.writes,
@@ -169,6 +182,7 @@ impl BenchReport {
             self.p90_us as f64 / 1000.0,
             self.p99_us as f64 / 1000.0,
             self.max_us as f64 / 1000.0,
+            self.longest_pause_us as f64 / 1000.0,
         )
     }
 }

@@ -40,7 +40,9 @@ pub const OPERATION_DEADLINE: Duration = Duration::from_secs(20);
 /// First pause between retries; doubled per retry up to `BACKOFF_MAX`, with
 /// jitter so that many clients do not retry in lockstep.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(20);
-pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// Kept short because the common reason to retry is a view change, which
+/// ends within a few hundred milliseconds.
+pub const BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -22,12 +22,12 @@ use crate::wal::{Disk, MetaFile, Wal, WalError, WalOptions};
 
 /// Length of one protocol tick.
 pub const TICK: Duration = Duration::from_millis(10);
-/// Ticks between the primary's heartbeats (50 ms).
-pub const HEARTBEAT_TICKS: u64 = 5;
-/// Range of the view-change timeout in ticks (250-500 ms): long enough that
-/// a few lost heartbeats do not depose a live primary, short enough that a
-/// dead one costs clients well under a second.
-pub const VIEW_CHANGE_TIMEOUT_TICKS: (u64, u64) = (25, 50);
+/// Ticks between the primary's heartbeats (40 ms).
+pub const HEARTBEAT_TICKS: u64 = 4;
+/// Range of the view-change timeout in ticks (160-320 ms): four or more
+/// heartbeats must go missing before a backup suspects the primary, and a
+/// dead primary costs clients well under half a second.
+pub const VIEW_CHANGE_TIMEOUT_TICKS: (u64, u64) = (16, 32);
 /// Most inbound messages handled in one round before the round's output is
 /// persisted and sent, so that one busy peer cannot delay the rest forever.
 const ROUND_MESSAGES_MAX: usize = 1024;
