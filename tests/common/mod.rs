@@ -336,20 +336,36 @@ fn finish(mut child: Child, timeout: Duration, what: &str) -> Finished {
 /// Runs a scripted REPL against `cluster` with `script` on its stdin, the
 /// fixed reference time [`NOW`], zone UTC, and `extra` flags.
 pub fn repl(cluster: &str, script: &str, extra: &[&str]) -> Finished {
-    let mut child = repl_command(cluster, extra)
+    run_with_stdin(repl_command(cluster, extra), script, "almanac repl")
+}
+
+/// Runs `almanac ARGS` with `stdin` piped in.
+pub fn almanac(args: &[&str], stdin: &str) -> Finished {
+    let mut command = Command::new(ALMANAC);
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("ALMANAC_CLUSTER");
+    run_with_stdin(command, stdin, &format!("almanac {}", args.join(" ")))
+}
+
+/// Runs `command` with `stdin` piped in and waits for it within
+/// [`SCRIPT_TIMEOUT`].
+fn run_with_stdin(mut command: Command, stdin: &str, what: &str) -> Finished {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn almanac repl");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let script = script.to_owned();
-    // A thread writes the script, so a REPL that stops early (closing its
+        .unwrap_or_else(|error| panic!("cannot spawn {what}: {error}"));
+    let mut pipe = child.stdin.take().expect("piped stdin");
+    let stdin = stdin.to_owned();
+    // A thread writes the input, so a process that stops early (closing its
     // stdin) cannot block the test on a full pipe.
     let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(script.as_bytes());
+        let _ = pipe.write_all(stdin.as_bytes());
     });
-    let finished = finish(child, SCRIPT_TIMEOUT, "almanac repl");
+    let finished = finish(child, SCRIPT_TIMEOUT, what);
     let _ = writer.join();
     finished
 }
