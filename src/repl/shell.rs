@@ -4,7 +4,8 @@
 //!
 //! Scripted mode (stdin is not a terminal) skips blank lines and `#`
 //! comments, reads each password from the next line, and stops at the first
-//! failed command with exit status 1 unless `--keep-going` is given.
+//! failed command with exit status 1 unless `--keep-going` is given. It does
+//! not ask to confirm `delete-account`, which a terminal does.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -139,8 +140,37 @@ impl Input {
         }
     }
 
+    /// Asks a yes/no question in a terminal; true only for the answer
+    /// "yes". A script is taken to mean every command it contains, so it is
+    /// not asked. None when the input ended at the question.
+    fn confirm(&mut self, prompt: &str) -> Option<bool> {
+        match self {
+            Input::Terminal(editor) => match editor.readline(prompt) {
+                Ok(answer) => Some(is_yes(&answer)),
+                Err(rustyline::error::ReadlineError::Interrupted) => Some(false),
+                Err(_) => None,
+            },
+            Input::Script(_) => Some(true),
+        }
+    }
+
     fn is_terminal(&self) -> bool {
         matches!(self, Input::Terminal(_))
+    }
+}
+
+fn is_yes(answer: &str) -> bool {
+    answer.trim().eq_ignore_ascii_case("yes")
+}
+
+/// The reply when the user does not confirm `delete-account`. It is not ok,
+/// so the shell keeps the user logged in.
+fn deletion_declined() -> Reply {
+    Reply {
+        ok: false,
+        text: "nothing was deleted: answer yes to delete your account".into(),
+        json: json!({ "command": "delete-account", "ok": false,
+                      "error": { "message": "deletion not confirmed" } }),
     }
 }
 
@@ -330,6 +360,14 @@ fn run_remote(
             }
             Some(first)
         }
+        ReplCommand::DeleteAccount => {
+            let question = "Delete your account and cancel every event you host? \
+                            Type yes to confirm: ";
+            if !input.confirm(question)? {
+                return Some(deletion_declined());
+            }
+            None
+        }
         _ => None,
     };
     let (reply, receiver) = oneshot::channel();
@@ -449,5 +487,27 @@ pub fn print_status(addresses: Vec<String>, output: OutputFormat) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmation_needs_yes() {
+        assert!(is_yes("yes"));
+        assert!(is_yes("  YES \n"));
+        assert!(!is_yes("y"));
+        assert!(!is_yes(""));
+        assert!(!is_yes("yes please"));
+    }
+
+    #[test]
+    fn declined_deletion_is_failure() {
+        let reply = deletion_declined();
+        assert!(!reply.ok);
+        assert_eq!(reply.json["command"], "delete-account");
+        assert_eq!(reply.json["ok"], false);
     }
 }
