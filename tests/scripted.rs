@@ -106,6 +106,7 @@ fn json_output_shape() {
         "schedule \"Team sync\" 2031-01-07 10:00 for 45m about \"weekly\"\n\
          when tomorrow 9:30\n\
          agenda 2031-01-07\n\
+         status\n\
          show 42\n",
     );
     let finished = repl(
@@ -123,7 +124,10 @@ fn json_output_shape() {
         .iter()
         .map(|reply| reply["command"].as_str().unwrap_or("?"))
         .collect();
-    assert_eq!(commands, ["login", "schedule", "when", "agenda", "show"]);
+    assert_eq!(
+        commands,
+        ["login", "schedule", "when", "agenda", "status", "show"]
+    );
 
     let schedule = &replies[1];
     assert_eq!(schedule["ok"], true, "{schedule}");
@@ -153,7 +157,11 @@ fn json_output_shape() {
         .collect();
     assert_eq!(agenda_ids, [Value::from(id)]);
 
-    let show = &replies[4];
+    let status = &replies[4];
+    assert_eq!(status["ok"], true, "{status}");
+    assert_eq!(status["nodes"][0]["role"], "primary", "{status}");
+
+    let show = &replies[5];
     assert_eq!(show["ok"], false);
     assert_eq!(show["error"]["kind"], "not_found");
     assert!(show["error"]["message"].as_str().is_some(), "{show}");
@@ -278,6 +286,21 @@ fn status_of_unreachable_node_fails() {
     assert_eq!(reports[0]["address"], address.to_string());
     let error = reports[0]["error"].as_str().expect("an error message");
     assert!(error.contains(&address.to_string()), "{finished}");
+
+    let text = almanac(&["status", "--cluster", &address.to_string()], "");
+    text.expect_code(1);
+    let row: Vec<&str> = text
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..7],
+        ["-", &address.to_string(), "unreachable", "-", "-", "-", "-"],
+        "{text}"
+    );
 }
 
 #[test]

@@ -419,7 +419,16 @@ impl Executor {
 
     async fn status(&mut self) -> Reply {
         let reports = self.client.cluster_status().await;
-        status_reply(reports)
+        status_command_reply(status_reply(reports))
+    }
+}
+
+/// Wraps the node array of [`status_reply`] in the object every REPL command
+/// prints in JSON mode; `almanac status` prints the bare array.
+fn status_command_reply(reply: Reply) -> Reply {
+    Reply {
+        json: json!({ "command": "status", "ok": reply.ok, "nodes": reply.json }),
+        ..reply
     }
 }
 
@@ -521,6 +530,20 @@ mod tests {
 
     fn names(users: &KnownUsers) -> Vec<String> {
         users.lock().expect("lock").clone()
+    }
+
+    #[test]
+    fn status_command_is_object() {
+        let reports = vec![(
+            "127.0.0.1:1".to_owned(),
+            Err::<crate::client::NodeReport, _>("refused".to_owned()),
+        )];
+        let reply = status_command_reply(status_reply(reports));
+        assert!(!reply.ok);
+        assert_eq!(reply.json["command"], "status");
+        assert_eq!(reply.json["ok"], false);
+        assert_eq!(reply.json["nodes"][0]["address"], "127.0.0.1:1");
+        assert_eq!(reply.json["nodes"][0]["error"], "refused");
     }
 
     #[test]
