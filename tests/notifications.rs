@@ -227,3 +227,32 @@ fn stream_resumes_on_next_command() {
 fn idle_stream_resumes_after_restart() {
     push_after_restart(false);
 }
+
+#[test]
+fn stream_follows_logged_in_user() {
+    let scratch = Scratch::new();
+    let server = Server::start(&scratch.path("data"));
+    register_both(&server);
+    let mut shared = LiveRepl::start(&server.cluster(), &[]);
+    shared.send(&login("bob", BOB_PASSWORD));
+    shared.expect_line(PUSH_TIMEOUT, |line| line == "bob logged in");
+    shared.send("logout\n");
+    shared.expect_line(PUSH_TIMEOUT, |line| line == "bob logged out");
+    shared.send(&login("alice", ALICE_PASSWORD));
+    shared.expect_line(PUSH_TIMEOUT, |line| line == "alice logged in");
+
+    // carol invites bob only: the REPL, now alice's, must not show it.
+    let script = format!(
+        "{}schedule \"For bob\" 2031-01-09 10:00 for 1h with bob\n\
+         schedule \"For alice\" 2031-01-09 12:00 for 1h with alice\n",
+        register("carol", "carol-password-333")
+    );
+    repl_json(&server.cluster(), &script);
+    let line = shared.expect_line(PUSH_TIMEOUT, |line| line.starts_with('['));
+    assert!(
+        line.starts_with("[invited] carol invited you to #2 \"For alice\""),
+        "alice's REPL showed another user's notification: {line}"
+    );
+    let rest = shared.lines_within(Duration::from_millis(500));
+    assert!(rest.is_empty(), "unexpected lines: {rest:?}");
+}
