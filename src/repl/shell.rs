@@ -159,6 +159,13 @@ impl Input {
     }
 }
 
+/// Colours go to a terminal only, and not when `NO_COLOR` is set to a
+/// non-empty value (the convention of no-color.org).
+fn wants_color(stdin_tty: bool, stdout_tty: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    let disabled = no_color.is_some_and(|value| !value.is_empty());
+    stdin_tty && stdout_tty && !disabled
+}
+
 fn is_yes(answer: &str) -> bool {
     answer.trim().eq_ignore_ascii_case("yes")
 }
@@ -184,7 +191,11 @@ fn history_path(options: &ReplOptions) -> Option<PathBuf> {
 /// input, or (in scripted mode) the first failure.
 pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
     let interactive = std::io::stdin().is_terminal();
-    let color = interactive && std::io::stdout().is_terminal();
+    let color = wants_color(
+        interactive,
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let users: KnownUsers = Arc::new(Mutex::new(Vec::new()));
     let mut input = if interactive {
         match terminal_input(&users, color, &options) {
@@ -493,6 +504,15 @@ pub fn print_status(addresses: Vec<String>, output: OutputFormat) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn color_only_on_terminal_without_no_color() {
+        assert!(wants_color(true, true, None));
+        assert!(wants_color(true, true, Some("".into())));
+        assert!(!wants_color(true, true, Some("1".into())));
+        assert!(!wants_color(false, true, None));
+        assert!(!wants_color(true, false, None));
+    }
 
     #[test]
     fn confirmation_needs_yes() {
