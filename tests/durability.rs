@@ -20,7 +20,7 @@ const EXIT_ENVIRONMENT: i32 = 3;
 /// number, in that order.
 const RECORD_HEADER_BYTES: usize = 20;
 
-/// The commands whose JSON replies describe the whole visible state.
+/// Returns the commands whose JSON replies describe the whole visible state.
 fn snapshot_script() -> String {
     [
         login("alice", ALICE_PASSWORD),
@@ -33,8 +33,8 @@ fn snapshot_script() -> String {
     .concat()
 }
 
-/// The replies of [`snapshot_script`]: the logins' replies, whose pending
-/// notifications change from one login to the next, and the others.
+/// Runs [`snapshot_script`] and splits its replies into the logins', whose
+/// pending notifications change from one login to the next, and the others.
 fn snapshot(server: &Server) -> (Vec<Value>, Vec<Value>) {
     repl_json(&server.cluster(), &snapshot_script())
         .into_iter()
@@ -66,7 +66,8 @@ fn agenda_titles(reply: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The segment file with the highest first op, which holds the log's tail.
+/// Returns the segment file with the highest first op, which contains the
+/// log's tail.
 fn newest_segment(data_dir: &Path) -> PathBuf {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(data_dir)
         .expect("read the data directory")
@@ -79,7 +80,7 @@ fn newest_segment(data_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| panic!("no .wal segment in {}", data_dir.display()))
 }
 
-/// The byte offset and framed length of each record in a segment, found by
+/// Lists the byte offset and framed length of each record in a segment by
 /// walking the length fields of the record headers.
 fn record_spans(segment: &[u8]) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();

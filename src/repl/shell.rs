@@ -140,9 +140,9 @@ impl Input {
         }
     }
 
-    /// Asks a yes/no question in a terminal; true only for the answer
-    /// "yes". A script is taken to mean every command it contains, so it is
-    /// not asked. None when the input ended at the question.
+    /// Asks a yes/no question in a terminal and returns true only for the
+    /// answer "yes". A script is not asked, because it means every command
+    /// it contains. Returns None when the input ended at the question.
     fn confirm(&mut self, prompt: &str) -> Option<bool> {
         match self {
             Input::Terminal(editor) => match editor.readline(prompt) {
@@ -159,8 +159,8 @@ impl Input {
     }
 }
 
-/// Colours go to a terminal only, and not when `NO_COLOR` is set to a
-/// non-empty value (the convention of no-color.org).
+/// Decides whether to print colours: only to a terminal, and not when
+/// `NO_COLOR` is set to a non-empty value (the no-color.org convention).
 fn wants_color(stdin_tty: bool, stdout_tty: bool, no_color: Option<std::ffi::OsString>) -> bool {
     let disabled = no_color.is_some_and(|value| !value.is_empty());
     stdin_tty && stdout_tty && !disabled
@@ -170,8 +170,8 @@ fn is_yes(answer: &str) -> bool {
     answer.trim().eq_ignore_ascii_case("yes")
 }
 
-/// The reply when the user does not confirm `delete-account`. It is not ok,
-/// so the shell keeps the user logged in.
+/// Builds the reply for a `delete-account` the user did not confirm. It is
+/// not ok, so the shell keeps the user logged in.
 fn deletion_declined() -> Reply {
     Reply {
         ok: false,

@@ -43,7 +43,7 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// Polls `predicate` every 20 ms until it holds or `timeout` passes.
+/// Polls `predicate` every 20 ms until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut predicate: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -152,13 +152,13 @@ impl Server {
         })
     }
 
-    /// The address as `--cluster` takes it.
+    /// Returns the address in the form `--cluster` takes.
     pub fn cluster(&self) -> String {
         self.address.to_string()
     }
 
-    /// Sends SIGKILL and reaps the process, so it can no longer answer or
-    /// write when this returns.
+    /// Sends SIGKILL and reaps the process, so it can no longer reply to a
+    /// client or write to disk when this returns.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("SIGKILL the server");
@@ -173,7 +173,7 @@ impl Server {
         *self = restarted;
     }
 
-    /// The server's output so far.
+    /// Returns the server's output so far.
     pub fn log(&self) -> String {
         read_log(&self.log_path)
     }
@@ -193,8 +193,8 @@ enum StartFailure {
     Exited(ExitStatus, String),
 }
 
-/// The server log goes beside the data directory, not into it, so the WAL
-/// directory holds only the server's own files.
+/// Returns the server log path, beside the data directory rather than in
+/// it, so the WAL directory contains only the server's own files.
 fn log_path_for(data_dir: &Path) -> PathBuf {
     let name = data_dir
         .file_name()
@@ -266,7 +266,7 @@ impl Scratch {
         }
     }
 
-    /// A path inside the scratch directory; the server creates it.
+    /// Returns a path inside the scratch directory; the server creates it.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -281,14 +281,14 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// The exit code; panics if a signal ended the process.
+    /// Returns the exit code, and panics if a signal ended the process.
     pub fn code(&self) -> i32 {
         self.status
             .code()
             .unwrap_or_else(|| panic!("the process was killed by a signal: {self}"))
     }
 
-    /// Each stdout line parsed as JSON, as `--output json` prints them.
+    /// Parses each stdout line as JSON, as `--output json` prints them.
     pub fn json_lines(&self) -> Vec<Value> {
         self.stdout
             .lines()
@@ -393,12 +393,12 @@ fn repl_command(cluster: &str, extra: &[&str]) -> Command {
     command
 }
 
-/// The script lines that log `user` in with `password`.
+/// Returns the script lines that log `user` in with `password`.
 pub fn login(user: &str, password: &str) -> String {
     format!("login {user}\n{password}\n")
 }
 
-/// The script lines that register `user` with `password`.
+/// Returns the script lines that register `user` with `password`.
 pub fn register(user: &str, password: &str) -> String {
     format!("register {user}\n{password}\n")
 }
@@ -474,8 +474,8 @@ impl LiveRepl {
         }
     }
 
-    /// Lines that arrive within `window`, for checking that nothing more
-    /// is printed.
+    /// Collects the lines that arrive within `window`, for checking that
+    /// nothing more is printed.
     pub fn lines_within(&mut self, window: Duration) -> Vec<String> {
         let deadline = Instant::now() + window;
         let mut lines = Vec::new();
