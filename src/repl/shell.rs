@@ -100,15 +100,54 @@ fn default_zone() -> Tz {
 
 /// Where lines come from.
 enum Input {
-    Terminal(Box<rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>>),
+    Terminal(
+        Box<rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>>,
+        HeldLines,
+    ),
     Script(std::io::Lines<std::io::StdinLock<'static>>),
+}
+
+/// Notification lines held back while a password prompt, which rustyline
+/// does not manage, owns the terminal line. `None` means lines print at once.
+#[derive(Clone, Default)]
+struct HeldLines(Arc<Mutex<Option<Vec<String>>>>);
+
+impl HeldLines {
+    /// Starts holding lines back until [`HeldLines::release`].
+    fn hold(&self) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = Some(Vec::new());
+        }
+    }
+
+    /// Stops holding lines back and returns those held, oldest first.
+    fn release(&self) -> Vec<String> {
+        match self.0.lock() {
+            Ok(mut held) => held.take().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Keeps `line` while lines are held, or returns it to print now.
+    fn keep(&self, line: String) -> Option<String> {
+        match self.0.lock() {
+            Ok(mut held) => match held.as_mut() {
+                Some(lines) => {
+                    lines.push(line);
+                    None
+                }
+                None => Some(line),
+            },
+            Err(_) => Some(line),
+        }
+    }
 }
 
 impl Input {
     /// The next line to run, or None at the end of input.
     fn next_line(&mut self, prompt: &str) -> Option<String> {
         match self {
-            Input::Terminal(editor) => loop {
+            Input::Terminal(editor, _) => loop {
                 match editor.readline(prompt) {
                     Ok(line) => {
                         if !line.trim().is_empty() {
@@ -135,7 +174,14 @@ impl Input {
     /// Reads a password: hidden from the terminal, or the next script line.
     fn password(&mut self, prompt: &str) -> Option<String> {
         match self {
-            Input::Terminal(_) => rpassword::prompt_password(prompt).ok(),
+            Input::Terminal(_, held) => {
+                held.hold();
+                let password = rpassword::prompt_password(prompt).ok();
+                for line in held.release() {
+                    println!("{line}");
+                }
+                password
+            }
             Input::Script(lines) => lines.next()?.ok(),
         }
     }
@@ -145,7 +191,7 @@ impl Input {
     /// it contains. Returns None when the input ended at the question.
     fn confirm(&mut self, prompt: &str) -> Option<bool> {
         match self {
-            Input::Terminal(editor) => match editor.readline(prompt) {
+            Input::Terminal(editor, _) => match editor.readline(prompt) {
                 Ok(answer) => Some(is_yes(&answer)),
                 Err(rustyline::error::ReadlineError::Interrupted) => Some(false),
                 Err(_) => None,
@@ -155,7 +201,7 @@ impl Input {
     }
 
     fn is_terminal(&self) -> bool {
-        matches!(self, Input::Terminal(_))
+        matches!(self, Input::Terminal(..))
     }
 }
 
@@ -199,7 +245,7 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
     let users: KnownUsers = Arc::new(Mutex::new(Vec::new()));
     let mut input = if interactive {
         match terminal_input(&users, color, &options) {
-            Ok(editor) => Input::Terminal(Box::new(editor)),
+            Ok(editor) => Input::Terminal(Box::new(editor), HeldLines::default()),
             Err(error) => {
                 eprintln!("error: cannot set up the terminal: {error}");
                 return ExitCode::FAILURE;
@@ -228,7 +274,7 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
         );
     }
     let status = read_eval_print(&mut input, &jobs, &options);
-    if let (Input::Terminal(editor), Some(path)) = (&mut input, history_path(&options)) {
+    if let (Input::Terminal(editor, _), Some(path)) = (&mut input, history_path(&options)) {
         let _ = editor.save_history(&path);
     }
     status
@@ -255,13 +301,17 @@ fn terminal_input(
 }
 
 /// Notifications go above the prompt in a terminal (rustyline redraws the
-/// half-typed line), and to stdout otherwise.
+/// half-typed line), after the answer while a password prompt is open, and
+/// to stdout otherwise.
 fn make_printer(input: &mut Input) -> Printer {
-    if let Input::Terminal(editor) = input {
+    if let Input::Terminal(editor, held) = input {
         if let Ok(mut external) = editor.create_external_printer() {
             use rustyline::ExternalPrinter;
+            let held = held.clone();
             return Box::new(move |line: String| {
-                let _ = external.print(format!("{line}\n"));
+                if let Some(line) = held.keep(line) {
+                    let _ = external.print(format!("{line}\n"));
+                }
             });
         }
     }
@@ -512,6 +562,18 @@ mod tests {
         assert!(!wants_color(true, true, Some("1".into())));
         assert!(!wants_color(false, true, None));
         assert!(!wants_color(true, false, None));
+    }
+
+    #[test]
+    fn held_lines_wait_for_release() {
+        let held = HeldLines::default();
+        assert_eq!(held.keep("before".into()), Some("before".into()));
+        held.hold();
+        assert_eq!(held.keep("first".into()), None);
+        assert_eq!(held.keep("second".into()), None);
+        assert_eq!(held.release(), ["first", "second"]);
+        assert_eq!(held.keep("after".into()), Some("after".into()));
+        assert!(held.release().is_empty());
     }
 
     #[test]
