@@ -246,7 +246,7 @@ fn torn_tail_drops_only_last_record() {
         ),
         &["--keep-going", "--output", "json"],
     )
-    .json_lines();
+    .replies();
     assert_eq!(replies[0]["ok"], true, "the users survived: {}", replies[0]);
     assert_eq!(replies[1]["event"]["title"], "Kept", "{}", replies[1]);
     assert_eq!(replies[2]["error"]["kind"], "not_found", "{}", replies[2]);

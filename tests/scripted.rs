@@ -119,7 +119,7 @@ fn json_output_shape() {
         finished.stderr, "",
         "JSON mode prints errors as JSON: {finished}"
     );
-    let replies = finished.json_lines();
+    let replies = finished.replies();
     let commands: Vec<&str> = replies
         .iter()
         .map(|reply| reply["command"].as_str().unwrap_or("?"))

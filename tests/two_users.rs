@@ -54,7 +54,7 @@ fn run_as(server: &Server, user: &str, password: &str, commands: &[String]) -> V
         &script,
         &["--keep-going", "--output", "json"],
     );
-    let mut replies = finished.json_lines();
+    let mut replies = finished.replies();
     assert_eq!(
         replies.len(),
         commands.len() + 1,
@@ -285,6 +285,6 @@ fn duplicate_registration_rejected() {
         &["--output", "json"],
     );
     again.expect_code(1);
-    let replies = again.json_lines();
+    let replies = again.replies();
     assert_eq!(error_kind(&replies[0]), "already_exists", "{again}");
 }

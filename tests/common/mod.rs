@@ -300,6 +300,17 @@ impl Finished {
             .collect()
     }
 
+    /// Returns the command replies among the JSON lines, leaving out the
+    /// lines the REPL prints between them: pushed notifications and
+    /// `switched_node` when the client reconnects, which a slow reply can
+    /// cause even with one node.
+    pub fn replies(&self) -> Vec<Value> {
+        self.json_lines()
+            .into_iter()
+            .filter(|line| line.get("command").is_some())
+            .collect()
+    }
+
     /// Panics with the whole output unless the exit code is `code`.
     pub fn expect_code(&self, code: i32) -> &Finished {
         assert_eq!(self.status.code(), Some(code), "unexpected exit: {self}");
@@ -370,11 +381,12 @@ fn run_with_stdin(mut command: Command, stdin: &str, what: &str) -> Finished {
     finished
 }
 
-/// Like [`repl`] with `--output json`, and panics unless it exits 0.
+/// Like [`repl`] with `--output json`: panics unless it exits 0 and returns
+/// the command replies.
 pub fn repl_json(cluster: &str, script: &str) -> Vec<Value> {
     let finished = repl(cluster, script, &["--output", "json"]);
     finished.expect_code(0);
-    finished.json_lines()
+    finished.replies()
 }
 
 fn repl_command(cluster: &str, extra: &[&str]) -> Command {
