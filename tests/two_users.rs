@@ -288,3 +288,35 @@ fn duplicate_registration_rejected() {
     let replies = again.replies();
     assert_eq!(error_kind(&replies[0]), "already_exists", "{again}");
 }
+
+/// Starts a scripted REPL that registers dave while the server is stopped
+/// with SIGSTOP, so the first attempt times out and the client retries with
+/// the same request id; then resumes the server.
+fn register_across_stall(server: &Server) -> common::Finished {
+    server.signal("STOP");
+    let cluster = server.cluster();
+    let script = register("dave", "dave-password-1");
+    let run = std::thread::spawn(move || repl(&cluster, &script, &["--output", "json"]));
+    // The client's per-call timeout is 3 s; stall past it.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    server.signal("CONT");
+    run.join().expect("REPL thread")
+}
+
+#[test]
+fn register_survives_server_stall() {
+    let scratch = Scratch::new();
+    let server = Server::start(&scratch.path("data"));
+    let finished = register_across_stall(&server);
+    finished.expect_code(0);
+    let replies = finished.replies();
+    assert_eq!(replies.len(), 1, "{finished}");
+    assert_eq!(replies[0]["ok"], true, "{finished}");
+    assert_eq!(replies[0]["user"], "dave", "{finished}");
+
+    let again = repl_json(
+        &server.cluster(),
+        &format!("{}users\n", login("dave", "dave-password-1")),
+    );
+    assert_eq!(again[1]["users"], serde_json::json!(["dave"]));
+}

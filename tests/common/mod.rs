@@ -166,6 +166,18 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (such as `STOP` or `CONT`) to the server process with
+    /// the system's `kill` command.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", child.id());
+    }
+
     /// Kills the server and starts it again on the same port and data.
     pub fn restart(&mut self) {
         self.kill();
