@@ -114,6 +114,7 @@ fn setup_users(server: &Server) {
 
 #[test]
 fn kill_nine_keeps_acknowledged_data() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let mut server = Server::start(&scratch.path("data"));
     setup_users(&server);
@@ -172,6 +173,7 @@ fn kill_nine_keeps_acknowledged_data() {
 
 #[test]
 fn kill_nine_twice_keeps_data() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let mut server = Server::start(&scratch.path("data"));
     setup_users(&server);
@@ -198,6 +200,7 @@ fn kill_nine_twice_keeps_data() {
 
 #[test]
 fn torn_tail_drops_only_last_record() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let data_dir = scratch.path("data");
     let mut server = Server::start(&data_dir);
@@ -276,6 +279,7 @@ fn torn_tail_drops_only_last_record() {
 
 #[test]
 fn flipped_byte_mid_log_stops_server() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let data_dir = scratch.path("data");
     let mut server = Server::start(&data_dir);

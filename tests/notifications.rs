@@ -48,6 +48,7 @@ fn notification_kinds(login_reply: &Value) -> Vec<String> {
 
 #[test]
 fn live_notification_reaches_logged_in_user() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     register_both(&server);
@@ -92,6 +93,7 @@ fn live_notification_reaches_logged_in_user() {
 
 #[test]
 fn live_notification_in_json() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     register_both(&server);
@@ -117,6 +119,7 @@ fn live_notification_in_json() {
 
 #[test]
 fn offline_user_sees_notifications_once() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     register_both(&server);
@@ -174,6 +177,7 @@ fn offline_user_sees_notifications_once() {
 
 #[test]
 fn offline_notifications_in_json_once() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     register_both(&server);
@@ -216,6 +220,7 @@ fn push_after_restart(bob_runs_a_command: bool) {
 
 #[test]
 fn stream_resumes_on_next_command() {
+    let _serial = common::serial();
     push_after_restart(true);
 }
 
@@ -225,11 +230,13 @@ fn stream_resumes_on_next_command() {
 #[test]
 #[ignore = "the client does not resume the notification stream while idle"]
 fn idle_stream_resumes_after_restart() {
+    let _serial = common::serial();
     push_after_restart(false);
 }
 
 #[test]
 fn stream_follows_logged_in_user() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     register_both(&server);

@@ -26,6 +26,7 @@ fn alice_script(commands: &str) -> String {
 
 #[test]
 fn script_stops_at_first_failure() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let finished = repl(
@@ -51,6 +52,7 @@ fn script_stops_at_first_failure() {
 
 #[test]
 fn grammar_error_fails_script() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let finished = repl(
@@ -68,6 +70,7 @@ fn grammar_error_fails_script() {
 
 #[test]
 fn keep_going_runs_every_command() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let finished = repl(
@@ -82,6 +85,7 @@ fn keep_going_runs_every_command() {
 
 #[test]
 fn clean_script_exits_zero() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let script = alice_script(
@@ -100,6 +104,7 @@ fn clean_script_exits_zero() {
 
 #[test]
 fn json_output_shape() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let script = alice_script(
@@ -169,6 +174,7 @@ fn json_output_shape() {
 
 #[test]
 fn busy_port_is_environment_error() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("first"));
 
@@ -209,6 +215,7 @@ fn busy_port_is_environment_error() {
 
 #[test]
 fn invalid_flags_exit_with_usage_status() {
+    let _serial = common::serial();
     let finished = almanac(&["repl", "--tz", "Mars/Base"], "");
     assert_eq!(finished.status.code(), Some(EXIT_USAGE), "{finished}");
     assert!(
@@ -226,6 +233,7 @@ fn invalid_flags_exit_with_usage_status() {
 
 #[test]
 fn status_json_keys() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     repl(&server.cluster(), &register("alice", ALICE_PASSWORD), &[]).expect_code(0);
@@ -270,6 +278,7 @@ fn status_json_keys() {
 
 #[test]
 fn status_of_unreachable_node_fails() {
+    let _serial = common::serial();
     let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let finished = almanac(
         &[
@@ -305,6 +314,7 @@ fn status_of_unreachable_node_fails() {
 
 #[test]
 fn local_runs_node_and_script() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let data = scratch.path("local");
     let data_arg = data.to_str().expect("utf-8 path");

@@ -81,6 +81,7 @@ fn error_kind(reply: &Value) -> &str {
 
 #[test]
 fn overlap_rejected_with_busy_slots() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let events = populate(&server);
@@ -124,6 +125,7 @@ fn overlap_rejected_with_busy_slots() {
 
 #[test]
 fn conflict_text_names_busy_slot() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     populate(&server);
@@ -146,6 +148,7 @@ fn conflict_text_names_busy_slot() {
 
 #[test]
 fn host_only_edits_and_deletes() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let events = populate(&server);
@@ -184,6 +187,7 @@ fn host_only_edits_and_deletes() {
 
 #[test]
 fn private_event_hidden_from_others() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let events = populate(&server);
@@ -229,6 +233,7 @@ fn private_event_hidden_from_others() {
 
 #[test]
 fn user_listing_and_whois() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     populate(&server);
@@ -275,6 +280,7 @@ fn user_listing_and_whois() {
 
 #[test]
 fn duplicate_registration_rejected() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let first = repl(&server.cluster(), &register("dave", "dave-password-1"), &[]);
@@ -305,6 +311,7 @@ fn register_across_stall(server: &Server) -> common::Finished {
 
 #[test]
 fn register_survives_server_stall() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let finished = register_across_stall(&server);
@@ -358,6 +365,7 @@ fn register_stalled_after_commit(server: &Server) -> common::Finished {
 #[test]
 #[ignore = "a retried register that already committed returns already_exists"]
 fn register_retry_after_commit() {
+    let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let finished = register_stalled_after_commit(&server);

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,16 @@ const PORT_ATTEMPTS: usize = 5;
 
 /// The reference time every scripted REPL gets with `--now`: a Monday.
 pub const NOW: &str = "2031-01-06T09:00:00Z";
+
+/// Runs the tests of one test binary one at a time. Each register and login
+/// hashes a password with argon2id, which takes about a second in a debug
+/// build on a busy 2-core machine, and two tests hashing at once pushed
+/// calls past the client's 3-second call timeout. Every test holds the
+/// returned guard until it ends.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Returns a port on 127.0.0.1 that was free a moment ago. Another process
 /// can take it before the caller binds it, so callers retry on a busy port.
