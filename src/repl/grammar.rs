@@ -487,10 +487,9 @@ impl<'a> Args<'a> {
     }
 }
 
-/// Checks a user name typed at the prompt.
-///
-/// Checks a user name with the calendar's own rule, so that a typo fails
-/// before a round trip, and before `register` asks for a password.
+/// Checks a user name typed at the prompt with the calendar's own rule, so
+/// that a typo fails before a round trip and before `register` asks for a
+/// password.
 fn check_user(name: &str) -> Result<(), String> {
     match crate::calendar::validate_username(name) {
         Ok(()) => Ok(()),
