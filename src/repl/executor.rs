@@ -202,14 +202,20 @@ impl Executor {
             ReplCommand::DeleteAccount => {
                 let name = self.client.username().unwrap_or_default().to_owned();
                 self.client.delete_account().await?;
+                forget_user(&self.users, &name);
                 Ok(Reply::ok(
                     format!("account {name} deleted; its events were cancelled"),
                     json!({ "command": "delete-account", "ok": true, "user": name }),
                 ))
             }
             ReplCommand::Users { pattern } => {
-                let names = self.client.users(pattern.as_deref().unwrap_or("")).await?;
-                self.remember_users(&names);
+                let pattern = pattern.unwrap_or_default();
+                let names = self.client.users(&pattern).await?;
+                if pattern.is_empty() {
+                    replace_users(&self.users, names.clone());
+                } else {
+                    self.remember_users(&names);
+                }
                 Ok(Reply::ok(
                     render::render_users(&names),
                     json!({ "command": "users", "ok": true, "users": names }),
@@ -303,7 +309,7 @@ impl Executor {
             self.client.ack(last.seq).await?;
         }
         if let Ok(names) = self.client.users("").await {
-            self.remember_users(&names);
+            replace_users(&self.users, names);
         }
         let mut text = format!("{name} {verb}");
         if !waiting.is_empty() {
@@ -432,7 +438,16 @@ impl Executor {
 
     async fn status(&mut self) -> Reply {
         let reports = self.client.cluster_status().await;
-        status_reply(reports)
+        status_command_reply(status_reply(reports))
+    }
+}
+
+/// Wraps the node array of [`status_reply`] in the object every REPL command
+/// prints in JSON mode; `almanac status` prints the bare array.
+fn status_command_reply(reply: Reply) -> Reply {
+    Reply {
+        json: json!({ "command": "status", "ok": reply.ok, "nodes": reply.json }),
+        ..reply
     }
 }
 
@@ -484,6 +499,20 @@ pub fn status_reply(reports: Vec<(String, Result<crate::client::NodeReport, Stri
     }
 }
 
+/// Sets the names that Tab completes to a full listing, which drops the
+/// accounts deleted since the last one.
+fn replace_users(users: &KnownUsers, names: Vec<String>) {
+    if let Ok(mut known) = users.lock() {
+        *known = names;
+    }
+}
+
+fn forget_user(users: &KnownUsers, name: &str) {
+    if let Ok(mut known) = users.lock() {
+        known.retain(|known_name| known_name != name);
+    }
+}
+
 fn command_name(command: &ReplCommand) -> &'static str {
     match command {
         ReplCommand::Register { .. } => "register",
@@ -503,5 +532,52 @@ fn command_name(command: &ReplCommand) -> &'static str {
         ReplCommand::Edit(_) => "edit",
         ReplCommand::Agenda(_) => "agenda",
         ReplCommand::Search(_) => "search",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn known(names: &[&str]) -> KnownUsers {
+        Arc::new(Mutex::new(
+            names.iter().map(|name| name.to_string()).collect(),
+        ))
+    }
+
+    fn names(users: &KnownUsers) -> Vec<String> {
+        users.lock().expect("lock").clone()
+    }
+
+    #[test]
+    fn status_command_is_object() {
+        let reports = vec![(
+            "127.0.0.1:1".to_owned(),
+            Err::<crate::client::NodeReport, _>("refused".to_owned()),
+        )];
+        let reply = status_command_reply(status_reply(reports));
+        assert!(!reply.ok);
+        assert_eq!(reply.json["command"], "status");
+        assert_eq!(reply.json["ok"], false);
+        assert_eq!(reply.json["nodes"][0]["address"], "127.0.0.1:1");
+        assert_eq!(reply.json["nodes"][0]["error"], "refused");
+    }
+
+    #[test]
+    fn full_listing_replaces_known_users() {
+        let users = known(&["alice", "carol"]);
+        replace_users(&users, vec!["alice".into(), "bob".into()]);
+        assert_eq!(names(&users), ["alice", "bob"]);
+    }
+
+    #[test]
+    fn deleted_account_is_forgotten() {
+        let users = known(&["alice", "bob", "carol"]);
+        forget_user(&users, "bob");
+        assert_eq!(names(&users), ["alice", "carol"]);
+        forget_user(&users, "nobody");
+        assert_eq!(names(&users), ["alice", "carol"]);
     }
 }

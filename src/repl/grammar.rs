@@ -13,6 +13,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use crate::calendar::Rejection;
 use crate::repl::dates::{
     self, parse_duration, parse_point, parse_span, resolve_end, resolve_start, Cursor, DateContext,
     DateError, Role, When,
@@ -58,8 +59,7 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "delete-account",
         usage: "delete-account",
-        summary:
-            "delete your account and cancel the events you host (asks to confirm in a terminal)",
+        summary: "delete your account and cancel the events you host; a terminal asks first",
         examples: &["delete-account"],
     },
     CommandHelp {
@@ -106,7 +106,7 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "show",
         usage: "show ID",
-        summary: "show one event with its guests",
+        summary: "show one event with its time, host, visibility and guests",
         examples: &["show 12"],
     },
     CommandHelp {
@@ -140,13 +140,13 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "inbox",
         usage: "inbox",
-        summary: "show your notifications, oldest first (the newest 1000 are kept)",
+        summary: "list all your notifications, including those already shown",
         examples: &["inbox"],
     },
     CommandHelp {
         name: "status",
         usage: "status",
-        summary: "show every node: its role, view, op and commit numbers, and how far it lags",
+        summary: "show each node's role, view, op and commit numbers",
         examples: &["status"],
     },
     CommandHelp {
@@ -487,23 +487,15 @@ impl<'a> Args<'a> {
     }
 }
 
-/// Checks a user name typed at the prompt.
-///
-/// NOTE: the calendar layer decides which names it accepts. This check only
-/// rejects empty names and names with characters other than letters, digits,
-/// `_`, `-`, `.` and `@`, so that typos fail before a round trip.
+/// Checks a user name typed at the prompt with the calendar's own rule, so
+/// that a typo fails before a round trip and before `register` asks for a
+/// password.
 fn check_user(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the user name is empty".to_string());
+    match crate::calendar::validate_username(name) {
+        Ok(()) => Ok(()),
+        Err(Rejection::Invalid { message, .. }) => Err(format!("not a user name: {message}")),
+        Err(other) => Err(other.to_string()),
     }
-    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '@');
-    if let Some(bad) = name.chars().find(|c| !allowed(*c)) {
-        return Err(format!(
-            "\"{name}\" is not a user name: '{bad}' is not allowed; \
-             names contain letters, digits, _, -, . and @"
-        ));
-    }
-    Ok(())
 }
 
 /// Reads an event id: a whole number, optionally written `#12`.
@@ -1310,7 +1302,10 @@ mod tests {
         assert_usage(&extra, "login");
 
         let bad = error("whois al!ce");
-        assert!(bad.contains("\"al!ce\" is not a user name"), "{bad}");
+        assert!(
+            bad.contains("not a user name: \"al!ce\" contains '!'"),
+            "{bad}"
+        );
         assert_usage(&bad, "whois");
     }
 
@@ -1703,6 +1698,24 @@ mod tests {
     }
 
     #[test]
+    fn register_rejects_names_calendar_rejects() {
+        let cases = [
+            ("register b@d", "\"b@d\" contains '@'"),
+            ("register j\u{f6}rg", "contains '\u{f6}'"),
+            (
+                "register aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "has 33 characters",
+            ),
+        ];
+        for (line, expected) in cases {
+            let message = error(line);
+            assert!(message.contains(expected), "{line}: {message}");
+            assert_usage(&message, "register");
+        }
+        assert!(parse("register Alice_B-c.9").is_ok());
+    }
+
+    #[test]
     fn search_quoted_keyword_is_text() {
         let query = search("search \"from\" host bob");
         assert_eq!(query.text.as_deref(), Some("from"));
@@ -1714,7 +1727,7 @@ mod tests {
         let cases = [
             ("search", "give at least one criterion"),
             ("search host", "missing the user name after host"),
-            ("search host b!b", "\"b!b\" is not a user name"),
+            ("search host b!b", "not a user name: \"b!b\" contains '!'"),
             ("search host bob host carol", "\"host\" is given twice"),
             ("search from", "missing the date after from"),
             ("search from budget", "missing the date after from"),

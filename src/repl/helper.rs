@@ -13,7 +13,8 @@ use rustyline::{Context, Helper};
 use crate::repl::grammar::COMMANDS;
 
 /// Commands whose arguments include usernames, so that Tab completes them.
-const TAKES_USERNAMES: [&str; 5] = ["login", "users", "whois", "exists", "search"];
+/// Elsewhere a username follows `with` (guests) or `search ... host`.
+const TAKES_USERNAMES: [&str; 4] = ["login", "users", "whois", "exists"];
 
 /// Usernames the client has seen, shared with the thread that talks to the
 /// cluster, which refreshes it.
@@ -68,8 +69,10 @@ impl Completer for ReplHelper {
             return Ok((start, commands));
         }
         let command = line.split_whitespace().next().unwrap_or("");
-        let after_with = line[..start].split_whitespace().any(|word| word == "with");
-        if TAKES_USERNAMES.contains(&command) || after_with {
+        let before = &line[..start];
+        let after_with = before.split_whitespace().any(|word| word == "with");
+        let search_host = command == "search" && before.split_whitespace().last() == Some("host");
+        if TAKES_USERNAMES.contains(&command) || after_with || search_host {
             return Ok((start, self.user_candidates(prefix)));
         }
         Ok((start, Vec::new()))
@@ -159,6 +162,17 @@ mod tests {
         let helper = helper(&["bob", "carol"]);
         let (_, found) = complete(&helper, "schedule \"Sync\" tomorrow 10:00 with bob,c");
         assert_eq!(found, vec!["carol".to_owned()]);
+    }
+
+    #[test]
+    fn completes_search_host_only() {
+        let helper = helper(&["bob", "carol"]);
+        let (_, found) = complete(&helper, "search host b");
+        assert_eq!(found, vec!["bob".to_owned()]);
+        let (_, found) = complete(&helper, "search b");
+        assert!(found.is_empty(), "search words are no usernames: {found:?}");
+        let (_, found) = complete(&helper, "search host bob budg");
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

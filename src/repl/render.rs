@@ -644,8 +644,15 @@ fn status_cells(row: &StatusRow) -> [String; 7] {
     } else {
         "unreachable".to_string()
     };
+    // The id of a node that did not answer is unknown: only its address is
+    // configured.
+    let id = if row.reachable {
+        row.id.to_string()
+    } else {
+        "-".to_string()
+    };
     [
-        row.id.to_string(),
+        id,
         row.address.clone(),
         role,
         number(row.view),
@@ -1386,7 +1393,7 @@ The time conflicts with 2 busy slots. Choose another time or other guests.
 id  address         role         view   op  commit  lag
 0   127.0.0.1:7001  primary         4  120     120    0
 1   127.0.0.1:7002  backup          4  118     118    2
-2   127.0.0.1:7003  unreachable     -    -       -    -  connection refused";
+-   127.0.0.1:7003  unreachable     -    -       -    -  connection refused";
         assert_eq!(render_status(&rows), expected);
     }
 

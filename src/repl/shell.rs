@@ -4,7 +4,8 @@
 //!
 //! Scripted mode (stdin is not a terminal) skips blank lines and `#`
 //! comments, reads each password from the next line, and stops at the first
-//! failed command with exit status 1 unless `--keep-going` is given.
+//! failed command with exit status 1 unless `--keep-going` is given. It does
+//! not ask to confirm `delete-account`, which a terminal does.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -99,15 +100,54 @@ fn default_zone() -> Tz {
 
 /// Where lines come from.
 enum Input {
-    Terminal(Box<rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>>),
+    Terminal(
+        Box<rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>>,
+        HeldLines,
+    ),
     Script(std::io::Lines<std::io::StdinLock<'static>>),
+}
+
+/// Notification lines held back while a password prompt, which rustyline
+/// does not manage, owns the terminal line. `None` means lines print at once.
+#[derive(Clone, Default)]
+struct HeldLines(Arc<Mutex<Option<Vec<String>>>>);
+
+impl HeldLines {
+    /// Starts holding lines back until [`HeldLines::release`].
+    fn hold(&self) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = Some(Vec::new());
+        }
+    }
+
+    /// Stops holding lines back and returns those held, oldest first.
+    fn release(&self) -> Vec<String> {
+        match self.0.lock() {
+            Ok(mut held) => held.take().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Keeps `line` while lines are held, or returns it to print now.
+    fn keep(&self, line: String) -> Option<String> {
+        match self.0.lock() {
+            Ok(mut held) => match held.as_mut() {
+                Some(lines) => {
+                    lines.push(line);
+                    None
+                }
+                None => Some(line),
+            },
+            Err(_) => Some(line),
+        }
+    }
 }
 
 impl Input {
     /// The next line to run, or None at the end of input.
     fn next_line(&mut self, prompt: &str) -> Option<String> {
         match self {
-            Input::Terminal(editor) => loop {
+            Input::Terminal(editor, _) => loop {
                 match editor.readline(prompt) {
                     Ok(line) => {
                         if !line.trim().is_empty() {
@@ -134,21 +174,56 @@ impl Input {
     /// Reads a password: hidden from the terminal, or the next script line.
     fn password(&mut self, prompt: &str) -> Option<String> {
         match self {
-            Input::Terminal(_) => rpassword::prompt_password(prompt).ok(),
+            Input::Terminal(_, held) => {
+                held.hold();
+                let password = rpassword::prompt_password(prompt).ok();
+                for line in held.release() {
+                    println!("{line}");
+                }
+                password
+            }
             Input::Script(lines) => lines.next()?.ok(),
         }
     }
 
-    /// Reads a visible answer to a question, or the next script line.
-    fn answer(&mut self, prompt: &str) -> Option<String> {
+    /// Asks a yes/no question in a terminal and returns true only for the
+    /// answer "yes". A script is not asked, because it means every command
+    /// it contains. Returns None when the input ended at the question.
+    fn confirm(&mut self, prompt: &str) -> Option<bool> {
         match self {
-            Input::Terminal(editor) => editor.readline(prompt).ok(),
-            Input::Script(lines) => lines.next()?.ok(),
+            Input::Terminal(editor, _) => match editor.readline(prompt) {
+                Ok(answer) => Some(is_yes(&answer)),
+                Err(rustyline::error::ReadlineError::Interrupted) => Some(false),
+                Err(_) => None,
+            },
+            Input::Script(_) => Some(true),
         }
     }
 
     fn is_terminal(&self) -> bool {
-        matches!(self, Input::Terminal(_))
+        matches!(self, Input::Terminal(..))
+    }
+}
+
+/// Decides whether to print colours: only to a terminal, and not when
+/// `NO_COLOR` is set to a non-empty value (the no-color.org convention).
+fn wants_color(stdin_tty: bool, stdout_tty: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    let disabled = no_color.is_some_and(|value| !value.is_empty());
+    stdin_tty && stdout_tty && !disabled
+}
+
+fn is_yes(answer: &str) -> bool {
+    answer.trim().eq_ignore_ascii_case("yes")
+}
+
+/// Builds the reply for a `delete-account` the user did not confirm. It is
+/// not ok, so the shell keeps the user logged in.
+fn deletion_declined() -> Reply {
+    Reply {
+        ok: false,
+        text: "nothing was deleted: answer yes to delete your account".into(),
+        json: json!({ "command": "delete-account", "ok": false,
+                      "error": { "message": "deletion not confirmed" } }),
     }
 }
 
@@ -162,11 +237,15 @@ fn history_path(options: &ReplOptions) -> Option<PathBuf> {
 /// input, or (in scripted mode) the first failure.
 pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
     let interactive = std::io::stdin().is_terminal();
-    let color = interactive && std::io::stdout().is_terminal();
+    let color = wants_color(
+        interactive,
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let users: KnownUsers = Arc::new(Mutex::new(Vec::new()));
     let mut input = if interactive {
         match terminal_input(&users, color, &options) {
-            Ok(editor) => Input::Terminal(Box::new(editor)),
+            Ok(editor) => Input::Terminal(Box::new(editor), HeldLines::default()),
             Err(error) => {
                 eprintln!("error: cannot set up the terminal: {error}");
                 return ExitCode::FAILURE;
@@ -195,7 +274,7 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
         );
     }
     let status = read_eval_print(&mut input, &jobs, &options);
-    if let (Input::Terminal(editor), Some(path)) = (&mut input, history_path(&options)) {
+    if let (Input::Terminal(editor, _), Some(path)) = (&mut input, history_path(&options)) {
         let _ = editor.save_history(&path);
     }
     status
@@ -222,13 +301,17 @@ fn terminal_input(
 }
 
 /// Notifications go above the prompt in a terminal (rustyline redraws the
-/// half-typed line), and to stdout otherwise.
+/// half-typed line), after the answer while a password prompt is open, and
+/// to stdout otherwise.
 fn make_printer(input: &mut Input) -> Printer {
-    if let Input::Terminal(editor) = input {
+    if let Input::Terminal(editor, held) = input {
         if let Ok(mut external) = editor.create_external_printer() {
             use rustyline::ExternalPrinter;
+            let held = held.clone();
             return Box::new(move |line: String| {
-                let _ = external.print(format!("{line}\n"));
+                if let Some(line) = held.keep(line) {
+                    let _ = external.print(format!("{line}\n"));
+                }
             });
         }
     }
@@ -338,16 +421,11 @@ fn run_remote(
             }
             Some(first)
         }
-        ReplCommand::DeleteAccount if input.is_terminal() => {
-            let answer =
-                input.answer("Type DELETE to delete your account and cancel your events: ")?;
-            if answer.trim() != "DELETE" {
-                return Some(Reply {
-                    ok: false,
-                    text: "error: not confirmed; nothing was deleted".into(),
-                    json: json!({ "command": "delete-account", "ok": false,
-                                  "error": { "message": "not confirmed" } }),
-                });
+        ReplCommand::DeleteAccount => {
+            let question = "Delete your account and cancel every event you host? \
+                            Type yes to confirm: ";
+            if !input.confirm(question)? {
+                return Some(deletion_declined());
             }
             None
         }
@@ -471,5 +549,48 @@ pub fn print_status(addresses: Vec<String>, output: OutputFormat) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn color_only_on_terminal_without_no_color() {
+        assert!(wants_color(true, true, None));
+        assert!(wants_color(true, true, Some("".into())));
+        assert!(!wants_color(true, true, Some("1".into())));
+        assert!(!wants_color(false, true, None));
+        assert!(!wants_color(true, false, None));
+    }
+
+    #[test]
+    fn held_lines_wait_for_release() {
+        let held = HeldLines::default();
+        assert_eq!(held.keep("before".into()), Some("before".into()));
+        held.hold();
+        assert_eq!(held.keep("first".into()), None);
+        assert_eq!(held.keep("second".into()), None);
+        assert_eq!(held.release(), ["first", "second"]);
+        assert_eq!(held.keep("after".into()), Some("after".into()));
+        assert!(held.release().is_empty());
+    }
+
+    #[test]
+    fn confirmation_needs_yes() {
+        assert!(is_yes("yes"));
+        assert!(is_yes("  YES \n"));
+        assert!(!is_yes("y"));
+        assert!(!is_yes(""));
+        assert!(!is_yes("yes please"));
+    }
+
+    #[test]
+    fn declined_deletion_is_failure() {
+        let reply = deletion_declined();
+        assert!(!reply.ok);
+        assert_eq!(reply.json["command"], "delete-account");
+        assert_eq!(reply.json["ok"], false);
     }
 }
