@@ -29,7 +29,7 @@ pub struct BenchOptions {
     pub warmup: Duration,
 }
 
-/// What a run measured. Latencies are in microseconds.
+/// Measurements of one run. Latencies are in microseconds.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub clients: usize,
@@ -41,8 +41,8 @@ pub struct BenchReport {
     pub p90_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
-    /// The longest time between two consecutive acknowledged writes of one
-    /// client: with a primary killed mid-run, the pause clients saw.
+    /// The maximum time between two consecutive acknowledged writes of one
+    /// client. With a primary killed mid-run, it is the pause clients saw.
     pub longest_pause_us: u64,
 }
 
@@ -169,7 +169,7 @@ async fn run_one_client(
 }
 
 impl BenchReport {
-    /// One line for people.
+    /// Formats the report as one line for people.
     pub fn summary(&self) -> String {
         format!(
             "{} clients, {:.1} s: {} writes ({:.0}/s), {} errors; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; longest pause {:.2} ms",

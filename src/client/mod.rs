@@ -195,7 +195,7 @@ impl<C: Connector> Client<C> {
     }
 }
 
-/// How one attempt of a call ended, before the retry policy looks at it.
+/// The result of one attempt of a call, before the retry policy judges it.
 enum Attempt<T> {
     Done(T),
     Rejected(ApiRejection),
@@ -203,8 +203,8 @@ enum Attempt<T> {
     Lost(String),
 }
 
-/// The pause before retry number `retry`: exponential from `BACKOFF_MIN` up
-/// to `BACKOFF_MAX`, with half of it random.
+/// Returns the pause before retry number `retry`: exponential from
+/// `BACKOFF_MIN` up to `BACKOFF_MAX`, with half of it random.
 fn backoff(retry: u32, rng: &RefCell<StdRng>) -> Duration {
     let base = BACKOFF_MIN
         .saturating_mul(1 << retry.min(8))

@@ -16,7 +16,7 @@ use crate::rpc::convert::{self, read_rejection, ApiRejection};
 
 type Reply<T> = capnp::Result<Result<T, ApiRejection>>;
 
-/// What the server granted on register, login or resume.
+/// The session the server granted on register, login or resume.
 struct Grant {
     session: session::Client,
     token: Vec<u8>,
@@ -244,8 +244,8 @@ impl<C: Connector> Client<C> {
         }
     }
 
-    /// Whether the notification stream is down: the user is logged in with
-    /// notifications started, but the connection it ran on has closed.
+    /// Returns whether the notification stream is down: the user is logged
+    /// in with notifications started, but its connection has closed.
     pub fn stream_lost(&self) -> bool {
         let subscribed = self.session.as_ref().is_some_and(|s| s.subscribed);
         let connected = self.connection.as_ref().is_some_and(|c| c.is_alive());
@@ -253,8 +253,8 @@ impl<C: Connector> Client<C> {
     }
 
     /// Reconnects, resumes the session and restarts the notification stream
-    /// after the last notification seen, without waiting for a command. One
-    /// attempt: the caller tries again later if no node answers.
+    /// after the last notification seen, without waiting for a command. It
+    /// makes one attempt, and the caller tries again later if no node replies.
     pub async fn resume_stream(&mut self) -> Result<(), ClientError> {
         match self.session_capability::<()>().await {
             Ok(_) => Ok(()),

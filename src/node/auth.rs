@@ -19,7 +19,7 @@ pub const CONCURRENT_HASHES_MAX: usize = 2;
 static HASH_PERMITS: tokio::sync::Semaphore =
     tokio::sync::Semaphore::const_new(CONCURRENT_HASHES_MAX);
 
-/// Where a node draws salts, tokens and challenges from: the operating
+/// The source of a node's salts, tokens and challenges: the operating
 /// system in production, a seeded generator in a simulation so that a seed
 /// replays the same run.
 pub enum Entropy {
@@ -55,7 +55,7 @@ impl Entropy {
     }
 }
 
-/// How a node runs argon2.
+/// The argon2 parameters and thread a node uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hashing {
     /// The crate's default argon2id parameters (19 MiB, 2 passes), on a

@@ -35,7 +35,7 @@ const ROUND_MESSAGES_MAX: usize = 1024;
 /// so that a restart re-applies committed ops without waiting for a peer.
 const COMMIT_RECORD_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Name of the file that holds the view record beside the log.
+/// Name of the file that contains the view record, beside the log.
 const META_FILE: &str = "replica.meta";
 
 /// The view record on disk, plus the commit number as last written.
@@ -47,7 +47,7 @@ struct MetaRecord {
     commit: u64,
 }
 
-/// Why a node could not start on its data directory.
+/// Errors that keep a node from starting on its data directory.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -68,7 +68,7 @@ pub enum StartError {
     InitNotEmpty { dir: String },
 }
 
-/// How the node starts on its data directory.
+/// The way a node starts on its data directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartMode {
     /// Use what is on disk. An empty directory means a lost disk: the node
@@ -86,7 +86,7 @@ pub struct ReplicaSettings {
     pub client_addresses: Vec<String>,
 }
 
-/// What [`open`] returns: the service, its driver, and the sender on which
+/// The result of [`open`]: the service, its driver, and the sender on which
 /// peer links deliver inbound messages.
 pub type Opened<D> = (Rc<Service>, Driver<D>, mpsc::UnboundedSender<Inbound>);
 
@@ -140,8 +140,8 @@ pub fn open<D: Disk + Clone>(
             }
         }
         (StartMode::Rejoin, None) if settings.replica_count == 1 => {
-            // A single node has nobody to recover from: its empty directory
-            // can only mean a new cluster.
+            // A single node has no peer to recover from, so its empty
+            // directory can only mean a new cluster.
             store_meta(
                 &disk,
                 &meta_path,

@@ -1,4 +1,4 @@
-//! What a node takes from the machine it runs on: time, randomness and the
+//! The parts of the machine a node depends on: time, randomness and the
 //! way it hashes passwords. Production and simulation differ only here and
 //! in the network and disk seams.
 
@@ -14,8 +14,8 @@ pub struct Host {
 }
 
 impl Host {
-    /// The real machine: system clock, operating-system randomness, full
-    /// argon2 parameters.
+    /// Returns the real machine: system clock, operating-system randomness,
+    /// full argon2 parameters.
     pub fn production() -> Host {
         Host {
             clock: Clock::System,
@@ -25,7 +25,8 @@ impl Host {
         }
     }
 
-    /// A simulated machine whose every random choice follows from `seed`.
+    /// Returns a simulated machine whose every random choice follows from
+    /// `seed`.
     pub fn simulated(seed: u64, epoch_ms: i64) -> Host {
         Host {
             clock: Clock::simulated(epoch_ms),

@@ -44,7 +44,7 @@ pub struct NodeOptions {
     pub mode: StartMode,
 }
 
-/// Why a node stopped.
+/// Errors that stop a node.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("cannot listen on {address}: {source}{}", busy_hint(.source))]

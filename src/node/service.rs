@@ -37,7 +37,7 @@ impl LogEntry {
     }
 }
 
-/// What `Gateway.status` reports about a node.
+/// The node status that `Gateway.status` reports.
 #[derive(Clone, Debug)]
 pub struct StatusInfo {
     pub id: u8,
@@ -120,7 +120,7 @@ impl Service {
         self.calendar.borrow()
     }
 
-    /// A receiver that changes whenever new entries have been applied.
+    /// Returns a receiver that changes whenever new entries have been applied.
     pub fn watch_applied(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
     }
@@ -164,7 +164,7 @@ impl Service {
             .unwrap_or_default()
     }
 
-    /// Turns the replica's reason for turning a call down into the answer a
+    /// Turns the replica's reason for rejecting a call into a rejection a
     /// client can act on.
     pub(crate) fn redirect_rejection(&self, redirect: Redirect) -> ApiRejection {
         match redirect {

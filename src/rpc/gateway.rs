@@ -23,7 +23,7 @@ impl GatewayServer {
     }
 }
 
-/// What a successful register, login or resume hands back.
+/// The session a successful register, login or resume returns.
 struct Grant {
     username: String,
     token: Vec<u8>,
@@ -91,7 +91,7 @@ impl GatewayServer {
             .calendar()
             .password_hash(&username)
             .map(str::to_owned);
-        // An unknown user gets the same answer as a wrong password, so that
+        // An unknown user gets the same reply as a wrong password, so that
         // logins cannot probe which names exist.
         let Some(stored) = stored else {
             return Err(ApiRejection::WrongPassword);

@@ -45,7 +45,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// A message received from an authenticated peer.
 pub type Inbound = (ReplicaId, Message);
 
-/// The proof a node sends for `nonce`: HMAC-SHA256(secret, nonce || id).
+/// Computes the proof a node sends for `nonce`: HMAC-SHA256(secret, nonce || id).
 pub fn challenge_mac(secret: &[u8], nonce: &[u8], replica: ReplicaId) -> Vec<u8> {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(nonce);
