@@ -186,3 +186,129 @@ impl BenchReport {
         )
     }
 }
+
+/// Settings of an in-process benchmark of the calendar state machine.
+#[derive(Clone, Debug)]
+pub struct CalendarBenchOptions {
+    pub users: usize,
+    pub events: usize,
+    /// Agenda queries to time after loading.
+    pub queries: usize,
+}
+
+/// Measurements of the state machine alone: how fast the log applies (the
+/// replay speed of a restart), how much memory the state takes, and how
+/// long a one-week agenda query takes.
+#[derive(Clone, Debug, Serialize)]
+pub struct CalendarBenchReport {
+    pub users: usize,
+    pub events: usize,
+    pub apply_ops_per_second: f64,
+    pub resident_bytes_per_event: f64,
+    pub agenda_p50_us: f64,
+    pub agenda_p99_us: f64,
+    pub agenda_max_us: f64,
+}
+
+impl CalendarBenchReport {
+    /// Formats the report as one line for people.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} users, {} events: applied {:.0} ops/s, {:.0} resident bytes per event; \
+             one-week agenda p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+            self.users,
+            self.events,
+            self.apply_ops_per_second,
+            self.resident_bytes_per_event,
+            self.agenda_p50_us,
+            self.agenda_p99_us,
+            self.agenda_max_us,
+        )
+    }
+}
+
+/// Resident memory of this process in bytes, from /proc (Linux only).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Loads a calendar with `users` users and `events` private events spread
+/// evenly over them (each user's events an hour apart, so none conflict),
+/// then times one-week agenda queries of random users.
+pub fn run_calendar(options: CalendarBenchOptions) -> Result<CalendarBenchReport, String> {
+    use crate::calendar::{Calendar, Command, Request};
+    use rand::{Rng, SeedableRng};
+
+    if options.users == 0 || options.events == 0 {
+        return Err("--users and --events must be at least 1".into());
+    }
+    let mut calendar = Calendar::new();
+    let before = resident_bytes().unwrap_or(0);
+    let mut seq = 0;
+    let mut next_request = |command: Command| {
+        seq += 1;
+        Request {
+            client_id: 1,
+            seq,
+            now_ms: 0,
+            command,
+        }
+    };
+    let started = Instant::now();
+    for user in 0..options.users {
+        let command = Command::Register {
+            username: format!("user{user}"),
+            password_hash: "$argon2id$v=19$m=8,t=1,p=1$bench$bench".into(),
+        };
+        calendar.apply(&next_request(command));
+    }
+    for index in 0..options.events {
+        let user = index % options.users;
+        let slot = (index / options.users) as i64;
+        let draft = EventDraft {
+            title: format!("event {index}"),
+            description: String::new(),
+            start: FIRST_START_MINUTE + slot * 60,
+            zone: "UTC".into(),
+            duration_minutes: 30,
+            visibility: Visibility::Private { guests: Vec::new() },
+        };
+        let command = Command::Schedule {
+            caller: format!("user{user}"),
+            draft,
+        };
+        if let crate::calendar::Outcome::Rejected(rejection) =
+            calendar.apply(&next_request(command))
+        {
+            return Err(format!("event {index} was rejected: {rejection}"));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = resident_bytes().unwrap_or(0);
+    let ops = (options.users + options.events) as f64;
+
+    let per_user = options.events.div_ceil(options.users) as i64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut timings_us = Vec::with_capacity(options.queries);
+    for _ in 0..options.queries {
+        let user = format!("user{}", rng.gen_range(0..options.users));
+        let from = FIRST_START_MINUTE + rng.gen_range(0..per_user.max(1)) * 60;
+        let began = Instant::now();
+        let found = calendar.agenda(&user, from, from + 7 * 24 * 60);
+        timings_us.push(began.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(found);
+    }
+    timings_us.sort_by(f64::total_cmp);
+    let at = |p: f64| timings_us[((timings_us.len() - 1) as f64 * p).round() as usize];
+    Ok(CalendarBenchReport {
+        users: options.users,
+        events: options.events,
+        apply_ops_per_second: ops / elapsed,
+        resident_bytes_per_event: after.saturating_sub(before) as f64 / options.events as f64,
+        agenda_p50_us: at(0.5),
+        agenda_p99_us: at(0.99),
+        agenda_max_us: *timings_us.last().unwrap_or(&0.0),
+    })
+}

@@ -71,6 +71,16 @@ struct BenchArgs {
     /// Output format: a summary line, or one JSON object.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+    /// Benchmarks the calendar state machine in this process instead of a
+    /// cluster: replay speed, memory per event and agenda query time.
+    #[arg(long)]
+    calendar: bool,
+    /// With --calendar: number of users.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// With --calendar: number of events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -251,6 +261,29 @@ fn run_repl(args: ReplArgs) -> ExitCode {
 
 fn run_bench(args: BenchArgs) -> ExitCode {
     init_logging("warn", None);
+    if args.calendar {
+        let options = almanac::bench::CalendarBenchOptions {
+            users: args.users,
+            events: args.events,
+            queries: 10_000,
+        };
+        return match almanac::bench::run_calendar(options) {
+            Ok(report) => {
+                match args.output {
+                    OutputFormat::Text => println!("{}", report.summary()),
+                    OutputFormat::Json => println!(
+                        "{}",
+                        serde_json::to_string(&report).expect("a report always serializes")
+                    ),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.clients == 0
         || args.seconds.is_nan()
         || args.seconds <= 0.0
