@@ -307,19 +307,34 @@ impl Cluster {
     /// Runs until some node is primary and a majority is normal in its
     /// view, and returns the primary's id.
     pub fn await_primary(&mut self, limit: Duration) -> Result<u8, String> {
+        self.await_primary_other_than(None, limit)
+    }
+
+    /// Runs until a node other than `old` is primary with a normal majority
+    /// in its view, and returns its id: the end of a failover.
+    pub fn await_new_primary(&mut self, old: u8, limit: Duration) -> Result<u8, String> {
+        self.await_primary_other_than(Some(old), limit)
+    }
+
+    fn await_primary_other_than(
+        &mut self,
+        old: Option<u8>,
+        limit: Duration,
+    ) -> Result<u8, String> {
         let majority = self.nodes.len() / 2 + 1;
-        let settled = self.run_until_true(limit, |cluster| {
-            cluster
-                .primary()
-                .is_some_and(|primary| cluster.normal_in_view_of(primary) >= majority)
-        })?;
-        match (settled, self.primary()) {
-            (true, Some(primary)) => Ok(primary),
-            _ => Err(format!(
-                "no primary with a normal majority within {limit:?} (at {:?})",
+        let settled = |cluster: &Cluster| {
+            cluster.primary().filter(|&primary| {
+                Some(primary) != old && cluster.normal_in_view_of(primary) >= majority
+            })
+        };
+        self.run_until_true(limit, |cluster| settled(cluster).is_some())?;
+        settled(self).ok_or_else(|| {
+            format!(
+                "no primary other than {old:?} with a normal majority within {limit:?} \
+                 (at {:?})",
                 self.now()
-            )),
-        }
+            )
+        })
     }
 
     fn normal_in_view_of(&self, primary: u8) -> usize {
@@ -361,13 +376,31 @@ impl Cluster {
     /// crashes it: a power loss in the middle of an append. turmoil drops
     /// the unsynced writes or keeps a torn prefix of them.
     pub fn crash_before_fsync(&mut self, id: u8) -> Result<(), String> {
-        let faults = self.slot(id).faults.clone();
-        faults.fail_syncs.set(true);
-        self.log(format!("fail every sync on n{id}"));
-        self.run_until_true(UNSYNCED_WAIT_MAX, |_| faults.unsynced_writes.get() > 0)?;
-        let unsynced = faults.unsynced_writes.get();
-        self.log(format!("n{id} has {unsynced} unsynced writes"));
-        self.crash(id);
+        self.power_fail(&[id], &[id])
+    }
+
+    /// Crashes every node of `ids` in the same step, after each node of
+    /// `unsynced` wrote something it could not sync (or `UNSYNCED_WAIT_MAX`
+    /// passed). Nodes of `ids` that are not in `unsynced` lose nothing.
+    pub fn power_fail(&mut self, ids: &[u8], unsynced: &[u8]) -> Result<(), String> {
+        let faults: Vec<Rc<DiskFaults>> = unsynced
+            .iter()
+            .map(|&id| self.slot(id).faults.clone())
+            .collect();
+        for (id, faults) in unsynced.iter().zip(&faults) {
+            faults.fail_syncs.set(true);
+            self.log(format!("fail every sync on n{id}"));
+        }
+        self.run_until_true(UNSYNCED_WAIT_MAX, |_| {
+            faults.iter().all(|faults| faults.unsynced_writes.get() > 0)
+        })?;
+        for (id, faults) in unsynced.iter().zip(&faults) {
+            let count = faults.unsynced_writes.get();
+            self.log(format!("n{id} has {count} unsynced writes"));
+        }
+        for &id in ids {
+            self.crash(id);
+        }
         Ok(())
     }
 
@@ -592,7 +625,7 @@ impl Cluster {
 }
 
 /// What a run that passed every check produced.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     /// Faults, primaries, final node states and the history, as text; equal
     /// for two runs of one seed.

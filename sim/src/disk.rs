@@ -178,6 +178,43 @@ pub fn flip_byte(path: &Path, offset: u64) -> io::Result<()> {
     file.sync_data()
 }
 
+/// Size of a log record's header: magic, length, CRC32C and op number.
+const RECORD_HEADER_BYTES: u64 = 20;
+
+/// Returns the byte offset of the middle of the payload of record number
+/// `record` (from 1) in the segment at `path`, walking the record framing
+/// (a little-endian payload length at bytes 4..8 of each header). Must run
+/// inside a turmoil host.
+pub fn record_payload_middle(path: &Path, record: u64) -> io::Result<u64> {
+    let bytes = sim_fs::read(path)?;
+    let mut offset = 0u64;
+    for number in 1..=record {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let Some(length) = bytes.get(start + 4..start + 8) else {
+            return Err(io::Error::other(format!(
+                "{} ends at byte {} before record {number}",
+                path.display(),
+                bytes.len()
+            )));
+        };
+        let length = u64::from(u32::from_le_bytes(length.try_into().expect("4 bytes")));
+        if number == record {
+            return Ok(offset + RECORD_HEADER_BYTES + length / 2);
+        }
+        offset += RECORD_HEADER_BYTES + length;
+    }
+    Err(io::Error::other("records are numbered from 1"))
+}
+
+/// Returns the first segment file (`*.wal`) in `dir`, in name order.
+pub fn first_segment(dir: &Path) -> io::Result<PathBuf> {
+    SimDisk
+        .list_dir(dir)?
+        .into_iter()
+        .find(|path| path.extension().is_some_and(|extension| extension == "wal"))
+        .ok_or_else(|| io::Error::other(format!("{} holds no segment file", dir.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -269,6 +306,35 @@ mod tests {
         flip_byte(Path::new("/data/log"), 1).unwrap();
         let error = flip_byte(Path::new("/data/log"), 3).unwrap_err();
         assert!(error.to_string().contains("has 3 bytes"), "{error}");
+    }
+
+    fn write_two_records(disk: &FaultDisk) {
+        disk.create_dir_all(Path::new("/data")).unwrap();
+        let file = disk.create_file(Path::new("/data/1.wal")).unwrap();
+        disk.sync_dir(Path::new("/data")).unwrap();
+        let mut bytes = Vec::new();
+        for payload in [&b"abcd"[..], &b"0123456789"[..]] {
+            bytes.extend_from_slice(b"AWAL");
+            bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&[0; 12]);
+            bytes.extend_from_slice(payload);
+        }
+        file.write_all_at(&bytes, 0).unwrap();
+        file.sync_data().unwrap();
+    }
+
+    fn locate_second_payload(_: &FaultDisk) -> String {
+        let segment = first_segment(Path::new("/data")).unwrap();
+        let first = record_payload_middle(&segment, 1).unwrap();
+        let second = record_payload_middle(&segment, 2).unwrap();
+        let missing = record_payload_middle(&segment, 3).unwrap_err();
+        format!("{} {first} {second} {missing}", segment.display())
+    }
+
+    #[test]
+    fn record_offsets_follow_framing() {
+        let found = two_boots(write_two_records, locate_second_payload);
+        assert_eq!(found, "/data/1.wal 22 49 /data/1.wal ends at byte 54 before record 3");
     }
 
     #[test]

@@ -11,9 +11,10 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use almanac::calendar::{EventChanges, EventDraft, EventView, UnixMinute, Visibility};
+use almanac::calendar::{EventChanges, EventDraft, EventView, Rejection, UnixMinute, Visibility};
 use almanac::client::{Client, ClientError, ClientEvent};
 use almanac::node::net::TurmoilConnector;
+use almanac::rpc::convert::ApiRejection;
 use tokio::sync::mpsc;
 
 /// Password of every simulated user.
@@ -125,6 +126,8 @@ pub struct SimClient {
     /// Minute at which this client's next event starts; each event gets a
     /// slot of its own, so no two events of one user conflict.
     next_start: UnixMinute,
+    /// The draft of the last schedule, for a resend.
+    last_draft: Option<EventDraft>,
 }
 
 impl SimClient {
@@ -144,6 +147,7 @@ impl SimClient {
             history,
             events,
             next_start: first_start,
+            last_draft: None,
         }
     }
 
@@ -177,8 +181,12 @@ impl SimClient {
             user: self.user.clone(),
         });
         let result = self.client.register(&self.user, PASSWORD).await;
-        let taken = matches!(&result, Err(ClientError::Rejected(rejection))
-            if rejection.to_string().contains("already exists"));
+        let taken = matches!(
+            &result,
+            Err(ClientError::Rejected(ApiRejection::Calendar(
+                Rejection::AlreadyExists { .. }
+            )))
+        );
         let response = self.end(index, session_response(result.map(|_| ())));
         if taken {
             return self.login().await;
@@ -215,29 +223,28 @@ impl SimClient {
         });
         let draft = self.draft(title);
         let result = self.client.schedule(&draft).await;
+        self.last_draft = Some(draft);
         self.end(index, write_response(result))
     }
 
-    /// Schedules an event, then sends the same schedule again under the same
-    /// request id, as a client that lost the first reply would. Returns both
-    /// responses.
-    pub async fn schedule_and_resend(&mut self, title: &str) -> (Response, Response) {
-        let index = self.begin(Call::Schedule {
-            title: title.to_owned(),
-        });
-        let draft = self.draft(title);
-        let first = self.client.schedule(&draft).await;
-        let first = self.end(index, write_response(first));
-        let again = self.resend(title, &draft).await;
-        (first, again)
-    }
-
-    async fn resend(&mut self, title: &str, draft: &EventDraft) -> Response {
+    /// Sends the last schedule again under the same request id, as a client
+    /// that lost the reply would.
+    ///
+    /// # Panics
+    ///
+    /// If the client scheduled nothing yet, or `title` is not the title of
+    /// its last schedule.
+    pub async fn resend_last_schedule(&mut self, title: &str) -> Response {
+        let draft = self
+            .last_draft
+            .clone()
+            .expect("resend_last_schedule needs an earlier schedule");
+        assert_eq!(draft.title, title, "only the last schedule can be resent");
         let index = self.begin(Call::Resend {
             title: title.to_owned(),
         });
         self.client.reuse_last_request_id();
-        let result = self.client.schedule(draft).await;
+        let result = self.client.schedule(&draft).await;
         self.end(index, write_response(result))
     }
 

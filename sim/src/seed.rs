@@ -3,10 +3,14 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::cluster::Outcome;
+
 /// Environment variable that runs a single seed, to replay a failure.
 pub const SEED_VAR: &str = "ALMANAC_SIM_SEED";
 /// Environment variable that sets how many seeds a sweep runs.
 pub const SEEDS_VAR: &str = "ALMANAC_SIM_SEEDS";
+/// Environment variable that makes a sweep print the trace of passing runs.
+pub const TRACE_VAR: &str = "ALMANAC_SIM_TRACE";
 /// Seeds per scenario when neither variable is set: small enough that every
 /// scenario together stays well under three minutes on two cores in a
 /// release build.
@@ -58,21 +62,28 @@ pub fn replay_command(file: &str, test: &str, seed: u64) -> String {
 /// Runs `scenario` for every seed of [`seeds`] and panics on the first
 /// failure with the seed and the command that replays it. `file` is the
 /// test file's crate name (`module_path!()` in an integration test) and
-/// `test` the test function's name.
-pub fn sweep<T>(file: &str, test: &str, scenario: impl Fn(u64) -> Result<T, String>) {
+/// `test` the test function's name. With `ALMANAC_SIM_TRACE` set, prints
+/// the trace of every passing run too.
+pub fn sweep(file: &str, test: &str, scenario: impl Fn(u64) -> Result<Outcome, String>) {
     sweep_over(&seeds(), file, test, scenario);
 }
 
-fn sweep_over<T>(
+fn sweep_over(
     seeds: &[u64],
     file: &str,
     test: &str,
-    scenario: impl Fn(u64) -> Result<T, String>,
+    scenario: impl Fn(u64) -> Result<Outcome, String>,
 ) {
+    let print_traces = std::env::var_os(TRACE_VAR).is_some();
     for &seed in seeds {
         let result = catch_unwind(AssertUnwindSafe(|| scenario(seed)));
         let failure = match result {
-            Ok(Ok(_)) => continue,
+            Ok(Ok(outcome)) => {
+                if print_traces {
+                    eprintln!("{test}, seed {seed}:\n  {}", outcome.trace.join("\n  "));
+                }
+                continue;
+            }
             Ok(Err(failure)) => failure,
             Err(panic) => panic_message(panic.as_ref()),
         };
@@ -140,7 +151,7 @@ mod tests {
                 if seed == 2 {
                     Err("broken".to_owned())
                 } else {
-                    Ok(())
+                    Ok(Outcome::default())
                 }
             })
         });

@@ -43,3 +43,21 @@ pub async fn write_then_probe(
         client.schedule(&title).await;
     }
 }
+
+/// Adds `count` clients `q1..qN`, each its own user, that run
+/// [`write_then_probe`] with three probes.
+pub fn add_writers(
+    cluster: &mut crate::Cluster,
+    seed: u64,
+    count: u64,
+    until: Duration,
+    probe_at: Duration,
+) {
+    for index in 1..=count {
+        let name = format!("q{index}");
+        let client_seed = mix(seed, index);
+        cluster.client(&name, &name, move |client| {
+            write_then_probe(client, until, probe_at, 3, client_seed)
+        });
+    }
+}
