@@ -562,7 +562,7 @@ impl Cluster {
     /// Lets every client finish, runs `quiet` more simulated time without
     /// new faults, and checks the run. On success returns what the run
     /// produced; on failure, every violation with the history.
-    pub fn finish(mut self, quiet: Duration) -> Result<Outcome, String> {
+    pub fn finish(&mut self, quiet: Duration) -> Result<Outcome, String> {
         while !self.step()? {}
         self.run_for(quiet)?;
         let nodes = self.node_states();
@@ -575,7 +575,7 @@ impl Cluster {
         if let Some(healed) = self.healed_at {
             violations.extend(check::liveness(&history, healed, LIVE_BOUND));
         }
-        let mut trace = std::mem::take(&mut self.trace);
+        let mut trace = self.trace.clone();
         trace.extend(nodes.iter().map(NodeState::summary));
         trace.extend(history.iter().map(Operation::to_string));
         if violations.is_empty() {
