@@ -37,7 +37,7 @@ pub struct NodeState {
 }
 
 impl NodeState {
-    /// One line for the trace.
+    /// Formats the node's state as one line of the trace.
     pub fn summary(&self) -> String {
         let digest: String = self.digest[..8]
             .iter()
@@ -63,13 +63,7 @@ pub fn convergence(nodes: &[NodeState]) -> Vec<String> {
     nodes[1..]
         .iter()
         .filter(|node| node.digest != first.digest || node.commit != first.commit)
-        .map(|node| {
-            format!(
-                "CONV: {} differs from {}",
-                node.summary(),
-                first.summary()
-            )
-        })
+        .map(|node| format!("CONV: {} differs from {}", node.summary(), first.summary()))
         .collect()
 }
 
@@ -323,10 +317,16 @@ mod tests {
     #[test]
     fn durability_flags_missing_event() {
         let history = [schedule("t1", 1), schedule("t2", 2)];
-        let nodes = [node(1, &[event(1, 1, "t1"), event(2, 1, "t2")]), node(2, &[event(1, 1, "t1")])];
+        let nodes = [
+            node(1, &[event(1, 1, "t1"), event(2, 1, "t2")]),
+            node(2, &[event(1, 1, "t1")]),
+        ];
         let violations = durability(&history, &nodes);
         assert_eq!(violations.len(), 1, "{violations:?}");
-        assert!(violations[0].contains("event 2 is missing on n2"), "{violations:?}");
+        assert!(
+            violations[0].contains("event 2 is missing on n2"),
+            "{violations:?}"
+        );
     }
 
     #[test]
@@ -414,15 +414,26 @@ mod tests {
 
     #[test]
     fn linearizable_reads_flag_stale_read() {
-        let history = [schedule("Room 1", 1), edit(50, 2, "Room 7"), read(60, 1, "Room 1")];
+        let history = [
+            schedule("Room 1", 1),
+            edit(50, 2, "Room 7"),
+            read(60, 1, "Room 1"),
+        ];
         let violations = linearizable_reads(&history);
         assert_eq!(violations.len(), 1, "{violations:?}");
-        assert!(violations[0].contains("older than version 2"), "{violations:?}");
+        assert!(
+            violations[0].contains("older than version 2"),
+            "{violations:?}"
+        );
     }
 
     #[test]
     fn linearizable_reads_allow_concurrent_read() {
-        let history = [schedule("Room 1", 1), edit(50, 2, "Room 7"), read(40, 1, "Room 1")];
+        let history = [
+            schedule("Room 1", 1),
+            edit(50, 2, "Room 7"),
+            read(40, 1, "Room 1"),
+        ];
         assert!(linearizable_reads(&history).is_empty());
     }
 
@@ -443,9 +454,10 @@ mod tests {
                 version: 1,
             },
         );
-        assert_eq!(liveness(&[slow.clone()], at(500), at(5_000)).len(), 1);
-        assert!(liveness(&[slow.clone()], at(2_000), at(5_000)).is_empty());
-        assert!(liveness(&[slow], at(500), at(30_000)).is_empty());
+        let history = [slow];
+        assert_eq!(liveness(&history, at(500), at(5_000)).len(), 1);
+        assert!(liveness(&history, at(2_000), at(5_000)).is_empty());
+        assert!(liveness(&history, at(500), at(30_000)).is_empty());
     }
 
     #[test]

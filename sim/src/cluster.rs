@@ -36,7 +36,7 @@ use crate::seed::mix;
 
 /// Wall-clock time at which every simulation starts: 2026-01-01T00:00Z.
 pub const EPOCH_MS: u64 = 1_767_225_600_000;
-/// Where each node keeps its log and meta file.
+/// Directory of each node's log and meta file.
 pub const DATA_DIR: &str = "/data";
 pub const CLIENT_PORT: u16 = 7401;
 pub const PEER_PORT: u16 = 7501;
@@ -54,7 +54,7 @@ pub const LIVE_BOUND: Duration = Duration::from_secs(10);
 /// it crashes the node anyway.
 const UNSYNCED_WAIT_MAX: Duration = Duration::from_secs(2);
 /// First event start of the first client, in minutes since the Unix epoch
-/// (2030-01-01T00:00Z); each further client starts `CLIENT_START_SPACING`
+/// (2030-01-01T00:00Z). Each further client starts `CLIENT_START_SPACING`
 /// later, so that no two clients' events overlap.
 const FIRST_START_MINUTE: i64 = 31_557_600;
 const CLIENT_START_SPACING: i64 = 1_000_000;
@@ -95,7 +95,7 @@ struct NodeSlot {
     /// The service of the current boot; None while the node is down or
     /// before it opened its data directory.
     service: RefCell<Option<Rc<Service>>>,
-    /// Why the last boot could not open the data directory.
+    /// The error with which the last boot failed to open the data directory.
     start_error: RefCell<Option<String>>,
 }
 
@@ -243,8 +243,8 @@ impl Cluster {
         self.run_until(self.now() + span)
     }
 
-    /// Runs until `condition` holds or `limit` passed; returns whether it
-    /// held.
+    /// Runs until `condition` is true or `limit` passed, and returns whether
+    /// it became true.
     pub fn run_until_true(
         &mut self,
         limit: Duration,
@@ -269,7 +269,7 @@ impl Cluster {
         &self.nodes[usize::from(id) - 1]
     }
 
-    /// The service of node `id` if it is up and has opened its disk.
+    /// Returns the service of node `id` if it is up and opened its disk.
     pub fn service(&self, id: u8) -> Option<Rc<Service>> {
         if !self.up[usize::from(id) - 1] {
             return None;
@@ -277,7 +277,8 @@ impl Cluster {
         self.slot(id).service.borrow().clone()
     }
 
-    /// Why node `id`'s last boot could not open its data directory.
+    /// Returns the error with which node `id`'s last boot failed to open its
+    /// data directory.
     pub fn start_error(&self, id: u8) -> Option<String> {
         self.slot(id).start_error.borrow().clone()
     }
@@ -291,8 +292,8 @@ impl Cluster {
             .collect()
     }
 
-    /// The node that is primary in the highest view any live node is
-    /// normal in.
+    /// Returns the node that is primary in the highest view in which any
+    /// live node is normal.
     pub fn primary(&self) -> Option<u8> {
         self.live_nodes()
             .into_iter()
@@ -316,11 +317,7 @@ impl Cluster {
         self.await_primary_other_than(Some(old), limit)
     }
 
-    fn await_primary_other_than(
-        &mut self,
-        old: Option<u8>,
-        limit: Duration,
-    ) -> Result<u8, String> {
+    fn await_primary_other_than(&mut self, old: Option<u8>, limit: Duration) -> Result<u8, String> {
         let majority = self.nodes.len() / 2 + 1;
         let settled = |cluster: &Cluster| {
             cluster.primary().filter(|&primary| {
@@ -364,7 +361,10 @@ impl Cluster {
     /// Boots a crashed node again on what its disk kept.
     pub fn restart(&mut self, id: u8) {
         let index = usize::from(id) - 1;
-        assert!(!self.up[index], "n{id} is running; crash it before a restart");
+        assert!(
+            !self.up[index],
+            "n{id} is running; crash it before a restart"
+        );
         let slot = self.nodes[index].clone();
         self.sim.bounce(slot.name.as_str());
         self.up[index] = true;
@@ -624,7 +624,7 @@ impl Cluster {
     }
 }
 
-/// What a run that passed every check produced.
+/// The results of a run that passed every check.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Faults, primaries, final node states and the history, as text; equal
@@ -649,8 +649,8 @@ fn cluster_config(nodes: usize) -> ClusterConfig {
     }
 }
 
-/// One boot of a node: apply the pending disk changes, bind both ports and
-/// serve until the host crashes.
+/// Boots a node once: applies the pending disk changes, binds both ports
+/// and serves until the host crashes.
 async fn boot_node(slot: Rc<NodeSlot>, config: ClusterConfig, seed: u64) -> turmoil::Result {
     let boot = slot.boots.get();
     slot.boots.set(boot + 1);

@@ -334,7 +334,10 @@ mod tests {
     #[test]
     fn record_offsets_follow_framing() {
         let found = two_boots(write_two_records, locate_second_payload);
-        assert_eq!(found, "/data/1.wal 22 49 /data/1.wal ends at byte 54 before record 3");
+        assert_eq!(
+            found,
+            "/data/1.wal 22 49 /data/1.wal ends at byte 54 before record 3"
+        );
     }
 
     #[test]

@@ -29,16 +29,29 @@ const EVENT_MINUTES: u32 = 30;
 /// The request of one operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
-    Register { user: String },
-    Login { user: String },
-    Schedule { title: String },
+    Register {
+        user: String,
+    },
+    Login {
+        user: String,
+    },
+    Schedule {
+        title: String,
+    },
     /// A schedule sent again under the request id of the previous call.
-    Resend { title: String },
-    Edit { event_id: u64, title: String },
-    Read { event_id: u64 },
+    Resend {
+        title: String,
+    },
+    Edit {
+        event_id: u64,
+        title: String,
+    },
+    Read {
+        event_id: u64,
+    },
 }
 
-/// The answer to one operation.
+/// The result of one operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
     /// A session was granted.
@@ -49,8 +62,8 @@ pub enum Response {
     Read { version: u64, title: String },
     /// The cluster rejected the call (a domain outcome): it had no effect.
     Rejected(String),
-    /// The client gave up without an answer: the call may or may not have
-    /// taken effect.
+    /// The client gave up without a response, so the call may or may not
+    /// have taken effect.
     Unknown(String),
 }
 

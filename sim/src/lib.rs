@@ -25,7 +25,7 @@ pub use history::{Call, Operation, Response, SimClient};
 pub use seed::sweep;
 
 /// Prints the nodes' and clients' log lines with simulated time when
-/// `ALMANAC_SIM_LOG` holds a filter such as `info` or `almanac=debug`.
+/// `ALMANAC_SIM_LOG` contains a filter such as `info` or `almanac=debug`.
 /// Calling it more than once is harmless.
 pub fn init_logging() {
     let Ok(filter) = std::env::var("ALMANAC_SIM_LOG") else {
@@ -42,7 +42,10 @@ pub fn init_logging() {
 struct SimulatedTime;
 
 impl tracing_subscriber::fmt::time::FormatTime for SimulatedTime {
-    fn format_time(&self, writer: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+    fn format_time(
+        &self,
+        writer: &mut tracing_subscriber::fmt::format::Writer<'_>,
+    ) -> std::fmt::Result {
         match turmoil::sim_elapsed() {
             Some(elapsed) => write!(writer, "{:>10.3}s", elapsed.as_secs_f64()),
             None => write!(writer, "{:>11}", "harness"),

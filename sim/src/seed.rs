@@ -25,7 +25,7 @@ pub fn mix(seed: u64, value: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The seeds to run: the one in `ALMANAC_SIM_SEED`, else 1 to
+/// Returns the seeds to run: the one in `ALMANAC_SIM_SEED`, else 1 to
 /// `ALMANAC_SIM_SEEDS` (default [`DEFAULT_SEEDS`]).
 ///
 /// # Panics
@@ -54,7 +54,7 @@ fn seeds_from(seed: Option<&str>, count: Option<&str>) -> Vec<u64> {
     (1..=count).collect()
 }
 
-/// The command that runs test `test` of the test file `file` for `seed`.
+/// Returns the command that runs test `test` of the test file `file` for `seed`.
 pub fn replay_command(file: &str, test: &str, seed: u64) -> String {
     format!("{SEED_VAR}={seed} cargo test -p almanac-sim --release --test {file} {test}")
 }
@@ -157,6 +157,9 @@ mod tests {
         });
         let message = panic_message(result.unwrap_err().as_ref());
         assert!(message.contains("seed 2: broken"), "{message}");
-        assert!(message.contains("ALMANAC_SIM_SEED=2 cargo test"), "{message}");
+        assert!(
+            message.contains("ALMANAC_SIM_SEED=2 cargo test"),
+            "{message}"
+        );
     }
 }

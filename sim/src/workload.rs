@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::history::{now, SimClient};
 use crate::seed::mix;
 
-/// Longest pause between two writes of [`write_until`].
+/// Maximum pause between two writes of [`write_until`].
 const PAUSE_MAX_MS: u64 = 40;
 
 /// Registers the client's user, then schedules events with unique titles

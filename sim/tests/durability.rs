@@ -58,7 +58,11 @@ fn unsynced_writes_lost(seed: u64) -> Result<Outcome, String> {
 
 #[test]
 fn crash_loses_unsynced_writes_only() {
-    sweep(module_path!(), "crash_loses_unsynced_writes_only", unsynced_writes_lost);
+    sweep(
+        module_path!(),
+        "crash_loses_unsynced_writes_only",
+        unsynced_writes_lost,
+    );
 }
 
 /// A backup cannot make a prepare durable while the primary cannot reach
@@ -127,7 +131,11 @@ fn torn_tail(seed: u64) -> Result<Outcome, String> {
 
 #[test]
 fn torn_tail_is_repaired_and_caught_up() {
-    sweep(module_path!(), "torn_tail_is_repaired_and_caught_up", torn_tail);
+    sweep(
+        module_path!(),
+        "torn_tail_is_repaired_and_caught_up",
+        torn_tail,
+    );
 }
 
 /// A bit flips inside the third record of a backup's log while it is down.
@@ -162,7 +170,11 @@ fn corrupt_record(seed: u64) -> Result<Outcome, String> {
 
 #[test]
 fn corrupt_record_stops_node_and_names_it() {
-    sweep(module_path!(), "corrupt_record_stops_node_and_names_it", corrupt_record);
+    sweep(
+        module_path!(),
+        "corrupt_record_stops_node_and_names_it",
+        corrupt_record,
+    );
 }
 
 /// A backup loses its disk and restarts empty: it recovers from the others
@@ -186,7 +198,11 @@ fn empty_disk(seed: u64) -> Result<Outcome, String> {
 
 #[test]
 fn empty_disk_recovers_before_taking_part() {
-    sweep(module_path!(), "empty_disk_recovers_before_taking_part", empty_disk);
+    sweep(
+        module_path!(),
+        "empty_disk_recovers_before_taking_part",
+        empty_disk,
+    );
 }
 
 /// A backup loses its disk while the primary is down: the one intact node
@@ -225,7 +241,11 @@ fn normal_view(cluster: &Cluster, id: u8) -> Option<u64> {
 
 #[test]
 fn recovering_node_does_not_vote() {
-    sweep(module_path!(), "recovering_node_does_not_vote", empty_disk_without_primary);
+    sweep(
+        module_path!(),
+        "recovering_node_does_not_vote",
+        empty_disk_without_primary,
+    );
 }
 
 /// All three nodes lose power at once, one of them in the middle of an
@@ -267,7 +287,9 @@ fn all_nodes_restart_at_once() {
 
 #[test]
 fn all_restart_with_one_down_for_good() {
-    sweep(module_path!(), "all_restart_with_one_down_for_good", |seed| {
-        all_restart(seed, true)
-    });
+    sweep(
+        module_path!(),
+        "all_restart_with_one_down_for_good",
+        |seed| all_restart(seed, true),
+    );
 }

@@ -62,14 +62,21 @@ fn primary_crashes_mid_workload() {
 
 #[test]
 fn primary_crashes_in_five_node_cluster() {
-    sweep(module_path!(), "primary_crashes_in_five_node_cluster", |seed| {
-        primary_crash(seed, 5)
-    });
+    sweep(
+        module_path!(),
+        "primary_crashes_in_five_node_cluster",
+        |seed| primary_crash(seed, 5),
+    );
 }
 
 /// Checks that no write of `client` invoked in `[from, to)` was
 /// acknowledged before `to`.
-fn no_ack_between(outcome: &Outcome, client: &str, from: Duration, to: Duration) -> Result<(), String> {
+fn no_ack_between(
+    outcome: &Outcome,
+    client: &str,
+    from: Duration,
+    to: Duration,
+) -> Result<(), String> {
     let acked = outcome.history.iter().find(|operation| {
         operation.client == client
             && operation.invoked >= from
@@ -102,13 +109,22 @@ fn primary_partitioned(seed: u64) -> Result<Outcome, String> {
     cluster.repair(&names(&minority), &names(&majority));
     cluster.healed();
     let outcome = cluster.finish(3 * SECOND)?;
-    no_ack_between(&outcome, "q1", cut_at + Duration::from_millis(100), healed_at)?;
+    no_ack_between(
+        &outcome,
+        "q1",
+        cut_at + Duration::from_millis(100),
+        healed_at,
+    )?;
     Ok(outcome)
 }
 
 #[test]
 fn primary_partitioned_away() {
-    sweep(module_path!(), "primary_partitioned_away", primary_partitioned);
+    sweep(
+        module_path!(),
+        "primary_partitioned_away",
+        primary_partitioned,
+    );
 }
 
 /// Split brain: the cut-off primary takes a write that it can never
@@ -157,7 +173,11 @@ fn split_brain(seed: u64) -> Result<Outcome, String> {
         }
     }
     for node in &outcome.nodes {
-        if node.events.values().any(|event| event.title == "Standup 09:00") {
+        if node
+            .events
+            .values()
+            .any(|event| event.title == "Standup 09:00")
+        {
             return Err(format!("n{} kept the deposed primary's write", node.id));
         }
     }
@@ -166,7 +186,11 @@ fn split_brain(seed: u64) -> Result<Outcome, String> {
 
 #[test]
 fn split_brain_minority_never_acknowledges() {
-    sweep(module_path!(), "split_brain_minority_never_acknowledges", split_brain);
+    sweep(
+        module_path!(),
+        "split_brain_minority_never_acknowledges",
+        split_brain,
+    );
 }
 
 /// A deposed primary must not serve a read with the old value: q1 reads on
@@ -200,7 +224,12 @@ fn deposed_primary_read(seed: u64) -> Result<Outcome, String> {
         sleep_until(3 * SECOND).await;
         let edit = client.edit_title(event_id, 1, "Room 7").await;
         edited.set(true);
-        if edit.clone() != (Response::Written { event_id, version: 2 }) {
+        if edit.clone()
+            != (Response::Written {
+                event_id,
+                version: 2,
+            })
+        {
             tracing::warn!(?edit, "the edit through the new primary failed");
         }
         client.read(event_id).await;
@@ -226,7 +255,9 @@ fn deposed_primary_read(seed: u64) -> Result<Outcome, String> {
             && matches!(&operation.response, Some(Response::Read { title, .. }) if title == "Room 1")
     });
     if let Some(operation) = stale {
-        return Err(format!("the deposed primary served the old value: {operation}"));
+        return Err(format!(
+            "the deposed primary served the old value: {operation}"
+        ));
     }
     Ok(outcome)
 }
@@ -325,5 +356,8 @@ fn same_seed_gives_same_trace() {
     let second = primary_partitioned(11).expect("the second run passes its checks");
     assert_eq!(first.trace, second.trace);
     let other = primary_partitioned(12).expect("the run with another seed passes its checks");
-    assert_ne!(first.trace, other.trace, "another seed should change the trace");
+    assert_ne!(
+        first.trace, other.trace,
+        "another seed should change the trace"
+    );
 }
