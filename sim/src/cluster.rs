@@ -123,7 +123,8 @@ pub struct Cluster {
     catch_up: Vec<Option<u64>>,
     violations: Vec<String>,
     /// Simulated time from which every new write must complete in
-    /// `LIVE_BOUND`; None when the scenario leaves the cluster unhealed.
+    /// `LIVE_BOUND`. A crash or partition clears it until the scenario calls
+    /// [`Cluster::healed`].
     healed_at: Option<Duration>,
 }
 
@@ -355,6 +356,7 @@ impl Cluster {
         self.sim.crash(slot.name.as_str());
         *slot.service.borrow_mut() = None;
         self.up[index] = false;
+        self.healed_at = None;
         self.log(format!("crash n{id}"));
     }
 
