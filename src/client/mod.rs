@@ -151,6 +151,15 @@ impl<C: Connector> Client<C> {
         &self.addresses
     }
 
+    /// Makes the next mutating call reuse the request id of the previous one,
+    /// as a client that lost a reply and resent the request would. The
+    /// simulation uses it to check that the cluster returns the first
+    /// outcome instead of applying the request again.
+    #[cfg(feature = "sim")]
+    pub fn reuse_last_request_id(&mut self) {
+        self.last_seq = self.last_seq.saturating_sub(1);
+    }
+
     fn next_request_id(&mut self) -> (u64, u64) {
         self.last_seq += 1;
         (self.client_id, self.last_seq)

@@ -1,8 +1,10 @@
 //! The client's calls and the retry policy they share.
 
 use std::future::Future;
-use std::time::Instant;
 
+// tokio's clock, so that the operation deadline follows simulated time under
+// turmoil; outside a simulation it reads the monotonic system clock.
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::{backoff, Attempt, Client, ClientError, ClientEvent, SessionState};

@@ -1,0 +1,470 @@
+//! The checks run after every simulation, over the clients' history and the
+//! final state of each live node. Each returns one line per violation.
+//!
+//! - [`convergence`] (CONV): live nodes have equal calendar digests and
+//!   equal commit numbers.
+//! - [`durability`] (DUR): every acknowledged write is in every live node's
+//!   final state.
+//! - [`exactly_once`] (ONCE): no request took effect twice, a rejected one
+//!   took none, and a resent request got the first outcome back.
+//! - [`linearizable_reads`] (LIN): no read returned a version older than a
+//!   write acknowledged before the read began.
+//! - [`liveness`] (LIVE): writes invoked after healing completed in time.
+//!
+//! Election safety (ONE) is sampled on every step by the harness instead.
+//! Every written title is unique within a run, which lets a title stand for
+//! the request that wrote it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use almanac::calendar::EventView;
+
+use crate::history::{Call, Operation, Response};
+
+/// The final state of one live node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeState {
+    pub id: u8,
+    pub role: String,
+    pub view: u64,
+    pub op: u64,
+    pub commit: u64,
+    /// SHA-256 of the node's whole calendar.
+    pub digest: [u8; 32],
+    /// Every event hosted by a simulated user, by id.
+    pub events: BTreeMap<u64, EventView>,
+}
+
+impl NodeState {
+    /// Formats the node's state as one line of the trace.
+    pub fn summary(&self) -> String {
+        let digest: String = self.digest[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!(
+            "n{} {} view {} op {} commit {} events {} digest {digest}",
+            self.id,
+            self.role,
+            self.view,
+            self.op,
+            self.commit,
+            self.events.len()
+        )
+    }
+}
+
+/// CONV: all live nodes hold the same calendar and commit number.
+pub fn convergence(nodes: &[NodeState]) -> Vec<String> {
+    let Some(first) = nodes.first() else {
+        return vec!["CONV: no node is live at the end of the run".to_owned()];
+    };
+    nodes[1..]
+        .iter()
+        .filter(|node| node.digest != first.digest || node.commit != first.commit)
+        .map(|node| format!("CONV: {} differs from {}", node.summary(), first.summary()))
+        .collect()
+}
+
+/// DUR: each acknowledged schedule or edit is present on every live node,
+/// at its version or a later one, hosted by its user.
+pub fn durability(history: &[Operation], nodes: &[NodeState]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for operation in history {
+        let Some((event_id, version)) = operation.written() else {
+            continue;
+        };
+        let title = match &operation.call {
+            Call::Schedule { title } | Call::Resend { title } | Call::Edit { title, .. } => title,
+            _ => continue,
+        };
+        for node in nodes {
+            let Some(event) = node.events.get(&event_id) else {
+                violations.push(format!(
+                    "DUR: event {event_id} is missing on n{}; acknowledged by {operation}",
+                    node.id
+                ));
+                continue;
+            };
+            if !event.host.eq_ignore_ascii_case(&operation.user) || event.version < version {
+                violations.push(format!(
+                    "DUR: n{} has event {event_id} at version {} hosted by {}; \
+                     acknowledged by {operation}",
+                    node.id, event.version, event.host
+                ));
+            } else if event.version == version && event.title != *title {
+                violations.push(format!(
+                    "DUR: n{} has event {event_id} version {version} titled {:?}; \
+                     acknowledged by {operation}",
+                    node.id, event.title
+                ));
+            }
+        }
+    }
+    violations
+}
+
+/// ONCE: no title appears twice on a node, a rejected schedule left no
+/// event, and a resent schedule returned the outcome of the first send.
+pub fn exactly_once(history: &[Operation], nodes: &[NodeState]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for node in nodes {
+        let mut by_title: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for event in node.events.values() {
+            by_title.entry(&event.title).or_default().push(event.id);
+        }
+        for (title, ids) in by_title.iter().filter(|(_, ids)| ids.len() > 1) {
+            violations.push(format!(
+                "ONCE: n{} has {} events titled {title:?}: {ids:?}",
+                node.id,
+                ids.len()
+            ));
+        }
+        for operation in history.iter().filter(|operation| operation.failed()) {
+            let Call::Schedule { title } = &operation.call else {
+                continue;
+            };
+            if by_title.contains_key(title.as_str()) {
+                violations.push(format!(
+                    "ONCE: n{} has an event titled {title:?} although {operation}",
+                    node.id
+                ));
+            }
+        }
+    }
+    violations.extend(resent_outcomes(history));
+    violations
+}
+
+/// A resend must get the response of the send it repeats.
+fn resent_outcomes(history: &[Operation]) -> Vec<String> {
+    let mut first: BTreeMap<(&str, &str), &Operation> = BTreeMap::new();
+    let mut violations = Vec::new();
+    for operation in history {
+        match &operation.call {
+            Call::Schedule { title } => {
+                first.insert((&operation.client, title), operation);
+            }
+            Call::Resend { title } => {
+                let Some(original) = first.get(&(operation.client.as_str(), title.as_str())) else {
+                    violations.push(format!("ONCE: {operation} repeats no earlier schedule"));
+                    continue;
+                };
+                let (Some(sent), Some(resent)) = (original.written(), operation.written()) else {
+                    continue;
+                };
+                if sent != resent {
+                    violations.push(format!(
+                        "ONCE: {operation} got another outcome than the first send: {original}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    violations
+}
+
+/// LIN: a read of an event returns at least the version of every write to
+/// it acknowledged before the read began, with that version's title.
+pub fn linearizable_reads(history: &[Operation]) -> Vec<String> {
+    // Acknowledged writes per event: (completed, version, title).
+    let mut writes: BTreeMap<u64, Vec<(Duration, u64, &str)>> = BTreeMap::new();
+    for operation in history {
+        let (Some((event_id, version)), Some(completed)) =
+            (operation.written(), operation.completed)
+        else {
+            continue;
+        };
+        let title = match &operation.call {
+            Call::Schedule { title } | Call::Resend { title } | Call::Edit { title, .. } => title,
+            _ => continue,
+        };
+        writes
+            .entry(event_id)
+            .or_default()
+            .push((completed, version, title));
+    }
+    let mut violations = Vec::new();
+    for operation in history {
+        let (Call::Read { event_id }, Some(Response::Read { version, title })) =
+            (&operation.call, &operation.response)
+        else {
+            continue;
+        };
+        let known = writes.get(event_id).map(Vec::as_slice).unwrap_or_default();
+        for (completed, written, written_title) in known {
+            if *completed < operation.invoked && *written > *version {
+                violations.push(format!(
+                    "LIN: {operation} is older than version {written}, acknowledged at \
+                     {completed:?}"
+                ));
+            }
+            if *written == *version && *written_title != title.as_str() {
+                violations.push(format!(
+                    "LIN: {operation} differs from version {written} as written \
+                     ({written_title:?})"
+                ));
+            }
+        }
+    }
+    violations
+}
+
+/// LIVE: every schedule or edit invoked at or after `healed` was
+/// acknowledged within `bound` of its invocation.
+pub fn liveness(history: &[Operation], healed: Duration, bound: Duration) -> Vec<String> {
+    let mut violations = Vec::new();
+    for operation in history {
+        let is_write = matches!(
+            operation.call,
+            Call::Schedule { .. } | Call::Resend { .. } | Call::Edit { .. }
+        );
+        if !is_write || operation.invoked < healed {
+            continue;
+        }
+        let in_time = operation
+            .completed
+            .is_some_and(|completed| completed - operation.invoked <= bound);
+        if operation.written().is_none() || !in_time {
+            violations.push(format!(
+                "LIVE: {operation} did not complete within {bound:?} after healing at \
+                 {healed:?}"
+            ));
+        }
+    }
+    violations
+}
+
+#[cfg(test)]
+mod tests {
+    use almanac::calendar::Visibility;
+
+    use super::*;
+
+    fn at(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    fn operation(call: Call, invoked: u64, completed: u64, response: Response) -> Operation {
+        Operation {
+            client: "q1".into(),
+            user: "alice".into(),
+            call,
+            invoked: at(invoked),
+            completed: Some(at(completed)),
+            response: Some(response),
+        }
+    }
+
+    fn schedule(title: &str, event_id: u64) -> Operation {
+        operation(
+            Call::Schedule {
+                title: title.into(),
+            },
+            0,
+            10,
+            Response::Written {
+                event_id,
+                version: 1,
+            },
+        )
+    }
+
+    fn event(id: u64, version: u64, title: &str) -> EventView {
+        EventView {
+            id,
+            version,
+            title: title.into(),
+            description: String::new(),
+            start: 0,
+            duration_minutes: 30,
+            zone: "UTC".into(),
+            host: "alice".into(),
+            visibility: Visibility::Private { guests: Vec::new() },
+        }
+    }
+
+    fn node(id: u8, events: &[EventView]) -> NodeState {
+        NodeState {
+            id,
+            role: "Backup".into(),
+            view: 1,
+            op: 5,
+            commit: 5,
+            digest: [id; 32],
+            events: events.iter().map(|e| (e.id, e.clone())).collect(),
+        }
+    }
+
+    #[test]
+    fn convergence_flags_other_digest() {
+        let a = node(1, &[]);
+        let mut b = node(2, &[]);
+        assert_eq!(convergence(&[a.clone(), b.clone()]).len(), 1);
+        b.digest = a.digest;
+        assert!(convergence(&[a.clone(), b.clone()]).is_empty());
+        b.commit = 4;
+        assert_eq!(convergence(&[a, b]).len(), 1);
+    }
+
+    #[test]
+    fn convergence_needs_a_live_node() {
+        assert_eq!(convergence(&[]).len(), 1);
+    }
+
+    #[test]
+    fn durability_flags_missing_event() {
+        let history = [schedule("t1", 1), schedule("t2", 2)];
+        let nodes = [
+            node(1, &[event(1, 1, "t1"), event(2, 1, "t2")]),
+            node(2, &[event(1, 1, "t1")]),
+        ];
+        let violations = durability(&history, &nodes);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].contains("event 2 is missing on n2"),
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn durability_flags_wrong_title() {
+        let nodes = [node(1, &[event(1, 1, "other")])];
+        assert_eq!(durability(&[schedule("t1", 1)], &nodes).len(), 1);
+    }
+
+    #[test]
+    fn durability_accepts_later_version() {
+        let nodes = [node(1, &[event(1, 2, "edited")])];
+        assert!(durability(&[schedule("t1", 1)], &nodes).is_empty());
+    }
+
+    #[test]
+    fn durability_ignores_unknown_outcome() {
+        let mut lost = schedule("t1", 1);
+        lost.response = Some(Response::Unknown("timed out".into()));
+        assert!(durability(&[lost], &[node(1, &[])]).is_empty());
+    }
+
+    #[test]
+    fn exactly_once_flags_duplicate_title() {
+        let nodes = [node(1, &[event(1, 1, "t1"), event(2, 1, "t1")])];
+        let violations = exactly_once(&[], &nodes);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+    }
+
+    #[test]
+    fn exactly_once_flags_rejected_but_present() {
+        let mut rejected = schedule("t1", 1);
+        rejected.response = Some(Response::Rejected("conflict".into()));
+        let nodes = [node(1, &[event(1, 1, "t1")])];
+        assert_eq!(exactly_once(&[rejected], &nodes).len(), 1);
+    }
+
+    #[test]
+    fn exactly_once_flags_other_resend_outcome() {
+        let resend = |event_id| {
+            operation(
+                Call::Resend { title: "t1".into() },
+                20,
+                30,
+                Response::Written {
+                    event_id,
+                    version: 1,
+                },
+            )
+        };
+        let nodes = [node(1, &[event(1, 1, "t1")])];
+        assert!(exactly_once(&[schedule("t1", 1), resend(1)], &nodes).is_empty());
+        assert_eq!(
+            exactly_once(&[schedule("t1", 1), resend(2)], &nodes).len(),
+            1
+        );
+        assert_eq!(exactly_once(&[resend(1)], &nodes).len(), 1);
+    }
+
+    fn read(invoked: u64, version: u64, title: &str) -> Operation {
+        operation(
+            Call::Read { event_id: 1 },
+            invoked,
+            invoked + 5,
+            Response::Read {
+                version,
+                title: title.into(),
+            },
+        )
+    }
+
+    fn edit(completed: u64, version: u64, title: &str) -> Operation {
+        operation(
+            Call::Edit {
+                event_id: 1,
+                title: title.into(),
+            },
+            completed - 5,
+            completed,
+            Response::Written {
+                event_id: 1,
+                version,
+            },
+        )
+    }
+
+    #[test]
+    fn linearizable_reads_flag_stale_read() {
+        let history = [
+            schedule("Room 1", 1),
+            edit(50, 2, "Room 7"),
+            read(60, 1, "Room 1"),
+        ];
+        let violations = linearizable_reads(&history);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].contains("older than version 2"),
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn linearizable_reads_allow_concurrent_read() {
+        let history = [
+            schedule("Room 1", 1),
+            edit(50, 2, "Room 7"),
+            read(40, 1, "Room 1"),
+        ];
+        assert!(linearizable_reads(&history).is_empty());
+    }
+
+    #[test]
+    fn linearizable_reads_flag_wrong_title() {
+        let history = [schedule("Room 1", 1), read(60, 1, "Room 9")];
+        assert_eq!(linearizable_reads(&history).len(), 1);
+    }
+
+    #[test]
+    fn liveness_flags_slow_write() {
+        let slow = operation(
+            Call::Schedule { title: "t".into() },
+            1_000,
+            20_000,
+            Response::Written {
+                event_id: 1,
+                version: 1,
+            },
+        );
+        let history = [slow];
+        assert_eq!(liveness(&history, at(500), at(5_000)).len(), 1);
+        assert!(liveness(&history, at(2_000), at(5_000)).is_empty());
+        assert!(liveness(&history, at(500), at(30_000)).is_empty());
+    }
+
+    #[test]
+    fn liveness_flags_unanswered_write() {
+        let mut lost = schedule("t", 1);
+        lost.response = None;
+        lost.completed = None;
+        assert_eq!(liveness(&[lost], at(0), at(5_000)).len(), 1);
+    }
+}
