@@ -45,8 +45,8 @@ enum Command {
     Repl(ReplArgs),
     /// Runs one server node.
     Server(ServerArgs),
-    /// Runs a local node on loopback with its data under --data, and attaches
-    /// the terminal client to it.
+    /// Runs a local cluster (three nodes by default) on loopback in this
+    /// process, with its data under --data, and attaches the terminal client.
     Local(LocalArgs),
     /// Prints the status of every node of the cluster.
     Status(StatusArgs),

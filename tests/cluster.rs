@@ -439,3 +439,16 @@ fn status_text_and_json_list_nodes() {
         "the row does not show {error:?}: {row}"
     );
 }
+
+#[test]
+fn client_given_backup_finds_primary() {
+    let cluster = Cluster::start();
+    let primary = cluster.wait_for_primary(None);
+    let backup = cluster.ids().find(|&id| id != primary).unwrap();
+    let mut repl = Repl::spawn(cluster.address(backup), &[]);
+    repl.register("hinted");
+    let reply = repl.ok(&schedule_line("through a backup", 0, &[]));
+    assert_eq!(reply["ok"], true, "{reply}");
+    let status = repl.finish();
+    assert!(status.success(), "the REPL failed: {status:?}");
+}

@@ -131,7 +131,7 @@ fn json_output_shape() {
         .collect();
     assert_eq!(
         commands,
-        ["login", "schedule", "when", "agenda", "status", "show"]
+        ["register", "schedule", "when", "agenda", "status", "show"]
     );
 
     let schedule = &replies[1];

@@ -196,7 +196,16 @@ impl<C: Connector> Client<C> {
         if let Some(connection) = self.connection.take() {
             info!(address = %connection.address, "leaving node");
         }
-        let hinted = hint.and_then(|hint| self.addresses.iter().position(|a| a == hint));
+        let hinted = hint.map(|hint| match self.addresses.iter().position(|a| a == hint) {
+            Some(index) => index,
+            None => {
+                // A node named a primary the client was not told about, for
+                // example when it was given one address: remember it.
+                info!(address = %hint, "following a hint to an unlisted primary");
+                self.addresses.push(hint.to_owned());
+                self.addresses.len() - 1
+            }
+        });
         self.next_address = match hinted {
             Some(index) => index,
             None => (self.next_address + 1) % self.addresses.len(),

@@ -249,9 +249,11 @@ impl<C: Connector> Client<C> {
     /// Returns whether the notification stream is down: the user is logged
     /// in with notifications started, but its connection has closed.
     pub fn stream_lost(&self) -> bool {
-        let subscribed = self.session.as_ref().is_some_and(|s| s.subscribed);
+        let Some(session) = &self.session else {
+            return false;
+        };
         let connected = self.connection.as_ref().is_some_and(|c| c.is_alive());
-        subscribed && !connected
+        session.subscribed && (!connected || session.subscription.is_none())
     }
 
     /// Reconnects, resumes the session and restarts the notification stream
@@ -260,6 +262,14 @@ impl<C: Connector> Client<C> {
     pub async fn resume_stream(&mut self) -> Result<(), ClientError> {
         match self.session_capability::<()>().await {
             Ok(_) => Ok(()),
+            Err(Attempt::Rejected(ApiRejection::NotPrimary {
+                primary_address, ..
+            })) => {
+                let hint = (!primary_address.is_empty()).then_some(primary_address.as_str());
+                self.move_on(hint);
+                Ok(())
+            }
+            Err(Attempt::Rejected(ApiRejection::Unavailable(_))) => Ok(()),
             Err(Attempt::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
             Err(Attempt::Lost(error)) => {
                 self.move_on(None);

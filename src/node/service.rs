@@ -173,8 +173,13 @@ impl Service {
                 view,
             },
             Redirect::NotNormal { view, status } => ApiRejection::Unavailable(format!(
-                "node {} is in {status:?} status in view {view}",
-                self.replica_id + 1
+                "node {} knows no primary yet ({} in view {view}); a majority of the {} nodes must be up",
+                self.replica_id + 1,
+                match status {
+                    Status::Recovering => "recovering its log",
+                    _ => "electing a primary",
+                },
+                self.client_addresses.len()
             )),
             Redirect::Unconfirmed { view } => ApiRejection::Unavailable(format!(
                 "node {} could not confirm with a quorum that it is still primary of view {view}",

@@ -148,12 +148,11 @@ impl Executor {
                         render::render_notification(&notification, self.view.zone, self.view.style)
                     }
                 }
+                // JSON output keeps to one object per command and one per
+                // notification.
+                ClientEvent::SwitchedNode { .. } if self.view.json => continue,
                 ClientEvent::SwitchedNode { address } => {
-                    if self.view.json {
-                        json!({ "switched_node": address }).to_string()
-                    } else {
-                        format!("(connected to node {address})")
-                    }
+                    format!("(now connected to node {address})")
                 }
             };
             printer(line);
@@ -185,11 +184,12 @@ impl Executor {
         match command {
             ReplCommand::Register { user } => {
                 let name = self.client.register(&user, &password).await?;
-                self.after_login(name, "registered and logged in").await
+                self.after_login(name, "register", "registered and logged in")
+                    .await
             }
             ReplCommand::Login { user } => {
                 let name = self.client.login(&user, &password).await?;
-                self.after_login(name, "logged in").await
+                self.after_login(name, "login", "logged in").await
             }
             ReplCommand::Logout => {
                 let name = self.client.username().unwrap_or_default().to_owned();
@@ -303,7 +303,12 @@ impl Executor {
     }
 
     /// Shows what arrived while the user was away and starts the live stream.
-    async fn after_login(&mut self, name: String, verb: &str) -> Result<Reply, ClientError> {
+    async fn after_login(
+        &mut self,
+        name: String,
+        command: &str,
+        verb: &str,
+    ) -> Result<Reply, ClientError> {
         let waiting = self.client.start_notifications().await?;
         if let Some(last) = waiting.last() {
             self.client.ack(last.seq).await?;
@@ -330,7 +335,7 @@ impl Executor {
         let notifications: Vec<Value> = waiting.iter().map(render::notification_json).collect();
         Ok(Reply::ok(
             text,
-            json!({ "command": "login", "ok": true, "user": name, "notifications": notifications }),
+            json!({ "command": command, "ok": true, "user": name, "notifications": notifications }),
         ))
     }
 
@@ -491,7 +496,11 @@ pub fn status_reply(reports: Vec<(String, Result<crate::client::NodeReport, Stri
             }
         }
     }
-    let ok = rows.iter().any(|row| row.reachable);
+    // A node in normal status (primary or backup) belongs to a working
+    // view; reachable nodes that are all electing or recovering do not.
+    let ok = rows
+        .iter()
+        .any(|row| row.reachable && (row.role == "primary" || row.role == "backup"));
     Reply {
         ok,
         text: render::render_status(&rows),

@@ -269,13 +269,14 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
     };
     if input.is_terminal() {
         println!(
-            "Almanac: connected to {}. Type help to list commands, quit to leave.",
+            "Almanac, with nodes at {}. Type help to list commands, quit to leave.",
             addresses.join(", ")
         );
     }
     let status = read_eval_print(&mut input, &jobs, &options);
     if let (Input::Terminal(editor, _), Some(path)) = (&mut input, history_path(&options)) {
-        let _ = editor.save_history(&path);
+        // Appending keeps the lines of other REPLs that quit meanwhile.
+        let _ = editor.append_history(&path);
     }
     status
 }
@@ -349,10 +350,35 @@ fn read_eval_print(
             Ok(ReplCommand::Quit) => break,
             Ok(ReplCommand::Help { command }) => help_reply(command),
             Ok(ReplCommand::When(when)) => when_reply(&when, options.zone),
-            Ok(command) => match run_remote(input, jobs, command) {
-                Some(reply) => reply,
-                None => break,
-            },
+            Ok(command) => {
+                let name = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                match run_remote(input, jobs, command) {
+                    Some(reply) => reply,
+                    None if input.is_terminal() => break,
+                    None => {
+                        // A script that ends at a password prompt is missing
+                        // the password line: that is a failed command.
+                        let message = format!(
+                            "the input ended before the password for `{}`; put it on the line after the command",
+                            line.trim()
+                        );
+                        print_reply(
+                            &Reply {
+                                ok: false,
+                                text: format!("error: {message}"),
+                                json: json!({ "command": name, "ok": false,
+                                              "error": { "message": message } }),
+                            },
+                            json,
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
         };
         if reply.ok {
             if let Some(name) = logged_in_user(&reply) {
@@ -377,7 +403,7 @@ fn read_eval_print(
 /// The user a reply logged in (Some(Some)) or out (Some(None)), if any.
 fn logged_in_user(reply: &Reply) -> Option<Option<String>> {
     match reply.json.get("command").and_then(|c| c.as_str()) {
-        Some("login") => Some(reply.json["user"].as_str().map(str::to_owned)),
+        Some("login" | "register") => Some(reply.json["user"].as_str().map(str::to_owned)),
         Some("logout" | "delete-account") => Some(None),
         _ => None,
     }
