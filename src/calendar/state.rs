@@ -112,6 +112,28 @@ impl Calendar {
             } => self.edit(caller, *event_id, *expected_version, changes, now_ms),
             Command::Delete { caller, event_id } => self.delete(caller, *event_id, now_ms),
             Command::AckNotifications { caller, up_to_seq } => self.ack(caller, *up_to_seq),
+            Command::EditOccurrence {
+                caller,
+                event_id,
+                expected_version,
+                occurrence_start,
+                changes,
+                following,
+            } => self.edit_occurrence(
+                caller,
+                *event_id,
+                *expected_version,
+                *occurrence_start,
+                changes,
+                *following,
+                now_ms,
+            ),
+            Command::DeleteOccurrence {
+                caller,
+                event_id,
+                occurrence_start,
+                following,
+            } => self.delete_occurrence(caller, *event_id, *occurrence_start, *following, now_ms),
         }
     }
 

@@ -370,6 +370,7 @@ impl Executor {
             zone: schedule.zone.name().to_owned(),
             duration_minutes: schedule.duration_minutes,
             visibility,
+            recurrence: None,
         };
         let (event_id, version) = self.client.schedule(&draft).await?;
         let mut text = String::new();

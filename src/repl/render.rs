@@ -880,6 +880,7 @@ mod tests {
             zone: zone.name().to_string(),
             host: "alice".to_string(),
             visibility: Visibility::Public,
+            recurrence: None,
         }
     }
 
@@ -1597,6 +1598,7 @@ id  address         role         view   op  commit  lag
             visibility: Visibility::Private {
                 guests: guests.iter().map(|guest| guest.to_string()).collect(),
             },
+            recurrence: None,
         }
     }
 

@@ -1,0 +1,703 @@
+//! Recurring events in the state: their index, their conflict spans, and the
+//! commands that change or cancel one occurrence or an occurrence and every
+//! later one.
+//!
+//! A series is stored once, as its first event with a rule, and expanded on
+//! demand with [`Expander`]. The index keeps each series under the end of its
+//! last occurrence (`UnixMinute::MAX` for a rule without an end), so a lookup
+//! for `[from, to)` reads only the series still running at `from` and then
+//! drops those whose first occurrence starts at or after `to`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use super::limits::{
+    CONFLICT_HORIZON_MINUTES, MAX_DURATION_MINUTES, MAX_SERIES_EXCEPTIONS, MAX_SERIES_OCCURRENCES,
+};
+use super::recurrence::{instant_in, Expander, Occurrence, ParsedRule};
+use super::state::Calendar;
+use super::types::{
+    Effect, EventChanges, EventId, EventView, NotificationKind, OccurrenceOverride, Recurrence,
+    Rejection, UnixMinute,
+};
+use super::users::user_key;
+use super::validate::{normalize_title, validate_description, validate_duration, validate_start};
+
+/// Index entries sort by the end of a series' last occurrence, then id.
+type EndKey = (UnixMinute, EventId);
+
+/// First start and last end of one series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SeriesSpan {
+    pub first_start: UnixMinute,
+    /// Exclusive end of the last occurrence; `UnixMinute::MAX` without an end.
+    pub last_end: UnixMinute,
+}
+
+/// Index of the recurring events, which the start-ordered indexes of one-off
+/// events leave out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SeriesIndex {
+    pub spans: BTreeMap<EventId, SeriesSpan>,
+    /// Every series.
+    pub by_end: BTreeSet<EndKey>,
+    /// Public series only.
+    pub public_by_end: BTreeSet<EndKey>,
+    /// Private series under each participant's lowercase username.
+    pub private_by_participant: BTreeMap<String, BTreeSet<EndKey>>,
+}
+
+impl SeriesIndex {
+    pub fn insert(&mut self, event: &EventView) {
+        let span = series_span(event);
+        let key = (span.last_end, event.id);
+        self.spans.insert(event.id, span);
+        self.by_end.insert(key);
+        if event.is_public() {
+            self.public_by_end.insert(key);
+        } else {
+            for participant in event.participants() {
+                self.private_by_participant
+                    .entry(user_key(participant))
+                    .or_default()
+                    .insert(key);
+            }
+        }
+    }
+
+    /// Removes a series as it was inserted; pass the stored value.
+    pub fn remove(&mut self, event: &EventView) {
+        let Some(span) = self.spans.remove(&event.id) else {
+            return;
+        };
+        let key = (span.last_end, event.id);
+        self.by_end.remove(&key);
+        self.public_by_end.remove(&key);
+        for participant in event.participants() {
+            let participant = user_key(participant);
+            if let Some(set) = self.private_by_participant.get_mut(&participant) {
+                set.remove(&key);
+                if set.is_empty() {
+                    self.private_by_participant.remove(&participant);
+                }
+            }
+        }
+    }
+
+    /// Ids in `set` of the series whose span overlaps `[from, to)`.
+    fn running<'a>(
+        &'a self,
+        set: &'a BTreeSet<EndKey>,
+        from: UnixMinute,
+        to: UnixMinute,
+    ) -> impl Iterator<Item = EventId> + 'a {
+        let after = Bound::Excluded((from, EventId::MAX));
+        set.range((after, Bound::Unbounded))
+            .map(|&(_, id)| id)
+            .filter(move |id| self.spans[id].first_start < to)
+    }
+
+    /// Series a user can see (public ones and their private ones) that can
+    /// have an occurrence in `[from, to)`.
+    pub fn visible_running(&self, key: &str, from: UnixMinute, to: UnixMinute) -> Vec<EventId> {
+        let mut ids: Vec<EventId> = self.running(&self.public_by_end, from, to).collect();
+        if let Some(set) = self.private_by_participant.get(key) {
+            ids.extend(self.running(set, from, to));
+        }
+        ids
+    }
+
+    /// Series the conflict rules could make collide with `candidate` in
+    /// `[from, to)`: every series for a public candidate, and public series
+    /// plus those of the candidate's participants for a private one.
+    pub fn conflict_candidates(
+        &self,
+        candidate: &EventView,
+        from: UnixMinute,
+        to: UnixMinute,
+    ) -> BTreeSet<EventId> {
+        if candidate.is_public() {
+            return self.running(&self.by_end, from, to).collect();
+        }
+        let mut ids: BTreeSet<EventId> = self.running(&self.public_by_end, from, to).collect();
+        for participant in candidate.participants() {
+            if let Some(set) = self.private_by_participant.get(&user_key(participant)) {
+                ids.extend(self.running(set, from, to));
+            }
+        }
+        ids
+    }
+
+    /// Ids of the private series the user takes part in.
+    pub fn private_of<'a>(&'a self, key: &str) -> impl Iterator<Item = EventId> + 'a {
+        let entries = self.private_by_participant.get(key);
+        entries.into_iter().flatten().map(|&(_, id)| id)
+    }
+}
+
+/// The span of a stored series, whose rule was validated when it was stored.
+fn series_span(event: &EventView) -> SeriesSpan {
+    let expander = stored_expander(event);
+    match expander.all_occurrences() {
+        Some(all) => SeriesSpan {
+            first_start: all.first().map_or(UnixMinute::MAX, |first| first.start),
+            last_end: all.iter().map(|o| o.end).max().unwrap_or(UnixMinute::MIN),
+        },
+        None => {
+            let first =
+                expander.occurrences(UnixMinute::MIN, event.start + CONFLICT_HORIZON_MINUTES);
+            let first_start = first.first().map_or(event.start, |first| first.start);
+            SeriesSpan {
+                first_start: first_start.min(event.start),
+                last_end: UnixMinute::MAX,
+            }
+        }
+    }
+}
+
+/// An expander for a stored series.
+///
+/// # Panics
+///
+/// If the stored rule does not parse, which `validate_series` rules out
+/// before anything is stored.
+pub(crate) fn stored_expander(event: &EventView) -> Expander<'_> {
+    Expander::new(event)
+        .unwrap_or_else(|error| panic!("stored event {} has a broken rule: {error}", event.id))
+}
+
+/// Whether any span overlaps `[start, end)`. `spans` is sorted by start and
+/// no span is longer than `MAX_DURATION_MINUTES`.
+pub(crate) fn any_overlap(spans: &[Occurrence], start: UnixMinute, end: UnixMinute) -> bool {
+    let upper = spans.partition_point(|span| span.start < end);
+    let lowest = start - i64::from(MAX_DURATION_MINUTES);
+    spans[..upper]
+        .iter()
+        .rev()
+        .take_while(|span| span.start >= lowest)
+        .any(|span| span.end > start)
+}
+
+/// The occurrences of an event that conflict checks cover: the event itself
+/// for a one-off event, every occurrence of a series that ends, and those
+/// starting within `CONFLICT_HORIZON_MINUTES` of the start for a series
+/// without an end.
+pub(crate) fn checked_spans(event: &EventView) -> Vec<Occurrence> {
+    if !event.is_recurring() {
+        return vec![Occurrence {
+            start: event.start,
+            end: event.end(),
+            original_start: event.start,
+        }];
+    }
+    let expander = stored_expander(event);
+    match expander.all_occurrences() {
+        Some(all) => all,
+        None => expander.occurrences(UnixMinute::MIN, event.start + CONFLICT_HORIZON_MINUTES),
+    }
+}
+
+fn invalid_rule(message: impl Into<String>) -> Rejection {
+    Rejection::invalid("recurrence", message)
+}
+
+/// Normalizes the recurrence of a new event: the canonical rule, sorted
+/// exceptions that name real occurrences, no overrides.
+pub(crate) fn normalized_recurrence(
+    event: &EventView,
+    recurrence: &Recurrence,
+) -> Result<Recurrence, Rejection> {
+    let rule = ParsedRule::parse(&recurrence.rule).map_err(invalid_rule)?;
+    if !recurrence.overrides.is_empty() || recurrence.occurrence.is_some() {
+        return Err(invalid_rule(
+            "a new recurring event cannot carry moved occurrences; \
+             schedule the series, then edit single occurrences",
+        ));
+    }
+    let mut exceptions = recurrence.exceptions.clone();
+    exceptions.sort_unstable();
+    exceptions.dedup();
+    let normalized = Recurrence {
+        rule: rule.canonical(),
+        exceptions,
+        overrides: Vec::new(),
+        occurrence: None,
+    };
+    let mut candidate = event.clone();
+    candidate.recurrence = Some(normalized.clone());
+    let expander = Expander::new(&candidate).map_err(invalid_rule)?;
+    for &exception in &normalized.exceptions {
+        if !expander.has_rule_start(exception) {
+            return Err(invalid_rule(format!(
+                "the exception at {} is not an occurrence of the rule; \
+                 give the start of an occurrence",
+                super::types::format_minute(exception)
+            )));
+        }
+    }
+    Ok(normalized)
+}
+
+/// Checks a series before it is stored and returns the end of its conflict
+/// horizon when it has no end: it must fit its limits, have an occurrence,
+/// and no two of its occurrences may overlap.
+pub(crate) fn validate_series(event: &EventView) -> Result<Option<UnixMinute>, Rejection> {
+    let expander = Expander::new(event).map_err(invalid_rule)?;
+    let recurrence = event
+        .recurrence
+        .as_ref()
+        .expect("validate_series of a series");
+    let exceptions = recurrence.exceptions.len() + recurrence.overrides.len();
+    if exceptions > MAX_SERIES_EXCEPTIONS {
+        return Err(invalid_rule(format!(
+            "it has {exceptions} cancelled or moved occurrences, more than the \
+             {MAX_SERIES_EXCEPTIONS} allowed; end the series and start a new one"
+        )));
+    }
+    let bounded = expander.rule().is_bounded();
+    if bounded {
+        let starts = expander.rule_starts_before(UnixMinute::MAX, MAX_SERIES_OCCURRENCES + 1);
+        if starts.len() > MAX_SERIES_OCCURRENCES {
+            return Err(invalid_rule(format!(
+                "it has more than {MAX_SERIES_OCCURRENCES} occurrences; \
+                 use a smaller COUNT, an earlier UNTIL, or no end"
+            )));
+        }
+    }
+    let spans = checked_spans(event);
+    if spans.is_empty() {
+        return Err(invalid_rule(
+            "the rule gives no occurrence from the start on; check the rule and the start date",
+        ));
+    }
+    for pair in spans.windows(2) {
+        if pair[1].start < pair[0].end {
+            return Err(invalid_rule(format!(
+                "the occurrence at {} starts before the one at {} ends; \
+                 shorten the event or space the occurrences further apart",
+                super::types::format_minute(pair[1].start),
+                super::types::format_minute(pair[0].start)
+            )));
+        }
+    }
+    Ok((!bounded).then_some(event.start + CONFLICT_HORIZON_MINUTES))
+}
+
+/// Moves the exceptions and the original starts of overrides along with a
+/// change of the series' start or zone: each keeps its local distance from
+/// the start. Those that no longer name an occurrence of the rule are
+/// dropped.
+pub(crate) fn carry_exceptions(old: &EventView, new: &mut EventView) -> Result<(), Rejection> {
+    let same_start = old.start == new.start && old.zone == new.zone;
+    if same_start || !old.is_recurring() {
+        return Ok(());
+    }
+    let old_expander = stored_expander(old);
+    let shift = |minute: UnixMinute| -> Option<UnixMinute> {
+        let offset = old_expander.local_time(minute) - old_expander.local_start();
+        let new_local = super::recurrence::local_time_in(&new.zone, new.start)? + offset;
+        instant_in(&new.zone, new_local)
+    };
+    let recurrence = old.recurrence.as_ref().expect("old is a series");
+    let exceptions: Vec<UnixMinute> = recurrence
+        .exceptions
+        .iter()
+        .filter_map(|&e| shift(e))
+        .collect();
+    let overrides: Vec<OccurrenceOverride> = recurrence
+        .overrides
+        .iter()
+        .filter_map(|moved| {
+            let original_start = shift(moved.original_start)?;
+            Some(OccurrenceOverride {
+                original_start,
+                ..moved.clone()
+            })
+        })
+        .collect();
+    let mut shifted = new.clone();
+    let target = shifted.recurrence.as_mut().expect("new is a series");
+    target.exceptions = Vec::new();
+    target.overrides = Vec::new();
+    let new_expander = Expander::new(&shifted).map_err(invalid_rule)?;
+    // NOTE: an exception or moved occurrence whose shifted start is not an
+    // occurrence of the rule any more is dropped without a notice.
+    let mut kept_exceptions: Vec<UnixMinute> = exceptions
+        .into_iter()
+        .filter(|&e| new_expander.has_rule_start(e))
+        .collect();
+    kept_exceptions.sort_unstable();
+    let mut kept_overrides: Vec<OccurrenceOverride> = overrides
+        .into_iter()
+        .filter(|moved| new_expander.has_rule_start(moved.original_start))
+        .collect();
+    kept_overrides.sort_by_key(|moved| moved.original_start);
+    let target = new.recurrence.as_mut().expect("new is a series");
+    target.exceptions = kept_exceptions;
+    target.overrides = kept_overrides;
+    Ok(())
+}
+
+impl Calendar {
+    pub(crate) fn edit_occurrence(
+        &mut self,
+        caller: &str,
+        event_id: EventId,
+        expected_version: u64,
+        occurrence_start: UnixMinute,
+        changes: &EventChanges,
+        following: bool,
+        now_ms: i64,
+    ) -> Result<Effect, Rejection> {
+        let key = self.existing_user(caller)?;
+        let old = self.hosted_event(&key, event_id, "edit")?.clone();
+        if expected_version != old.version {
+            return Err(Rejection::StaleVersion {
+                event_id,
+                expected: expected_version,
+                current: old.version,
+            });
+        }
+        check_occurrence(&old, occurrence_start)?;
+        let before = stored_expander(&old).rule_starts_before_count(occurrence_start);
+        if following && before == 0 {
+            // The first occurrence and all that follow: the whole series.
+            return self.edit(caller, event_id, expected_version, changes, now_ms);
+        }
+        if following {
+            self.split_series(&key, old, occurrence_start, before, changes, now_ms)
+        } else {
+            self.move_occurrence(&key, old, occurrence_start, changes, now_ms)
+        }
+    }
+
+    pub(crate) fn delete_occurrence(
+        &mut self,
+        caller: &str,
+        event_id: EventId,
+        occurrence_start: UnixMinute,
+        following: bool,
+        now_ms: i64,
+    ) -> Result<Effect, Rejection> {
+        let key = self.existing_user(caller)?;
+        let old = self.hosted_event(&key, event_id, "delete")?.clone();
+        check_occurrence(&old, occurrence_start)?;
+        let expander = stored_expander(&old);
+        let before = expander.rule_starts_before_count(occurrence_start);
+        let cancelled = expander.occurrence_at(occurrence_start);
+        let cancelled_view = expander.occurrence_view(&old, &cancelled);
+        let new = if following {
+            truncated(&old, occurrence_start, before)
+        } else {
+            let mut new = old.clone();
+            let recurrence = new.recurrence.as_mut().expect("checked to be a series");
+            recurrence
+                .overrides
+                .retain(|moved| moved.original_start != occurrence_start);
+            recurrence.exceptions.push(occurrence_start);
+            recurrence.exceptions.sort_unstable();
+            new
+        };
+        if following && before == 0 || has_no_occurrence(&new) {
+            self.delete(caller, event_id, now_ms)?;
+            return Ok(Effect::OccurrenceDeleted {
+                event_id,
+                version: None,
+            });
+        }
+        validate_series(&new)?;
+        let mut new = new;
+        new.version += 1;
+        self.replace_event(event_id, new.clone());
+        let audience = self.audience(&new);
+        if following {
+            self.notify(
+                &audience,
+                NotificationKind::Changed,
+                &new,
+                &new.host,
+                now_ms,
+            );
+        } else {
+            let host = new.host.clone();
+            self.notify(
+                &audience,
+                NotificationKind::Cancelled,
+                &cancelled_view,
+                &host,
+                now_ms,
+            );
+        }
+        Ok(Effect::OccurrenceDeleted {
+            event_id,
+            version: Some(new.version),
+        })
+    }
+
+    /// Changes one occurrence: stores an override and checks the moved
+    /// occurrence against every other event and every other occurrence of
+    /// its own series.
+    fn move_occurrence(
+        &mut self,
+        key: &str,
+        old: EventView,
+        original_start: UnixMinute,
+        changes: &EventChanges,
+        now_ms: i64,
+    ) -> Result<Effect, Rejection> {
+        if changes.zone.is_some() || changes.visibility.is_some() {
+            return Err(Rejection::invalid(
+                "changes",
+                "one occurrence keeps the zone and the guests of its series; \
+                 change them for this and the following occurrences, or for the whole event",
+            ));
+        }
+        let recurrence = old.recurrence.as_ref().expect("checked to be a series");
+        let current = recurrence
+            .overrides
+            .iter()
+            .find(|moved| moved.original_start == original_start)
+            .cloned()
+            .unwrap_or(OccurrenceOverride {
+                original_start,
+                start: original_start,
+                duration_minutes: old.duration_minutes,
+                title: None,
+                description: None,
+            });
+        let moved = changed_override(&old, &current, changes)?;
+        if moved == current {
+            return Err(Rejection::invalid(
+                "changes",
+                format!(
+                    "nothing to change: the occurrence at {} of event {} already has every given value",
+                    super::types::format_minute(original_start),
+                    old.id
+                ),
+            ));
+        }
+        let mut new = old.clone();
+        let overrides = &mut new.recurrence.as_mut().expect("series").overrides;
+        overrides.retain(|other| other.original_start != original_start);
+        let plain = moved.start == original_start
+            && moved.duration_minutes == old.duration_minutes
+            && moved.title.is_none()
+            && moved.description.is_none();
+        if !plain {
+            overrides.push(moved.clone());
+            overrides.sort_by_key(|other| other.original_start);
+        }
+        validate_series(&new)?;
+        let span = Occurrence {
+            start: moved.start,
+            end: moved.start + i64::from(moved.duration_minutes),
+            original_start,
+        };
+        let slots = self.find_span_conflicts(&new, &[span], key, true);
+        if !slots.is_empty() {
+            return Err(Rejection::Conflict { slots });
+        }
+
+        new.version += 1;
+        self.replace_event(old.id, new.clone());
+        let view = stored_expander(&new).occurrence_view(&new, &span);
+        let audience = self.audience(&new);
+        self.notify(
+            &audience,
+            NotificationKind::Changed,
+            &view,
+            &new.host,
+            now_ms,
+        );
+        Ok(Effect::SeriesWritten {
+            event_id: new.id,
+            version: new.version,
+            conflicts_checked_until: None,
+        })
+    }
+
+    /// Ends the series before `split_start` and continues it, with the
+    /// changes, as a new series from there.
+    fn split_series(
+        &mut self,
+        key: &str,
+        old: EventView,
+        split_start: UnixMinute,
+        before: u32,
+        changes: &EventChanges,
+        now_ms: i64,
+    ) -> Result<Effect, Rejection> {
+        let recurrence = old.recurrence.as_ref().expect("checked to be a series");
+        let rule = ParsedRule::parse(&recurrence.rule).map_err(invalid_rule)?;
+        let mut base = old.clone();
+        base.id = self.next_event_id;
+        base.version = 1;
+        base.start = split_start;
+        base.recurrence = Some(Recurrence {
+            rule: rule.counted_after(before).canonical(),
+            exceptions: recurrence
+                .exceptions
+                .iter()
+                .copied()
+                .filter(|&e| e >= split_start)
+                .collect(),
+            overrides: recurrence
+                .overrides
+                .iter()
+                .filter(|moved| moved.original_start >= split_start)
+                .cloned()
+                .collect(),
+            occurrence: None,
+        });
+        let mut continued = self.changed_event(&base, changes)?;
+        if continued == base {
+            return Err(Rejection::invalid(
+                "changes",
+                "nothing to change: the following occurrences already have every given value",
+            ));
+        }
+        carry_exceptions(&base, &mut continued)?;
+        let checked_until = validate_series(&continued)?;
+        let mut ended = truncated(&old, split_start, before);
+        validate_series(&ended)?;
+        ended.version += 1;
+
+        // Check the continued series against the state with the old one
+        // already ended, and put the old one back if it conflicts.
+        self.replace_event(old.id, ended.clone());
+        let slots = self.find_conflicts(&continued, key);
+        if !slots.is_empty() {
+            self.replace_event(old.id, old);
+            return Err(Rejection::Conflict { slots });
+        }
+        self.next_event_id += 1;
+        self.insert_event(continued.clone());
+        let audience = self.audience(&ended);
+        self.notify(
+            &audience,
+            NotificationKind::Changed,
+            &ended,
+            &ended.host,
+            now_ms,
+        );
+        self.notify_split(&old, &continued, now_ms);
+        Ok(Effect::SeriesWritten {
+            event_id: continued.id,
+            version: continued.version,
+            conflicts_checked_until: checked_until,
+        })
+    }
+
+    /// Tells the continued series' audience about it: `Invited` to everyone
+    /// in it, and `RemovedFromGuests` to guests of the old series left out.
+    fn notify_split(&mut self, old: &EventView, continued: &EventView, now_ms: i64) {
+        let before = self.audience(old);
+        let after = self.audience(continued);
+        let actor = continued.host.clone();
+        self.notify(&after, NotificationKind::Invited, continued, &actor, now_ms);
+        let removed = before.difference(&after).cloned().collect();
+        self.notify(
+            &removed,
+            NotificationKind::RemovedFromGuests,
+            old,
+            &actor,
+            now_ms,
+        );
+    }
+
+    /// Occurrences of visible series overlapping `[from, to)`, as views.
+    pub(crate) fn series_occurrences(
+        &self,
+        key: &str,
+        from: UnixMinute,
+        to: UnixMinute,
+    ) -> Vec<EventView> {
+        let mut views = Vec::new();
+        for id in self.index.series.visible_running(key, from, to) {
+            let series = &self.events[&id];
+            let expander = stored_expander(series);
+            for occurrence in expander.occurrences(from, to) {
+                views.push(expander.occurrence_view(series, &occurrence));
+            }
+        }
+        views
+    }
+}
+
+/// Checks that `original_start` names an occurrence of a series that has
+/// not been cancelled.
+fn check_occurrence(event: &EventView, original_start: UnixMinute) -> Result<(), Rejection> {
+    let Some(recurrence) = &event.recurrence else {
+        return Err(Rejection::invalid(
+            "occurrence",
+            format!(
+                "event {} does not recur; edit or delete the whole event instead",
+                event.id
+            ),
+        ));
+    };
+    let missing = || {
+        Rejection::not_found(format!(
+            "occurrence at {} of event {}",
+            super::types::format_minute(original_start),
+            event.id
+        ))
+    };
+    if recurrence.exceptions.binary_search(&original_start).is_ok() {
+        return Err(missing());
+    }
+    if !stored_expander(event).has_rule_start(original_start) {
+        return Err(missing());
+    }
+    Ok(())
+}
+
+/// The override after the changes, validated.
+fn changed_override(
+    series: &EventView,
+    current: &OccurrenceOverride,
+    changes: &EventChanges,
+) -> Result<OccurrenceOverride, Rejection> {
+    let mut moved = current.clone();
+    if let Some(start) = changes.start {
+        validate_start(start)?;
+        moved.start = start;
+    }
+    if let Some(duration) = changes.duration_minutes {
+        validate_duration(duration)?;
+        moved.duration_minutes = duration;
+    }
+    if let Some(title) = &changes.title {
+        let title = normalize_title(title)?;
+        moved.title = (title != series.title).then_some(title);
+    }
+    if let Some(description) = &changes.description {
+        validate_description(description)?;
+        moved.description = (*description != series.description).then(|| description.clone());
+    }
+    Ok(moved)
+}
+
+/// The series ended before `split_start`, keeping its first `before` rule
+/// starts, with the exceptions and overrides of the later ones removed.
+fn truncated(event: &EventView, split_start: UnixMinute, before: u32) -> EventView {
+    let mut ended = event.clone();
+    let recurrence = ended.recurrence.as_mut().expect("truncated of a series");
+    let rule = ParsedRule::parse(&recurrence.rule).expect("stored rules parse");
+    recurrence.rule = rule.ended_before(split_start, before).canonical();
+    recurrence.exceptions.retain(|&e| e < split_start);
+    recurrence
+        .overrides
+        .retain(|moved| moved.original_start < split_start);
+    ended
+}
+
+/// Whether every occurrence of a series that ends has been cancelled.
+fn has_no_occurrence(event: &EventView) -> bool {
+    match Expander::new(event) {
+        Ok(expander) => expander.all_occurrences().is_some_and(|all| all.is_empty()),
+        Err(_) => false,
+    }
+}
