@@ -245,17 +245,7 @@ pub(crate) fn normalized_recurrence(
 /// and no two of its occurrences may overlap.
 pub(crate) fn validate_series(event: &EventView) -> Result<Option<UnixMinute>, Rejection> {
     let expander = Expander::new(event).map_err(invalid_rule)?;
-    let recurrence = event
-        .recurrence
-        .as_ref()
-        .expect("validate_series of a series");
-    let exceptions = recurrence.exceptions.len() + recurrence.overrides.len();
-    if exceptions > MAX_SERIES_EXCEPTIONS {
-        return Err(invalid_rule(format!(
-            "it has {exceptions} cancelled or moved occurrences, more than the \
-             {MAX_SERIES_EXCEPTIONS} allowed; end the series and start a new one"
-        )));
-    }
+    check_exception_limit(event)?;
     let bounded = expander.rule().is_bounded();
     if bounded {
         let starts = expander.rule_starts_before(UnixMinute::MAX, MAX_SERIES_OCCURRENCES + 1);
@@ -283,6 +273,18 @@ pub(crate) fn validate_series(event: &EventView) -> Result<Option<UnixMinute>, R
         }
     }
     Ok((!bounded).then_some(event.start + CONFLICT_HORIZON_MINUTES))
+}
+
+fn check_exception_limit(event: &EventView) -> Result<(), Rejection> {
+    let recurrence = event.recurrence.as_ref().expect("a series");
+    let exceptions = recurrence.exceptions.len() + recurrence.overrides.len();
+    if exceptions > MAX_SERIES_EXCEPTIONS {
+        return Err(invalid_rule(format!(
+            "it has {exceptions} cancelled or moved occurrences, more than the \
+             {MAX_SERIES_EXCEPTIONS} allowed; end the series and start a new one"
+        )));
+    }
+    Ok(())
 }
 
 /// Moves the exceptions and the original starts of overrides along with a
@@ -489,7 +491,9 @@ impl Calendar {
             overrides.push(moved.clone());
             overrides.sort_by_key(|other| other.original_start);
         }
-        validate_series(&new)?;
+        // Overlaps with the series' own occurrences are reported as conflicts
+        // below, so only the size limit is checked here.
+        check_exception_limit(&new)?;
         let span = Occurrence {
             start: moved.start,
             end: moved.start + i64::from(moved.duration_minutes),
@@ -699,5 +703,549 @@ fn has_no_occurrence(event: &EventView) -> bool {
     match Expander::new(event) {
         Ok(expander) => expander.all_occurrences().is_some_and(|all| all.is_empty()),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::limits::CONFLICT_HORIZON_MINUTES;
+    use super::super::test_support::{private, public, schedule, Harness, HOUR, MONDAY};
+    use super::super::types::{
+        BusySlot, Command, Effect, EventChanges, EventDraft, EventId, NotificationKind, Outcome,
+        Recurrence, Rejection, UnixMinute,
+    };
+
+    const DAY: UnixMinute = 24 * HOUR;
+    const WEEK: UnixMinute = 7 * DAY;
+
+    fn recurring(mut draft: EventDraft, rule: &str) -> EventDraft {
+        draft.recurrence = Some(Recurrence {
+            rule: rule.into(),
+            ..Recurrence::default()
+        });
+        draft
+    }
+
+    fn schedule_series(
+        harness: &mut Harness,
+        host: &str,
+        draft: EventDraft,
+    ) -> (EventId, Option<UnixMinute>) {
+        match harness.ok(schedule(host, draft)) {
+            Effect::SeriesWritten {
+                event_id,
+                conflicts_checked_until,
+                ..
+            } => (event_id, conflicts_checked_until),
+            other => panic!("expected SeriesWritten, got {other:?}"),
+        }
+    }
+
+    fn slots_of(rejection: Rejection) -> Vec<BusySlot> {
+        match rejection {
+            Rejection::Conflict { slots } => slots,
+            other => panic!("expected Conflict, got {other:?}"),
+        }
+    }
+
+    /// (id, start, original start) of the agenda entries of a user.
+    fn agenda(
+        harness: &Harness,
+        user: &str,
+        from: UnixMinute,
+        to: UnixMinute,
+    ) -> Vec<(EventId, UnixMinute, Option<UnixMinute>)> {
+        let views = harness.calendar.agenda(user, from, to);
+        views
+            .iter()
+            .map(|view| {
+                let original = view
+                    .recurrence
+                    .as_ref()
+                    .and_then(|recurrence| recurrence.occurrence)
+                    .map(|of| of.original_start);
+                (view.id, view.start, original)
+            })
+            .collect()
+    }
+
+    fn edit_occurrence(
+        id: EventId,
+        version: u64,
+        original: UnixMinute,
+        changes: EventChanges,
+        following: bool,
+    ) -> Command {
+        Command::EditOccurrence {
+            caller: "alice".into(),
+            event_id: id,
+            expected_version: version,
+            occurrence_start: original,
+            changes,
+            following,
+        }
+    }
+
+    fn delete_occurrence(id: EventId, original: UnixMinute, following: bool) -> Command {
+        Command::DeleteOccurrence {
+            caller: "alice".into(),
+            event_id: id,
+            occurrence_start: original,
+            following,
+        }
+    }
+
+    fn move_to(start: UnixMinute) -> EventChanges {
+        EventChanges {
+            start: Some(start),
+            ..EventChanges::default()
+        }
+    }
+
+    #[test]
+    fn schedule_reports_horizon_without_end() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let nine = MONDAY + 9 * HOUR;
+        let endless = recurring(private("Standup", nine, 15, &[]), "FREQ=DAILY");
+        let (_, until) = schedule_series(&mut harness, "alice", endless);
+        assert_eq!(until, Some(nine + CONFLICT_HORIZON_MINUTES));
+        let counted = recurring(
+            private("Review", nine + HOUR, 15, &[]),
+            "FREQ=DAILY;COUNT=5",
+        );
+        let (_, until) = schedule_series(&mut harness, "alice", counted);
+        assert_eq!(until, None);
+    }
+
+    #[test]
+    fn schedule_stores_canonical_rule() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let draft = recurring(public("Sync", MONDAY, 30), "rrule:freq=weekly;byday=mo,we");
+        let (id, _) = schedule_series(&mut harness, "alice", draft);
+        let event = harness.calendar.event("alice", id).unwrap();
+        assert_eq!(event.recurrence.unwrap().rule, "FREQ=WEEKLY;BYDAY=MO,WE");
+    }
+
+    #[test]
+    fn schedule_rejects_bad_series() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let cases = [
+            (
+                recurring(public("x", MONDAY, 30), "FREQ=HOURLY"),
+                "FREQ=HOURLY",
+            ),
+            (
+                recurring(public("x", MONDAY, 25 * 60), "FREQ=DAILY;COUNT=3"),
+                "starts before",
+            ),
+            (
+                recurring(public("x", MONDAY, 30), "FREQ=DAILY;COUNT=5000"),
+                "more than",
+            ),
+            (
+                recurring(
+                    public("x", MONDAY, 30),
+                    "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30;COUNT=2",
+                ),
+                "no occurrence",
+            ),
+        ];
+        for (draft, expected) in cases {
+            let rule = draft.recurrence.clone().unwrap().rule;
+            match harness.rejected(schedule("alice", draft)) {
+                Rejection::Invalid { field, message } => {
+                    assert_eq!(field, "recurrence", "{rule}");
+                    assert!(message.contains(expected), "{rule}: {message}");
+                }
+                other => panic!("{rule}: expected Invalid, got {other:?}"),
+            }
+        }
+        let mut excepted = recurring(public("x", MONDAY, 30), "FREQ=DAILY;COUNT=3");
+        excepted.recurrence.as_mut().unwrap().exceptions = vec![MONDAY + 10];
+        let rejection = harness.rejected(schedule("alice", excepted));
+        assert!(
+            matches!(rejection, Rejection::Invalid { .. }),
+            "{rejection:?}"
+        );
+    }
+
+    #[test]
+    fn series_conflicts_with_series() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let nine = MONDAY + 9 * HOUR;
+        let weekly = recurring(
+            private("Standup", nine, 30, &["bob"]),
+            "FREQ=WEEKLY;COUNT=10",
+        );
+        let (first, _) = schedule_series(&mut harness, "alice", weekly);
+        // Every other Monday, starting on the third week, for bob.
+        let start = nine + 2 * WEEK + 15;
+        let draft = recurring(
+            private("1:1", start, 30, &[]),
+            "FREQ=WEEKLY;INTERVAL=2;COUNT=3",
+        );
+        let slots = slots_of(harness.rejected(schedule("bob", draft)));
+        let starts: Vec<UnixMinute> = slots.iter().map(|slot| slot.start).collect();
+        assert_eq!(
+            starts,
+            vec![nine + 2 * WEEK, nine + 4 * WEEK, nine + 6 * WEEK]
+        );
+        assert!(slots
+            .iter()
+            .all(|slot| slot.event.as_ref().unwrap().id == first));
+        assert!(slots.iter().all(|slot| slot.participant == "bob"));
+        // On Tuesdays it fits.
+        let draft = recurring(
+            private("1:1", start + DAY, 30, &[]),
+            "FREQ=WEEKLY;INTERVAL=2;COUNT=3",
+        );
+        schedule_series(&mut harness, "bob", draft);
+    }
+
+    #[test]
+    fn series_conflicts_with_single_event() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let nine = MONDAY + 9 * HOUR;
+        let dentist = harness.schedule("bob", private("Dentist", nine + 3 * DAY, 60, &[]));
+        let daily = recurring(private("Standup", nine, 15, &["bob"]), "FREQ=DAILY");
+        let slots = slots_of(harness.rejected(schedule("alice", daily.clone())));
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].start, nine + 3 * DAY);
+        assert_eq!(slots[0].event.as_ref().map(|brief| brief.id), None);
+        harness.ok(Command::Delete {
+            caller: "bob".into(),
+            event_id: dentist,
+        });
+        schedule_series(&mut harness, "alice", daily);
+        // A one-off event years later still meets the series without an end.
+        let later = nine + 3 * CONFLICT_HORIZON_MINUTES;
+        let slots = slots_of(harness.rejected(schedule("bob", private("Late", later, 30, &[]))));
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].start, later);
+        assert_eq!(slots[0].participant, "bob");
+    }
+
+    #[test]
+    fn horizon_bounds_series_against_series() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let nine = MONDAY + 9 * HOUR;
+        let endless = recurring(private("Standup", nine, 15, &[]), "FREQ=DAILY");
+        schedule_series(&mut harness, "alice", endless);
+        // A second endless daily series at the same time, starting after the
+        // first one's horizon, is checked only over its own horizon, in
+        // which the first one keeps meeting it.
+        let late = nine + CONFLICT_HORIZON_MINUTES + WEEK;
+        let again = recurring(private("Again", late, 15, &[]), "FREQ=DAILY");
+        let slots = slots_of(harness.rejected(schedule("alice", again)));
+        assert_eq!(slots[0].start, late);
+        // A yearly series is checked for two of its occurrences only.
+        let yearly = recurring(private("Audit", nine + HOUR, 60, &[]), "FREQ=YEARLY");
+        let (_, until) = schedule_series(&mut harness, "alice", yearly);
+        assert_eq!(until, Some(nine + HOUR + CONFLICT_HORIZON_MINUTES));
+    }
+
+    #[test]
+    fn agenda_lists_occurrences_with_series_id() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let nine = MONDAY + 9 * HOUR;
+        let single = harness.schedule("alice", public("Lunch", MONDAY + 12 * HOUR, 60));
+        let weekdays = recurring(
+            public("Standup", nine, 15),
+            "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+        );
+        let (id, _) = schedule_series(&mut harness, "alice", weekdays);
+        let found = agenda(&harness, "bob", MONDAY, MONDAY + WEEK);
+        let expected = vec![
+            (id, nine, Some(nine)),
+            (single, MONDAY + 12 * HOUR, None),
+            (id, nine + DAY, Some(nine + DAY)),
+            (id, nine + 2 * DAY, Some(nine + 2 * DAY)),
+            (id, nine + 3 * DAY, Some(nine + 3 * DAY)),
+            (id, nine + 4 * DAY, Some(nine + 4 * DAY)),
+        ];
+        assert_eq!(found, expected);
+        let later = agenda(
+            &harness,
+            "bob",
+            MONDAY + 52 * WEEK,
+            MONDAY + 52 * WEEK + DAY,
+        );
+        assert_eq!(later, vec![(id, nine + 52 * WEEK, Some(nine + 52 * WEEK))]);
+    }
+
+    #[test]
+    fn search_by_range_lists_occurrences() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let nine = MONDAY + 9 * HOUR;
+        let weekly = recurring(public("Standup", nine, 15), "FREQ=WEEKLY;COUNT=4");
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        let ranged = super::super::types::SearchQuery {
+            text: Some("stand".into()),
+            from: Some(MONDAY + WEEK),
+            to: Some(MONDAY + 3 * WEEK),
+            ..Default::default()
+        };
+        let found = harness.calendar.search("alice", &ranged).unwrap();
+        let starts: Vec<UnixMinute> = found.iter().map(|view| view.start).collect();
+        assert_eq!(starts, vec![nine + WEEK, nine + 2 * WEEK]);
+        let by_host = super::super::types::SearchQuery {
+            host: Some("alice".into()),
+            ..Default::default()
+        };
+        let found = harness.calendar.search("alice", &by_host).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id, id);
+        assert_eq!(found[0].recurrence.as_ref().unwrap().occurrence, None);
+    }
+
+    #[test]
+    fn cancelled_occurrence_frees_time() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let nine = MONDAY + 9 * HOUR;
+        let weekly = recurring(
+            private("Standup", nine, 15, &["bob"]),
+            "FREQ=WEEKLY;COUNT=3",
+        );
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        let effect = harness.ok(delete_occurrence(id, nine + WEEK, false));
+        assert_eq!(
+            effect,
+            Effect::OccurrenceDeleted {
+                event_id: id,
+                version: Some(2)
+            }
+        );
+        let found = agenda(&harness, "bob", MONDAY, MONDAY + 3 * WEEK);
+        assert_eq!(
+            found,
+            vec![
+                (id, nine, Some(nine)),
+                (id, nine + 2 * WEEK, Some(nine + 2 * WEEK))
+            ]
+        );
+        harness.schedule("bob", private("Dentist", nine + WEEK, 60, &[]));
+        let again = harness.rejected(delete_occurrence(id, nine + WEEK, false));
+        assert!(matches!(again, Rejection::NotFound { .. }), "{again:?}");
+        let wrong = harness.rejected(delete_occurrence(id, nine + 5, false));
+        assert!(matches!(wrong, Rejection::NotFound { .. }), "{wrong:?}");
+        let inbox = harness.calendar.notifications("bob", 0);
+        let last = inbox.last().unwrap();
+        assert_eq!(last.kind, NotificationKind::Cancelled);
+        let of = last.event.recurrence.as_ref().unwrap().occurrence.unwrap();
+        assert_eq!(of.original_start, nine + WEEK);
+    }
+
+    #[test]
+    fn cancelling_every_occurrence_deletes_event() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let nine = MONDAY + 9 * HOUR;
+        let weekly = recurring(public("Standup", nine, 15), "FREQ=WEEKLY;COUNT=2");
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        harness.ok(delete_occurrence(id, nine, false));
+        let effect = harness.ok(delete_occurrence(id, nine + WEEK, false));
+        assert_eq!(
+            effect,
+            Effect::OccurrenceDeleted {
+                event_id: id,
+                version: None
+            }
+        );
+        assert_eq!(harness.calendar.event_count(), 0);
+        assert!(harness.calendar.index.series.spans.is_empty());
+    }
+
+    #[test]
+    fn moved_occurrence_is_checked_and_listed() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let nine = MONDAY + 9 * HOUR;
+        let daily = recurring(private("Standup", nine, 15, &["bob"]), "FREQ=DAILY;COUNT=5");
+        let (id, _) = schedule_series(&mut harness, "alice", daily);
+        harness.schedule("bob", private("Gym", nine + DAY + 2 * HOUR, 60, &[]));
+        // Onto bob's gym slot: rejected.
+        let onto_gym = edit_occurrence(id, 1, nine + DAY, move_to(nine + DAY + 2 * HOUR), false);
+        let slots = slots_of(harness.rejected(onto_gym));
+        assert_eq!(slots[0].start, nine + DAY + 2 * HOUR);
+        // Onto the next day's occurrence of the same series: rejected.
+        let onto_own = edit_occurrence(id, 1, nine + DAY, move_to(nine + 2 * DAY + 5), false);
+        let slots = slots_of(harness.rejected(onto_own));
+        assert_eq!(slots[0].start, nine + 2 * DAY);
+        assert_eq!(slots[0].event.as_ref().unwrap().id, id);
+        // An hour later: applied.
+        let mut changes = move_to(nine + DAY + HOUR);
+        changes.title = Some("Standup (late)".into());
+        let effect = harness.ok(edit_occurrence(id, 1, nine + DAY, changes, false));
+        assert!(
+            matches!(effect, Effect::SeriesWritten { event_id, version: 2, .. } if event_id == id)
+        );
+        let found = agenda(&harness, "bob", MONDAY + DAY, MONDAY + 2 * DAY);
+        assert_eq!(found[0], (id, nine + DAY + HOUR, Some(nine + DAY)));
+        let view = &harness
+            .calendar
+            .agenda("bob", MONDAY + DAY, MONDAY + 2 * DAY)[0];
+        assert_eq!(view.title, "Standup (late)");
+        // The original slot is free now.
+        harness.schedule("bob", private("Call", nine + DAY, 15, &[]));
+        let changed = harness.calendar.notifications("bob", 0);
+        let last = changed.last().unwrap();
+        assert_eq!(last.kind, NotificationKind::Changed);
+        assert_eq!(last.event.start, nine + DAY + HOUR);
+    }
+
+    #[test]
+    fn occurrence_edit_keeps_zone_and_guests() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let weekly = recurring(public("Sync", MONDAY, 15), "FREQ=WEEKLY;COUNT=3");
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        let changes = EventChanges {
+            zone: Some("Europe/Paris".into()),
+            ..EventChanges::default()
+        };
+        let rejection = harness.rejected(edit_occurrence(id, 1, MONDAY + WEEK, changes, false));
+        assert!(matches!(rejection, Rejection::Invalid { field, .. } if field == "changes"));
+        let single = harness.schedule("alice", public("Once", MONDAY + HOUR, 15));
+        let rejection = harness.rejected(edit_occurrence(
+            single,
+            1,
+            MONDAY + HOUR,
+            move_to(MONDAY),
+            false,
+        ));
+        assert!(matches!(rejection, Rejection::Invalid { field, .. } if field == "occurrence"));
+    }
+
+    #[test]
+    fn this_and_following_splits_series() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let nine = MONDAY + 9 * HOUR;
+        let weekly = recurring(
+            private("Standup", nine, 15, &["bob"]),
+            "FREQ=WEEKLY;COUNT=6",
+        );
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        harness.ok(delete_occurrence(id, nine + 4 * WEEK, false));
+        let later = move_to(nine + 2 * WEEK + 30);
+        let effect = harness.ok(edit_occurrence(id, 2, nine + 2 * WEEK, later, true));
+        let Effect::SeriesWritten {
+            event_id: new_id,
+            version: 1,
+            conflicts_checked_until: None,
+        } = effect
+        else {
+            panic!("unexpected {effect:?}");
+        };
+        assert_ne!(new_id, id);
+        let old = harness.calendar.event("alice", id).unwrap();
+        assert_eq!(old.recurrence.as_ref().unwrap().rule, "FREQ=WEEKLY;COUNT=2");
+        assert_eq!(old.version, 3);
+        let new = harness.calendar.event("alice", new_id).unwrap();
+        assert_eq!(new.recurrence.as_ref().unwrap().rule, "FREQ=WEEKLY;COUNT=4");
+        // The cancelled fifth week moved along with the new time.
+        assert_eq!(
+            new.recurrence.as_ref().unwrap().exceptions,
+            vec![nine + 4 * WEEK + 30]
+        );
+        let found: Vec<(EventId, UnixMinute)> = agenda(&harness, "bob", MONDAY, MONDAY + 8 * WEEK)
+            .into_iter()
+            .map(|(event, start, _)| (event, start))
+            .collect();
+        let expected = vec![
+            (id, nine),
+            (id, nine + WEEK),
+            (new_id, nine + 2 * WEEK + 30),
+            (new_id, nine + 3 * WEEK + 30),
+            (new_id, nine + 5 * WEEK + 30),
+        ];
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn split_conflict_restores_series() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let nine = MONDAY + 9 * HOUR;
+        let weekly = recurring(private("Standup", nine, 15, &["bob"]), "FREQ=WEEKLY");
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        harness.schedule("bob", private("Dentist", nine + 5 * WEEK + HOUR, 30, &[]));
+        let later = move_to(nine + 2 * WEEK + HOUR);
+        let rejection = harness.rejected(edit_occurrence(id, 1, nine + 2 * WEEK, later, true));
+        let slots = slots_of(rejection);
+        assert_eq!(slots[0].start, nine + 5 * WEEK + HOUR);
+        assert_eq!(harness.calendar.events[&id].version, 1);
+    }
+
+    #[test]
+    fn delete_following_ends_series() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let nine = MONDAY + 9 * HOUR;
+        let daily = recurring(public("Standup", nine, 15), "FREQ=DAILY");
+        let (id, _) = schedule_series(&mut harness, "alice", daily);
+        harness.ok(delete_occurrence(id, nine + 3 * DAY, true));
+        let found = agenda(&harness, "alice", MONDAY, MONDAY + WEEK);
+        assert_eq!(found.len(), 3);
+        let span = harness.calendar.index.series.spans[&id];
+        assert_eq!(span.last_end, nine + 2 * DAY + 15);
+        let effect = harness.ok(delete_occurrence(id, nine, true));
+        assert_eq!(
+            effect,
+            Effect::OccurrenceDeleted {
+                event_id: id,
+                version: None
+            }
+        );
+        assert_eq!(harness.calendar.event_count(), 0);
+    }
+
+    #[test]
+    fn series_edit_moves_exceptions_along() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let nine = MONDAY + 9 * HOUR;
+        let weekly = recurring(public("Standup", nine, 15), "FREQ=WEEKLY;COUNT=4");
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        harness.ok(delete_occurrence(id, nine + WEEK, false));
+        let outcome = harness.edit("alice", id, move_to(nine + HOUR));
+        assert!(
+            matches!(outcome, Outcome::Done(Effect::SeriesWritten { .. })),
+            "{outcome:?}"
+        );
+        let event = harness.calendar.event("alice", id).unwrap();
+        assert_eq!(
+            event.recurrence.unwrap().exceptions,
+            vec![nine + WEEK + HOUR]
+        );
+        let found = agenda(&harness, "alice", MONDAY, MONDAY + 4 * WEEK);
+        assert_eq!(found.len(), 3);
+    }
+
+    #[test]
+    fn deleted_guest_leaves_series() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let weekly = recurring(private("Standup", MONDAY, 15, &["bob"]), "FREQ=WEEKLY");
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        harness.ok(Command::DeleteAccount {
+            caller: "bob".into(),
+        });
+        let event = harness.calendar.event("alice", id).unwrap();
+        assert!(event.guests().is_empty());
+        assert!(!harness
+            .calendar
+            .index
+            .series
+            .private_by_participant
+            .contains_key("bob"));
+    }
+
+    #[test]
+    fn index_lookups_skip_finished_series() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let old = recurring(public("Old", MONDAY, 15), "FREQ=DAILY;COUNT=3");
+        let (old_id, _) = schedule_series(&mut harness, "alice", old);
+        let new = recurring(public("New", MONDAY + WEEK, 15), "FREQ=DAILY");
+        let (new_id, _) = schedule_series(&mut harness, "alice", new);
+        let index = &harness.calendar.index.series;
+        let running = index.visible_running("alice", MONDAY + 4 * DAY, MONDAY + 5 * DAY);
+        assert!(running.is_empty(), "{running:?}");
+        let running = index.visible_running("alice", MONDAY + 2 * WEEK, MONDAY + 3 * WEEK);
+        assert_eq!(running, vec![new_id]);
+        let running = index.visible_running("alice", MONDAY, MONDAY + DAY);
+        assert_eq!(running, vec![old_id]);
     }
 }
