@@ -41,7 +41,7 @@ impl Calendar {
         let mut event = self.changed_event(&blank, &changes)?;
         let mut checked_until = None;
         if let Some(recurrence) = &draft.recurrence {
-            event.recurrence = Some(normalized_recurrence(&event, recurrence)?);
+            event.recurrence = Some(Box::new(normalized_recurrence(&event, recurrence)?));
             checked_until = validate_series(&event)?;
         }
         self.reject_conflicts(&event, &key)?;

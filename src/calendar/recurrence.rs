@@ -670,10 +670,10 @@ mod tests {
             zone: zone.into(),
             host: "alice".into(),
             visibility: Visibility::Public,
-            recurrence: Some(Recurrence {
+            recurrence: Some(Box::new(Recurrence {
                 rule: rule.into(),
                 ..Recurrence::default()
-            }),
+            })),
         }
     }
 

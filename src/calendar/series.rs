@@ -25,6 +25,14 @@ use super::types::{
 use super::users::user_key;
 use super::validate::{normalize_title, validate_description, validate_duration, validate_start};
 
+/// The occurrence an `EditOccurrence` command names.
+pub(crate) struct OccurrenceTarget {
+    pub event_id: EventId,
+    pub expected_version: u64,
+    pub occurrence_start: UnixMinute,
+    pub following: bool,
+}
+
 /// Index entries sort by the end of a series' last occurrence, then id.
 type EndKey = (UnixMinute, EventId);
 
@@ -226,7 +234,7 @@ pub(crate) fn normalized_recurrence(
         occurrence: None,
     };
     let mut candidate = event.clone();
-    candidate.recurrence = Some(normalized.clone());
+    candidate.recurrence = Some(Box::new(normalized.clone()));
     let expander = Expander::new(&candidate).map_err(invalid_rule)?;
     for &exception in &normalized.exceptions {
         if !expander.has_rule_start(exception) {
@@ -346,13 +354,16 @@ impl Calendar {
     pub(crate) fn edit_occurrence(
         &mut self,
         caller: &str,
-        event_id: EventId,
-        expected_version: u64,
-        occurrence_start: UnixMinute,
+        target: OccurrenceTarget,
         changes: &EventChanges,
-        following: bool,
         now_ms: i64,
     ) -> Result<Effect, Rejection> {
+        let OccurrenceTarget {
+            event_id,
+            expected_version,
+            occurrence_start,
+            following,
+        } = target;
         let key = self.existing_user(caller)?;
         let old = self.hosted_event(&key, event_id, "edit")?.clone();
         if expected_version != old.version {
@@ -539,7 +550,7 @@ impl Calendar {
         base.id = self.next_event_id;
         base.version = 1;
         base.start = split_start;
-        base.recurrence = Some(Recurrence {
+        base.recurrence = Some(Box::new(Recurrence {
             rule: rule.counted_after(before).canonical(),
             exceptions: recurrence
                 .exceptions
@@ -554,7 +565,7 @@ impl Calendar {
                 .cloned()
                 .collect(),
             occurrence: None,
-        });
+        }));
         let mut continued = self.changed_event(&base, changes)?;
         if continued == base {
             return Err(Rejection::invalid(

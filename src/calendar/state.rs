@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::client_table::ClientTable;
 use super::index::EventIndex;
+use super::series::OccurrenceTarget;
 use super::types::{decode_as, encode_value, Command, DecodeError, Effect, EventId, EventView};
 use super::types::{Outcome, Rejection, Request};
 use super::users::User;
@@ -119,15 +120,15 @@ impl Calendar {
                 occurrence_start,
                 changes,
                 following,
-            } => self.edit_occurrence(
-                caller,
-                *event_id,
-                *expected_version,
-                *occurrence_start,
-                changes,
-                *following,
-                now_ms,
-            ),
+            } => {
+                let target = OccurrenceTarget {
+                    event_id: *event_id,
+                    expected_version: *expected_version,
+                    occurrence_start: *occurrence_start,
+                    following: *following,
+                };
+                self.edit_occurrence(caller, target, changes, now_ms)
+            }
             Command::DeleteOccurrence {
                 caller,
                 event_id,

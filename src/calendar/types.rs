@@ -266,7 +266,8 @@ pub struct EventView {
     /// The rule of a recurring event; `None` for a one-off event. In a view
     /// of one occurrence, `start`, `duration_minutes`, `title` and
     /// `description` are the occurrence's and `Recurrence::occurrence` is set.
-    pub recurrence: Option<Recurrence>,
+    /// Boxed, because most events have none and views are copied often.
+    pub recurrence: Option<Box<Recurrence>>,
 }
 
 impl EventView {

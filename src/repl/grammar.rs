@@ -708,7 +708,11 @@ fn parse_schedule(args: &Args<'_>, ctx: &DateContext) -> Result<Schedule, Gramma
             .invalid("missing the title: write it in quotes before the date, or after the time"));
     };
 
-    let (guests, description, until) = parse_schedule_clauses(args, ctx, pos)?;
+    let ScheduleClauses {
+        guests,
+        description,
+        until,
+    } = parse_schedule_clauses(args, ctx, pos)?;
     let recurrence = match (repeat, count, until) {
         (None, _, Some(_)) => return Err(args.invalid(
             "until ends a repeat: add one before the time, e.g. weekdays 9:15 ... until 2027-06-30",
@@ -738,13 +742,21 @@ fn parse_schedule(args: &Args<'_>, ctx: &DateContext) -> Result<Schedule, Gramma
     })
 }
 
+/// The clauses after the time of `schedule`.
+struct ScheduleClauses {
+    guests: Vec<String>,
+    description: Option<String>,
+    /// The last date of a repeat.
+    until: Option<NaiveDate>,
+}
+
 /// Reads `[with USER, USER...] [about "DESCRIPTION"] [until DATE]` in any
 /// order.
 fn parse_schedule_clauses(
     args: &Args<'_>,
     ctx: &DateContext,
     mut pos: usize,
-) -> Result<(Vec<String>, Option<String>, Option<NaiveDate>), GrammarError> {
+) -> Result<ScheduleClauses, GrammarError> {
     let tokens = args.tokens;
     let mut guests = None;
     let mut description = None;
@@ -793,7 +805,11 @@ fn parse_schedule_clauses(
             )));
         }
     }
-    Ok((guests.unwrap_or_default(), description, until))
+    Ok(ScheduleClauses {
+        guests: guests.unwrap_or_default(),
+        description,
+        until,
+    })
 }
 
 /// Keywords that start a clause of `edit`.

@@ -309,10 +309,10 @@ fn draft_view(rule: &str, start: UnixMinute, zone: Tz, duration_minutes: u32) ->
         zone: zone.name().to_string(),
         host: String::new(),
         visibility: Visibility::Public,
-        recurrence: Some(Recurrence {
+        recurrence: Some(Box::new(Recurrence {
             rule: rule.to_string(),
             ..Recurrence::default()
-        }),
+        })),
     }
 }
 

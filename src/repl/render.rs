@@ -1536,7 +1536,7 @@ id  address         role         view   op  commit  lag
     #[test]
     fn series_lines_list_rule_and_next_occurrences() {
         let mut standup = event(3, "Standup", Tz::UTC, at(Tz::UTC, JAN_8, 9, 15), 15);
-        standup.recurrence = Some(crate::calendar::Recurrence {
+        standup.recurrence = Some(Box::new(crate::calendar::Recurrence {
             rule: "FREQ=DAILY;COUNT=3".into(),
             overrides: vec![crate::calendar::OccurrenceOverride {
                 original_start: at(Tz::UTC, JAN_8, 9, 15) + 24 * 60,
@@ -1546,7 +1546,7 @@ id  address         role         view   op  commit  lag
                 description: None,
             }],
             ..Default::default()
-        });
+        }));
         let text = render_series(&standup, Tz::UTC, at(Tz::UTC, JAN_8, 0, 0), Style::plain());
         let expected = [
             "  repeats      every day, 3 times, 1 moved (UTC)",

@@ -101,7 +101,7 @@ pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
         host: text(reader.get_host())?,
         visibility: read_visibility(reader.get_visibility()?)?,
         recurrence: match reader.has_recurrence() {
-            true => Some(read_recurrence(reader.get_recurrence()?)?),
+            true => Some(Box::new(read_recurrence(reader.get_recurrence()?)?)),
             false => None,
         },
     })
