@@ -88,9 +88,15 @@ impl Calendar {
         let to = query
             .to
             .unwrap_or_else(|| from.max(0).saturating_add(CONFLICT_HORIZON_MINUTES));
-        let ids: Vec<EventId> = match &query.host {
-            Some(_) => host_ids.to_vec(),
-            None => self.index.series.visible_running(key, from, to),
+        let ids: Vec<EventId> = match (&query.host, ranged) {
+            (Some(_), _) => host_ids.to_vec(),
+            (None, true) => self.index.series.visible_running(key, from, to),
+            (None, false) => {
+                let everything = (UnixMinute::MIN, UnixMinute::MAX);
+                self.index
+                    .series
+                    .visible_running(key, everything.0, everything.1)
+            }
         };
         let mut found = Vec::new();
         for id in ids {

@@ -1007,6 +1007,13 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].id, id);
         assert_eq!(found[0].recurrence.as_ref().unwrap().occurrence, None);
+        let by_text = super::super::types::SearchQuery {
+            text: Some("standup".into()),
+            ..Default::default()
+        };
+        let found = harness.calendar.search("alice", &by_text).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id, id);
     }
 
     #[test]
@@ -1258,5 +1265,153 @@ mod tests {
         assert_eq!(running, vec![new_id]);
         let running = index.visible_running("alice", MONDAY, MONDAY + DAY);
         assert_eq!(running, vec![old_id]);
+    }
+
+    #[test]
+    fn status_call_until_after_dst_via_agenda() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let start = super::super::recurrence::instant_in(
+            "America/New_York",
+            chrono::NaiveDate::from_ymd_opt(2024, 3, 1)
+                .unwrap()
+                .and_hms_opt(9, 0, 0)
+                .unwrap(),
+        )
+        .unwrap();
+        let mut draft = recurring(
+            public("Status call", start, 60),
+            "FREQ=WEEKLY;UNTIL=20240315T130000Z",
+        );
+        draft.zone = "America/New_York".into();
+        let (id, until) = schedule_series(&mut harness, "alice", draft);
+        assert_eq!(until, None);
+        let utc = |text: &str| {
+            let time = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+            time.and_utc().timestamp() / 60
+        };
+        let found = agenda(
+            &harness,
+            "alice",
+            utc("2024-02-01 00:00"),
+            utc("2024-05-01 00:00"),
+        );
+        let expected = vec![
+            (id, utc("2024-03-01 14:00"), Some(utc("2024-03-01 14:00"))),
+            (id, utc("2024-03-08 14:00"), Some(utc("2024-03-08 14:00"))),
+            (id, utc("2024-03-15 13:00"), Some(utc("2024-03-15 13:00"))),
+        ];
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn desk_duty_via_agenda() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let local = |date: &str| {
+            let time = chrono::NaiveDateTime::parse_from_str(date, "%Y-%m-%d %H:%M").unwrap();
+            super::super::recurrence::instant_in("Europe/London", time).unwrap()
+        };
+        let mut draft = recurring(
+            public("Desk duty", local("2025-01-06 10:00"), 30),
+            "FREQ=MONTHLY;COUNT=7;BYDAY=MO,-1WE;WKST=SU",
+        );
+        draft.zone = "Europe/London".into();
+        schedule_series(&mut harness, "alice", draft);
+        let found = agenda(
+            &harness,
+            "alice",
+            local("2025-01-01 00:00"),
+            local("2025-12-31 00:00"),
+        );
+        let starts: Vec<UnixMinute> = found.iter().map(|(_, start, _)| *start).collect();
+        let expected: Vec<UnixMinute> = [
+            "2025-01-06 10:00",
+            "2025-01-13 10:00",
+            "2025-01-20 10:00",
+            "2025-01-27 10:00",
+            "2025-01-29 10:00",
+            "2025-02-03 10:00",
+            "2025-02-10 10:00",
+        ]
+        .iter()
+        .map(|date| local(date))
+        .collect();
+        assert_eq!(starts, expected);
+    }
+
+    /// Schedules random one-off and recurring events among four users and
+    /// checks after each step, by expanding everything, that no two
+    /// occurrences the conflict rules forbid together overlap.
+    #[test]
+    fn no_conflicting_occurrences_after_random_schedules() {
+        use super::super::test_support::Lcg;
+        let users = ["ann", "ben", "cat", "dan"];
+        let rules = [
+            "FREQ=DAILY;COUNT=5",
+            "FREQ=WEEKLY",
+            "FREQ=WEEKLY;BYDAY=MO,WE,FR;COUNT=9",
+            "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH",
+            "FREQ=MONTHLY;BYDAY=-1FR",
+            "FREQ=DAILY;INTERVAL=3;UNTIL=20270301",
+        ];
+        let mut harness = Harness::with_users(&users);
+        let mut rng = Lcg::new(0xca1e);
+        let (mut applied, mut rejected) = (0, 0);
+        for step in 0..150 {
+            let host = *rng.pick(&users);
+            let guest = *rng.pick(&users);
+            let start = MONDAY + (rng.below(28 * 24) as i64) * 60;
+            let minutes = 30 + 30 * rng.below(4) as u32;
+            let guests: Vec<&str> = if guest == host { vec![] } else { vec![guest] };
+            let mut draft = if rng.chance(10) {
+                public("p", start, minutes)
+            } else {
+                private("q", start, minutes, &guests)
+            };
+            if rng.chance(60) {
+                let rule = *rng.pick(&rules);
+                draft = recurring(draft, rule);
+            }
+            match harness.run(schedule(host, draft)) {
+                Outcome::Done(_) => applied += 1,
+                Outcome::Rejected(Rejection::Conflict { .. }) => rejected += 1,
+                Outcome::Rejected(other) => panic!("step {step}: unexpected {other:?}"),
+            }
+            check_no_overlaps(&harness, step);
+        }
+        assert!(applied > 20, "only {applied} applied");
+        assert!(rejected > 20, "only {rejected} rejected");
+    }
+
+    fn check_no_overlaps(harness: &Harness, step: usize) {
+        let window = (MONDAY - WEEK, MONDAY + 20 * WEEK);
+        let events: Vec<&super::EventView> = harness.calendar.events.values().collect();
+        let spans: Vec<Vec<super::Occurrence>> = events
+            .iter()
+            .map(|event| {
+                if event.is_recurring() {
+                    super::stored_expander(event).occurrences(window.0, window.1)
+                } else {
+                    super::checked_spans(event)
+                }
+            })
+            .collect();
+        for (i, a) in events.iter().enumerate() {
+            for (j, b) in events.iter().enumerate().skip(i + 1) {
+                let shared = a
+                    .participants()
+                    .any(|name| b.involves(&name.to_ascii_lowercase()));
+                if !(a.is_public() || b.is_public() || shared) {
+                    continue;
+                }
+                for x in &spans[i] {
+                    let clash = spans[j].iter().any(|y| x.overlaps(y.start, y.end));
+                    assert!(
+                        !clash,
+                        "step {step}: events {} and {} overlap at {}",
+                        a.id, b.id, x.start
+                    );
+                }
+            }
+        }
     }
 }
