@@ -89,7 +89,7 @@ impl ParsedRule {
         Ok(ParsedRule { rrule, until })
     }
 
-    /// The rules the crate expands. A BYDAY list that mixes plain weekdays
+    /// Returns the rules the crate expands. A BYDAY list that mixes plain weekdays
     /// with numbered ones (`MO,-1WE`) is split into one rule per kind,
     /// without COUNT, which `Expander` applies to the merged starts.
     ///
@@ -131,7 +131,7 @@ impl ParsedRule {
             .collect()
     }
 
-    /// Whether the rule ends, by COUNT or UNTIL.
+    /// Returns whether the rule ends, by COUNT or UNTIL.
     pub fn is_bounded(&self) -> bool {
         self.until.is_some() || self.rrule.get_count().is_some()
     }
@@ -140,7 +140,8 @@ impl ParsedRule {
         self.rrule.get_count()
     }
 
-    /// The rule as canonical RRULE text, which is what the state stores.
+    /// Formats the rule as canonical RRULE text, which is what the state
+    /// stores.
     pub fn canonical(&self) -> String {
         let text = self.rrule.to_string();
         let Some(until) = self.until else {
@@ -378,7 +379,8 @@ impl<'a> Expander<'a> {
         starts
     }
 
-    /// Whether the rule gives an occurrence starting at `original_start`.
+    /// Returns whether the rule gives an occurrence starting at
+    /// `original_start`.
     pub fn has_rule_start(&self, original_start: UnixMinute) -> bool {
         let mut found = false;
         self.for_each_rule_start(|start| {
@@ -405,7 +407,7 @@ impl<'a> Expander<'a> {
         count
     }
 
-    /// Occurrences overlapping `[from, to)`, sorted by start: the rule's,
+    /// Expands the occurrences overlapping `[from, to)`, sorted by start: the rule's,
     /// without the cancelled ones, with overrides in place of the ones they
     /// replace.
     pub fn occurrences(&self, from: UnixMinute, to: UnixMinute) -> Vec<Occurrence> {
@@ -441,8 +443,8 @@ impl<'a> Expander<'a> {
         found
     }
 
-    /// Every occurrence of a series that ends, or `None` for one without an
-    /// end. Stops after `MAX_SERIES_OCCURRENCES + 1` rule starts, so a
+    /// Expands every occurrence of a series that ends, or returns `None` for
+    /// one without an end. Stops after `MAX_SERIES_OCCURRENCES + 1` rule starts, so a
     /// caller can tell a series that is too long.
     pub fn all_occurrences(&self) -> Option<Vec<Occurrence>> {
         if !self.rule.is_bounded() {
@@ -457,7 +459,7 @@ impl<'a> Expander<'a> {
         Some(self.occurrences(first, to))
     }
 
-    /// The occurrence the rule starts at `original_start`, moved if an
+    /// Returns the occurrence the rule starts at `original_start`, moved if an
     /// override moved it. The caller checks that the rule gives that start.
     pub fn occurrence_at(&self, original_start: UnixMinute) -> Occurrence {
         match self.override_of(original_start) {
@@ -494,8 +496,8 @@ impl<'a> Expander<'a> {
             .ok()
     }
 
-    /// The view of one occurrence: the series with the occurrence's start,
-    /// duration, title and description.
+    /// Builds the view of one occurrence: the series with the occurrence's
+    /// start, duration, title and description.
     pub fn occurrence_view(&self, series: &EventView, occurrence: &Occurrence) -> EventView {
         let mut view = series.clone();
         view.start = occurrence.start;
@@ -558,7 +560,7 @@ pub fn local_time_in(zone: &str, minute: UnixMinute) -> Option<NaiveDateTime> {
     Some(minute_to_utc(minute).with_timezone(&zone).naive_local())
 }
 
-/// The instant of a local time in a zone given by name, with the DST policy
+/// Converts a local time in a zone given by name to an instant, with the DST policy
 /// of [`resolve_local`]; `None` for an unknown zone.
 pub fn instant_in(zone: &str, local: NaiveDateTime) -> Option<UnixMinute> {
     let zone: Tz = zone.parse().ok()?;

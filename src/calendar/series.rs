@@ -2,11 +2,11 @@
 //! commands that change or cancel one occurrence or an occurrence and every
 //! later one.
 //!
-//! A series is stored once, as its first event with a rule, and expanded on
-//! demand with [`Expander`]. The index keeps each series under the end of its
-//! last occurrence (`UnixMinute::MAX` for a rule without an end), so a lookup
-//! for `[from, to)` reads only the series still running at `from` and then
-//! drops those whose first occurrence starts at or after `to`.
+//! A series is stored once, as one event with a rule, and expanded on demand
+//! with [`Expander`]. The index keeps each series under the end of its last
+//! occurrence, which is `UnixMinute::MAX` for a rule without an end. A lookup
+//! for `[from, to)` therefore reads only the series still running at `from`,
+//! then drops those whose first occurrence starts at or after `to`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -145,7 +145,8 @@ impl SeriesIndex {
     }
 }
 
-/// The span of a stored series, whose rule was validated when it was stored.
+/// Computes the span of a stored series, whose rule was validated when it
+/// was stored.
 fn series_span(event: &EventView) -> SeriesSpan {
     let expander = stored_expander(event);
     match expander.all_occurrences() {
@@ -165,7 +166,7 @@ fn series_span(event: &EventView) -> SeriesSpan {
     }
 }
 
-/// An expander for a stored series.
+/// Prepares a stored series for expansion.
 ///
 /// # Panics
 ///
@@ -176,7 +177,7 @@ pub(crate) fn stored_expander(event: &EventView) -> Expander<'_> {
         .unwrap_or_else(|error| panic!("stored event {} has a broken rule: {error}", event.id))
 }
 
-/// Whether any span overlaps `[start, end)`. `spans` is sorted by start and
+/// Returns whether any span overlaps `[start, end)`. `spans` is sorted by start and
 /// no span is longer than `MAX_DURATION_MINUTES`.
 pub(crate) fn any_overlap(spans: &[Occurrence], start: UnixMinute, end: UnixMinute) -> bool {
     let upper = spans.partition_point(|span| span.start < end);
@@ -188,7 +189,7 @@ pub(crate) fn any_overlap(spans: &[Occurrence], start: UnixMinute, end: UnixMinu
         .any(|span| span.end > start)
 }
 
-/// The occurrences of an event that conflict checks cover: the event itself
+/// Lists the occurrences of an event that conflict checks cover: the event itself
 /// for a one-off event, every occurrence of a series that ends, and those
 /// starting within `CONFLICT_HORIZON_MINUTES` of the start for a series
 /// without an end.
@@ -310,6 +311,7 @@ pub(crate) fn carry_exceptions(old: &EventView, new: &mut EventView) -> Result<(
         let new_local = super::recurrence::local_time_in(&new.zone, new.start)? + offset;
         instant_in(&new.zone, new_local)
     };
+
     let recurrence = old.recurrence.as_ref().expect("old is a series");
     let exceptions: Vec<UnixMinute> = recurrence
         .exceptions
@@ -327,6 +329,7 @@ pub(crate) fn carry_exceptions(old: &EventView, new: &mut EventView) -> Result<(
             })
         })
         .collect();
+
     let mut shifted = new.clone();
     let target = shifted.recurrence.as_mut().expect("new is a series");
     target.exceptions = Vec::new();
@@ -344,6 +347,7 @@ pub(crate) fn carry_exceptions(old: &EventView, new: &mut EventView) -> Result<(
         .filter(|moved| new_expander.has_rule_start(moved.original_start))
         .collect();
     kept_overrides.sort_by_key(|moved| moved.original_start);
+
     let target = new.recurrence.as_mut().expect("new is a series");
     target.exceptions = kept_exceptions;
     target.overrides = kept_overrides;
@@ -401,6 +405,7 @@ impl Calendar {
         let before = expander.rule_starts_before_count(occurrence_start);
         let cancelled = expander.occurrence_at(occurrence_start);
         let cancelled_view = expander.occurrence_view(&old, &cancelled);
+
         let new = if following {
             truncated(&old, occurrence_start, before)
         } else {
@@ -413,7 +418,7 @@ impl Calendar {
             recurrence.exceptions.sort_unstable();
             new
         };
-        if following && before == 0 || has_no_occurrence(&new) {
+        if (following && before == 0) || has_no_occurrence(&new) {
             self.delete(caller, event_id, now_ms)?;
             return Ok(Effect::OccurrenceDeleted {
                 event_id,
@@ -421,6 +426,7 @@ impl Calendar {
             });
         }
         validate_series(&new)?;
+
         let mut new = new;
         new.version += 1;
         self.replace_event(event_id, new.clone());
@@ -669,7 +675,7 @@ fn check_occurrence(event: &EventView, original_start: UnixMinute) -> Result<(),
     Ok(())
 }
 
-/// The override after the changes, validated.
+/// Applies the changes to an override, validating each value.
 fn changed_override(
     series: &EventView,
     current: &OccurrenceOverride,
@@ -695,7 +701,7 @@ fn changed_override(
     Ok(moved)
 }
 
-/// The series ended before `split_start`, keeping its first `before` rule
+/// Returns the series ended before `split_start`, keeping its first `before` rule
 /// starts, with the exceptions and overrides of the later ones removed.
 fn truncated(event: &EventView, split_start: UnixMinute, before: u32) -> EventView {
     let mut ended = event.clone();
@@ -709,7 +715,8 @@ fn truncated(event: &EventView, split_start: UnixMinute, before: u32) -> EventVi
     ended
 }
 
-/// Whether every occurrence of a series that ends has been cancelled.
+/// Returns whether every occurrence of a series that ends has been
+/// cancelled.
 fn has_no_occurrence(event: &EventView) -> bool {
     match Expander::new(event) {
         Ok(expander) => expander.all_occurrences().is_some_and(|all| all.is_empty()),

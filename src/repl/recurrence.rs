@@ -289,7 +289,7 @@ pub fn take_count(words: &mut Vec<&str>) -> Result<Option<u32>, String> {
     Ok(Some(count))
 }
 
-/// The rule with its end appended.
+/// Appends the end to a rule.
 pub fn with_end(rule: &str, end: Option<RepeatEnd>) -> String {
     match end {
         None => rule.to_string(),
@@ -316,8 +316,8 @@ fn draft_view(rule: &str, start: UnixMinute, zone: Tz, duration_minutes: u32) ->
     }
 }
 
-/// The first occurrence of the rule at or after `start`, which becomes the
-/// series' start so that the rule and its DTSTART agree.
+/// Finds the first occurrence of the rule at or after `start`, which becomes
+/// the series' start so that the rule and its DTSTART agree.
 pub fn first_occurrence(
     rule: &str,
     start: UnixMinute,
@@ -374,7 +374,7 @@ pub fn resolve_occurrence(event: &EventView, wanted: &OccurrenceRef) -> Result<U
     }
 }
 
-/// The rule of a series in words, or `None` for a one-off event.
+/// Describes the rule of a series in words; `None` for a one-off event.
 pub fn describe(event: &EventView) -> Option<String> {
     let recurrence = event.recurrence.as_ref()?;
     let words = match crate::calendar::recurrence::ParsedRule::parse(&recurrence.rule) {
@@ -393,8 +393,8 @@ pub fn describe(event: &EventView) -> Option<String> {
     Some(text)
 }
 
-/// The next `count` occurrences of a series that end after `now`, with
-/// their original starts.
+/// Lists the next `count` occurrences of a series that end after `now`,
+/// with their original starts.
 pub fn next_occurrences(event: &EventView, now: UnixMinute, count: usize) -> Vec<Occurrence> {
     let Ok(expander) = Expander::new(event) else {
         return Vec::new();
