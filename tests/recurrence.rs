@@ -64,7 +64,10 @@ fn weekly_standup_with_exceptions() {
         scheduled["event"]["recurrence"]["rule"], "FREQ=WEEKLY;BYDAY=MO",
         "{scheduled}"
     );
-    assert_eq!(scheduled["event"]["start_minute"], minute("2031-01-06 09:15"));
+    assert_eq!(
+        scheduled["event"]["start_minute"],
+        minute("2031-01-06 09:15")
+    );
     let horizon = scheduled["conflicts_checked_until_minute"].as_i64();
     assert_eq!(horizon, Some(minute("2031-01-06 09:15") + 731 * 24 * 60));
 
