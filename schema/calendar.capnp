@@ -103,6 +103,48 @@ struct Event {
   zone @6 :Text;
   host @7 :Text;
   visibility @8 :Visibility;
+  # Unset for a one-off event. In the view of one occurrence (as `agenda`
+  # returns them), start, duration, title and description are the
+  # occurrence's and `recurrence.occurrence` is `instance`.
+  recurrence @9 :Recurrence;
+}
+
+# How an event repeats. `start` and `zone` of the event are the rule's
+# DTSTART: every occurrence keeps that wall-clock time in that zone.
+struct Recurrence {
+  # RFC 5545 RRULE value, such as "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10". UNTIL
+  # is a UTC date-time (20270630T215900Z) or a date in the event's zone.
+  rule @0 :Text;
+  # Original starts of cancelled occurrences (EXDATE), sorted.
+  exceptions @1 :List(Int64);
+  # Occurrences moved or changed one by one, sorted by original start.
+  overrides @2 :List(OccurrenceOverride);
+  occurrence :union {
+    # The series itself.
+    series @3 :Void;
+    # One occurrence of it.
+    instance :group {
+      # The start the rule gives it; names it in editOccurrence and
+      # deleteOccurrence.
+      originalStart @4 :Int64;
+      seriesStart @5 :Int64;
+    }
+  }
+}
+
+struct OccurrenceOverride {
+  originalStart @0 :Int64;
+  start @1 :Int64;
+  durationMinutes @2 :UInt32;
+  # `keep` uses the series' value.
+  title :union {
+    keep @3 :Void;
+    set @4 :Text;
+  }
+  description :union {
+    keep @5 :Void;
+    set @6 :Text;
+  }
 }
 
 struct EventDraft {
@@ -112,6 +154,8 @@ struct EventDraft {
   zone @3 :Text;
   durationMinutes @4 :UInt32;
   visibility @5 :Visibility;
+  # Unset for a one-off event. A new series carries no overrides.
+  recurrence @6 :Recurrence;
 }
 
 # Each field is `keep` to leave it unchanged, or `set` with the new value.
@@ -218,6 +262,10 @@ struct EventResult {
     ok :group {
       eventId @0 :UInt64;
       version @1 :UInt64;
+      # For a recurring event without an end: conflicts were checked only
+      # for occurrences starting before this minute. 0 when every occurrence
+      # was checked.
+      conflictsCheckedUntil @3 :Int64;
     }
     rejected @2 :Rejection;
   }
@@ -273,6 +321,18 @@ interface Session {
   # listener, now and as they happen, until the returned subscription is
   # dropped or the connection closes.
   subscribe @13 (listener :Listener, afterSeq :UInt64) -> (subscription :Subscription);
+  # Changes one occurrence of a recurring event, named by its original
+  # start, or with `following` that one and every later one: the series
+  # then ends before it and continues as a new event, whose id is returned.
+  # With `following`, zone and guests may change too.
+  editOccurrence @14 (requestId :RequestId, eventId :UInt64, expectedVersion :UInt64,
+                      occurrenceStart :Int64, changes :EventChanges, following :Bool)
+      -> (result :EventResult);
+  # Cancels one occurrence (an EXDATE), or with `following` that one and
+  # every later one. Cancelling the last remaining occurrence deletes the
+  # event.
+  deleteOccurrence @15 (requestId :RequestId, eventId :UInt64, occurrenceStart :Int64,
+                        following :Bool) -> (result :Ack);
 }
 
 struct UsersResult {

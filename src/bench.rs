@@ -137,6 +137,7 @@ async fn run_one_client(
             zone: "UTC".into(),
             duration_minutes: 30,
             visibility: Visibility::Private { guests: Vec::new() },
+            recurrence: None,
         };
         start += 30;
         let result = client.schedule(&draft).await;

@@ -1,11 +1,15 @@
 //! Conflict detection. A public event conflicts with every overlapping event.
 //! A private event conflicts with every overlapping public event and with
 //! every overlapping private event that shares a participant (host or guest).
-//! Overlap is half-open, so back-to-back events do not conflict.
+//! Overlap is half-open, so back-to-back events do not conflict. Recurring
+//! events take part occurrence by occurrence.
 
 use std::collections::BTreeSet;
 
 use super::index::starts_near;
+use super::limits::MAX_CONFLICT_SLOTS;
+use super::recurrence::Occurrence;
+use super::series::{any_overlap, checked_spans, stored_expander};
 use super::state::Calendar;
 use super::types::{BusySlot, EventId, EventView, UnixMinute};
 use super::users::user_key;
@@ -24,51 +28,109 @@ struct SlotKey {
 impl Calendar {
     /// Lists every slot that `candidate` would conflict with, sorted, ignoring the
     /// stored event with the candidate's own id. Events `viewer_key` cannot
-    /// see appear without their details.
+    /// see appear without their details. A recurring candidate is checked
+    /// occurrence by occurrence (see `checked_spans` for which ones).
     pub(crate) fn find_conflicts(&self, candidate: &EventView, viewer_key: &str) -> Vec<BusySlot> {
+        let spans = checked_spans(candidate);
+        self.find_span_conflicts(candidate, &spans, viewer_key, false)
+    }
+
+    /// Lists the slots that collide with any of `spans`, which are sorted
+    /// occurrences of `candidate`. With `check_own`, the other occurrences
+    /// of the candidate series (those with other original starts) count too,
+    /// for a moved occurrence.
+    pub(crate) fn find_span_conflicts(
+        &self,
+        candidate: &EventView,
+        spans: &[Occurrence],
+        viewer_key: &str,
+        check_own: bool,
+    ) -> Vec<BusySlot> {
+        let Some(first) = spans.first() else {
+            return Vec::new();
+        };
+        let (from, to) = (
+            first.start,
+            spans.iter().map(|span| span.end).max().unwrap_or(first.end),
+        );
         let mut slots = BTreeSet::new();
-        for event_id in self.conflict_candidates(candidate) {
+        for event_id in self.conflict_candidates(candidate, from, to) {
+            let other = &self.events[&event_id];
+            if event_id == candidate.id || !any_overlap(spans, other.start, other.end()) {
+                continue;
+            }
+            add_slots(&mut slots, candidate, other, other.start, other.end());
+        }
+        for event_id in self.index.series.conflict_candidates(candidate, from, to) {
             if event_id == candidate.id {
                 continue;
             }
             let other = &self.events[&event_id];
-            if !other.overlaps(candidate.start, candidate.end()) {
-                continue;
-            }
-            for participant in busy_participants(candidate, other) {
-                slots.insert(SlotKey {
-                    start: other.start,
-                    end: other.end(),
-                    participant_key: user_key(participant),
-                    event_id,
-                    participant: participant.clone(),
-                });
+            for occurrence in stored_expander(other).occurrences(from, to) {
+                if any_overlap(spans, occurrence.start, occurrence.end) {
+                    add_slots(
+                        &mut slots,
+                        candidate,
+                        other,
+                        occurrence.start,
+                        occurrence.end,
+                    );
+                }
             }
         }
-        let to_slot = |slot: SlotKey| self.busy_slot(slot, viewer_key);
-        slots.into_iter().map(to_slot).collect()
+        if check_own {
+            let own: BTreeSet<UnixMinute> = spans.iter().map(|span| span.original_start).collect();
+            for occurrence in stored_expander(candidate).occurrences(from, to) {
+                let other_occurrence = !own.contains(&occurrence.original_start);
+                if other_occurrence && any_overlap(spans, occurrence.start, occurrence.end) {
+                    add_slots(
+                        &mut slots,
+                        candidate,
+                        candidate,
+                        occurrence.start,
+                        occurrence.end,
+                    );
+                }
+            }
+        }
+        let to_slot = |slot: SlotKey| self.busy_slot(slot, viewer_key, candidate);
+        // NOTE: slots beyond the limit are left out of the rejection without
+        // saying how many there were.
+        slots
+            .into_iter()
+            .take(MAX_CONFLICT_SLOTS)
+            .map(to_slot)
+            .collect()
     }
 
-    /// Ids of the events whose start lies in the candidate's scan window and
-    /// which the rules could make conflict with it.
-    fn conflict_candidates(&self, candidate: &EventView) -> BTreeSet<EventId> {
-        let (start, end) = (candidate.start, candidate.end());
+    /// Ids of the one-off events whose start lies in the scan window of
+    /// `[from, to)` and which the rules could make conflict with the
+    /// candidate.
+    fn conflict_candidates(
+        &self,
+        candidate: &EventView,
+        from: UnixMinute,
+        to: UnixMinute,
+    ) -> BTreeSet<EventId> {
         if candidate.is_public() {
-            return starts_near(&self.index.by_start, start, end).collect();
+            return starts_near(&self.index.by_start, from, to).collect();
         }
         let mut ids: BTreeSet<EventId> =
-            starts_near(&self.index.public_by_start, start, end).collect();
+            starts_near(&self.index.public_by_start, from, to).collect();
         for participant in candidate.participants() {
             let key = user_key(participant);
             if let Some(starts) = self.index.private_by_participant.get(&key) {
-                ids.extend(starts_near(starts, start, end));
+                ids.extend(starts_near(starts, from, to));
             }
         }
         ids
     }
 
-    fn busy_slot(&self, slot: SlotKey, viewer_key: &str) -> BusySlot {
-        let event = &self.events[&slot.event_id];
+    fn busy_slot(&self, slot: SlotKey, viewer_key: &str, candidate: &EventView) -> BusySlot {
+        let event = match self.events.get(&slot.event_id) {
+            Some(event) if slot.event_id != candidate.id => event,
+            _ => candidate,
+        };
         let brief = event.is_visible_to(viewer_key).then(|| event.brief());
         BusySlot {
             participant: slot.participant,
@@ -76,6 +138,24 @@ impl Calendar {
             end: slot.end,
             event: brief,
         }
+    }
+}
+
+fn add_slots(
+    slots: &mut BTreeSet<SlotKey>,
+    candidate: &EventView,
+    other: &EventView,
+    start: UnixMinute,
+    end: UnixMinute,
+) {
+    for participant in busy_participants(candidate, other) {
+        slots.insert(SlotKey {
+            start,
+            end,
+            participant_key: user_key(participant),
+            event_id: other.id,
+            participant: participant.clone(),
+        });
     }
 }
 

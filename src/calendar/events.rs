@@ -1,7 +1,9 @@
 //! Scheduling, editing and deleting events, with the authorisation, version
 //! and conflict checks that come before any change.
 
+use super::series::{carry_exceptions, normalized_recurrence, validate_series};
 use super::state::Calendar;
+use super::types::UnixMinute;
 use super::types::{Effect, EventChanges, EventDraft, EventId, EventView, NotificationKind};
 use super::types::{Rejection, Visibility};
 use super::users::user_key;
@@ -26,6 +28,7 @@ impl Calendar {
             zone: String::new(),
             host: self.users[&key].username.clone(),
             visibility: Visibility::Public,
+            recurrence: None,
         };
         let changes = EventChanges {
             title: Some(draft.title.clone()),
@@ -35,7 +38,12 @@ impl Calendar {
             duration_minutes: Some(draft.duration_minutes),
             visibility: Some(draft.visibility.clone()),
         };
-        let event = self.changed_event(&blank, &changes)?;
+        let mut event = self.changed_event(&blank, &changes)?;
+        let mut checked_until = None;
+        if let Some(recurrence) = &draft.recurrence {
+            event.recurrence = Some(Box::new(normalized_recurrence(&event, recurrence)?));
+            checked_until = validate_series(&event)?;
+        }
         self.reject_conflicts(&event, &key)?;
 
         self.next_event_id += 1;
@@ -48,10 +56,7 @@ impl Calendar {
             &event.host,
             now_ms,
         );
-        Ok(Effect::Scheduled {
-            event_id: event.id,
-            version: event.version,
-        })
+        Ok(written(&event, checked_until))
     }
 
     pub(crate) fn edit(
@@ -72,6 +77,11 @@ impl Calendar {
             });
         }
         let mut new = self.changed_event(&old, changes)?;
+        let mut checked_until = None;
+        if new.is_recurring() {
+            carry_exceptions(&old, &mut new)?;
+            checked_until = validate_series(&new)?;
+        }
         if new == old {
             return Err(Rejection::invalid(
                 "changes",
@@ -83,6 +93,9 @@ impl Calendar {
         new.version += 1;
         self.replace_event(event_id, new.clone());
         self.notify_edit(&old, &new, now_ms);
+        if new.is_recurring() {
+            return Ok(written(&new, checked_until));
+        }
         Ok(Effect::Edited {
             event_id,
             version: new.version,
@@ -112,7 +125,7 @@ impl Calendar {
     /// Returns an event the caller hosts. An event the caller cannot see is
     /// `NotFound`, so its existence is not revealed; a visible event hosted
     /// by someone else is `Forbidden`.
-    fn hosted_event(
+    pub(crate) fn hosted_event(
         &self,
         key: &str,
         event_id: EventId,
@@ -135,7 +148,7 @@ impl Calendar {
 
     /// Returns a copy of `event` with the changes validated and applied; the
     /// version is left as it was.
-    fn changed_event(
+    pub(crate) fn changed_event(
         &self,
         event: &EventView,
         changes: &EventChanges,
@@ -218,6 +231,22 @@ impl Calendar {
         );
         self.remove_event(event_id);
         self.insert_event(event);
+    }
+}
+
+/// The effect of scheduling: `SeriesWritten` for a recurring event, so the
+/// caller learns how far conflicts were checked.
+fn written(event: &EventView, checked_until: Option<UnixMinute>) -> Effect {
+    if event.is_recurring() {
+        return Effect::SeriesWritten {
+            event_id: event.id,
+            version: event.version,
+            conflicts_checked_until: checked_until,
+        };
+    }
+    Effect::Scheduled {
+        event_id: event.id,
+        version: event.version,
     }
 }
 

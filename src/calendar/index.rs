@@ -4,12 +4,14 @@
 //! Because no event lasts longer than `MAX_DURATION_MINUTES`, an event that
 //! overlaps `[from, to)` starts in `[from - MAX_DURATION_MINUTES, to)`. The
 //! lookups scan that window and keep the events whose end is after `from`.
+//! Recurring events live in their own index, `SeriesIndex`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::limits::MAX_DURATION_MINUTES;
+use super::series::SeriesIndex;
 use super::types::{EventId, EventView, UnixMinute};
 
 /// Index entries sort by start, then id.
@@ -26,10 +28,20 @@ pub(crate) struct EventIndex {
     pub private_by_participant: BTreeMap<String, BTreeSet<StartKey>>,
     /// Every event under its host's lowercase username.
     pub by_host: BTreeMap<String, BTreeSet<EventId>>,
+    /// Recurring events, which the start-ordered sets above leave out.
+    pub series: SeriesIndex,
 }
 
 impl EventIndex {
     pub fn insert(&mut self, event: &EventView) {
+        self.by_host
+            .entry(event.host.to_ascii_lowercase())
+            .or_default()
+            .insert(event.id);
+        if event.is_recurring() {
+            self.series.insert(event);
+            return;
+        }
         let key = (event.start, event.id);
         self.by_start.insert(key);
         if event.is_public() {
@@ -42,15 +54,20 @@ impl EventIndex {
                     .insert(key);
             }
         }
-        self.by_host
-            .entry(event.host.to_ascii_lowercase())
-            .or_default()
-            .insert(event.id);
     }
 
     /// Removes an event as it was inserted; pass the stored value, not an
     /// edited copy.
     pub fn remove(&mut self, event: &EventView) {
+        remove_nested(
+            &mut self.by_host,
+            &event.host.to_ascii_lowercase(),
+            &event.id,
+        );
+        if event.is_recurring() {
+            self.series.remove(event);
+            return;
+        }
         let key = (event.start, event.id);
         self.by_start.remove(&key);
         if event.is_public() {
@@ -64,21 +81,18 @@ impl EventIndex {
                 );
             }
         }
-        remove_nested(
-            &mut self.by_host,
-            &event.host.to_ascii_lowercase(),
-            &event.id,
-        );
     }
 
     pub fn hosted_by(&self, host_key: &str) -> impl Iterator<Item = EventId> + '_ {
         self.by_host.get(host_key).into_iter().flatten().copied()
     }
 
-    /// Ids of the private events the user takes part in, in start order.
+    /// Ids of the private events the user takes part in: one-off events in
+    /// start order, then recurring ones.
     pub fn private_of(&self, key: &str) -> impl Iterator<Item = EventId> + '_ {
         let entries = self.private_by_participant.get(key);
-        entries.into_iter().flatten().map(|&(_, id)| id)
+        let single = entries.into_iter().flatten().map(|&(_, id)| id);
+        single.chain(self.series.private_of(key))
     }
 }
 

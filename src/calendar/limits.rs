@@ -45,9 +45,31 @@ pub const MAX_SESSIONS_PER_USER: usize = 32;
 /// or not, so one busy user cannot grow the snapshot without bound.
 pub const MAX_INBOX_NOTIFICATIONS: usize = 1000;
 
+/// How far a recurring event without an end is checked for conflicts: two
+/// years (731 days, so a leap day does not cut the second year short) from
+/// its start. Later occurrences are still shown, and a later event that
+/// collides with one is still rejected, because a new event's own span is
+/// always checked in full.
+pub const CONFLICT_HORIZON_MINUTES: UnixMinute = 731 * 24 * 60;
+
+/// Most occurrences of a recurring event that ends (by COUNT or UNTIL):
+/// daily for about five and a half years. Every occurrence is checked for
+/// conflicts, so the value bounds the cost of one schedule.
+pub const MAX_SERIES_OCCURRENCES: usize = 2000;
+
+/// Most cancelled plus moved occurrences kept per recurring event, which
+/// bounds the event's size in the state.
+pub const MAX_SERIES_EXCEPTIONS: usize = 500;
+
+/// Most busy slots listed in one conflict rejection; two colliding daily
+/// series would otherwise list hundreds.
+pub const MAX_CONFLICT_SLOTS: usize = 50;
+
 const _: () = assert!(MAX_GUESTS > 0 && MAX_TITLE_CHARS > 0);
 const _: () = assert!(MIN_PASSWORD_CHARS <= MAX_PASSWORD_CHARS);
 const _: () = assert!(EARLIEST_START < LATEST_START);
+const _: () = assert!(CONFLICT_HORIZON_MINUTES > MAX_DURATION_MINUTES as UnixMinute);
+const _: () = assert!(MAX_SERIES_OCCURRENCES > 0 && MAX_CONFLICT_SLOTS > 0);
 const _: () = assert!(MAX_SESSIONS_PER_USER > 0 && MAX_INBOX_NOTIFICATIONS > 0);
 
 #[cfg(test)]

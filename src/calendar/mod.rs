@@ -15,6 +15,9 @@
 //! - `conflicts`: which existing events a new or edited one collides with.
 //! - `index`: the start-ordered indexes that keep lookups logarithmic.
 //! - `queries`: event, agenda and search, filtered by visibility.
+//! - [`recurrence`]: RFC 5545 rules, their expansion and the DST policy.
+//! - `series`: recurring events in the state: their index, occurrence
+//!   edits and cancellations.
 //! - `client_table`: the last request and outcome per client, for retries.
 
 mod client_table;
@@ -24,6 +27,8 @@ mod index;
 pub mod limits;
 mod notifications;
 mod queries;
+pub mod recurrence;
+mod series;
 mod state;
 #[cfg(test)]
 mod test_support;
@@ -35,7 +40,7 @@ pub use limits::*;
 pub use state::{Calendar, UNTRACKED_CLIENT_ID};
 pub use types::{
     format_minute, BusySlot, Command, DecodeError, Effect, EventBrief, EventChanges, EventDraft,
-    EventId, EventView, Notification, NotificationKind, Outcome, Rejection, Request, SearchQuery,
-    UnixMinute, Visibility,
+    EventId, EventView, Notification, NotificationKind, OccurrenceOf, OccurrenceOverride, Outcome,
+    Recurrence, Rejection, Request, SearchQuery, UnixMinute, Visibility,
 };
 pub use validate::{validate_password, validate_username};

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::index::{starts_near, StartKey};
+use super::limits::CONFLICT_HORIZON_MINUTES;
+use super::series::stored_expander;
 use super::state::Calendar;
 use super::types::{EventId, EventView, Rejection, SearchQuery, UnixMinute};
 use super::users::user_key;
@@ -19,14 +21,19 @@ impl Calendar {
         }
     }
 
-    /// Visible events overlapping `[from, to)`, ordered by (start, id). Empty
-    /// when `from >= to`.
+    /// Visible events overlapping `[from, to)`, ordered by (start, id), with
+    /// each occurrence of a recurring event as its own view. Empty when
+    /// `from >= to`.
     pub fn agenda(&self, caller: &str, from: UnixMinute, to: UnixMinute) -> Vec<EventView> {
         if from >= to {
             return Vec::new();
         }
-        let ids = self.visible_near(&user_key(caller), from, to);
-        self.views_overlapping(ids, from, to)
+        let key = user_key(caller);
+        let ids = self.visible_near(&key, from, to);
+        let mut views = self.views_overlapping(ids, from, to);
+        views.extend(self.series_occurrences(&key, from, to));
+        views.sort_by_key(|event| (event.start, event.id));
+        views
     }
 
     /// Visible events matching every filter of the query, ordered by
@@ -47,8 +54,12 @@ impl Calendar {
             None => self.visible_near(&key, from, to),
         };
         let mut found: Vec<EventView> = Vec::new();
+        let series = self.matching_series(&key, query, text.as_deref(), &ids);
         for id in ids {
             let event = &self.events[&id];
+            if event.is_recurring() {
+                continue;
+            }
             let matches = event.is_visible_to(&key)
                 && event.overlaps(from, to)
                 && text.as_deref().is_none_or(|text| mentions(event, text));
@@ -56,8 +67,56 @@ impl Calendar {
                 found.push(event.clone());
             }
         }
+        found.extend(series);
         found.sort_by_key(|event| (event.start, event.id));
         Ok(found)
+    }
+
+    /// Recurring events matching a search: each occurrence in the range for a
+    /// query with a time range, the series once for a query without one. A
+    /// range without an end lists occurrences up to `CONFLICT_HORIZON_MINUTES`
+    /// after its start.
+    fn matching_series(
+        &self,
+        key: &str,
+        query: &SearchQuery,
+        text: Option<&str>,
+        host_ids: &[EventId],
+    ) -> Vec<EventView> {
+        let ranged = query.from.is_some() || query.to.is_some();
+        let from = query.from.unwrap_or(UnixMinute::MIN);
+        let to = query
+            .to
+            .unwrap_or_else(|| from.max(0).saturating_add(CONFLICT_HORIZON_MINUTES));
+        let ids: Vec<EventId> = match (&query.host, ranged) {
+            (Some(_), _) => host_ids.to_vec(),
+            (None, true) => self.index.series.visible_running(key, from, to),
+            (None, false) => {
+                let everything = (UnixMinute::MIN, UnixMinute::MAX);
+                self.index
+                    .series
+                    .visible_running(key, everything.0, everything.1)
+            }
+        };
+        let mut found = Vec::new();
+        for id in ids {
+            let series = &self.events[&id];
+            let matches = series.is_recurring()
+                && series.is_visible_to(key)
+                && text.is_none_or(|text| mentions(series, text));
+            if !matches {
+                continue;
+            }
+            if !ranged {
+                found.push(series.clone());
+                continue;
+            }
+            let expander = stored_expander(series);
+            for occurrence in expander.occurrences(from, to) {
+                found.push(expander.occurrence_view(series, &occurrence));
+            }
+        }
+        found
     }
 
     /// Ids of the public events and of the caller's private events whose start

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::client_table::ClientTable;
 use super::index::EventIndex;
+use super::series::OccurrenceTarget;
 use super::types::{decode_as, encode_value, Command, DecodeError, Effect, EventId, EventView};
 use super::types::{Outcome, Rejection, Request};
 use super::users::User;
@@ -112,6 +113,28 @@ impl Calendar {
             } => self.edit(caller, *event_id, *expected_version, changes, now_ms),
             Command::Delete { caller, event_id } => self.delete(caller, *event_id, now_ms),
             Command::AckNotifications { caller, up_to_seq } => self.ack(caller, *up_to_seq),
+            Command::EditOccurrence {
+                caller,
+                event_id,
+                expected_version,
+                occurrence_start,
+                changes,
+                following,
+            } => {
+                let target = OccurrenceTarget {
+                    event_id: *event_id,
+                    expected_version: *expected_version,
+                    occurrence_start: *occurrence_start,
+                    following: *following,
+                };
+                self.edit_occurrence(caller, target, changes, now_ms)
+            }
+            Command::DeleteOccurrence {
+                caller,
+                event_id,
+                occurrence_start,
+                following,
+            } => self.delete_occurrence(caller, *event_id, *occurrence_start, *following, now_ms),
         }
     }
 

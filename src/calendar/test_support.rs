@@ -115,6 +115,7 @@ pub fn public(title: &str, start: UnixMinute, duration_minutes: u32) -> EventDra
         zone: "UTC".to_string(),
         duration_minutes,
         visibility: Visibility::Public,
+        recurrence: None,
     }
 }
 
@@ -226,6 +227,7 @@ pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
                 zone: rng.pick(&["UTC", "Europe/Paris", "Asia/Tokyo"]).to_string(),
                 duration_minutes: rng.duration(),
                 visibility: rng.visibility(&user),
+                recurrence: None,
             };
             Command::Schedule {
                 caller: user,

@@ -63,6 +63,25 @@ pub enum Command {
         caller: String,
         up_to_seq: u64,
     },
+    /// Changes one occurrence of a recurring event, or with `following` that
+    /// occurrence and every later one (which splits the series in two).
+    EditOccurrence {
+        caller: String,
+        event_id: EventId,
+        expected_version: u64,
+        /// Original start of the occurrence (its RFC 5545 RECURRENCE-ID).
+        occurrence_start: UnixMinute,
+        changes: EventChanges,
+        following: bool,
+    },
+    /// Cancels one occurrence of a recurring event, or with `following` that
+    /// occurrence and every later one (which ends the series before it).
+    DeleteOccurrence {
+        caller: String,
+        event_id: EventId,
+        occurrence_start: UnixMinute,
+        following: bool,
+    },
 }
 
 /// A new event as the host typed it.
@@ -75,6 +94,8 @@ pub struct EventDraft {
     pub zone: String,
     pub duration_minutes: u32,
     pub visibility: Visibility,
+    /// Makes the event recurring; `None` for a one-off event.
+    pub recurrence: Option<Recurrence>,
 }
 
 /// Visibility of an event, which also names the guests of a private one.
@@ -134,6 +155,22 @@ pub enum Effect {
     /// which stays at the old value when an older one was acknowledged.
     Acked {
         up_to_seq: u64,
+    },
+    /// A recurring event was scheduled or changed. `event_id` is the new
+    /// series when a "this and following" edit split one.
+    SeriesWritten {
+        event_id: EventId,
+        version: u64,
+        /// Set when the series has no end: conflicts were checked only for
+        /// occurrences starting before this minute.
+        conflicts_checked_until: Option<UnixMinute>,
+    },
+    /// An occurrence, or an occurrence and every later one, was cancelled.
+    /// `version` is `None` when no occurrence was left, so the whole event
+    /// was deleted.
+    OccurrenceDeleted {
+        event_id: EventId,
+        version: Option<u64>,
     },
 }
 
@@ -226,12 +263,22 @@ pub struct EventView {
     pub host: String,
     /// For private events, guests as registered, sorted case-insensitively.
     pub visibility: Visibility,
+    /// The rule of a recurring event; `None` for a one-off event. In a view
+    /// of one occurrence, `start`, `duration_minutes`, `title` and
+    /// `description` are the occurrence's and `Recurrence::occurrence` is set.
+    /// Boxed, because most events have none and views are copied often.
+    pub recurrence: Option<Box<Recurrence>>,
 }
 
 impl EventView {
     /// Exclusive end minute.
     pub fn end(&self) -> UnixMinute {
         self.start + i64::from(self.duration_minutes)
+    }
+
+    /// Whether the event has a recurrence rule.
+    pub fn is_recurring(&self) -> bool {
+        self.recurrence.is_some()
     }
 
     pub fn is_public(&self) -> bool {
@@ -273,6 +320,46 @@ impl EventView {
             host: self.host.clone(),
         }
     }
+}
+
+/// How an event repeats: an RFC 5545 recurrence rule and its exceptions.
+/// The event's `start` is the rule's DTSTART and its zone the rule's zone, so
+/// every occurrence keeps the wall-clock time of the start in that zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// RFC 5545 RRULE value such as `FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH`,
+    /// with UNTIL as a UTC date-time (`UNTIL=20270630T215900Z`) or a date
+    /// in the event's zone (`UNTIL=20270630`).
+    pub rule: String,
+    /// Original starts of cancelled occurrences (EXDATE), sorted.
+    pub exceptions: Vec<UnixMinute>,
+    /// Occurrences moved or changed one by one, sorted by original start.
+    pub overrides: Vec<OccurrenceOverride>,
+    /// Set only in the view of one occurrence, as the agenda returns it.
+    pub occurrence: Option<OccurrenceOf>,
+}
+
+/// One occurrence that differs from what the rule gives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OccurrenceOverride {
+    /// Start the rule gives this occurrence (its RECURRENCE-ID).
+    pub original_start: UnixMinute,
+    pub start: UnixMinute,
+    pub duration_minutes: u32,
+    /// `None` keeps the series' title.
+    pub title: Option<String>,
+    /// `None` keeps the series' description.
+    pub description: Option<String>,
+}
+
+/// Where one occurrence belongs in its series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OccurrenceOf {
+    /// Start the rule gives this occurrence; it names the occurrence in
+    /// `EditOccurrence` and `DeleteOccurrence`.
+    pub original_start: UnixMinute,
+    /// Start of the series (the rule's DTSTART).
+    pub series_start: UnixMinute,
 }
 
 /// One entry of a user's inbox.
@@ -411,6 +498,7 @@ mod tests {
                     visibility: Visibility::Private {
                         guests: vec!["bob".into()],
                     },
+                    recurrence: None,
                 },
             },
         }
@@ -518,6 +606,7 @@ mod tests {
             zone: "UTC".into(),
             host: "alice".into(),
             visibility: Visibility::Public,
+            recurrence: None,
         };
         assert!(event.overlaps(129, 200));
         assert!(event.overlaps(0, 101));

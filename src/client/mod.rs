@@ -16,7 +16,7 @@
 mod connection;
 mod operations;
 
-pub use operations::{node_status_of, NodeReport};
+pub use operations::{node_status_of, NodeReport, SeriesReceipt};
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -529,6 +529,67 @@ impl<C: Connector> Client<C> {
         .await
     }
 
+    /// Schedules an event that may recur, returning how far its conflicts
+    /// were checked as well.
+    pub async fn schedule_series(
+        &mut self,
+        draft: &EventDraft,
+    ) -> Result<SeriesReceipt, ClientError> {
+        let id = self.next_request_id();
+        self.with_session(|session| {
+            let mut request = session.schedule_request();
+            set_request_id(request.get().init_request_id(), id);
+            convert::write_draft(request.get().init_draft(), draft);
+            async move { read_series_receipt(request.send().promise.await?.get()?.get_result()?) }
+        })
+        .await
+    }
+
+    /// Changes the occurrence of a recurring event that the rule starts at
+    /// `occurrence_start`, or with `following` it and every later one; then
+    /// the receipt names the new event that continues the series.
+    pub async fn edit_occurrence(
+        &mut self,
+        event_id: u64,
+        expected_version: u64,
+        occurrence_start: i64,
+        changes: &EventChanges,
+        following: bool,
+    ) -> Result<SeriesReceipt, ClientError> {
+        let id = self.next_request_id();
+        self.with_session(|session| {
+            let mut request = session.edit_occurrence_request();
+            set_request_id(request.get().init_request_id(), id);
+            request.get().set_event_id(event_id);
+            request.get().set_expected_version(expected_version);
+            request.get().set_occurrence_start(occurrence_start);
+            request.get().set_following(following);
+            convert::write_changes(request.get().init_changes(), changes);
+            async move { read_series_receipt(request.send().promise.await?.get()?.get_result()?) }
+        })
+        .await
+    }
+
+    /// Cancels one occurrence of a recurring event, or with `following` it
+    /// and every later one.
+    pub async fn delete_occurrence(
+        &mut self,
+        event_id: u64,
+        occurrence_start: i64,
+        following: bool,
+    ) -> Result<(), ClientError> {
+        let id = self.next_request_id();
+        self.with_session(|session| {
+            let mut request = session.delete_occurrence_request();
+            set_request_id(request.get().init_request_id(), id);
+            request.get().set_event_id(event_id);
+            request.get().set_occurrence_start(occurrence_start);
+            request.get().set_following(following);
+            async move { read_ack(request.send().promise.await?.get()?.get_result()?) }
+        })
+        .await
+    }
+
     /// The status of every configured node that answers within the call
     /// timeout, each with its address; unreachable nodes carry the error.
     pub async fn cluster_status(&mut self) -> Vec<(String, Result<NodeReport, String>)> {
@@ -547,6 +608,33 @@ fn read_event_result(
     use crate::rpc::calendar_capnp::event_result;
     Ok(match reader.which()? {
         event_result::Ok(ok) => Ok((ok.get_event_id(), ok.get_version())),
+        event_result::Rejected(rejection) => Err(read_rejection(rejection?)?),
+    })
+}
+
+/// The outcome of a write to an event that may recur.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesReceipt {
+    pub event_id: u64,
+    pub version: u64,
+    /// For a series without an end: conflicts were checked only for
+    /// occurrences starting before this minute.
+    pub conflicts_checked_until: Option<i64>,
+}
+
+fn read_series_receipt(
+    reader: crate::rpc::calendar_capnp::event_result::Reader<'_>,
+) -> Reply<SeriesReceipt> {
+    use crate::rpc::calendar_capnp::event_result;
+    Ok(match reader.which()? {
+        event_result::Ok(ok) => {
+            let checked_until = ok.get_conflicts_checked_until();
+            Ok(SeriesReceipt {
+                event_id: ok.get_event_id(),
+                version: ok.get_version(),
+                conflicts_checked_until: (checked_until != 0).then_some(checked_until),
+            })
+        }
         event_result::Rejected(rejection) => Err(read_rejection(rejection?)?),
     })
 }

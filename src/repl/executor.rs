@@ -10,6 +10,7 @@ use crate::calendar::{EventChanges, EventDraft, SearchQuery, Visibility};
 use crate::client::{Client, ClientError, ClientEvent};
 use crate::repl::grammar::{Edit, ReplCommand, Schedule};
 use crate::repl::helper::KnownUsers;
+use crate::repl::recurrence;
 use crate::repl::render::{self, StatusRow, Style};
 use crate::rpc::convert::ApiRejection;
 
@@ -51,6 +52,9 @@ pub struct View {
     pub zone: Tz,
     pub style: Style,
     pub json: bool,
+    /// The instant `show` lists coming occurrences from; the clock's when
+    /// unset (the shell's `--now` sets it for tests).
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Starts the executor thread and returns the sender for its jobs.
@@ -236,7 +240,7 @@ impl Executor {
             ReplCommand::Show { id } => {
                 let event = self.client.event(id).await?;
                 Ok(Reply::ok(
-                    render::render_event(&event, self.view.zone, self.view.style),
+                    self.render_event_and_series(&event),
                     json!({ "command": "show", "ok": true, "event": render::event_json(&event) }),
                 ))
             }
@@ -286,6 +290,9 @@ impl Executor {
                 ))
             }
             ReplCommand::Status => Ok(self.status().await),
+            ReplCommand::DeleteOccurrence { id, occurrence } => {
+                self.delete_occurrence(id, occurrence).await
+            }
             ReplCommand::When(_) | ReplCommand::Help { .. } | ReplCommand::Quit => {
                 unreachable!("the shell handles when, help and quit itself")
             }
@@ -361,6 +368,9 @@ impl Executor {
     }
 
     async fn schedule(&mut self, schedule: Schedule) -> Result<Reply, ClientError> {
+        if schedule.recurrence.is_some() {
+            return self.schedule_series(schedule).await;
+        }
         let visibility = if schedule.public {
             Visibility::Public
         } else {
@@ -375,6 +385,7 @@ impl Executor {
             zone: schedule.zone.name().to_owned(),
             duration_minutes: schedule.duration_minutes,
             visibility,
+            recurrence: None,
         };
         let (event_id, version) = self.client.schedule(&draft).await?;
         let mut text = String::new();
@@ -397,6 +408,9 @@ impl Executor {
     }
 
     async fn edit(&mut self, edit: Edit) -> Result<Reply, ClientError> {
+        if edit.occurrence.is_some() {
+            return self.edit_occurrence(edit).await;
+        }
         let current = self.client.event(edit.id).await?;
         let visibility = match (edit.public, edit.guests) {
             (Some(true), _) => Some(Visibility::Public),
@@ -449,6 +463,189 @@ impl Executor {
 
 /// Wraps the node array of [`status_reply`] in the object every REPL command
 /// prints in JSON mode; `almanac status` prints the bare array.
+/// Recurring events: scheduling a series, and changing or cancelling one
+/// occurrence or an occurrence and the following ones.
+impl Executor {
+    fn now_minute(&self) -> i64 {
+        self.view.now.unwrap_or_else(chrono::Utc::now).timestamp() / 60
+    }
+
+    fn render_event_and_series(&self, event: &crate::calendar::EventView) -> String {
+        let mut text = render::render_event(event, self.view.zone, self.view.style);
+        if event.is_recurring() {
+            text.push('\n');
+            text.push_str(&render::render_series(
+                event,
+                self.view.zone,
+                self.now_minute(),
+                self.view.style,
+            ));
+        }
+        text
+    }
+
+    /// Invalid input found by the REPL before any call, as a reply.
+    fn invalid(&self, command: &str, field: &str, message: String) -> Result<Reply, ClientError> {
+        let rejection = crate::calendar::Rejection::Invalid {
+            field: field.to_string(),
+            message,
+        };
+        let error = ClientError::Rejected(ApiRejection::Calendar(rejection));
+        Ok(rejection_reply(command, error, &self.view))
+    }
+
+    async fn schedule_series(&mut self, schedule: Schedule) -> Result<Reply, ClientError> {
+        let rule = schedule.recurrence.clone().expect("a recurring schedule");
+        let requested = schedule.start.timestamp() / 60;
+        let start = match recurrence::first_occurrence(
+            &rule,
+            requested,
+            schedule.zone,
+            schedule.duration_minutes,
+        ) {
+            Ok(start) => start,
+            Err(message) => return self.invalid("schedule", "recurrence", message),
+        };
+        let visibility = if schedule.public {
+            Visibility::Public
+        } else {
+            Visibility::Private {
+                guests: schedule.guests.clone(),
+            }
+        };
+        let draft = EventDraft {
+            title: schedule.title.clone(),
+            description: schedule.description.clone().unwrap_or_default(),
+            start,
+            zone: schedule.zone.name().to_owned(),
+            duration_minutes: schedule.duration_minutes,
+            visibility,
+            recurrence: Some(crate::calendar::Recurrence {
+                rule,
+                ..Default::default()
+            }),
+        };
+        let receipt = self.client.schedule_series(&draft).await?;
+        let event = self.client.event(receipt.event_id).await?;
+        let mut text = String::new();
+        for notice in &schedule.notices {
+            text.push_str(&format!("note: {notice}\n"));
+        }
+        if let Some(until) = receipt.conflicts_checked_until {
+            text.push_str(&format!(
+                "note: the repeat has no end, so conflicts were checked up to {} only\n",
+                crate::repl::dates::format_local(minute_time(until), self.view.zone)
+            ));
+        }
+        text.push_str(&format!("scheduled #{} (repeats)\n", receipt.event_id));
+        text.push_str(&self.render_event_and_series(&event));
+        Ok(Reply::ok(
+            text,
+            json!({ "command": "schedule", "ok": true, "event_id": receipt.event_id,
+                    "version": receipt.version, "notices": schedule.notices,
+                    "conflicts_checked_until_minute": receipt.conflicts_checked_until,
+                    "event": render::event_json(&event) }),
+        ))
+    }
+
+    async fn edit_occurrence(&mut self, edit: Edit) -> Result<Reply, ClientError> {
+        let wanted = edit.occurrence.clone().expect("an occurrence edit");
+        let current = self.client.event(edit.id).await?;
+        let original = match recurrence::resolve_occurrence(&current, &wanted) {
+            Ok(original) => original,
+            Err(message) => return self.invalid("edit", "occurrence", message),
+        };
+        let visibility = match (edit.public, edit.guests) {
+            (Some(true), _) => Some(Visibility::Public),
+            (_, Some(guests)) => Some(Visibility::Private { guests }),
+            (Some(false), None) => Some(Visibility::Private {
+                guests: current.guests().to_vec(),
+            }),
+            (None, None) => None,
+        };
+        // One occurrence keeps the series' zone; a new zone is sent only for
+        // the following ones, and only when it differs.
+        let zone = edit
+            .start
+            .as_ref()
+            .map(|when| when.zone.name().to_owned())
+            .filter(|zone| wanted.following && *zone != current.zone);
+        let changes = EventChanges {
+            title: edit.title,
+            description: edit.description,
+            start: edit
+                .start
+                .as_ref()
+                .map(|when| when.instant.timestamp() / 60),
+            zone,
+            duration_minutes: edit.duration_minutes,
+            visibility,
+        };
+        let receipt = self
+            .client
+            .edit_occurrence(
+                edit.id,
+                current.version,
+                original,
+                &changes,
+                wanted.following,
+            )
+            .await?;
+        let event = self.client.event(receipt.event_id).await?;
+        let mut text = String::new();
+        for notice in edit.start.iter().flat_map(|when| when.notices.iter()) {
+            text.push_str(&format!("note: {notice}\n"));
+        }
+        if receipt.event_id != edit.id {
+            text.push_str(&format!(
+                "#{} now ends before {}; the following occurrences continue as #{}\n",
+                edit.id, wanted.text, receipt.event_id
+            ));
+        } else {
+            text.push_str(&format!(
+                "updated the occurrence on {} of #{} (version {})\n",
+                wanted.text, edit.id, receipt.version
+            ));
+        }
+        text.push_str(&self.render_event_and_series(&event));
+        Ok(Reply::ok(
+            text,
+            json!({ "command": "edit", "ok": true, "event_id": receipt.event_id,
+                    "version": receipt.version, "occurrence_start_minute": original,
+                    "following": wanted.following, "event": render::event_json(&event) }),
+        ))
+    }
+
+    async fn delete_occurrence(
+        &mut self,
+        id: u64,
+        wanted: recurrence::OccurrenceRef,
+    ) -> Result<Reply, ClientError> {
+        let current = self.client.event(id).await?;
+        let original = match recurrence::resolve_occurrence(&current, &wanted) {
+            Ok(original) => original,
+            Err(message) => return self.invalid("delete", "occurrence", message),
+        };
+        self.client
+            .delete_occurrence(id, original, wanted.following)
+            .await?;
+        let what = if wanted.following {
+            format!("the occurrences of #{id} from {} on", wanted.text)
+        } else {
+            format!("the occurrence of #{id} on {}", wanted.text)
+        };
+        Ok(Reply::ok(
+            format!("cancelled {what}; its participants were notified"),
+            json!({ "command": "delete", "ok": true, "event_id": id,
+                    "occurrence_start_minute": original, "following": wanted.following }),
+        ))
+    }
+}
+
+fn minute_time(minute: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(minute.saturating_mul(60), 0).unwrap_or_default()
+}
+
 fn status_command_reply(reply: Reply) -> Reply {
     Reply {
         json: json!({ "command": "status", "ok": reply.ok, "nodes": reply.json }),
@@ -541,6 +738,7 @@ fn command_name(command: &ReplCommand) -> &'static str {
         ReplCommand::Edit(_) => "edit",
         ReplCommand::Agenda(_) => "agenda",
         ReplCommand::Search(_) => "search",
+        ReplCommand::DeleteOccurrence { .. } => "delete",
     }
 }
 

@@ -18,6 +18,7 @@ use crate::repl::dates::{
     self, parse_duration, parse_point, parse_span, resolve_end, resolve_start, Cursor, DateContext,
     DateError, Role, When,
 };
+use crate::repl::recurrence::{self, OccurrenceRef, RepeatEnd};
 
 /// An event id as the calendar shows it.
 pub type EventId = u64;
@@ -82,10 +83,15 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "schedule",
-        usage: "schedule [public|private] [\"TITLE\"] WHEN [END | to END | for DURATION] \
-                [TITLE...] [with USER, USER...] [about \"DESCRIPTION\"]",
-        summary: "create an event; private with no guests unless told otherwise",
+        usage: "schedule [public|private] [\"TITLE\"] [REPEAT] WHEN [END | to END | for DURATION] \
+                [N times] [TITLE...] [until DATE] [with USER, USER...] [about \"DESCRIPTION\"]",
+        summary: "create an event; private with no guests unless told otherwise; REPEAT is \
+                  daily, weekdays, every monday, every 2 weeks on tue,thu, monthly on the last \
+                  friday, yearly, ...",
         examples: &[
+            "schedule \"Standup\" weekdays 9:15 for 15m with bob, carol",
+            "schedule \"Review\" every 2 weeks on tue,thu 14:00 for 1h until 2027-06-30",
+            "schedule \"Retro\" monthly on the last friday 16:00 for 1h 5 times",
             "schedule \"Team sync\" tomorrow 10:00 for 45m with bob, carol",
             "schedule public \"Town hall\" 2027-01-05 18:00 for 2h",
             "schedule tomorrow 20:00 24:00 Farewell party",
@@ -94,10 +100,14 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "edit",
-        usage: "edit ID [title \"TITLE\"] [description \"TEXT\"] [at WHEN] [for DURATION] \
-                [with USER, USER...] [public|private]",
-        summary: "change one or more fields of an event you host",
+        usage: "edit ID [occurrence DATE [and following]] [title \"TITLE\"] \
+                [description \"TEXT\"] [at WHEN] [for DURATION] [with USER, USER...] \
+                [public|private]",
+        summary: "change one or more fields of an event you host, or of one occurrence \
+                  (and the following ones) of a recurring event",
         examples: &[
+            "edit 12 occurrence 2027-01-11 at 2027-01-11 10:00",
+            "edit 12 occurrence 2027-02-01 and following at 2027-02-01 9:30 for 20m",
             "edit 12 at fri 14:00 for 1h30m",
             "edit 12 title \"Team sync (moved)\" with bob dave",
             "edit 12 public",
@@ -106,14 +116,20 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "show",
         usage: "show ID",
-        summary: "show one event with its time, host, visibility and guests",
+        summary: "show one event with its time, host, visibility and guests, and for a \
+                  recurring event its rule and next occurrences",
         examples: &["show 12"],
     },
     CommandHelp {
         name: "delete",
-        usage: "delete ID",
-        summary: "delete an event you host; guests are notified",
-        examples: &["delete 12"],
+        usage: "delete ID [occurrence DATE [and following]]",
+        summary: "delete an event you host, or one occurrence (and the following ones) of a \
+                  recurring event; guests are notified",
+        examples: &[
+            "delete 12",
+            "delete 12 occurrence 2027-01-18",
+            "delete 12 occurrence 2027-03-01 and following",
+        ],
     },
     CommandHelp {
         name: "agenda",
@@ -224,6 +240,11 @@ pub enum ReplCommand {
     Edit(Edit),
     Agenda(AgendaRange),
     Search(SearchQuery),
+    /// `delete ID occurrence DATE [and following]`.
+    DeleteOccurrence {
+        id: EventId,
+        occurrence: OccurrenceRef,
+    },
 }
 
 /// A new event, as `schedule` reads it.
@@ -243,6 +264,10 @@ pub struct Schedule {
     pub guests: Vec<String>,
     /// Adjustments to show the user, such as a start moved out of a DST gap.
     pub notices: Vec<String>,
+    /// The RFC 5545 rule of a recurring event, with its end; `start` is then
+    /// the earliest start the user named, before it is moved to the rule's
+    /// first occurrence.
+    pub recurrence: Option<String>,
 }
 
 /// Changes to an event, as `edit` reads them; `None` leaves a field as it is.
@@ -257,6 +282,8 @@ pub struct Edit {
     /// The new guest list, replacing the old one.
     pub guests: Option<Vec<String>>,
     pub public: Option<bool>,
+    /// The occurrence of a recurring event to change, instead of the event.
+    pub occurrence: Option<OccurrenceRef>,
 }
 
 /// The range `agenda` lists: events overlapping `[from, to)`.
@@ -345,7 +372,7 @@ pub fn parse_command(line: &str, ctx: &DateContext) -> Result<ReplCommand, Gramm
         "quit" | "exit" => args.none(ReplCommand::Quit),
         "users" => parse_users(&args),
         "show" => Ok(ReplCommand::Show { id: args.one_id()? }),
-        "delete" => Ok(ReplCommand::Delete { id: args.one_id()? }),
+        "delete" => parse_delete(&args, ctx),
         "help" => parse_help(&args),
         "when" => parse_when_command(&args, ctx),
         "schedule" => parse_schedule(&args, ctx).map(ReplCommand::Schedule),
@@ -617,7 +644,7 @@ fn parse_when_command(args: &Args<'_>, ctx: &DateContext) -> Result<ReplCommand,
 }
 
 /// Keywords that end the date and title part of `schedule`.
-const SCHEDULE_KEYWORDS: &[&str] = &["with", "about"];
+const SCHEDULE_KEYWORDS: &[&str] = &["with", "about", "until"];
 
 fn parse_schedule(args: &Args<'_>, ctx: &DateContext) -> Result<Schedule, GrammarError> {
     let tokens = args.tokens;
@@ -635,9 +662,18 @@ fn parse_schedule(args: &Args<'_>, ctx: &DateContext) -> Result<Schedule, Gramma
         pos += 1;
     }
 
-    let words = args.words_until(pos, SCHEDULE_KEYWORDS);
+    let mut words = args.words_until(pos, SCHEDULE_KEYWORDS);
+    let used = words.len();
+    let repeat = recurrence::parse_repeat(&words).map_err(|message| args.invalid(message))?;
+    let count = match &repeat {
+        Some(_) => recurrence::take_count(&mut words).map_err(|message| args.invalid(message))?,
+        None => None,
+    };
+    if let Some((_, phrase)) = &repeat {
+        words.drain(..*phrase);
+    }
     if words.is_empty() {
-        return Err(match tokens.get(pos) {
+        return Err(match tokens.get(pos + used - words.len()) {
             None => args.invalid("missing the date and time, e.g. tomorrow 10:00"),
             Some(token) => args.invalid(format!(
                 "unexpected \"{}\": expected the date and time, e.g. tomorrow 10:00",
@@ -646,7 +682,7 @@ fn parse_schedule(args: &Args<'_>, ctx: &DateContext) -> Result<Schedule, Gramma
         });
     }
     let span = parse_span(&words, ctx).map_err(|error| args.date_error(error))?;
-    pos += words.len();
+    pos += used;
 
     if !span.rest.is_empty() {
         if title.is_some() {
@@ -672,7 +708,26 @@ fn parse_schedule(args: &Args<'_>, ctx: &DateContext) -> Result<Schedule, Gramma
             .invalid("missing the title: write it in quotes before the date, or after the time"));
     };
 
-    let (guests, description) = parse_schedule_clauses(args, pos)?;
+    let ScheduleClauses {
+        guests,
+        description,
+        until,
+    } = parse_schedule_clauses(args, ctx, pos)?;
+    let recurrence = match (repeat, count, until) {
+        (None, _, Some(_)) => return Err(args.invalid(
+            "until ends a repeat: add one before the time, e.g. weekdays 9:15 ... until 2027-06-30",
+        )),
+        (Some(_), Some(_), Some(_)) => {
+            return Err(args.invalid("give only one of until DATE and N times"))
+        }
+        (Some((rule, _)), Some(count), None) => {
+            Some(recurrence::with_end(&rule, Some(RepeatEnd::Count(count))))
+        }
+        (Some((rule, _)), None, until) => {
+            Some(recurrence::with_end(&rule, until.map(RepeatEnd::Until)))
+        }
+        (None, _, None) => None,
+    };
     Ok(Schedule {
         title,
         description,
@@ -683,18 +738,47 @@ fn parse_schedule(args: &Args<'_>, ctx: &DateContext) -> Result<Schedule, Gramma
         public,
         guests,
         notices: span.notices,
+        recurrence,
     })
 }
 
-/// Reads `[with USER, USER...] [about "DESCRIPTION"]` in either order.
+/// The clauses after the time of `schedule`.
+struct ScheduleClauses {
+    guests: Vec<String>,
+    description: Option<String>,
+    /// The last date of a repeat.
+    until: Option<NaiveDate>,
+}
+
+/// Reads `[with USER, USER...] [about "DESCRIPTION"] [until DATE]` in any
+/// order.
 fn parse_schedule_clauses(
     args: &Args<'_>,
+    ctx: &DateContext,
     mut pos: usize,
-) -> Result<(Vec<String>, Option<String>), GrammarError> {
+) -> Result<ScheduleClauses, GrammarError> {
     let tokens = args.tokens;
     let mut guests = None;
     let mut description = None;
+    let mut until = None;
     while let Some(token) = tokens.get(pos) {
+        if token.is_keyword("until") {
+            if until.is_some() {
+                return Err(args.invalid("\"until\" is given twice"));
+            }
+            let words = args.words_until(pos + 1, SCHEDULE_KEYWORDS);
+            if words.is_empty() {
+                return Err(args.invalid("missing the date after until, e.g. until 2027-06-30"));
+            }
+            let point = read_whole_point(args, ctx, &words, Role::Start)?;
+            let when = resolve_start(&point, ctx).map_err(|e| args.date_error(e))?;
+            let date = when
+                .all_day
+                .unwrap_or_else(|| when.instant.with_timezone(&when.zone).date_naive());
+            until = Some(date);
+            pos += 1 + words.len();
+            continue;
+        }
         if token.is_keyword("with") {
             if guests.is_some() {
                 return Err(args.invalid("\"with\" is given twice: list all guests after one with"));
@@ -716,12 +800,16 @@ fn parse_schedule_clauses(
             pos += 2;
         } else {
             return Err(args.invalid(format!(
-                "unexpected \"{}\": expected with or about",
+                "unexpected \"{}\": expected with, about or until",
                 token.text
             )));
         }
     }
-    Ok((guests.unwrap_or_default(), description))
+    Ok(ScheduleClauses {
+        guests: guests.unwrap_or_default(),
+        description,
+        until,
+    })
 }
 
 /// Keywords that start a clause of `edit`.
@@ -750,9 +838,19 @@ fn parse_edit(args: &Args<'_>, ctx: &DateContext) -> Result<Edit, GrammarError> 
         duration_minutes: None,
         guests: None,
         public: None,
+        occurrence: None,
     };
 
     let mut pos = 1;
+    if args
+        .tokens
+        .get(pos)
+        .is_some_and(|t| t.is_keyword("occurrence"))
+    {
+        let (occurrence, used) = parse_occurrence(args, ctx, pos + 1, EDIT_KEYWORDS)?;
+        edit.occurrence = Some(occurrence);
+        pos += 1 + used;
+    }
     while let Some(token) = args.tokens.get(pos) {
         let keyword = EDIT_KEYWORDS
             .iter()
@@ -782,6 +880,71 @@ fn parse_edit(args: &Args<'_>, ctx: &DateContext) -> Result<Edit, GrammarError> 
         )));
     }
     Ok(edit)
+}
+
+/// Reads `delete ID [occurrence DATE [and following]]`.
+fn parse_delete(args: &Args<'_>, ctx: &DateContext) -> Result<ReplCommand, GrammarError> {
+    if args.tokens.len() <= 1 {
+        return Ok(ReplCommand::Delete { id: args.one_id()? });
+    }
+    let id = parse_id(&args.tokens[0].text).map_err(|message| args.invalid(message))?;
+    if !args.tokens[1].is_keyword("occurrence") {
+        return Err(args.invalid(format!(
+            "unexpected \"{}\": expected occurrence DATE or nothing after the id",
+            args.tokens[1].text
+        )));
+    }
+    let (occurrence, used) = parse_occurrence(args, ctx, 2, &[])?;
+    if let Some(extra) = args.tokens.get(2 + used) {
+        return Err(args.invalid(format!(
+            "unexpected \"{}\" after the occurrence",
+            extra.text
+        )));
+    }
+    Ok(ReplCommand::DeleteOccurrence { id, occurrence })
+}
+
+/// Reads `DATE [and following]` at `pos`, up to one of `keywords`, and
+/// returns it with the number of tokens used. A date alone names a local
+/// day; a date with a time names one start.
+fn parse_occurrence(
+    args: &Args<'_>,
+    ctx: &DateContext,
+    pos: usize,
+    keywords: &[&str],
+) -> Result<(OccurrenceRef, usize), GrammarError> {
+    let mut stops: Vec<&str> = keywords.to_vec();
+    stops.extend(["and", "following"]);
+    let words = args.words_until(pos, &stops);
+    if words.is_empty() {
+        return Err(args.invalid("missing the date after occurrence, e.g. occurrence 2027-01-11"));
+    }
+    let mut used = words.len();
+    let mut following = false;
+    let rest = &args.tokens[pos + used..];
+    if rest.first().is_some_and(|t| t.is_keyword("and"))
+        && rest.get(1).is_some_and(|t| t.is_keyword("following"))
+    {
+        following = true;
+        used += 2;
+    } else if rest.first().is_some_and(|t| t.is_keyword("following")) {
+        following = true;
+        used += 1;
+    }
+    let point = read_whole_point(args, ctx, &words, Role::Start)?;
+    let when = resolve_start(&point, ctx).map_err(|e| args.date_error(e))?;
+    let date = when
+        .all_day
+        .unwrap_or_else(|| when.instant.with_timezone(&when.zone).date_naive());
+    let day = day_range(args, date, 1, when.zone)?;
+    let occurrence = OccurrenceRef {
+        text: words.join(" "),
+        from: day.from,
+        to: day.to,
+        at: point.has_time().then_some(when.instant),
+        following,
+    };
+    Ok((occurrence, used))
 }
 
 /// Reads the value of one `edit` clause starting at `pos` into `edit` and
@@ -1344,6 +1507,105 @@ mod tests {
         assert_usage(&message, "show");
         assert!(error("delete").contains("missing event id"));
         assert!(error("delete 99999999999999999999").contains("too large"));
+    }
+
+    #[test]
+    fn schedule_repeats_on_weekdays() {
+        let standup = schedule("schedule \"Standup\" weekdays 9:15 for 15m with bob, carol");
+        assert_eq!(standup.title, "Standup");
+        assert_eq!(
+            standup.recurrence.as_deref(),
+            Some("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR")
+        );
+        assert_eq!(standup.start, utc("2027-01-04T09:15:00+01:00"));
+        assert_eq!(standup.duration_minutes, 15);
+        assert_eq!(standup.guests, strings(&["bob", "carol"]));
+    }
+
+    #[test]
+    fn schedule_repeat_forms_and_ends() {
+        let cases = [
+            ("schedule \"Gym\" every monday 18:00 for 1h", "FREQ=WEEKLY;BYDAY=MO"),
+            (
+                "schedule \"Review\" every 2 weeks on tue,thu 14:00 for 1h until 2027-06-30",
+                "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH;UNTIL=20270630",
+            ),
+            (
+                "schedule \"Retro\" monthly on the last friday 16:00 for 1h 5 times",
+                "FREQ=MONTHLY;BYDAY=-1FR;COUNT=5",
+            ),
+            ("schedule daily 8:00 for 10m Stretch", "FREQ=DAILY"),
+            (
+                "schedule \"Rent\" monthly on the 1st 2027-02-01 9:00 for 5m with bob until 2027-12-31",
+                "FREQ=MONTHLY;BYMONTHDAY=1;UNTIL=20271231",
+            ),
+        ];
+        for (line, rule) in cases {
+            assert_eq!(schedule(line).recurrence.as_deref(), Some(rule), "{line}");
+        }
+        assert_eq!(
+            schedule("schedule daily 8:00 for 10m Stretch").title,
+            "Stretch"
+        );
+        let plain = schedule("schedule \"Sync\" tomorrow 10:00 for 45m");
+        assert_eq!(plain.recurrence, None);
+    }
+
+    #[test]
+    fn schedule_repeat_errors() {
+        let message = error("schedule \"Sync\" tomorrow 10:00 for 45m until 2027-06-30");
+        assert!(message.contains("until ends a repeat"), "{message}");
+        let message = error("schedule \"Sync\" daily 10:00 for 5m 3 times until 2027-06-30");
+        assert!(message.contains("only one of until"), "{message}");
+        let message = error("schedule \"Sync\" every fortnight 10:00");
+        assert!(message.contains("not a weekday or a unit"), "{message}");
+        assert_usage(&message, "schedule");
+        let message = error("schedule \"Sync\" weekdays");
+        assert!(message.contains("missing the date and time"), "{message}");
+    }
+
+    #[test]
+    fn edit_names_an_occurrence() {
+        let moved = edit("edit 12 occurrence 2027-01-11 at 2027-01-11 10:00");
+        let occurrence = moved.occurrence.expect("an occurrence");
+        assert_eq!(occurrence.text, "2027-01-11");
+        assert_eq!(occurrence.from, utc("2027-01-11T00:00:00+01:00"));
+        assert_eq!(occurrence.to, utc("2027-01-12T00:00:00+01:00"));
+        assert_eq!(occurrence.at, None);
+        assert!(!occurrence.following);
+        assert!(moved.start.is_some());
+        let following = edit("edit 12 occurrence 2027-02-01 9:15 and following for 20m");
+        let occurrence = following.occurrence.expect("an occurrence");
+        assert_eq!(occurrence.at, Some(utc("2027-02-01T09:15:00+01:00")));
+        assert!(occurrence.following);
+        assert_eq!(following.duration_minutes, Some(20));
+        let message = error("edit 12 occurrence 2027-01-11");
+        assert!(message.contains("nothing to change"), "{message}");
+    }
+
+    #[test]
+    fn delete_names_an_occurrence() {
+        let Ok(ReplCommand::DeleteOccurrence { id, occurrence }) =
+            parse("delete 12 occurrence 2027-01-18")
+        else {
+            panic!("not a DeleteOccurrence");
+        };
+        assert_eq!(id, 12);
+        assert_eq!(occurrence.from, utc("2027-01-18T00:00:00+01:00"));
+        assert!(!occurrence.following);
+        let Ok(ReplCommand::DeleteOccurrence { occurrence, .. }) =
+            parse("delete 12 occurrence 2027-03-01 and following")
+        else {
+            panic!("not a DeleteOccurrence");
+        };
+        assert!(occurrence.following);
+        let message = error("delete 12 2027-01-18");
+        assert!(message.contains("expected occurrence DATE"), "{message}");
+        let message = error("delete 12 occurrence");
+        assert!(
+            message.contains("missing the date after occurrence"),
+            "{message}"
+        );
     }
 
     #[test]

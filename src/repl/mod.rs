@@ -2,6 +2,7 @@
 //!
 //! - [`dates`]: date, time and duration expressions as people type them.
 //! - [`grammar`]: the command language, parsed into [`grammar::ReplCommand`].
+//! - [`recurrence`]: repeat phrases, occurrences named by date, series lines.
 //! - [`render`]: text and JSON output of events, rejections, notifications.
 //! - [`shell`]: the read-eval-print loop, in a terminal (rustyline) or
 //!   scripted from a pipe.
@@ -12,6 +13,7 @@ pub mod dates;
 pub mod executor;
 pub mod grammar;
 pub mod helper;
+pub mod recurrence;
 pub mod render;
 pub mod shell;
 

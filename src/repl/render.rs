@@ -281,9 +281,14 @@ impl AgendaRow {
             id: format!("#{}", event.id),
             title: event.title.clone(),
             detail: format!(
-                "(host {}, {})",
+                "(host {}, {}{})",
                 event.host,
-                visibility_summary(&event.visibility)
+                visibility_summary(&event.visibility),
+                if event.is_recurring() {
+                    ", repeats"
+                } else {
+                    ""
+                }
             ),
             zone_note: zone_note(event, viewer_zone, day),
         }
@@ -460,6 +465,64 @@ pub fn render_event(event: &EventView, viewer_zone: Tz, style: Style) -> String 
     lines.join("\n")
 }
 
+/// Renders the lines `show` adds for a recurring event: its rule in words,
+/// and the next occurrences after `now`, each with the start that names it
+/// in `edit ID occurrence DATE` when it was moved.
+pub fn render_series(event: &EventView, viewer_zone: Tz, now: UnixMinute, style: Style) -> String {
+    let Some(rule) = crate::repl::recurrence::describe(event) else {
+        return String::new();
+    };
+    // Aligned with the labels of `render_event`, whose longest is this one.
+    let width = "description".len();
+    let mut lines = vec![format!(
+        "  {}{}  {rule} ({})",
+        style.muted("repeats"),
+        padding("repeats", width),
+        event.zone
+    )];
+    let next = crate::repl::recurrence::next_occurrences(event, now, SHOWN_OCCURRENCES);
+    if next.is_empty() {
+        lines.push(format!(
+            "  {}{}  {}",
+            style.muted("next"),
+            padding("next", width),
+            style.muted("(no more occurrences)")
+        ));
+    }
+    for (index, occurrence) in next.iter().enumerate() {
+        let label = if index == 0 { "next" } else { "" };
+        let mut line = format!(
+            "  {}{}  {}",
+            style.muted(label),
+            padding(label, width),
+            dated_span(occurrence.start, occurrence.end, viewer_zone)
+        );
+        if occurrence.start != occurrence.original_start {
+            let original = local(occurrence.original_start, viewer_zone);
+            line.push_str(&format!(
+                " (moved from {} {})",
+                day_label(original.date_naive()),
+                clock(&original)
+            ));
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+/// How many coming occurrences `show` lists for a recurring event.
+const SHOWN_OCCURRENCES: usize = 5;
+
+/// " (occurrence of a series)" for the view of one occurrence, " (repeats)"
+/// for a series, nothing for a one-off event.
+fn series_note(event: &EventView) -> String {
+    match &event.recurrence {
+        Some(recurrence) if recurrence.occurrence.is_some() => " (one occurrence)".to_string(),
+        Some(_) => " (repeats)".to_string(),
+        None => String::new(),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Rejections
 
@@ -570,11 +633,12 @@ fn kind_key(kind: NotificationKind) -> &'static str {
 pub fn render_notification(notification: &Notification, viewer_zone: Tz, style: Style) -> String {
     let event = &notification.event;
     let actor = &notification.actor;
-    let reference = format!(
+    let mut reference = format!(
         "{} {}",
         style.id(&format!("#{}", event.id)),
         quote(&event.title)
     );
+    reference.push_str(&series_note(event));
     let action = match notification.kind {
         NotificationKind::Invited => format!("{actor} invited you to {reference}"),
         // The host receives a Changed notification from a guest when that
@@ -747,6 +811,25 @@ pub fn event_json(event: &EventView) -> Value {
         "end_utc": iso_utc(end),
         "start_local": iso_in(event.start, zone),
         "end_local": iso_in(end, zone),
+        "recurrence": recurrence_json(event),
+    })
+}
+
+/// The rule of a recurring event for JSON output, with `occurrence_start`
+/// (the start the rule gives it) in a view of one occurrence; null for a
+/// one-off event.
+fn recurrence_json(event: &EventView) -> Value {
+    let Some(recurrence) = &event.recurrence else {
+        return Value::Null;
+    };
+    let occurrence = recurrence.occurrence;
+    json!({
+        "rule": recurrence.rule,
+        "exceptions": recurrence.exceptions,
+        "moved": recurrence.overrides.len(),
+        "occurrence_start_minute": occurrence.map(|of| of.original_start),
+        "occurrence_start_utc": occurrence.map(|of| iso_utc(of.original_start)),
+        "series_start_minute": occurrence.map(|of| of.series_start),
     })
 }
 
@@ -880,6 +963,7 @@ mod tests {
             zone: zone.name().to_string(),
             host: "alice".to_string(),
             visibility: Visibility::Public,
+            recurrence: None,
         }
     }
 
@@ -1444,8 +1528,43 @@ id  address         role         view   op  commit  lag
             "end_utc": "2027-01-08T16:30:00Z",
             "start_local": "2027-01-08T10:00:00-05:00",
             "end_local": "2027-01-08T11:30:00-05:00",
+            "recurrence": null,
         });
         assert_eq!(event_json(&planning), expected);
+    }
+
+    #[test]
+    fn series_lines_list_rule_and_next_occurrences() {
+        let mut standup = event(3, "Standup", Tz::UTC, at(Tz::UTC, JAN_8, 9, 15), 15);
+        standup.recurrence = Some(Box::new(crate::calendar::Recurrence {
+            rule: "FREQ=DAILY;COUNT=3".into(),
+            overrides: vec![crate::calendar::OccurrenceOverride {
+                original_start: at(Tz::UTC, JAN_8, 9, 15) + 24 * 60,
+                start: at(Tz::UTC, JAN_8, 10, 0) + 24 * 60,
+                duration_minutes: 15,
+                title: None,
+                description: None,
+            }],
+            ..Default::default()
+        }));
+        let text = render_series(&standup, Tz::UTC, at(Tz::UTC, JAN_8, 0, 0), Style::plain());
+        let expected = [
+            "  repeats      every day, 3 times, 1 moved (UTC)",
+            "  next         Fri 2027-01-08 09:15-09:30",
+            "               Sat 2027-01-09 10:00-10:15 (moved from Sat 2027-01-09 09:15)",
+            "               Sun 2027-01-10 09:15-09:30",
+        ];
+        assert_eq!(text, expected.join("\n"));
+        let json = event_json(&standup);
+        assert_eq!(json["recurrence"]["rule"], "FREQ=DAILY;COUNT=3");
+        assert_eq!(json["recurrence"]["moved"], 1);
+        let after = render_series(
+            &standup,
+            Tz::UTC,
+            at(Tz::UTC, JAN_8, 0, 0) + 7 * 24 * 60,
+            Style::plain(),
+        );
+        assert!(after.ends_with("(no more occurrences)"), "{after}");
     }
 
     #[test]
@@ -1597,6 +1716,7 @@ id  address         role         view   op  commit  lag
             visibility: Visibility::Private {
                 guests: guests.iter().map(|guest| guest.to_string()).collect(),
             },
+            recurrence: None,
         }
     }
 

@@ -259,6 +259,7 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
         zone: options.zone,
         style: Style::new(color),
         json: options.output == OutputFormat::Json,
+        now: options.now,
     };
     let jobs = match executor::spawn(addresses.clone(), view, printer, users) {
         Ok(jobs) => jobs,

@@ -5,10 +5,11 @@
 
 use crate::calendar::{
     BusySlot, EventBrief, EventChanges, EventDraft, EventView, Notification, NotificationKind,
-    Rejection, SearchQuery, Visibility,
+    OccurrenceOf, OccurrenceOverride, Recurrence, Rejection, SearchQuery, Visibility,
 };
 use crate::rpc::calendar_capnp::{
-    busy_slot, event, event_changes, event_draft, notification, rejection, search_query, visibility,
+    busy_slot, event, event_changes, event_draft, notification, occurrence_override, recurrence,
+    rejection, search_query, visibility,
 };
 
 /// Every way a client call can be turned down: the calendar's own rejections,
@@ -82,7 +83,10 @@ pub fn write_event(mut builder: event::Builder<'_>, value: &EventView) {
     builder.set_duration_minutes(value.duration_minutes);
     builder.set_zone(value.zone.as_str());
     builder.set_host(value.host.as_str());
-    write_visibility(builder.init_visibility(), &value.visibility);
+    write_visibility(builder.reborrow().init_visibility(), &value.visibility);
+    if let Some(recurrence) = &value.recurrence {
+        write_recurrence(builder.init_recurrence(), recurrence);
+    }
 }
 
 pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
@@ -96,6 +100,10 @@ pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
         zone: text(reader.get_zone())?,
         host: text(reader.get_host())?,
         visibility: read_visibility(reader.get_visibility()?)?,
+        recurrence: match reader.has_recurrence() {
+            true => Some(Box::new(read_recurrence(reader.get_recurrence()?)?)),
+            false => None,
+        },
     })
 }
 
@@ -120,7 +128,10 @@ pub fn write_draft(mut builder: event_draft::Builder<'_>, value: &EventDraft) {
     builder.set_start(value.start);
     builder.set_zone(value.zone.as_str());
     builder.set_duration_minutes(value.duration_minutes);
-    write_visibility(builder.init_visibility(), &value.visibility);
+    write_visibility(builder.reborrow().init_visibility(), &value.visibility);
+    if let Some(recurrence) = &value.recurrence {
+        write_recurrence(builder.init_recurrence(), recurrence);
+    }
 }
 
 pub fn read_draft(reader: event_draft::Reader<'_>) -> capnp::Result<EventDraft> {
@@ -131,6 +142,10 @@ pub fn read_draft(reader: event_draft::Reader<'_>) -> capnp::Result<EventDraft> 
         zone: text(reader.get_zone())?,
         duration_minutes: reader.get_duration_minutes(),
         visibility: read_visibility(reader.get_visibility()?)?,
+        recurrence: match reader.has_recurrence() {
+            true => Some(read_recurrence(reader.get_recurrence()?)?),
+            false => None,
+        },
     })
 }
 
@@ -380,4 +395,80 @@ pub fn read_rejection(reader: rejection::Reader<'_>) -> capnp::Result<ApiRejecti
         Which::Unauthenticated(reason) => Ok(ApiRejection::Unauthenticated(text(reason)?)),
         Which::WrongPassword(()) => Ok(ApiRejection::WrongPassword),
     }
+}
+
+pub fn write_recurrence(mut builder: recurrence::Builder<'_>, value: &Recurrence) {
+    builder.set_rule(value.rule.as_str());
+    let mut exceptions = builder
+        .reborrow()
+        .init_exceptions(value.exceptions.len() as u32);
+    for (index, exception) in value.exceptions.iter().enumerate() {
+        exceptions.set(index as u32, *exception);
+    }
+    let mut overrides = builder
+        .reborrow()
+        .init_overrides(value.overrides.len() as u32);
+    for (index, moved) in value.overrides.iter().enumerate() {
+        write_override(overrides.reborrow().get(index as u32), moved);
+    }
+    let mut occurrence = builder.get_occurrence();
+    match value.occurrence {
+        None => occurrence.set_series(()),
+        Some(of) => {
+            let mut instance = occurrence.init_instance();
+            instance.set_original_start(of.original_start);
+            instance.set_series_start(of.series_start);
+        }
+    }
+}
+
+pub fn read_recurrence(reader: recurrence::Reader<'_>) -> capnp::Result<Recurrence> {
+    use recurrence::occurrence;
+    let overrides = reader.get_overrides()?;
+    Ok(Recurrence {
+        rule: text(reader.get_rule())?,
+        exceptions: reader.get_exceptions()?.iter().collect(),
+        overrides: overrides
+            .iter()
+            .map(read_override)
+            .collect::<capnp::Result<_>>()?,
+        occurrence: match reader.get_occurrence().which()? {
+            occurrence::Series(()) => None,
+            occurrence::Instance(instance) => Some(OccurrenceOf {
+                original_start: instance.get_original_start(),
+                series_start: instance.get_series_start(),
+            }),
+        },
+    })
+}
+
+fn write_override(mut builder: occurrence_override::Builder<'_>, value: &OccurrenceOverride) {
+    builder.set_original_start(value.original_start);
+    builder.set_start(value.start);
+    builder.set_duration_minutes(value.duration_minutes);
+    match &value.title {
+        Some(title) => builder.reborrow().init_title().set_set(title.as_str()),
+        None => builder.reborrow().init_title().set_keep(()),
+    }
+    match &value.description {
+        Some(description) => builder.init_description().set_set(description.as_str()),
+        None => builder.init_description().set_keep(()),
+    }
+}
+
+fn read_override(reader: occurrence_override::Reader<'_>) -> capnp::Result<OccurrenceOverride> {
+    use occurrence_override::{description, title};
+    Ok(OccurrenceOverride {
+        original_start: reader.get_original_start(),
+        start: reader.get_start(),
+        duration_minutes: reader.get_duration_minutes(),
+        title: match reader.get_title().which()? {
+            title::Keep(()) => None,
+            title::Set(value) => Some(text(value)?),
+        },
+        description: match reader.get_description().which()? {
+            description::Keep(()) => None,
+            description::Set(value) => Some(text(value)?),
+        },
+    })
 }

@@ -81,18 +81,24 @@ fn write_ack(builder: ack::Builder<'_>, result: Result<Effect, ApiRejection>) {
 fn write_event_result(builder: event_result::Builder<'_>, result: Result<Effect, ApiRejection>) {
     let ids = match result {
         Ok(Effect::Scheduled { event_id, version }) | Ok(Effect::Edited { event_id, version }) => {
-            Ok((event_id, version))
+            Ok((event_id, version, None))
         }
+        Ok(Effect::SeriesWritten {
+            event_id,
+            version,
+            conflicts_checked_until,
+        }) => Ok((event_id, version, conflicts_checked_until)),
         Ok(other) => Err(ApiRejection::Unavailable(format!(
             "unexpected outcome of an event write: {other:?}"
         ))),
         Err(rejection) => Err(rejection),
     };
     match ids {
-        Ok((event_id, version)) => {
+        Ok((event_id, version, checked_until)) => {
             let mut ok = builder.init_ok();
             ok.set_event_id(event_id);
             ok.set_version(version);
+            ok.set_conflicts_checked_until(checked_until.unwrap_or(0));
         }
         Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
     }
@@ -215,6 +221,42 @@ impl session::Server for SessionServer {
         let command = Command::Delete {
             caller: self.username.clone(),
             event_id: params.get_event_id(),
+        };
+        let result = self.write(params.get_request_id()?, command).await;
+        write_ack(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn edit_occurrence(
+        self: CapRc<Self>,
+        params: session::EditOccurrenceParams,
+        mut results: session::EditOccurrenceResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let command = Command::EditOccurrence {
+            caller: self.username.clone(),
+            event_id: params.get_event_id(),
+            expected_version: params.get_expected_version(),
+            occurrence_start: params.get_occurrence_start(),
+            changes: convert::read_changes(params.get_changes()?)?,
+            following: params.get_following(),
+        };
+        let result = self.write(params.get_request_id()?, command).await;
+        write_event_result(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn delete_occurrence(
+        self: CapRc<Self>,
+        params: session::DeleteOccurrenceParams,
+        mut results: session::DeleteOccurrenceResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let command = Command::DeleteOccurrence {
+            caller: self.username.clone(),
+            event_id: params.get_event_id(),
+            occurrence_start: params.get_occurrence_start(),
+            following: params.get_following(),
         };
         let result = self.write(params.get_request_id()?, command).await;
         write_ack(results.get().init_result(), result);
