@@ -275,6 +275,7 @@ pub fn run_calendar(options: CalendarBenchOptions) -> Result<CalendarBenchReport
             zone: "UTC".into(),
             duration_minutes: 30,
             visibility: Visibility::Private { guests: Vec::new() },
+            recurrence: None,
         };
         let command = Command::Schedule {
             caller: format!("user{user}"),
