@@ -226,6 +226,7 @@ impl SimClient {
             zone: ZONE.to_owned(),
             duration_minutes: EVENT_MINUTES,
             visibility: Visibility::Private { guests: Vec::new() },
+            recurrence: None,
         }
     }
 
