@@ -283,6 +283,7 @@ mod tests {
             zone: "UTC".into(),
             host: "alice".into(),
             visibility: Visibility::Private { guests: Vec::new() },
+            recurrence: None,
         }
     }
 
