@@ -103,6 +103,76 @@ struct Event {
   zone @6 :Text;
   host @7 :Text;
   visibility @8 :Visibility;
+  # Placeholder that keeps the ordinals contiguous; the recurrence rule of
+  # an event takes this ordinal.
+  reservedRecurrence @9 :Void;
+  # Answers of the guests who answered, sorted by lowercase username; a guest
+  # not listed has not answered (needs-action). Visible to everyone who can
+  # see the event.
+  responses @10 :List(GuestResponse);
+}
+
+# A guest's answer to an invitation, named as in RFC 5545's PARTSTAT.
+enum Response {
+  needsAction @0;
+  accepted @1;
+  tentative @2;
+  declined @3;
+}
+
+struct GuestResponse {
+  guest @0 :Text;
+  response @1 :Response;
+}
+
+# A daily window of local time on chosen weekdays.
+struct WorkingHours {
+  # Minutes after local midnight; startMinute < endMinute <= 1440.
+  startMinute @0 :UInt16;
+  endMinute @1 :UInt16;
+  # Bit 0 is Monday, bit 6 is Sunday.
+  weekdays @2 :UInt8;
+  # IANA zone the window is in.
+  zone @3 :Text;
+}
+
+struct FreeQuery {
+  users @0 :List(Text);
+  from @1 :Int64;
+  to @2 :Int64;
+  # Shortest slot to list; for a suggestion, the meeting's length.
+  minMinutes @3 :UInt32;
+  # Zone of the standard hours (09:00-17:00, Monday to Friday) of users who
+  # never set their working hours.
+  defaultZone @4 :Text;
+}
+
+# The half-open range [start, end).
+struct TimeSlot {
+  start @0 :Int64;
+  end @1 :Int64;
+}
+
+struct FieldChange {
+  field @0 :Text;
+  before @1 :Text;
+  after @2 :Text;
+}
+
+# One committed change of an event.
+struct HistoryEntry {
+  # The primary's time of the request, in milliseconds since the Unix epoch.
+  atMs @0 :Int64;
+  actor @1 :Text;
+  change :union {
+    created @2 :Void;
+    # The host changed these fields; times are in UTC.
+    edited @3 :List(FieldChange);
+    # The actor, a guest, answered.
+    responded @4 :Response;
+    # This guest's account was deleted, which removed them from the guests.
+    guestRemoved @5 :Text;
+  }
 }
 
 struct EventDraft {
@@ -169,6 +239,8 @@ struct Notification {
     changed @1;
     cancelled @2;
     removedFromGuests @3;
+    # To the host: the actor, a guest, answered; see `event.responses`.
+    responded @4;
   }
 }
 
@@ -273,6 +345,35 @@ interface Session {
   # listener, now and as they happen, until the returned subscription is
   # dropped or the connection closes.
   subscribe @13 (listener :Listener, afterSeq :UInt64) -> (subscription :Subscription);
+  # Placeholders that keep the ordinals contiguous; the calls on single
+  # occurrences of recurring events take these ordinals.
+  reservedEditOccurrence @14 ();
+  reservedDeleteOccurrence @15 ();
+  # A guest's answer (accepted, tentative or declined); the host is notified.
+  respond @16 (requestId :RequestId, eventId :UInt64, response :Response) -> (result :Ack);
+  # Slots of at least `query.minMinutes` in which every listed user is in
+  # working hours and not busy.
+  freeSlots @17 (query :FreeQuery) -> (result :SlotsResult);
+  # Up to three slots of `query.minMinutes` that fit the caller and the
+  # listed users.
+  suggest @18 (query :FreeQuery) -> (result :SlotsResult);
+  # The event's committed changes, oldest first.
+  history @19 (eventId :UInt64) -> (result :HistoryResult);
+  setWorkingHours @20 (requestId :RequestId, hours :WorkingHours) -> (result :Ack);
+}
+
+struct SlotsResult {
+  union {
+    ok @0 :List(TimeSlot);
+    rejected @1 :Rejection;
+  }
+}
+
+struct HistoryResult {
+  union {
+    ok @0 :List(HistoryEntry);
+    rejected @1 :Rejection;
+  }
 }
 
 struct UsersResult {

@@ -1,7 +1,10 @@
-//! Conflict detection. A public event conflicts with every overlapping event.
-//! A private event conflicts with every overlapping public event and with
-//! every overlapping private event that shares a participant (host or guest).
-//! Overlap is half-open, so back-to-back events do not conflict.
+//! Conflict detection. Two overlapping events conflict when some user is
+//! blocked by both: a host by the events they host, a guest by the events
+//! they have not declined, and every user by a public event they have not
+//! declined. Until someone declines, a public event conflicts with every
+//! overlapping event, and a private event with every overlapping public event
+//! and every overlapping private event that shares a participant (host or
+//! guest). Overlap is half-open, so back-to-back events do not conflict.
 
 use std::collections::BTreeSet;
 
@@ -35,13 +38,14 @@ impl Calendar {
             if !other.overlaps(candidate.start, candidate.end()) {
                 continue;
             }
-            for participant in busy_participants(candidate, other) {
+            let reported = busy_participants(candidate, other);
+            for participant in self.blocked_by_both(candidate, other, reported) {
                 slots.insert(SlotKey {
                     start: other.start,
                     end: other.end(),
-                    participant_key: user_key(participant),
+                    participant_key: user_key(&participant),
                     event_id,
-                    participant: participant.clone(),
+                    participant,
                 });
             }
         }

@@ -1,6 +1,7 @@
 //! Scheduling, editing and deleting events, with the authorisation, version
 //! and conflict checks that come before any change.
 
+use super::history::{edited_fields, Change};
 use super::state::Calendar;
 use super::types::{Effect, EventChanges, EventDraft, EventId, EventView, NotificationKind};
 use super::types::{Rejection, Visibility};
@@ -26,6 +27,7 @@ impl Calendar {
             zone: String::new(),
             host: self.users[&key].username.clone(),
             visibility: Visibility::Public,
+            responses: Vec::new(),
         };
         let changes = EventChanges {
             title: Some(draft.title.clone()),
@@ -40,6 +42,7 @@ impl Calendar {
 
         self.next_event_id += 1;
         self.insert_event(event.clone());
+        self.record_history(event.id, now_ms, &event.host, Change::Created);
         let audience = self.audience(&event);
         self.notify(
             &audience,
@@ -72,6 +75,7 @@ impl Calendar {
             });
         }
         let mut new = self.changed_event(&old, changes)?;
+        Calendar::carry_responses(&old, &mut new);
         if new == old {
             return Err(Rejection::invalid(
                 "changes",
@@ -82,6 +86,8 @@ impl Calendar {
 
         new.version += 1;
         self.replace_event(event_id, new.clone());
+        let fields = edited_fields(&old, &new);
+        self.record_history(event_id, now_ms, &new.host, Change::Edited { fields });
         self.notify_edit(&old, &new, now_ms);
         Ok(Effect::Edited {
             event_id,
@@ -98,6 +104,7 @@ impl Calendar {
         let key = self.existing_user(caller)?;
         self.hosted_event(&key, event_id, "delete")?;
         let event = self.remove_event(event_id);
+        self.forget_history(event_id);
         let audience = self.audience(&event);
         self.notify(
             &audience,

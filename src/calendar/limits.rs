@@ -45,7 +45,24 @@ pub const MAX_SESSIONS_PER_USER: usize = 32;
 /// or not, so one busy user cannot grow the snapshot without bound.
 pub const MAX_INBOX_NOTIFICATIONS: usize = 1000;
 
+/// Changes kept per event in its history; the oldest are dropped beyond
+/// this, so an event edited over years cannot grow the snapshot without
+/// bound. A hundred covers the life of an ordinary meeting.
+pub const MAX_HISTORY_PER_EVENT: usize = 100;
+
+/// Longest range a free-time query or a suggestion searches: one month,
+/// which bounds the working windows and events one query reads.
+pub const MAX_FREE_RANGE_MINUTES: UnixMinute = 31 * 24 * 60;
+
+/// Most users one free-time query compares: the host and every guest of the
+/// largest private event.
+pub const MAX_FREE_USERS: usize = MAX_GUESTS + 1;
+
+/// Slots one suggestion proposes; a short list to pick from by number.
+pub const MAX_SUGGESTIONS: usize = 3;
+
 const _: () = assert!(MAX_GUESTS > 0 && MAX_TITLE_CHARS > 0);
+const _: () = assert!(MAX_HISTORY_PER_EVENT > 0 && MAX_SUGGESTIONS > 0);
 const _: () = assert!(MIN_PASSWORD_CHARS <= MAX_PASSWORD_CHARS);
 const _: () = assert!(EARLIEST_START < LATEST_START);
 const _: () = assert!(MAX_SESSIONS_PER_USER > 0 && MAX_INBOX_NOTIFICATIONS > 0);

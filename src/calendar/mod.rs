@@ -16,22 +16,33 @@
 //! - `index`: the start-ordered indexes that keep lookups logarithmic.
 //! - `queries`: event, agenda and search, filtered by visibility.
 //! - `client_table`: the last request and outcome per client, for retries.
+//! - [`responses`]: guests' answers and whose time an event blocks.
+//! - [`working_hours`] and [`freetime`]: working hours, free slots and
+//!   meeting suggestions.
+//! - [`history`]: the committed changes of each event.
 
 mod client_table;
 mod conflicts;
 mod events;
+pub mod freetime;
+pub mod history;
 mod index;
 pub mod limits;
 mod notifications;
 mod queries;
+pub mod responses;
 mod state;
 #[cfg(test)]
 mod test_support;
 pub mod types;
 mod users;
 pub mod validate;
+pub mod working_hours;
 
+pub use freetime::{FreeQuery, TimeSlot};
+pub use history::{Change, FieldChange, HistoryEntry};
 pub use limits::*;
+pub use responses::{GuestResponse, Response};
 pub use state::{Calendar, UNTRACKED_CLIENT_ID};
 pub use types::{
     format_minute, BusySlot, Command, DecodeError, Effect, EventBrief, EventChanges, EventDraft,
@@ -39,3 +50,4 @@ pub use types::{
     UnixMinute, Visibility,
 };
 pub use validate::{validate_password, validate_username};
+pub use working_hours::WorkingHours;

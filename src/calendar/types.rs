@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::responses::{GuestResponse, Response};
+use super::working_hours::WorkingHours;
+
 /// Event identifier, assigned from a counter in the state starting at 1.
 pub type EventId = u64;
 
@@ -62,6 +65,16 @@ pub enum Command {
     AckNotifications {
         caller: String,
         up_to_seq: u64,
+    },
+    /// A guest's answer to an invitation; the host's own answer is implied.
+    Respond {
+        caller: String,
+        event_id: EventId,
+        response: Response,
+    },
+    SetWorkingHours {
+        caller: String,
+        hours: WorkingHours,
     },
 }
 
@@ -135,6 +148,11 @@ pub enum Effect {
     Acked {
         up_to_seq: u64,
     },
+    Responded {
+        event_id: EventId,
+        response: Response,
+    },
+    WorkingHoursSet,
 }
 
 /// Reason a command was rejected. A rejected command changes nothing but the
@@ -226,6 +244,11 @@ pub struct EventView {
     pub host: String,
     /// For private events, guests as registered, sorted case-insensitively.
     pub visibility: Visibility,
+    /// Answers of the guests who answered, sorted by lowercase username; a
+    /// guest without an entry has not answered yet (needs-action). Answers
+    /// do not change `version`, so a host's edit never goes stale because a
+    /// guest answered.
+    pub responses: Vec<GuestResponse>,
 }
 
 impl EventView {
@@ -303,6 +326,9 @@ pub enum NotificationKind {
     /// Sent to guests an edit dropped, including everyone but the guests when
     /// a public event becomes private.
     RemovedFromGuests,
+    /// Sent to the host when a guest accepts, declines or answers tentatively;
+    /// the guest is the actor and `event.responses` holds the answer.
+    Responded,
 }
 
 /// Filters of a search; unset filters match everything, but at least one must
@@ -518,6 +544,7 @@ mod tests {
             zone: "UTC".into(),
             host: "alice".into(),
             visibility: Visibility::Public,
+            responses: Vec::new(),
         };
         assert!(event.overlaps(129, 200));
         assert!(event.overlaps(0, 101));

@@ -7,12 +7,17 @@
 //!   scripted from a pipe.
 //! - [`executor`]: the thread that owns the cluster client and runs commands.
 //! - [`helper`]: completion and hints for rustyline.
+//! - [`planning`]: the grammar of answers, free time, suggestions, working
+//!   hours, history and the week and month views.
+//! - [`views`]: their rendering.
 
 pub mod dates;
 pub mod executor;
 pub mod grammar;
 pub mod helper;
+pub mod planning;
 pub mod render;
 pub mod shell;
+pub mod views;
 
 pub use shell::{print_status, run, OutputFormat, ReplOptions};

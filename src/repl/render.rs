@@ -553,6 +553,7 @@ fn kind_tag(kind: NotificationKind) -> &'static str {
         NotificationKind::Changed => "changed",
         NotificationKind::Cancelled => "cancelled",
         NotificationKind::RemovedFromGuests => "removed",
+        NotificationKind::Responded => "answered",
     }
 }
 
@@ -562,6 +563,7 @@ fn kind_key(kind: NotificationKind) -> &'static str {
         NotificationKind::Changed => "changed",
         NotificationKind::Cancelled => "cancelled",
         NotificationKind::RemovedFromGuests => "removed_from_guests",
+        NotificationKind::Responded => "responded",
     }
 }
 
@@ -586,6 +588,10 @@ pub fn render_notification(notification: &Notification, viewer_zone: Tz, style: 
         NotificationKind::Cancelled => format!("{actor} cancelled {reference}"),
         NotificationKind::RemovedFromGuests => {
             format!("{actor} removed you from the guests of {reference}")
+        }
+        NotificationKind::Responded => {
+            let answer = event.response_of(&actor.to_ascii_lowercase());
+            format!("{actor} {} {reference}", super::views::answer_verb(answer))
         }
     };
     let viewer_day = local(event.start, viewer_zone).date_naive();
@@ -880,6 +886,7 @@ mod tests {
             zone: zone.name().to_string(),
             host: "alice".to_string(),
             visibility: Visibility::Public,
+            responses: Vec::new(),
         }
     }
 

@@ -10,6 +10,7 @@ use crate::calendar::{
 use crate::rpc::calendar_capnp::{
     busy_slot, event, event_changes, event_draft, notification, rejection, search_query, visibility,
 };
+use crate::rpc::convert_planning;
 
 /// Every way a client call can be turned down: the calendar's own rejections,
 /// and those of the node that served the call.
@@ -82,7 +83,9 @@ pub fn write_event(mut builder: event::Builder<'_>, value: &EventView) {
     builder.set_duration_minutes(value.duration_minutes);
     builder.set_zone(value.zone.as_str());
     builder.set_host(value.host.as_str());
-    write_visibility(builder.init_visibility(), &value.visibility);
+    write_visibility(builder.reborrow().init_visibility(), &value.visibility);
+    let responses = builder.init_responses(value.responses.len() as u32);
+    convert_planning::write_responses(responses, &value.responses);
 }
 
 pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
@@ -96,6 +99,7 @@ pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
         zone: text(reader.get_zone())?,
         host: text(reader.get_host())?,
         visibility: read_visibility(reader.get_visibility()?)?,
+        responses: convert_planning::read_responses(reader.get_responses()?)?,
     })
 }
 
@@ -222,6 +226,7 @@ pub fn write_notification(mut builder: notification::Builder<'_>, value: &Notifi
         NotificationKind::Changed => notification::Kind::Changed,
         NotificationKind::Cancelled => notification::Kind::Cancelled,
         NotificationKind::RemovedFromGuests => notification::Kind::RemovedFromGuests,
+        NotificationKind::Responded => notification::Kind::Responded,
     });
     builder.set_actor(value.actor.as_str());
     write_event(builder.init_event(), &value.event);
@@ -236,6 +241,7 @@ pub fn read_notification(reader: notification::Reader<'_>) -> capnp::Result<Noti
             notification::Kind::Changed => NotificationKind::Changed,
             notification::Kind::Cancelled => NotificationKind::Cancelled,
             notification::Kind::RemovedFromGuests => NotificationKind::RemovedFromGuests,
+            notification::Kind::Responded => NotificationKind::Responded,
         },
         event: read_event(reader.get_event()?)?,
         actor: text(reader.get_actor())?,
