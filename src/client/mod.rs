@@ -15,6 +15,7 @@
 
 mod connection;
 mod operations;
+mod planning;
 
 pub use operations::{node_status_of, NodeReport};
 

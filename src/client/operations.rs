@@ -14,7 +14,7 @@ use crate::rpc::calendar_capnp::{
 };
 use crate::rpc::convert::{self, read_rejection, ApiRejection};
 
-type Reply<T> = capnp::Result<Result<T, ApiRejection>>;
+pub(super) type Reply<T> = capnp::Result<Result<T, ApiRejection>>;
 
 /// What the server granted on register, login or resume.
 struct Grant {
@@ -37,7 +37,7 @@ pub struct NodeReport {
     pub events: u64,
 }
 
-fn set_request_id(mut builder: request_id::Builder<'_>, (client_id, seq): (u64, u64)) {
+pub(super) fn set_request_id(mut builder: request_id::Builder<'_>, (client_id, seq): (u64, u64)) {
     builder.set_client_id(client_id);
     builder.set_seq(seq);
 }
@@ -53,7 +53,7 @@ fn read_grant(reader: session_result::Reader<'_>) -> Reply<Grant> {
     })
 }
 
-fn read_ack(reader: ack::Reader<'_>) -> Reply<()> {
+pub(super) fn read_ack(reader: ack::Reader<'_>) -> Reply<()> {
     Ok(match reader.which()? {
         ack::Ok(()) => Ok(()),
         ack::Rejected(rejection) => Err(read_rejection(rejection?)?),
@@ -113,7 +113,7 @@ impl<C: Connector> Client<C> {
 
     /// Runs one call against the session on some node, resuming the session
     /// there first if needed, with the retry policy.
-    async fn with_session<T, F, Fut>(&mut self, mut attempt: F) -> Result<T, ClientError>
+    pub(super) async fn with_session<T, F, Fut>(&mut self, mut attempt: F) -> Result<T, ClientError>
     where
         F: FnMut(session::Client) -> Fut,
         Fut: Future<Output = Reply<T>>,
