@@ -1327,7 +1327,7 @@ pub fn format_local(instant: DateTime<Utc>, zone: Tz) -> String {
         .to_string()
 }
 
-fn weekday_from_word(lower: &str) -> Option<Weekday> {
+pub(crate) fn weekday_from_word(lower: &str) -> Option<Weekday> {
     match lower {
         "tues" => Some(Weekday::Tue),
         "weds" => Some(Weekday::Wed),
@@ -1337,7 +1337,7 @@ fn weekday_from_word(lower: &str) -> Option<Weekday> {
     }
 }
 
-fn month_from_word(word: &str) -> Option<Month> {
+pub(crate) fn month_from_word(word: &str) -> Option<Month> {
     let word = word.trim_end_matches(['.', ',']);
     if word.len() < 3 {
         return None;
@@ -1763,9 +1763,15 @@ mod tests {
         assert_eq!(instant("next monday"), utc("2027-01-11T00:00:00+01:00"));
         assert_eq!(instant("next Mon 10:00"), utc("2027-01-11T10:00:00+01:00"));
         assert_eq!(instant("next tuesday"), utc("2027-01-05T00:00:00+01:00"));
-        assert_eq!(instant("this monday 10:00"), utc("2027-01-04T10:00:00+01:00"));
+        assert_eq!(
+            instant("this monday 10:00"),
+            utc("2027-01-04T10:00:00+01:00")
+        );
         assert_eq!(instant("this friday"), utc("2027-01-08T00:00:00+01:00"));
-        assert_eq!(instant("this friday 15:00"), utc("2027-01-08T15:00:00+01:00"));
+        assert_eq!(
+            instant("this friday 15:00"),
+            utc("2027-01-08T15:00:00+01:00")
+        );
         let sunday = ctx("2027-01-10T12:00:00+01:00", "Europe/Berlin");
         let when = parse_when("next monday 9:00", &sunday).unwrap();
         assert_eq!(when.instant, utc("2027-01-11T09:00:00+01:00"));
@@ -1776,7 +1782,10 @@ mod tests {
     fn in_hours_and_day_first_dates() {
         assert_eq!(instant("in 2h"), utc("2027-01-04T11:00:00+01:00"));
         assert_eq!(instant("31.12. 10:00"), utc("2027-12-31T10:00:00+01:00"));
-        assert_eq!(instant("31.12.2026 10:00"), utc("2026-12-31T10:00:00+01:00"));
+        assert_eq!(
+            instant("31.12.2026 10:00"),
+            utc("2026-12-31T10:00:00+01:00")
+        );
         assert_eq!(instant("12am"), utc("2027-01-05T00:00:00+01:00"));
         assert_eq!(instant("12pm"), utc("2027-01-04T12:00:00+01:00"));
     }

@@ -15,6 +15,7 @@ pub mod dates;
 pub mod executor;
 pub mod grammar;
 pub mod helper;
+mod plan_run;
 pub mod planning;
 pub mod render;
 pub mod shell;
