@@ -106,13 +106,13 @@ struct Event {
   # Placeholder that keeps the ordinals contiguous; the recurrence rule of
   # an event takes this ordinal.
   reservedRecurrence @9 :Void;
-  # Answers of the guests who answered, sorted by lowercase username; a guest
-  # not listed has not answered (needs-action). Visible to everyone who can
+  # Responses of the guests who responded, sorted by lowercase username; a guest
+  # not listed has not responded (needs-action). Visible to everyone who can
   # see the event.
   responses @10 :List(GuestResponse);
 }
 
-# A guest's answer to an invitation, named as in RFC 5545's PARTSTAT.
+# A guest's response to an invitation, named as in RFC 5545's PARTSTAT.
 enum Response {
   needsAction @0;
   accepted @1;
@@ -168,7 +168,7 @@ struct HistoryEntry {
     created @2 :Void;
     # The host changed these fields; times are in UTC.
     edited @3 :List(FieldChange);
-    # The actor, a guest, answered.
+    # The actor, a guest, responded.
     responded @4 :Response;
     # This guest's account was deleted, which removed them from the guests.
     guestRemoved @5 :Text;
@@ -239,7 +239,7 @@ struct Notification {
     changed @1;
     cancelled @2;
     removedFromGuests @3;
-    # To the host: the actor, a guest, answered; see `event.responses`.
+    # To the host: the actor, a guest, responded; see `event.responses`.
     responded @4;
   }
 }
@@ -349,7 +349,7 @@ interface Session {
   # occurrences of recurring events take these ordinals.
   reservedEditOccurrence @14 ();
   reservedDeleteOccurrence @15 ();
-  # A guest's answer (accepted, tentative or declined); the host is notified.
+  # A guest's response (accepted, tentative or declined); the host is notified.
   respond @16 (requestId :RequestId, eventId :UInt64, response :Response) -> (result :Ack);
   # Slots of at least `query.minMinutes` in which every listed user is in
   # working hours and not busy.

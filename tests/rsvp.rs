@@ -1,4 +1,4 @@
-//! Invitations with answers, free time, suggestions, history and the week
+//! Invitations with responses, free time, suggestions, history and the week
 //! and month views, over one real server. The scripted REPLs run at
 //! `NOW` (Monday 2031-01-06 09:00) in UTC.
 
@@ -55,7 +55,7 @@ fn populate(server: &Server) -> u64 {
     replies[4]["event_id"].as_u64().expect("event id")
 }
 
-fn answer_of(event: &Value, guest: &str) -> Option<String> {
+fn response_in(event: &Value, guest: &str) -> Option<String> {
     let responses = event["responses"].as_array().expect("responses array");
     let entry = responses.iter().find(|entry| entry["guest"] == guest)?;
     Some(entry["response"].as_str()?.to_string())
@@ -76,7 +76,7 @@ fn slot_starts(reply: &Value) -> Vec<String> {
 }
 
 #[test]
-fn answers_reach_host_and_free_guest_time() {
+fn responses_reach_host_and_free_time() {
     let _serial = serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("node"));
@@ -115,13 +115,13 @@ fn answers_reach_host_and_free_guest_time() {
         "accept over Gym: {}",
         carol[3]
     );
-    // Guests see every answer too.
+    // Guests see every response too.
     assert_eq!(
-        answer_of(&carol[4]["event"], "bob").as_deref(),
+        response_in(&carol[4]["event"], "bob").as_deref(),
         Some("accepted")
     );
     assert_eq!(
-        answer_of(&carol[4]["event"], "carol").as_deref(),
+        response_in(&carol[4]["event"], "carol").as_deref(),
         Some("declined")
     );
 
@@ -143,7 +143,7 @@ fn answers_reach_host_and_free_guest_time() {
         .collect();
     assert_eq!(actors, vec!["bob", "carol"], "{}", alice[0]);
     assert_eq!(
-        answer_of(&alice[1]["event"], "carol").as_deref(),
+        response_in(&alice[1]["event"], "carol").as_deref(),
         Some("declined")
     );
 
@@ -154,7 +154,7 @@ fn answers_reach_host_and_free_guest_time() {
         &[&format!("show {planning}")],
     );
     assert!(
-        shown.contains("answers      bob accepted, carol declined"),
+        shown.contains("responses    bob accepted, carol declined"),
         "{shown}"
     );
 }
@@ -197,7 +197,7 @@ fn free_time_and_suggestions_for_three() {
         ],
     );
     // bob works 09:00-17:00 and has Planning 10-11; carol works 10:00-16:00
-    // and has Planning (not yet answered) 10-11 and the dentist 14-15.
+    // and has Planning (not yet responded) 10-11 and the dentist 14-15.
     assert_eq!(
         slot_starts(&alice[0]),
         vec!["2031-01-08 11:00", "2031-01-08 15:00"],

@@ -2,7 +2,7 @@
 //! and blocked by no event, and suggestions for a new meeting.
 //!
 //! Busy time comes from the per-participant index and the public index, so a
-//! query reads only the events of the users it names. Answers list free
+//! query reads only the events of the users it names. Results list free
 //! slots only: a private event of someone else shows as time that is not
 //! free, never with its title.
 

@@ -2,8 +2,6 @@
 //! primary's time of the request. Kept in the replicated state, so it
 //! survives failover and restarts, and bounded per event.
 
-use std::collections::VecDeque;
-
 use serde::{Deserialize, Serialize};
 
 use super::limits::MAX_HISTORY_PER_EVENT;
@@ -25,11 +23,11 @@ pub struct HistoryEntry {
 pub enum Change {
     Created,
     /// The host edited these fields, in the order title, description, start,
-    /// duration, zone, guests, answers.
+    /// duration, zone, guests, responses.
     Edited {
         fields: Vec<FieldChange>,
     },
-    /// The actor, a guest, answered.
+    /// The actor, a guest, responded.
     Responded {
         response: Response,
     },
@@ -48,7 +46,7 @@ pub struct FieldChange {
 }
 
 impl Calendar {
-    /// The changes of an event, oldest first; only the newest
+    /// Returns the changes of an event, oldest first; only the newest
     /// `MAX_HISTORY_PER_EVENT` are kept. A private event the caller does not
     /// take part in is `NotFound`, like a missing one.
     pub fn history(&self, caller: &str, event_id: EventId) -> Result<Vec<HistoryEntry>, Rejection> {
@@ -64,7 +62,7 @@ impl Calendar {
         actor: &str,
         change: Change,
     ) {
-        let entries = self.history.entry(event_id).or_insert_with(VecDeque::new);
+        let entries = self.history.entry(event_id).or_default();
         entries.push_back(HistoryEntry {
             at_ms,
             actor: actor.to_string(),
@@ -81,7 +79,7 @@ impl Calendar {
     }
 }
 
-/// The fields an edit changed, with their old and new values.
+/// Lists the fields an edit changed, with their old and new values.
 pub(crate) fn edited_fields(old: &EventView, new: &EventView) -> Vec<FieldChange> {
     let mut fields = Vec::new();
     let mut compare = |field: &str, before: String, after: String| {
@@ -111,7 +109,11 @@ pub(crate) fn edited_fields(old: &EventView, new: &EventView) -> Vec<FieldChange
         describe_visibility(&old.visibility),
         describe_visibility(&new.visibility),
     );
-    compare("answers", describe_answers(old), describe_answers(new));
+    compare(
+        "responses",
+        describe_responses(old),
+        describe_responses(new),
+    );
     fields
 }
 
@@ -123,16 +125,16 @@ fn describe_visibility(visibility: &Visibility) -> String {
     }
 }
 
-fn describe_answers(event: &EventView) -> String {
+fn describe_responses(event: &EventView) -> String {
     if event.responses.is_empty() {
         return "none".to_string();
     }
-    let answers: Vec<String> = event
+    let responses: Vec<String> = event
         .responses
         .iter()
         .map(|entry| format!("{} {}", entry.guest, entry.response.as_str()))
         .collect();
-    answers.join(", ")
+    responses.join(", ")
 }
 
 #[cfg(test)]
@@ -175,7 +177,7 @@ mod tests {
             panic!("expected an edit, got {:?}", history[2].change);
         };
         let names: Vec<&str> = fields.iter().map(|field| field.field.as_str()).collect();
-        assert_eq!(names, vec!["title", "start", "answers"]);
+        assert_eq!(names, vec!["title", "start", "responses"]);
         assert_eq!(
             fields[0],
             FieldChange {

@@ -16,7 +16,7 @@
 //! - `index`: the start-ordered indexes that keep lookups logarithmic.
 //! - `queries`: event, agenda and search, filtered by visibility.
 //! - `client_table`: the last request and outcome per client, for retries.
-//! - [`responses`]: guests' answers and whose time an event blocks.
+//! - [`responses`]: guests' responses and whose time an event blocks.
 //! - [`working_hours`] and [`freetime`]: working hours, free slots and
 //!   meeting suggestions.
 //! - [`history`]: the committed changes of each event.

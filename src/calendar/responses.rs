@@ -1,15 +1,15 @@
-//! Guests' answers to invitations (RSVP) and how they change whose time an
+//! Guests' responses to invitations (RSVP) and how they change whose time an
 //! event blocks.
 //!
 //! The host of an event always attends. A guest (every user but the host, for
-//! a public event) has one answer per event: needs-action until they answer,
-//! then accepted, tentative or declined. Every answer but declined blocks the
+//! a public event) has one response per event: needs-action until they respond,
+//! then accepted, tentative or declined. Every response but declined blocks the
 //! guest's time, so two overlapping events conflict when some user is blocked
-//! by both. Answers are visible to everyone who can see the event.
+//! by both. Responses are visible to everyone who can see the event.
 //!
-//! Moving an event (a new start or duration) resets every answer to
-//! needs-action, because the guests answered for another time; other edits
-//! keep the answers of the guests who stay.
+//! Moving an event (a new start or duration) resets every response to
+//! needs-action, because the guests responded for another time; other edits
+//! keep the responses of the guests who stay.
 
 use std::collections::BTreeSet;
 
@@ -20,7 +20,7 @@ use super::state::Calendar;
 use super::types::{BusySlot, Effect, EventId, EventView, NotificationKind, Rejection};
 use super::users::user_key;
 
-/// A guest's answer, named as in RFC 5545's PARTSTAT.
+/// A guest's response, named as in RFC 5545's PARTSTAT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Response {
     NeedsAction,
@@ -30,7 +30,7 @@ pub enum Response {
 }
 
 impl Response {
-    /// Whether an event with this answer keeps the guest's time busy.
+    /// Whether an event with this response keeps the guest's time busy.
     pub fn blocks_time(self) -> bool {
         self != Response::Declined
     }
@@ -45,8 +45,8 @@ impl Response {
     }
 }
 
-/// One guest's stored answer.
-// NOTE: answers are per event. Answers per occurrence of a recurring event
+/// One guest's stored response.
+// NOTE: responses are per event. Responses per occurrence of a recurring event
 // would add an occurrence start to this struct, with `None` for the series.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestResponse {
@@ -56,8 +56,8 @@ pub struct GuestResponse {
 }
 
 impl EventView {
-    /// The answer of the user with this lowercase key: accepted for the host,
-    /// needs-action for a guest who has not answered. Callers check first that
+    /// Returns the response of the user with this lowercase key: accepted for the host,
+    /// needs-action for a guest who has not responded. Callers check first that
     /// the user is a guest.
     pub fn response_of(&self, key: &str) -> Response {
         if user_key(&self.host) == key {
@@ -91,8 +91,8 @@ impl EventView {
 }
 
 impl Calendar {
-    /// Records a guest's answer and notifies the host. Turning a decline into
-    /// an answer that blocks time is rejected with the conflicts it would
+    /// Records a guest's response and notifies the host. Turning a decline into
+    /// a response that blocks time is rejected with the conflicts it would
     /// cause for the guest.
     pub(crate) fn respond(
         &mut self,
@@ -164,11 +164,11 @@ impl Calendar {
         if blocker.is_empty() {
             return blocker;
         }
-        let answered = |name: &&String| {
+        let responded = |name: &&String| {
             let key = user_key(name);
             !declined(candidate, &key) && !declined(other, &key)
         };
-        let kept: Vec<String> = reported.into_iter().filter(answered).cloned().collect();
+        let kept: Vec<String> = reported.into_iter().filter(responded).cloned().collect();
         if kept.is_empty() {
             blocker
         } else {
@@ -191,7 +191,7 @@ impl Calendar {
             .collect()
     }
 
-    /// Keeps the answers of an edited event that still apply: none when the
+    /// Keeps the responses of an edited event that still apply: none when the
     /// start or duration changed, else those of the guests who stay.
     pub(crate) fn carry_responses(old: &EventView, new: &mut EventView) {
         let moved = old.start != new.start || old.duration_minutes != new.duration_minutes;
@@ -205,20 +205,20 @@ impl Calendar {
             .retain(|entry| is_public || guests.contains(&user_key(&entry.guest)));
     }
 
-    /// Removes a deleted user's answers from every event that still has them.
+    /// Removes a deleted user's responses from every event that still has them.
     /// The user's private events are handled by the caller; this covers the
     /// public ones.
-    // NOTE: this scans every public event, because answers have no index by
+    // NOTE: this scans every public event, because responses have no index by
     // guest; account deletion is rare enough for that.
     pub(crate) fn forget_public_responses(&mut self, key: &str) {
-        let answered: Vec<EventId> = self
+        let responded: Vec<EventId> = self
             .index
             .public_by_start
             .iter()
             .map(|&(_, id)| id)
             .filter(|id| self.has_response(*id, key))
             .collect();
-        for event_id in answered {
+        for event_id in responded {
             let mut event = self.events[&event_id].clone();
             event
                 .responses
@@ -237,7 +237,7 @@ fn declined(event: &EventView, key: &str) -> bool {
     event.response_of(key) == Response::Declined
 }
 
-/// Checks that the user may give this answer to this event now.
+/// Checks that the user may give this response to this event now.
 fn check_response(event: &EventView, key: &str, response: Response) -> Result<(), Rejection> {
     if user_key(&event.host) == key {
         return Err(Rejection::Invalid {
@@ -251,16 +251,16 @@ fn check_response(event: &EventView, key: &str, response: Response) -> Result<()
     if response == Response::NeedsAction {
         return Err(Rejection::invalid(
             "response",
-            "needs-action is the state before an answer; answer accepted, tentative or declined",
+            "needs-action is the state before a response; respond with accept, tentative or decline",
         ));
     }
     if event.response_of(key) == response {
         return Err(Rejection::invalid(
             "response",
             format!(
-                "you already answered {} to event {}; give another answer to change it",
-                response.as_str(),
-                event.id
+                "your response to event {} is already {}; give another response to change it",
+                event.id,
+                response.as_str()
             ),
         ));
     }
@@ -282,15 +282,15 @@ mod tests {
         }
     }
 
-    fn answer_of(harness: &Harness, event_id: u64, user: &str) -> Response {
+    fn response_in(harness: &Harness, event_id: u64, user: &str) -> Response {
         harness.calendar.events[&event_id].response_of(user)
     }
 
     #[test]
-    fn respond_stores_answer_and_notifies_host() {
+    fn respond_stores_response_notifies_host() {
         let mut harness = Harness::with_users(&["alice", "Bob"]);
         let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob"]));
-        assert_eq!(answer_of(&harness, id, "bob"), Response::NeedsAction);
+        assert_eq!(response_in(&harness, id, "bob"), Response::NeedsAction);
         let effect = harness.ok(respond("bob", id, Response::Accepted));
         assert_eq!(
             effect,
@@ -299,7 +299,7 @@ mod tests {
                 response: Response::Accepted
             }
         );
-        assert_eq!(answer_of(&harness, id, "bob"), Response::Accepted);
+        assert_eq!(response_in(&harness, id, "bob"), Response::Accepted);
         assert_eq!(harness.calendar.events[&id].version, 1);
         let inbox = harness.calendar.notifications("alice", 0);
         let last = inbox.last().expect("the host was notified");
@@ -327,18 +327,18 @@ mod tests {
         harness.ok(respond("bob", id, Response::Tentative));
         let repeat = harness.rejected(respond("bob", id, Response::Tentative));
         assert!(
-            repeat.to_string().contains("already answered tentative"),
+            repeat.to_string().contains("event 1 is already tentative"),
             "{repeat}"
         );
     }
 
     #[test]
-    fn any_user_answers_public_event() {
+    fn any_user_responds_to_public_event() {
         let mut harness = Harness::with_users(&["alice", "bob"]);
         let id = harness.schedule("alice", public("Town hall", MONDAY, 60));
         harness.ok(respond("bob", id, Response::Declined));
-        assert_eq!(answer_of(&harness, id, "bob"), Response::Declined);
-        assert_eq!(answer_of(&harness, id, "alice"), Response::Accepted);
+        assert_eq!(response_in(&harness, id, "bob"), Response::Declined);
+        assert_eq!(response_in(&harness, id, "alice"), Response::Accepted);
     }
 
     #[test]
@@ -379,8 +379,8 @@ mod tests {
         let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob"]));
         harness.ok(respond("bob", id, Response::Declined));
         let gym = harness.schedule("bob", private("Gym", MONDAY + 30, 60, &[]));
-        for answer in [Response::Accepted, Response::Tentative] {
-            let rejection = harness.rejected(respond("bob", id, answer));
+        for response in [Response::Accepted, Response::Tentative] {
+            let rejection = harness.rejected(respond("bob", id, response));
             let Rejection::Conflict { slots } = rejection else {
                 panic!("expected a conflict, got {rejection:?}");
             };
@@ -396,7 +396,7 @@ mod tests {
     }
 
     #[test]
-    fn moving_event_resets_answers() {
+    fn moving_event_resets_responses() {
         let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
         let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob", "carol"]));
         harness.ok(respond("bob", id, Response::Accepted));
@@ -409,7 +409,7 @@ mod tests {
             harness.edit("alice", id, retitle),
             Outcome::Done(_)
         ));
-        assert_eq!(answer_of(&harness, id, "bob"), Response::Accepted);
+        assert_eq!(response_in(&harness, id, "bob"), Response::Accepted);
         let drop_carol = EventChanges {
             visibility: Some(guests(&["bob"])),
             ..EventChanges::default()
@@ -427,7 +427,7 @@ mod tests {
             ..EventChanges::default()
         };
         assert!(matches!(harness.edit("alice", id, later), Outcome::Done(_)));
-        assert_eq!(answer_of(&harness, id, "bob"), Response::NeedsAction);
+        assert_eq!(response_in(&harness, id, "bob"), Response::NeedsAction);
         assert!(harness.calendar.events[&id].responses.is_empty());
     }
 
@@ -449,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn deleted_account_answers_are_forgotten() {
+    fn deleted_account_responses_forgotten() {
         let mut harness = Harness::with_users(&["alice", "bob"]);
         let town = harness.schedule("alice", public("Town hall", MONDAY, 60));
         let plan = harness.schedule("alice", private("Plan", MONDAY + 2 * HOUR, 60, &["bob"]));
@@ -464,7 +464,7 @@ mod tests {
             harness.calendar.events[&plan].visibility,
             Visibility::Private { guests: vec![] }
         );
-        // A new account under the old name starts without the old answers.
+        // A new account under the old name starts without the old responses.
         harness.register("bob");
         harness.rejected(schedule("bob", private("Gym", MONDAY, 30, &[])));
     }

@@ -66,7 +66,7 @@ pub enum Command {
         caller: String,
         up_to_seq: u64,
     },
-    /// A guest's answer to an invitation; the host's own answer is implied.
+    /// A guest's response to an invitation; the host's own response is implied.
     Respond {
         caller: String,
         event_id: EventId,
@@ -244,10 +244,10 @@ pub struct EventView {
     pub host: String,
     /// For private events, guests as registered, sorted case-insensitively.
     pub visibility: Visibility,
-    /// Answers of the guests who answered, sorted by lowercase username; a
-    /// guest without an entry has not answered yet (needs-action). Answers
+    /// Responses of the guests who responded, sorted by lowercase username; a
+    /// guest without an entry has not responded yet (needs-action). Responses
     /// do not change `version`, so a host's edit never goes stale because a
-    /// guest answered.
+    /// guest responded.
     pub responses: Vec<GuestResponse>,
 }
 
@@ -326,8 +326,8 @@ pub enum NotificationKind {
     /// Sent to guests an edit dropped, including everyone but the guests when
     /// a public event becomes private.
     RemovedFromGuests,
-    /// Sent to the host when a guest accepts, declines or answers tentatively;
-    /// the guest is the actor and `event.responses` holds the answer.
+    /// Sent to the host when a guest accepts, declines or responds tentatively;
+    /// the guest is the actor and `event.responses` holds the response.
     Responded,
 }
 

@@ -114,7 +114,7 @@ impl Calendar {
         Ok(Effect::WorkingHoursSet)
     }
 
-    /// The working hours a user set, or `None` when they use the standard
+    /// Returns the working hours a user set, or `None` when they use the standard
     /// ones (see [`WorkingHours::standard`]).
     pub fn working_hours(&self, username: &str) -> Option<&WorkingHours> {
         self.working_hours.get(&username.to_ascii_lowercase())
@@ -131,9 +131,9 @@ fn local_date(zone: Tz, minute: UnixMinute) -> Option<NaiveDate> {
     Some(utc.with_timezone(&zone).date_naive())
 }
 
-/// The instant of a local time of day. A time in a DST gap is read with the
-/// offset before the gap, so it moves forward by the gap's length; a time in
-/// a repeated hour takes the first occurrence.
+/// Returns the instant of a local time of day. A time in a DST gap is read
+/// with the offset before the gap, so it moves forward by the gap's length.
+/// A time in a repeated hour takes the first occurrence.
 fn resolve(zone: Tz, day: NaiveDate, minute_of_day: u16) -> UnixMinute {
     let local: NaiveDateTime =
         day.and_time(chrono::NaiveTime::MIN) + Duration::minutes(i64::from(minute_of_day));

@@ -1,4 +1,4 @@
-//! The client's calls for answers, working hours, free time and history.
+//! The client's calls for responses, working hours, free time and history.
 
 use super::operations::{read_ack, set_request_id, Reply};
 use super::{Client, ClientError};
@@ -22,7 +22,7 @@ fn read_history(reader: history_result::Reader<'_>) -> Reply<Vec<HistoryEntry>> 
 }
 
 impl Client {
-    /// Answers an invitation as the logged-in guest.
+    /// Responds to an invitation as the logged-in guest.
     pub async fn respond(&mut self, event_id: u64, response: Response) -> Result<(), ClientError> {
         let id = self.next_request_id();
         self.with_session(|session| {

@@ -153,13 +153,13 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         name: "tentative",
         usage: "tentative ID",
-        summary: "answer an invitation with maybe; your time stays blocked",
+        summary: "respond to an invitation with maybe; your time stays blocked",
         examples: &["tentative 12"],
     },
     CommandHelp {
         name: "history",
         usage: "history ID",
-        summary: "list every change of an event: who, what and when, and the answers",
+        summary: "list every change of an event: who, what and when, and the responses",
         examples: &["history 12"],
     },
     CommandHelp {
@@ -290,7 +290,7 @@ pub enum ReplCommand {
     Edit(Edit),
     Agenda(AgendaRange),
     Search(SearchQuery),
-    /// Answers, free time, history and the week and month views.
+    /// Responses, free time, history and the week and month views.
     Plan(PlanCommand),
 }
 

@@ -7,7 +7,7 @@
 //!   scripted from a pipe.
 //! - [`executor`]: the thread that owns the cluster client and runs commands.
 //! - [`helper`]: completion and hints for rustyline.
-//! - [`planning`]: the grammar of answers, free time, suggestions, working
+//! - [`planning`]: the grammar of responses, free time, suggestions, working
 //!   hours, history and the week and month views.
 //! - [`views`]: their rendering.
 

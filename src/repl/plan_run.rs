@@ -33,7 +33,7 @@ pub(super) async fn run(
             let event = client.event(id).await?;
             let text = format!(
                 "you {} #{id} \"{}\"; {} was notified",
-                views::answer_verb(response),
+                views::response_verb(response),
                 event.title,
                 event.host
             );

@@ -1,4 +1,4 @@
-//! The grammar of answers, working hours, free time, suggestions, history
+//! The grammar of responses, working hours, free time, suggestions, history
 //! and the week and month views. [`crate::repl::grammar`] dispatches these
 //! commands here.
 //!
@@ -30,6 +30,9 @@ pub const DEFAULT_SEARCH_DAYS: u64 = 7;
 /// Free time is searched from the next multiple of this many minutes after
 /// now, so that proposals start at round times.
 pub const SEARCH_START_ROUNDING_MINUTES: i64 = 15;
+
+/// A half-open range of instants, `[from, to)`.
+type Range = (DateTime<Utc>, DateTime<Utc>);
 
 /// A command of this module, as the grammar reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +67,7 @@ pub enum PlanCommand {
 }
 
 impl PlanCommand {
-    /// The command word, for JSON replies.
+    /// Returns the command word, for JSON replies.
     pub fn name(&self) -> &'static str {
         match self {
             PlanCommand::Respond { response, .. } => match response {
@@ -128,7 +131,7 @@ pub(super) fn parse(
     }
 }
 
-/// Whether `schedule` is followed by the keyword `suggestion`.
+/// Checks whether `schedule` is followed by the keyword `suggestion`.
 pub(super) fn is_schedule_suggestion(args: &Args<'_>) -> bool {
     args.tokens
         .first()
@@ -303,18 +306,15 @@ fn parse_suggest(args: &Args<'_>, ctx: &DateContext) -> Result<SuggestRequest, G
 /// The clauses `free` and `suggest` share.
 struct Clauses<'a, 'b> {
     args: &'b Args<'a>,
-    range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    range: Option<Range>,
     minutes: Option<u32>,
     guests: Option<Vec<String>>,
 }
 
 impl Clauses<'_, '_> {
-    /// The range given, or the default one, starting no earlier than now
-    /// rounded up to `SEARCH_START_ROUNDING_MINUTES`.
-    fn range_or_default(
-        &self,
-        ctx: &DateContext,
-    ) -> Result<(DateTime<Utc>, DateTime<Utc>), GrammarError> {
+    /// Returns the range given, or the default one, starting no earlier than
+    /// now rounded up to `SEARCH_START_ROUNDING_MINUTES`.
+    fn range_or_default(&self, ctx: &DateContext) -> Result<Range, GrammarError> {
         let now_minute = ctx.now.timestamp().div_euclid(60);
         let rounded = (now_minute + SEARCH_START_ROUNDING_MINUTES - 1)
             .div_euclid(SEARCH_START_ROUNDING_MINUTES)
@@ -407,7 +407,7 @@ fn read_range(
     ctx: &DateContext,
     words: &[&str],
     pos: usize,
-) -> Result<((DateTime<Utc>, DateTime<Utc>), usize), GrammarError> {
+) -> Result<(Range, usize), GrammarError> {
     let keyword = words[pos].to_ascii_lowercase();
     let until_keyword = |start: usize| {
         let stop = ["for", "with"];
@@ -564,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_take_an_id() {
+    fn responses_take_an_id() {
         assert_eq!(
             plan("accept 3"),
             PlanCommand::Respond {

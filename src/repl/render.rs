@@ -437,8 +437,8 @@ pub fn render_event(event: &EventView, viewer_zone: Tz, style: Style) -> String 
         ("version", event.version.to_string()),
         ("description", description),
     ];
-    if let Some(answers) = super::views::answers_detail(event) {
-        fields.insert(4, ("answers", answers));
+    if let Some(responses) = super::views::responses_detail(event) {
+        fields.insert(4, ("responses", responses));
     }
     let label_width = fields
         .iter()
@@ -560,7 +560,7 @@ fn kind_tag(kind: NotificationKind) -> &'static str {
         NotificationKind::Changed => "changed",
         NotificationKind::Cancelled => "cancelled",
         NotificationKind::RemovedFromGuests => "removed",
-        NotificationKind::Responded => "answered",
+        NotificationKind::Responded => "responded",
     }
 }
 
@@ -597,8 +597,11 @@ pub fn render_notification(notification: &Notification, viewer_zone: Tz, style: 
             format!("{actor} removed you from the guests of {reference}")
         }
         NotificationKind::Responded => {
-            let answer = event.response_of(&actor.to_ascii_lowercase());
-            format!("{actor} {} {reference}", super::views::answer_verb(answer))
+            let response = event.response_of(&actor.to_ascii_lowercase());
+            format!(
+                "{actor} {} {reference}",
+                super::views::response_verb(response)
+            )
         }
     };
     let viewer_day = local(event.start, viewer_zone).date_naive();
@@ -732,7 +735,7 @@ fn iso_in(minute: UnixMinute, zone: Tz) -> String {
 /// - `id`, `version`, `title`, `description`, `host`, `zone` (IANA name)
 /// - `visibility`: `"public"` or `"private"`
 /// - `guests`: usernames, empty for a public event
-/// - `responses`: `{"guest", "response"}` objects of the guests who answered,
+/// - `responses`: `{"guest", "response"}` objects of the guests who responded,
 ///   with `response` one of `accepted`, `tentative`, `declined`
 /// - `start_minute`, `end_minute` (exclusive), `duration_minutes`
 /// - `start_utc`, `end_utc`: ISO-8601 in UTC, such as `2027-01-08T15:00:00Z`
@@ -1102,7 +1105,7 @@ Sun 2027-03-28
   zone         America/New_York: Fri 2027-01-08 10:00-10:45
   host         alice
   visibility   private, guests: bob, carol
-  answers      bob needs-action, carol needs-action
+  responses    bob needs-action, carol needs-action
   version      3
   description  Weekly check-in.
                Bring numbers.";

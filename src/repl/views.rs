@@ -1,4 +1,4 @@
-//! Rendering of answers, free time, suggestions, history and the week and
+//! Rendering of responses, free time, suggestions, history and the week and
 //! month grids. Every time is shown in the viewer's zone; the week view
 //! lists each event's own time beneath the grid when its zone differs.
 
@@ -16,20 +16,20 @@ use crate::repl::render::{
 /// Width of one day column of the week grid, the separating space included.
 const WEEK_COLUMN_WIDTH: usize = 14;
 
-/// The verb of a notification about a guest's answer: `accepted`, ...
-pub fn answer_verb(response: Response) -> &'static str {
+/// The verb of a notification about a guest's response: `accepted`, ...
+pub fn response_verb(response: Response) -> &'static str {
     match response {
-        Response::NeedsAction => "withdrew the answer to",
+        Response::NeedsAction => "withdrew the response to",
         Response::Accepted => "accepted",
         Response::Tentative => "tentatively accepted",
         Response::Declined => "declined",
     }
 }
 
-/// The `answers` line of `show`: every guest of a private event with their
-/// answer, or the answers given to a public one. `None` for a private event
-/// without guests and a public one without answers.
-pub fn answers_detail(event: &EventView) -> Option<String> {
+/// The `responses` line of `show`: every guest of a private event with their
+/// response, or the responses given to a public one. `None` for a private event
+/// without guests and a public one without responses.
+pub fn responses_detail(event: &EventView) -> Option<String> {
     if event.is_public() {
         if event.responses.is_empty() {
             return None;
@@ -48,8 +48,8 @@ pub fn answers_detail(event: &EventView) -> Option<String> {
         .guests()
         .iter()
         .map(|guest| {
-            let answer = event.response_of(&guest.to_ascii_lowercase());
-            format!("{guest} {}", answer.as_str())
+            let response = event.response_of(&guest.to_ascii_lowercase());
+            format!("{guest} {}", response.as_str())
         })
         .collect();
     Some(each.join(", "))
@@ -165,7 +165,7 @@ fn describe_change(change: &Change) -> String {
                 .collect();
             format!("changed {}", parts.join("; "))
         }
-        Change::Responded { response } => format!("answered {}", response.as_str()),
+        Change::Responded { response } => format!("responded {}", response.as_str()),
         Change::GuestRemoved { guest } => {
             format!("left the guests ({guest}'s account was deleted)")
         }
@@ -198,7 +198,7 @@ pub fn history_json(entries: &[HistoryEntry]) -> Value {
     Value::Array(entries)
 }
 
-/// The instant a local day starts, for grids. A midnight inside a DST gap
+/// Returns the instant a local day starts, for grids. A midnight inside a DST gap
 /// is replaced by the first minute that exists.
 fn day_start(day: NaiveDate, zone: Tz) -> UnixMinute {
     let mut minute = day.and_time(chrono::NaiveTime::MIN);
@@ -224,7 +224,7 @@ fn fit(text: &str, width: usize) -> String {
     format!("{kept}…")
 }
 
-/// The local hours of `day` that `event` overlaps, in the viewer's zone.
+/// Lists the local hours of `day` that `event` overlaps, in the viewer's zone.
 fn hours_on_day(event: &EventView, day: NaiveDate, zone: Tz) -> Vec<u32> {
     let from = day_start(day, zone);
     let to = day_start(day + Days::new(1), zone);
@@ -239,8 +239,8 @@ fn hours_on_day(event: &EventView, day: NaiveDate, zone: Tz) -> Vec<u32> {
 }
 
 /// Renders the seven days from `monday` as a grid with one row per local
-/// hour that has an event; each cell names the event starting or running
-/// then. The viewer's declined events are dimmed.
+/// hour that has an event. Each cell names the event that runs then, and
+/// the viewer's declined events are dimmed.
 pub fn render_week(
     events: &[EventView],
     monday: NaiveDate,
@@ -315,8 +315,8 @@ fn week_cell(found: &[&EventView], viewer: &str, style: Style) -> String {
     }
 }
 
-/// One line per event under the week grid, with the event's own zone when
-/// it differs from the viewer's and the viewer's answer when not accepted.
+/// Formats one line per event under the week grid, with the event's own zone when
+/// it differs from the viewer's and the viewer's response when not accepted.
 fn week_legend(events: &[EventView], viewer: &str, zone: Tz, style: Style) -> Vec<String> {
     events
         .iter()
@@ -332,9 +332,9 @@ fn week_legend(events: &[EventView], viewer: &str, zone: Tz, style: Style) -> Ve
                 line.push_str(&format!(" ({note})"));
             }
             let invited = event.is_public() || event.involves(viewer);
-            let answer = event.response_of(viewer);
-            if invited && answer != Response::Accepted {
-                line.push_str(&format!(" [{}]", answer.as_str()));
+            let response = event.response_of(viewer);
+            if invited && response != Response::Accepted {
+                line.push_str(&format!(" [{}]", response.as_str()));
             }
             line
         })
@@ -448,23 +448,23 @@ mod tests {
     }
 
     #[test]
-    fn answers_list_every_guest() {
+    fn responses_list_every_guest() {
         let plan = event(1, "Plan", "2027-01-04T10:00:00+01:00", 60, "Europe/Berlin");
         assert_eq!(
-            answers_detail(&plan).unwrap(),
+            responses_detail(&plan).unwrap(),
             "bob declined, carol needs-action"
         );
         let mut town = plan.clone();
         town.visibility = Visibility::Public;
         assert_eq!(
-            answers_detail(&town).unwrap(),
+            responses_detail(&town).unwrap(),
             "bob declined; everyone else needs-action"
         );
         town.responses.clear();
-        assert_eq!(answers_detail(&town), None);
+        assert_eq!(responses_detail(&town), None);
         let mut alone = plan;
         alone.visibility = Visibility::Private { guests: vec![] };
-        assert_eq!(answers_detail(&alone), None);
+        assert_eq!(responses_detail(&alone), None);
     }
 
     #[test]
@@ -542,7 +542,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "History of #3 \"Plan\":");
         assert_eq!(lines[1], "  2027-01-03 10:00  alice  created the event");
-        assert_eq!(lines[2], "  2027-01-03 10:01  bob    answered declined");
+        assert_eq!(lines[2], "  2027-01-03 10:01  bob    responded declined");
         assert_eq!(
             lines[3],
             "  2027-01-03 10:02  alice  changed title \"Plan\" -> \"Plan B\""

@@ -1,4 +1,4 @@
-//! Conversions for answers, working hours, free time and history between the
+//! Conversions for responses, working hours, free time and history between the
 //! calendar's Rust types and the schema's structs.
 
 use crate::calendar::{
