@@ -50,15 +50,16 @@ pub const MAX_INBOX_NOTIFICATIONS: usize = 1000;
 /// bound. A hundred covers the life of an ordinary meeting.
 pub const MAX_HISTORY_PER_EVENT: usize = 100;
 
-/// Longest range a free-time query or a suggestion searches: one month,
-/// which bounds the working windows and events one query reads.
+/// Maximum length of the range a free-time query or a suggestion searches:
+/// one month, which bounds the working windows and events one query reads.
 pub const MAX_FREE_RANGE_MINUTES: UnixMinute = 31 * 24 * 60;
 
-/// Most users one free-time query compares: the host and every guest of the
-/// largest private event.
+/// Maximum number of users one free-time query compares: the host and every
+/// guest of the largest private event.
 pub const MAX_FREE_USERS: usize = MAX_GUESTS + 1;
 
-/// Slots one suggestion proposes; a short list to pick from by number.
+/// Maximum number of slots one suggestion proposes, a short list to pick
+/// from by number.
 pub const MAX_SUGGESTIONS: usize = 3;
 
 const _: () = assert!(MAX_GUESTS > 0 && MAX_TITLE_CHARS > 0);

@@ -326,8 +326,9 @@ pub enum NotificationKind {
     /// Sent to guests an edit dropped, including everyone but the guests when
     /// a public event becomes private.
     RemovedFromGuests,
-    /// Sent to the host when a guest accepts, declines or responds tentatively;
-    /// the guest is the actor and `event.responses` holds the response.
+    /// Sent to the host when a guest accepts, declines or responds
+    /// tentatively. The guest is the actor, and `event.responses` contains
+    /// the response.
     Responded,
 }
 

@@ -851,7 +851,8 @@ pub fn rejection_json(rejection: &Rejection) -> Value {
 /// Converts a notification to JSON with these keys:
 ///
 /// - `seq`, `actor`
-/// - `kind`: `invited`, `changed`, `cancelled` or `removed_from_guests`
+/// - `kind`: `invited`, `changed`, `cancelled`, `removed_from_guests` or
+///   `responded`
 /// - `at_ms`: milliseconds since 1970-01-01T00:00Z
 /// - `at_utc`: ISO-8601 in UTC with milliseconds, or null when `at_ms` is
 ///   outside chrono's range

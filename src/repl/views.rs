@@ -468,6 +468,27 @@ mod tests {
     }
 
     #[test]
+    fn responded_notification_names_response() {
+        let plan = event(1, "Plan", "2027-01-04T10:00:00+01:00", 60, "Europe/Berlin");
+        let notification = crate::calendar::Notification {
+            seq: 4,
+            at_ms: 0,
+            kind: crate::calendar::NotificationKind::Responded,
+            event: plan,
+            actor: "bob".into(),
+        };
+        let text =
+            crate::repl::render::render_notification(&notification, berlin(), Style::plain());
+        assert_eq!(
+            text,
+            "[responded] bob declined #1 \"Plan\" Mon 2027-01-04 10:00-11:00"
+        );
+        let json = crate::repl::render::notification_json(&notification);
+        assert_eq!(json["kind"], "responded");
+        assert_eq!(json["event"]["responses"][0]["response"], "declined");
+    }
+
+    #[test]
     fn free_slots_grouped_by_day() {
         let slots = [
             TimeSlot {
