@@ -164,11 +164,15 @@ impl Calendar {
         if blocker.is_empty() {
             return blocker;
         }
-        let responded = |name: &&String| {
+        let declined_neither = |name: &&String| {
             let key = user_key(name);
             !declined(candidate, &key) && !declined(other, &key)
         };
-        let kept: Vec<String> = reported.into_iter().filter(responded).cloned().collect();
+        let kept: Vec<String> = reported
+            .into_iter()
+            .filter(declined_neither)
+            .cloned()
+            .collect();
         if kept.is_empty() {
             blocker
         } else {
@@ -176,7 +180,8 @@ impl Calendar {
         }
     }
 
-    /// For two public events, which block every user but their decliners.
+    /// Returns the first user blocked by two public events, which block every
+    /// user except those who declined them.
     fn first_user_blocked_by_both(&self, first: &EventView, second: &EventView) -> Vec<String> {
         let declined: BTreeSet<String> = first
             .responses

@@ -165,7 +165,9 @@ fn describe_change(change: &Change) -> String {
                 .collect();
             format!("changed {}", parts.join("; "))
         }
-        Change::Responded { response } => format!("responded {}", response.as_str()),
+        Change::Responded { response } => {
+            format!("{} the invitation", response_verb(*response))
+        }
         Change::GuestRemoved { guest } => {
             format!("left the guests ({guest}'s account was deleted)")
         }
@@ -563,7 +565,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "History of #3 \"Plan\":");
         assert_eq!(lines[1], "  2027-01-03 10:00  alice  created the event");
-        assert_eq!(lines[2], "  2027-01-03 10:01  bob    responded declined");
+        assert_eq!(
+            lines[2],
+            "  2027-01-03 10:01  bob    declined the invitation"
+        );
         assert_eq!(
             lines[3],
             "  2027-01-03 10:02  alice  changed title \"Plan\" -> \"Plan B\""
