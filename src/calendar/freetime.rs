@@ -336,6 +336,82 @@ mod tests {
         assert_eq!(proposals, expected);
     }
 
+    /// Computes free slots minute by minute, scanning every event, with the
+    /// standard working hours in UTC.
+    fn brute_free(
+        calendar: &Calendar,
+        users: &[&str],
+        from: UnixMinute,
+        to: UnixMinute,
+    ) -> Vec<TimeSlot> {
+        let keys: Vec<String> = users.iter().map(|user| user.to_ascii_lowercase()).collect();
+        let hours = WorkingHours::standard("UTC");
+        let windows = hours.windows(from, to);
+        let is_free = |minute: UnixMinute| {
+            let working = windows
+                .iter()
+                .any(|&(start, end)| start <= minute && minute < end);
+            let busy = calendar.events.values().any(|event| {
+                event.overlaps(minute, minute + 1) && keys.iter().any(|key| event.blocks(key))
+            });
+            working && !busy
+        };
+        let mut slots: Vec<TimeSlot> = Vec::new();
+        for minute in from..to {
+            if !is_free(minute) {
+                continue;
+            }
+            match slots.last_mut() {
+                Some(last) if last.end == minute => last.end = minute + 1,
+                _ => slots.push(slot(minute, minute + 1)),
+            }
+        }
+        slots
+    }
+
+    #[test]
+    fn free_slots_match_scan_after_random_ops() {
+        use super::super::test_support::{random_command, Lcg, RANDOM_USERS};
+        let mut harness = Harness::with_users(&RANDOM_USERS);
+        let mut rng = Lcg::new(0x5eed);
+        for _ in 0..1500 {
+            let command = random_command(&mut rng, &harness.calendar);
+            harness.run(command);
+        }
+        // Accounts deleted by the random commands come back without events.
+        for user in RANDOM_USERS {
+            if !harness.calendar.user_exists(user) {
+                harness.register(user);
+            }
+        }
+        assert!(harness.calendar.event_count() > 10);
+        let mut compared = 0;
+        let mut shaped_by_events = 0;
+        for round in 0..40 {
+            let first = *rng.pick(&RANDOM_USERS);
+            let second = *rng.pick(&RANDOM_USERS);
+            let users = [first, second];
+            let from = rng.start();
+            let to = from + 1 + rng.below(2 * 24 * 60) as i64;
+            let free = harness
+                .calendar
+                .free_slots(first, &query(&users, from, to, 1))
+                .unwrap();
+            let expected = brute_free(&harness.calendar, &users, from, to);
+            assert_eq!(free, expected, "round {round}: {users:?} in [{from}, {to})");
+            let working = to_slots(WorkingHours::standard("UTC").windows(from, to));
+            if free != working {
+                shaped_by_events += 1;
+            }
+            compared += 1;
+        }
+        assert_eq!(compared, 40);
+        assert!(
+            shaped_by_events > 5,
+            "events shaped only {shaped_by_events} results"
+        );
+    }
+
     #[test]
     fn free_query_is_checked() {
         let harness = Harness::with_users(&["alice", "bob"]);
