@@ -107,6 +107,73 @@ struct Event {
   # returns them), start, duration, title and description are the
   # occurrence's and `recurrence.occurrence` is `instance`.
   recurrence @9 :Recurrence;
+  # Responses of the guests who responded, sorted by lowercase username; a guest
+  # not listed has not responded (needs-action). Visible to everyone who can
+  # see the event.
+  responses @10 :List(GuestResponse);
+}
+
+# A guest's response to an invitation, named as in RFC 5545's PARTSTAT.
+enum Response {
+  needsAction @0;
+  accepted @1;
+  tentative @2;
+  declined @3;
+}
+
+struct GuestResponse {
+  guest @0 :Text;
+  response @1 :Response;
+}
+
+# A daily window of local time on chosen weekdays.
+struct WorkingHours {
+  # Minutes after local midnight; startMinute < endMinute <= 1440.
+  startMinute @0 :UInt16;
+  endMinute @1 :UInt16;
+  # Bit 0 is Monday, bit 6 is Sunday.
+  weekdays @2 :UInt8;
+  # IANA zone the window is in.
+  zone @3 :Text;
+}
+
+struct FreeQuery {
+  users @0 :List(Text);
+  from @1 :Int64;
+  to @2 :Int64;
+  # Shortest slot to list; for a suggestion, the meeting's length.
+  minMinutes @3 :UInt32;
+  # Zone of the standard hours (09:00-17:00, Monday to Friday) of users who
+  # never set their working hours.
+  defaultZone @4 :Text;
+}
+
+# The half-open range [start, end).
+struct TimeSlot {
+  start @0 :Int64;
+  end @1 :Int64;
+}
+
+struct FieldChange {
+  field @0 :Text;
+  before @1 :Text;
+  after @2 :Text;
+}
+
+# One committed change of an event.
+struct HistoryEntry {
+  # The primary's time of the request, in milliseconds since the Unix epoch.
+  atMs @0 :Int64;
+  actor @1 :Text;
+  change :union {
+    created @2 :Void;
+    # The host changed these fields; times are in UTC.
+    edited @3 :List(FieldChange);
+    # The actor, a guest, responded.
+    responded @4 :Response;
+    # This guest's account was deleted, which removed them from the guests.
+    guestRemoved @5 :Text;
+  }
 }
 
 # How an event repeats. `start` and `zone` of the event are the rule's
@@ -213,6 +280,8 @@ struct Notification {
     changed @1;
     cancelled @2;
     removedFromGuests @3;
+    # To the host: the actor, a guest, responded; see `event.responses`.
+    responded @4;
   }
 }
 
@@ -333,6 +402,31 @@ interface Session {
   # event.
   deleteOccurrence @15 (requestId :RequestId, eventId :UInt64, occurrenceStart :Int64,
                         following :Bool) -> (result :Ack);
+  # A guest's response (accepted, tentative or declined); the host is notified.
+  respond @16 (requestId :RequestId, eventId :UInt64, response :Response) -> (result :Ack);
+  # Slots of at least `query.minMinutes` in which every listed user is in
+  # working hours and not busy.
+  freeSlots @17 (query :FreeQuery) -> (result :SlotsResult);
+  # Up to three slots of `query.minMinutes` that fit the caller and the
+  # listed users.
+  suggest @18 (query :FreeQuery) -> (result :SlotsResult);
+  # The event's committed changes, oldest first.
+  history @19 (eventId :UInt64) -> (result :HistoryResult);
+  setWorkingHours @20 (requestId :RequestId, hours :WorkingHours) -> (result :Ack);
+}
+
+struct SlotsResult {
+  union {
+    ok @0 :List(TimeSlot);
+    rejected @1 :Rejection;
+  }
+}
+
+struct HistoryResult {
+  union {
+    ok @0 :List(HistoryEntry);
+    rejected @1 :Rejection;
+  }
 }
 
 struct UsersResult {

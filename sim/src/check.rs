@@ -284,6 +284,7 @@ mod tests {
             host: "alice".into(),
             visibility: Visibility::Private { guests: Vec::new() },
             recurrence: None,
+            responses: Vec::new(),
         }
     }
 

@@ -1,8 +1,11 @@
-//! Conflict detection. A public event conflicts with every overlapping event.
-//! A private event conflicts with every overlapping public event and with
-//! every overlapping private event that shares a participant (host or guest).
-//! Overlap is half-open, so back-to-back events do not conflict. Recurring
-//! events take part occurrence by occurrence.
+//! Conflict detection. Two overlapping events conflict when some user is
+//! blocked by both: a host by the events they host, a guest by the events
+//! they have not declined, and every user by a public event they have not
+//! declined. Until someone declines, a public event conflicts with every
+//! overlapping event, and a private event with every overlapping public event
+//! and every overlapping private event that shares a participant (host or
+//! guest). Overlap is half-open, so back-to-back events do not conflict.
+//! Recurring events take part occurrence by occurrence.
 
 use std::collections::BTreeSet;
 
@@ -59,7 +62,7 @@ impl Calendar {
             if event_id == candidate.id || !any_overlap(spans, other.start, other.end()) {
                 continue;
             }
-            add_slots(&mut slots, candidate, other, other.start, other.end());
+            self.add_slots(&mut slots, candidate, other, other.start, other.end());
         }
         for event_id in self.index.series.conflict_candidates(candidate, from, to) {
             if event_id == candidate.id {
@@ -68,7 +71,7 @@ impl Calendar {
             let other = &self.events[&event_id];
             for occurrence in stored_expander(other).occurrences(from, to) {
                 if any_overlap(spans, occurrence.start, occurrence.end) {
-                    add_slots(
+                    self.add_slots(
                         &mut slots,
                         candidate,
                         other,
@@ -83,7 +86,7 @@ impl Calendar {
             for occurrence in stored_expander(candidate).occurrences(from, to) {
                 let other_occurrence = !own.contains(&occurrence.original_start);
                 if other_occurrence && any_overlap(spans, occurrence.start, occurrence.end) {
-                    add_slots(
+                    self.add_slots(
                         &mut slots,
                         candidate,
                         candidate,
@@ -141,21 +144,27 @@ impl Calendar {
     }
 }
 
-fn add_slots(
-    slots: &mut BTreeSet<SlotKey>,
-    candidate: &EventView,
-    other: &EventView,
-    start: UnixMinute,
-    end: UnixMinute,
-) {
-    for participant in busy_participants(candidate, other) {
-        slots.insert(SlotKey {
-            start,
-            end,
-            participant_key: user_key(participant),
-            event_id: other.id,
-            participant: participant.clone(),
-        });
+impl Calendar {
+    /// Adds a slot for each user that both events block, so a declined
+    /// invitation frees its guest's time.
+    fn add_slots(
+        &self,
+        slots: &mut BTreeSet<SlotKey>,
+        candidate: &EventView,
+        other: &EventView,
+        start: UnixMinute,
+        end: UnixMinute,
+    ) {
+        let reported = busy_participants(candidate, other);
+        for participant in self.blocked_by_both(candidate, other, reported) {
+            slots.insert(SlotKey {
+                start,
+                end,
+                participant_key: user_key(&participant),
+                event_id: other.id,
+                participant,
+            });
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Scheduling, editing and deleting events, with the authorisation, version
 //! and conflict checks that come before any change.
 
+use super::history::{edited_fields, Change};
 use super::series::{carry_exceptions, normalized_recurrence, validate_series};
 use super::state::Calendar;
 use super::types::UnixMinute;
@@ -29,6 +30,7 @@ impl Calendar {
             host: self.users[&key].username.clone(),
             visibility: Visibility::Public,
             recurrence: None,
+            responses: Vec::new(),
         };
         let changes = EventChanges {
             title: Some(draft.title.clone()),
@@ -48,6 +50,7 @@ impl Calendar {
 
         self.next_event_id += 1;
         self.insert_event(event.clone());
+        self.record_history(event.id, now_ms, &event.host, Change::Created);
         let audience = self.audience(&event);
         self.notify(
             &audience,
@@ -82,6 +85,7 @@ impl Calendar {
             carry_exceptions(&old, &mut new)?;
             checked_until = validate_series(&new)?;
         }
+        Calendar::carry_responses(&old, &mut new);
         if new == old {
             return Err(Rejection::invalid(
                 "changes",
@@ -92,6 +96,8 @@ impl Calendar {
 
         new.version += 1;
         self.replace_event(event_id, new.clone());
+        let fields = edited_fields(&old, &new);
+        self.record_history(event_id, now_ms, &new.host, Change::Edited { fields });
         self.notify_edit(&old, &new, now_ms);
         if new.is_recurring() {
             return Ok(written(&new, checked_until));
@@ -111,6 +117,7 @@ impl Calendar {
         let key = self.existing_user(caller)?;
         self.hosted_event(&key, event_id, "delete")?;
         let event = self.remove_event(event_id);
+        self.forget_history(event_id);
         let audience = self.audience(&event);
         self.notify(
             &audience,

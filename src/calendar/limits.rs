@@ -65,7 +65,25 @@ pub const MAX_SERIES_EXCEPTIONS: usize = 500;
 /// series would otherwise list hundreds.
 pub const MAX_CONFLICT_SLOTS: usize = 50;
 
+/// Changes kept per event in its history; the oldest are dropped beyond
+/// this, so an event edited over years cannot grow the snapshot without
+/// bound. A hundred covers the life of an ordinary meeting.
+pub const MAX_HISTORY_PER_EVENT: usize = 100;
+
+/// Maximum length of the range a free-time query or a suggestion searches:
+/// one month, which bounds the working windows and events one query reads.
+pub const MAX_FREE_RANGE_MINUTES: UnixMinute = 31 * 24 * 60;
+
+/// Maximum number of users one free-time query compares: the host and every
+/// guest of the largest private event.
+pub const MAX_FREE_USERS: usize = MAX_GUESTS + 1;
+
+/// Maximum number of slots one suggestion proposes, a short list to pick
+/// from by number.
+pub const MAX_SUGGESTIONS: usize = 3;
+
 const _: () = assert!(MAX_GUESTS > 0 && MAX_TITLE_CHARS > 0);
+const _: () = assert!(MAX_HISTORY_PER_EVENT > 0 && MAX_SUGGESTIONS > 0);
 const _: () = assert!(MIN_PASSWORD_CHARS <= MAX_PASSWORD_CHARS);
 const _: () = assert!(EARLIEST_START < LATEST_START);
 const _: () = assert!(CONFLICT_HORIZON_MINUTES > MAX_DURATION_MINUTES as UnixMinute);

@@ -19,15 +19,22 @@
 //! - `series`: recurring events in the state: their index, occurrence
 //!   edits and cancellations.
 //! - `client_table`: the last request and outcome per client, for retries.
+//! - [`responses`]: guests' responses and whose time an event blocks.
+//! - [`working_hours`] and [`freetime`]: working hours, free slots and
+//!   meeting suggestions.
+//! - [`history`]: the committed changes of each event.
 
 mod client_table;
 mod conflicts;
 mod events;
+pub mod freetime;
+pub mod history;
 mod index;
 pub mod limits;
 mod notifications;
 mod queries;
 pub mod recurrence;
+pub mod responses;
 mod series;
 mod state;
 #[cfg(test)]
@@ -35,8 +42,12 @@ mod test_support;
 pub mod types;
 mod users;
 pub mod validate;
+pub mod working_hours;
 
+pub use freetime::{FreeQuery, TimeSlot};
+pub use history::{Change, FieldChange, HistoryEntry};
 pub use limits::*;
+pub use responses::{GuestResponse, Response};
 pub use state::{Calendar, UNTRACKED_CLIENT_ID};
 pub use types::{
     format_minute, BusySlot, Command, DecodeError, Effect, EventBrief, EventChanges, EventDraft,
@@ -44,3 +55,4 @@ pub use types::{
     Recurrence, Rejection, Request, SearchQuery, UnixMinute, Visibility,
 };
 pub use validate::{validate_password, validate_username};
+pub use working_hours::WorkingHours;

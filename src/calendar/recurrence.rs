@@ -676,6 +676,7 @@ mod tests {
                 rule: rule.into(),
                 ..Recurrence::default()
             })),
+            responses: Vec::new(),
         }
     }
 

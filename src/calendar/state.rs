@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use std::collections::VecDeque;
+
 use super::client_table::ClientTable;
+use super::history::HistoryEntry;
 use super::index::EventIndex;
 use super::series::OccurrenceTarget;
 use super::types::{decode_as, encode_value, Command, DecodeError, Effect, EventId, EventView};
 use super::types::{Outcome, Rejection, Request};
 use super::users::User;
+use super::working_hours::WorkingHours;
 
 /// Client id of requests that the node itself makes, such as opening a
 /// session after a login. They skip the client table, because each one is
@@ -38,6 +42,11 @@ pub struct Calendar {
     /// Last notification number of each deleted account, so a new account
     /// under the same name continues the numbering instead of reusing it.
     pub(crate) retired_seqs: BTreeMap<String, u64>,
+    /// Working hours set by users, under their lowercase username; users
+    /// without an entry have the standard hours. Removed with the account.
+    pub(crate) working_hours: BTreeMap<String, WorkingHours>,
+    /// Changes of each stored event, oldest first; removed with the event.
+    pub(crate) history: BTreeMap<EventId, VecDeque<HistoryEntry>>,
 }
 
 impl Default for Calendar {
@@ -50,6 +59,8 @@ impl Default for Calendar {
             clients: ClientTable::default(),
             next_event_id: 1,
             retired_seqs: BTreeMap::new(),
+            working_hours: BTreeMap::new(),
+            history: BTreeMap::new(),
         }
     }
 }
@@ -135,6 +146,12 @@ impl Calendar {
                 occurrence_start,
                 following,
             } => self.delete_occurrence(caller, *event_id, *occurrence_start, *following, now_ms),
+            Command::Respond {
+                caller,
+                event_id,
+                response,
+            } => self.respond(caller, *event_id, *response, now_ms),
+            Command::SetWorkingHours { caller, hours } => self.set_working_hours(caller, hours),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Helpers for the unit tests: a calendar driven by one client with growing
 //! request numbers, and short constructors for drafts.
 
+use super::responses::Response;
 use super::state::Calendar;
 use super::types::{Command, Effect, EventChanges, EventDraft, EventId, Outcome, Rejection};
 use super::types::{Request, UnixMinute, Visibility};
@@ -202,7 +203,7 @@ impl Lcg {
 }
 
 /// Draws a random command against the current state: mostly schedules and edits,
-/// some deletes, account deletions, registrations and acks. Many are
+/// some deletes, account deletions, registrations, answers and acks. Many are
 /// rejected (conflicts, unknown users), which the tests want too.
 pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
     let user = rng.pick(&RANDOM_USERS).to_string();
@@ -268,7 +269,15 @@ pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
             None => Command::DeleteAccount { caller: user },
         },
         80..=81 => Command::DeleteAccount { caller: user },
-        82..=94 => Command::Register {
+        90..=94 => match some_event(rng) {
+            Some((event_id, _, _)) => Command::Respond {
+                caller: user,
+                event_id,
+                response: *rng.pick(&[Response::Accepted, Response::Tentative, Response::Declined]),
+            },
+            None => Command::DeleteAccount { caller: user },
+        },
+        82..=89 => Command::Register {
             password_hash: format!("$argon2id$hash-of-{user}"),
             username: user,
         },

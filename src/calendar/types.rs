@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::responses::{GuestResponse, Response};
+use super::working_hours::WorkingHours;
+
 /// Event identifier, assigned from a counter in the state starting at 1.
 pub type EventId = u64;
 
@@ -81,6 +84,16 @@ pub enum Command {
         event_id: EventId,
         occurrence_start: UnixMinute,
         following: bool,
+    },
+    /// A guest's response to an invitation; the host's own response is implied.
+    Respond {
+        caller: String,
+        event_id: EventId,
+        response: Response,
+    },
+    SetWorkingHours {
+        caller: String,
+        hours: WorkingHours,
     },
 }
 
@@ -172,6 +185,11 @@ pub enum Effect {
         event_id: EventId,
         version: Option<u64>,
     },
+    Responded {
+        event_id: EventId,
+        response: Response,
+    },
+    WorkingHoursSet,
 }
 
 /// Reason a command was rejected. A rejected command changes nothing but the
@@ -268,6 +286,11 @@ pub struct EventView {
     /// `description` are the occurrence's and `Recurrence::occurrence` is set.
     /// Boxed, because most events have none and views are copied often.
     pub recurrence: Option<Box<Recurrence>>,
+    /// Responses of the guests who responded, sorted by lowercase username; a
+    /// guest without an entry has not responded yet (needs-action). Responses
+    /// do not change `version`, so a host's edit never goes stale because a
+    /// guest responded.
+    pub responses: Vec<GuestResponse>,
 }
 
 impl EventView {
@@ -390,6 +413,10 @@ pub enum NotificationKind {
     /// Sent to guests an edit dropped, including everyone but the guests when
     /// a public event becomes private.
     RemovedFromGuests,
+    /// Sent to the host when a guest accepts, declines or responds
+    /// tentatively. The guest is the actor, and `event.responses` contains
+    /// the response.
+    Responded,
 }
 
 /// Filters of a search; unset filters match everything, but at least one must
@@ -607,6 +634,7 @@ mod tests {
             host: "alice".into(),
             visibility: Visibility::Public,
             recurrence: None,
+            responses: Vec::new(),
         };
         assert!(event.overlaps(129, 200));
         assert!(event.overlaps(0, 101));

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use wildmatch::WildMatch;
 
+use super::history::Change;
 use super::limits::MAX_SESSIONS_PER_USER;
 use super::notifications::Inbox;
 use super::state::Calendar;
@@ -154,6 +155,7 @@ impl Calendar {
         let hosted: Vec<EventId> = self.index.hosted_by(&key).collect();
         for &event_id in &hosted {
             let event = self.remove_event(event_id);
+            self.forget_history(event_id);
             let audience = self.audience(&event);
             self.notify(
                 &audience,
@@ -167,6 +169,8 @@ impl Calendar {
         for event_id in guest_of {
             self.drop_guest(event_id, &key, &username, now_ms);
         }
+        self.forget_public_responses(&key);
+        self.working_hours.remove(&key);
 
         let user = self
             .users
@@ -187,8 +191,15 @@ impl Calendar {
         if let Visibility::Private { guests } = &mut event.visibility {
             guests.retain(|guest| user_key(guest) != key);
         }
+        event
+            .responses
+            .retain(|entry| user_key(&entry.guest) != key);
         event.version += 1;
         self.replace_event(event_id, event.clone());
+        let removed = Change::GuestRemoved {
+            guest: username.to_string(),
+        };
+        self.record_history(event_id, now_ms, username, removed);
         let host = std::iter::once(user_key(&event.host)).collect();
         self.notify(&host, NotificationKind::Changed, &event, username, now_ms);
     }

@@ -15,6 +15,7 @@
 
 mod connection;
 mod operations;
+mod planning;
 
 pub use operations::{node_status_of, NodeReport, SeriesReceipt};
 
@@ -63,7 +64,7 @@ pub enum ClientError {
 /// Something the client learned without being asked.
 #[derive(Debug, Clone)]
 pub enum ClientEvent {
-    Notification(Notification),
+    Notification(Box<Notification>),
     /// The client moved to another node, for example after a failover.
     SwitchedNode {
         address: String,

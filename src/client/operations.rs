@@ -16,7 +16,7 @@ use crate::rpc::calendar_capnp::{
 };
 use crate::rpc::convert::{self, read_rejection, ApiRejection};
 
-type Reply<T> = capnp::Result<Result<T, ApiRejection>>;
+pub(super) type Reply<T> = capnp::Result<Result<T, ApiRejection>>;
 
 /// The session the server granted on register, login or resume.
 struct Grant {
@@ -39,7 +39,7 @@ pub struct NodeReport {
     pub events: u64,
 }
 
-fn set_request_id(mut builder: request_id::Builder<'_>, (client_id, seq): (u64, u64)) {
+pub(super) fn set_request_id(mut builder: request_id::Builder<'_>, (client_id, seq): (u64, u64)) {
     builder.set_client_id(client_id);
     builder.set_seq(seq);
 }
@@ -55,7 +55,7 @@ fn read_grant(reader: session_result::Reader<'_>) -> Reply<Grant> {
     })
 }
 
-fn read_ack(reader: ack::Reader<'_>) -> Reply<()> {
+pub(super) fn read_ack(reader: ack::Reader<'_>) -> Reply<()> {
     Ok(match reader.which()? {
         ack::Ok(()) => Ok(()),
         ack::Rejected(rejection) => Err(read_rejection(rejection?)?),
@@ -84,7 +84,9 @@ impl listener::Server for ListenerServer {
         for notification in notifications {
             if notification.seq > self.last_seen.get() {
                 self.last_seen.set(notification.seq);
-                let _ = self.events.send(ClientEvent::Notification(notification));
+                let _ = self
+                    .events
+                    .send(ClientEvent::Notification(Box::new(notification)));
             }
         }
         Ok(())
@@ -115,7 +117,7 @@ impl<C: Connector> Client<C> {
 
     /// Runs one call against the session on some node, resuming the session
     /// there first if needed, with the retry policy.
-    async fn with_session<T, F, Fut>(&mut self, mut attempt: F) -> Result<T, ClientError>
+    pub(super) async fn with_session<T, F, Fut>(&mut self, mut attempt: F) -> Result<T, ClientError>
     where
         F: FnMut(session::Client) -> Fut,
         Fut: Future<Output = Reply<T>>,

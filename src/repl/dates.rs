@@ -11,7 +11,8 @@
 //! `in N UNIT [TIME] [ZONE]`:
 //!
 //! - DATE: `2027-01-05`, `today`, `tomorrow`, `yesterday`, a weekday (`fri`,
-//!   `friday`), `29.02.` (current year), `29.02.24` (two-digit years are
+//!   `friday`, `this friday`), `next monday` (the first Monday strictly
+//!   after today), `29.02.` (current year), `29.02.24` (two-digit years are
 //!   20yy), `29.02.2024`, `February 29, 2016`, `Feb 29`, `29 February 2016`.
 //!   A date without a year takes the current year in the user's zone and is
 //!   an error if that year lacks the day: it never rolls into the next month.
@@ -29,7 +30,8 @@
 //!
 //! Rules for missing parts:
 //!
-//! - A time without a date is today.
+//! - A time without a date is today, unless it is already past: then it is
+//!   tomorrow. So at 10:00, `14:00` is today and `09:00` is tomorrow.
 //! - A date without a time is the start of that day (00:00, or the first
 //!   minute that exists there). It is not all-day: write `all day` for that.
 //! - A weekday name is the next such day, or today if today is that weekday,
@@ -47,7 +49,8 @@
 //!
 //! # Spans and durations
 //!
-//! A span is `START [END | to END | for DURATION] [REST...]`; see
+//! A span is `START [END | to END | for DURATION] [REST...]`, where a start
+//! and end time may be joined by a hyphen (`10:00-11:30`); see
 //! [`parse_span`]. A duration is `45m`, `1h30m`, `2h`, `1d`, `2 hours`,
 //! `1 hour 30 minutes`; see [`parse_duration`].
 
@@ -254,6 +257,9 @@ pub fn parse_duration(text: &str) -> Result<u32, DateError> {
 /// - A word shaped like a time but invalid, such as `24:30`, is an error, never
 ///   part of REST.
 pub fn parse_span(words: &[&str], ctx: &DateContext) -> Result<Span, DateError> {
+    let split = split_time_ranges(words);
+    let words: Vec<&str> = split.iter().map(String::as_str).collect();
+    let words = words.as_slice();
     let mut cursor = Cursor::new(words);
     let Some(point) = parse_point(&mut cursor, ctx, Role::Start)? else {
         return Err(match words.first() {
@@ -283,6 +289,29 @@ pub fn parse_span(words: &[&str], ctx: &DateContext) -> Result<Span, DateError> 
         consumed,
         rest: words[consumed..].iter().map(|w| w.to_string()).collect(),
     })
+}
+
+/// Splits each word shaped like `10:00-11:30` or `9am-5pm` into its start
+/// and end, so that the range reads like `10:00 11:30`. A side must contain
+/// `:` or am/pm, which keeps ISO dates such as `2027-01-05` whole.
+fn split_time_ranges(words: &[&str]) -> Vec<String> {
+    let mut split = Vec::with_capacity(words.len());
+    for word in words {
+        let clock_like = |side: &str| {
+            let lower = side.to_ascii_lowercase();
+            let (clock, meridiem) = split_meridiem(&lower);
+            let shaped = !clock.is_empty() && clock.chars().all(|c| c.is_ascii_digit() || c == ':');
+            shaped && (clock.contains(':') || meridiem.is_some())
+        };
+        match word.split_once('-') {
+            Some((start, end)) if clock_like(start) && clock_like(end) => {
+                split.push(start.to_string());
+                split.push(end.to_string());
+            }
+            _ => split.push(word.to_string()),
+        }
+    }
+    split
 }
 
 /// Whether a point is read as a start (or a lone point) or as an end. Only an
@@ -485,11 +514,16 @@ pub(crate) fn resolve_start(point: &Point, ctx: &DateContext) -> Result<When, Da
     };
     let mut instant = resolve_local(date.and_time(time), zone, &mut notices)?;
 
-    // A weekday that is today with a time already past means next week's.
-    if let (Some(DateSpec::Weekday(weekday)), Some(_)) = (point.date, point.time) {
-        if instant < now {
+    // A weekday that is today with a time already past means next week's,
+    // and a time without a date that is already past today means tomorrow's.
+    if instant < now && point.time.is_some() {
+        let later = match point.date {
+            Some(DateSpec::Weekday(weekday)) => Some(next_weekday(today(ctx), weekday, 1)),
+            None => Some(add_days(date, 1, &point.text)?),
+            Some(_) => None,
+        };
+        if let Some(later) = later {
             notices.clear();
-            let later = next_weekday(today(ctx), weekday, 1);
             instant = resolve_local(later.and_time(time), zone, &mut notices)?;
         }
     }
@@ -726,6 +760,17 @@ fn parse_date(cursor: &mut Cursor<'_>, ctx: &DateContext) -> Result<Option<DateS
     if let Some(weekday) = weekday_from_word(&lower) {
         cursor.advance(1);
         return Ok(Some(DateSpec::Weekday(weekday)));
+    }
+    if lower == "next" || lower == "this" {
+        let following = cursor.peek_at(1).map(str::to_ascii_lowercase);
+        if let Some(weekday) = following.as_deref().and_then(weekday_from_word) {
+            cursor.advance(2);
+            if lower == "this" {
+                return Ok(Some(DateSpec::Weekday(weekday)));
+            }
+            let tomorrow = add_days(today, 1, word)?;
+            return Ok(Some(DateSpec::Fixed(next_weekday(tomorrow, weekday, 0))));
+        }
     }
     if let Some(date) = parse_iso_date(word)? {
         cursor.advance(1);
@@ -1282,7 +1327,7 @@ pub fn format_local(instant: DateTime<Utc>, zone: Tz) -> String {
         .to_string()
 }
 
-fn weekday_from_word(lower: &str) -> Option<Weekday> {
+pub(crate) fn weekday_from_word(lower: &str) -> Option<Weekday> {
     match lower {
         "tues" => Some(Weekday::Tue),
         "weds" => Some(Weekday::Wed),
@@ -1292,7 +1337,7 @@ fn weekday_from_word(lower: &str) -> Option<Weekday> {
     }
 }
 
-fn month_from_word(word: &str) -> Option<Month> {
+pub(crate) fn month_from_word(word: &str) -> Option<Month> {
     let word = word.trim_end_matches(['.', ',']);
     if word.len() < 3 {
         return None;
@@ -1696,6 +1741,81 @@ mod tests {
         assert_eq!(instant("in 2 weeks"), utc("2027-01-18T09:00:00+01:00"));
         assert_eq!(instant("in 1 month"), utc("2027-02-04T09:00:00+01:00"));
         assert_eq!(instant("now"), utc("2027-01-04T09:00:00+01:00"));
+    }
+
+    #[test]
+    fn bare_time_already_past_is_tomorrow() {
+        // MONDAY is 09:00, so 08:59 has passed and 09:00 has not.
+        assert_eq!(instant("08:59"), utc("2027-01-05T08:59:00+01:00"));
+        assert_eq!(instant("9:00"), utc("2027-01-04T09:00:00+01:00"));
+        assert_eq!(instant("8am"), utc("2027-01-05T08:00:00+01:00"));
+        assert_eq!(instant("midnight"), utc("2027-01-05T00:00:00+01:00"));
+        // A time in another zone is compared with now the same way.
+        assert_eq!(instant("07:30 UTC"), utc("2027-01-05T07:30:00Z"));
+        assert_eq!(instant("08:30 UTC"), utc("2027-01-04T08:30:00Z"));
+        // An explicit today keeps today.
+        assert_eq!(instant("today 08:00"), utc("2027-01-04T08:00:00+01:00"));
+    }
+
+    #[test]
+    fn next_and_this_weekday() {
+        // MONDAY is a Monday: next monday is a week later, this monday today.
+        assert_eq!(instant("next monday"), utc("2027-01-11T00:00:00+01:00"));
+        assert_eq!(instant("next Mon 10:00"), utc("2027-01-11T10:00:00+01:00"));
+        assert_eq!(instant("next tuesday"), utc("2027-01-05T00:00:00+01:00"));
+        assert_eq!(
+            instant("this monday 10:00"),
+            utc("2027-01-04T10:00:00+01:00")
+        );
+        assert_eq!(instant("this friday"), utc("2027-01-08T00:00:00+01:00"));
+        assert_eq!(
+            instant("this friday 15:00"),
+            utc("2027-01-08T15:00:00+01:00")
+        );
+        let sunday = ctx("2027-01-10T12:00:00+01:00", "Europe/Berlin");
+        let when = parse_when("next monday 9:00", &sunday).unwrap();
+        assert_eq!(when.instant, utc("2027-01-11T09:00:00+01:00"));
+        assert!(parse_when("next 10:00", &berlin()).is_err());
+    }
+
+    #[test]
+    fn in_hours_and_day_first_dates() {
+        assert_eq!(instant("in 2h"), utc("2027-01-04T11:00:00+01:00"));
+        assert_eq!(instant("31.12. 10:00"), utc("2027-12-31T10:00:00+01:00"));
+        assert_eq!(
+            instant("31.12.2026 10:00"),
+            utc("2026-12-31T10:00:00+01:00")
+        );
+        assert_eq!(instant("12am"), utc("2027-01-05T00:00:00+01:00"));
+        assert_eq!(instant("12pm"), utc("2027-01-04T12:00:00+01:00"));
+    }
+
+    #[test]
+    fn impossible_times_are_errors() {
+        for (text, reason) in [
+            ("25:00", "hour 25 is past 23"),
+            ("13pm", "hour 13 is not valid with am/pm"),
+            ("31.04.2027", "April 2027 has 30 days"),
+        ] {
+            let error = parse_when(text, &berlin()).unwrap_err().to_string();
+            assert!(error.contains(reason), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn hyphenated_time_range_is_start_and_end() {
+        let range = span("tomorrow 10:00-11:30 Review", &berlin()).unwrap();
+        assert_eq!(range.start, utc("2027-01-05T10:00:00+01:00"));
+        assert_eq!(range.end, utc("2027-01-05T11:30:00+01:00"));
+        assert_eq!(range.rest, vec!["Review".to_string()]);
+        let overnight = span("2027-01-08 22:00-01:30", &berlin()).unwrap();
+        assert_eq!(overnight.end, utc("2027-01-09T01:30:00+01:00"));
+        let meridiem = span("2027-01-08 9am-5pm", &berlin()).unwrap();
+        assert_eq!(meridiem.duration_minutes(), 8 * 60);
+        // An ISO date keeps its hyphens.
+        let date_only = span("2027-01-08 10:00", &berlin()).unwrap();
+        assert_eq!(date_only.start, utc("2027-01-08T10:00:00+01:00"));
+        assert!(span("2027-01-08 10:00-25:00", &berlin()).is_err());
     }
 
     #[test]

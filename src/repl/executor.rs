@@ -10,6 +10,7 @@ use crate::calendar::{EventChanges, EventDraft, SearchQuery, Visibility};
 use crate::client::{Client, ClientError, ClientEvent};
 use crate::repl::grammar::{Edit, ReplCommand, Schedule};
 use crate::repl::helper::KnownUsers;
+use crate::repl::plan_run;
 use crate::repl::recurrence;
 use crate::repl::render::{self, StatusRow, Style};
 use crate::rpc::convert::ApiRejection;
@@ -35,7 +36,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn ok(text: String, json: Value) -> Reply {
+    pub(super) fn ok(text: String, json: Value) -> Reply {
         Reply {
             ok: true,
             text,
@@ -89,6 +90,7 @@ async fn run(
         client: Client::new(addresses, events_sender),
         view,
         users,
+        last_suggestion: None,
     };
     let mut watchdog = tokio::time::interval(STREAM_CHECK_INTERVAL);
     loop {
@@ -119,6 +121,8 @@ struct Executor {
     client: Client,
     view: View,
     users: KnownUsers,
+    /// The proposals of the last `suggest`, for `schedule suggestion N`.
+    last_suggestion: Option<plan_run::Suggestion>,
 }
 
 fn rejection_reply(command: &str, error: ClientError, view: &View) -> Reply {
@@ -292,6 +296,10 @@ impl Executor {
             ReplCommand::Status => Ok(self.status().await),
             ReplCommand::DeleteOccurrence { id, occurrence } => {
                 self.delete_occurrence(id, occurrence).await
+            }
+            ReplCommand::Plan(plan) => {
+                let suggestion = &mut self.last_suggestion;
+                plan_run::run(&mut self.client, &self.view, suggestion, plan).await
             }
             ReplCommand::When(_) | ReplCommand::Help { .. } | ReplCommand::Quit => {
                 unreachable!("the shell handles when, help and quit itself")
@@ -739,6 +747,7 @@ fn command_name(command: &ReplCommand) -> &'static str {
         ReplCommand::Agenda(_) => "agenda",
         ReplCommand::Search(_) => "search",
         ReplCommand::DeleteOccurrence { .. } => "delete",
+        ReplCommand::Plan(plan) => plan.name(),
     }
 }
 

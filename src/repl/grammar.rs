@@ -18,6 +18,7 @@ use crate::repl::dates::{
     self, parse_duration, parse_point, parse_span, resolve_end, resolve_start, Cursor, DateContext,
     DateError, Role, When,
 };
+use crate::repl::planning::{self, PlanCommand};
 use crate::repl::recurrence::{self, OccurrenceRef, RepeatEnd};
 
 /// An event id as the calendar shows it.
@@ -154,6 +155,71 @@ pub const COMMANDS: &[CommandHelp] = &[
         ],
     },
     CommandHelp {
+        name: "accept",
+        usage: "accept ID",
+        summary: "accept an invitation; the host is notified",
+        examples: &["accept 12"],
+    },
+    CommandHelp {
+        name: "decline",
+        usage: "decline ID",
+        summary: "decline an invitation; the event no longer blocks your time",
+        examples: &["decline 12"],
+    },
+    CommandHelp {
+        name: "tentative",
+        usage: "tentative ID",
+        summary: "respond to an invitation with maybe; your time stays blocked",
+        examples: &["tentative 12"],
+    },
+    CommandHelp {
+        name: "history",
+        usage: "history ID",
+        summary: "list every change of an event: who, what and when, and the responses",
+        examples: &["history 12"],
+    },
+    CommandHelp {
+        name: "workhours",
+        usage: "workhours HH:MM-HH:MM DAYS [ZONE]",
+        summary: "set your working hours, which free and suggest search within",
+        examples: &[
+            "workhours 08:30-16:30 mon-fri",
+            "workhours 10:00-18:00 mon,tue,thu Europe/Paris",
+        ],
+    },
+    CommandHelp {
+        name: "free",
+        usage: "free USER[, USER...] [on DATE | between DATE and DATE] [for DURATION]",
+        summary: "list the slots in which all these users are in working hours and free",
+        examples: &[
+            "free bob, carol",
+            "free bob on fri for 1h",
+            "free bob carol between mon and wed",
+        ],
+    },
+    CommandHelp {
+        name: "suggest",
+        usage: "suggest \"TITLE\" for DURATION with USER[, USER...] \
+                [this week | next week | on DATE | between DATE and DATE]",
+        summary: "propose the first slots that fit you and the guests; then schedule suggestion N",
+        examples: &[
+            "suggest \"Planning\" for 1h with bob, carol this week",
+            "suggest \"Retro\" for 30m with bob next week",
+        ],
+    },
+    CommandHelp {
+        name: "week",
+        usage: "week [DATE | next week]",
+        summary: "show the week (Monday to Sunday) as a grid of the hours that have events",
+        examples: &["week", "week next week", "week 2027-01-14"],
+    },
+    CommandHelp {
+        name: "month",
+        usage: "month [next | YYYY-MM | MONTH [YEAR]]",
+        summary: "show a month as a calendar with your busy days marked",
+        examples: &["month", "month next", "month 2027-02", "month march 2027"],
+    },
+    CommandHelp {
         name: "inbox",
         usage: "inbox",
         summary: "list all your notifications, including those already shown",
@@ -245,6 +311,8 @@ pub enum ReplCommand {
         id: EventId,
         occurrence: OccurrenceRef,
     },
+    /// Responses, free time, history and the week and month views.
+    Plan(PlanCommand),
 }
 
 /// A new event, as `schedule` reads it.
@@ -375,7 +443,12 @@ pub fn parse_command(line: &str, ctx: &DateContext) -> Result<ReplCommand, Gramm
         "delete" => parse_delete(&args, ctx),
         "help" => parse_help(&args),
         "when" => parse_when_command(&args, ctx),
+        "schedule" if planning::is_schedule_suggestion(&args) => {
+            planning::parse_schedule_suggestion(&args).map(ReplCommand::Plan)
+        }
         "schedule" => parse_schedule(&args, ctx).map(ReplCommand::Schedule),
+        "accept" | "decline" | "tentative" | "history" | "workhours" | "free" | "suggest"
+        | "week" | "month" => planning::parse(help.name, &args, ctx).map(ReplCommand::Plan),
         "edit" => parse_edit(&args, ctx).map(ReplCommand::Edit),
         "agenda" => parse_agenda(&args, ctx).map(ReplCommand::Agenda),
         "search" => parse_search(&args, ctx).map(ReplCommand::Search),
@@ -385,14 +458,14 @@ pub fn parse_command(line: &str, ctx: &DateContext) -> Result<ReplCommand, Gramm
 
 /// A word of the line, with whether it was quoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Token {
-    text: String,
-    quoted: bool,
+pub(super) struct Token {
+    pub(super) text: String,
+    pub(super) quoted: bool,
 }
 
 impl Token {
     /// Returns whether this is the unquoted keyword `word`.
-    fn is_keyword(&self, word: &str) -> bool {
+    pub(super) fn is_keyword(&self, word: &str) -> bool {
         !self.quoted && self.text.eq_ignore_ascii_case(word)
     }
 }
@@ -443,9 +516,9 @@ fn tokenize(line: &str) -> Result<Vec<Token>, GrammarError> {
 }
 
 /// The arguments of one command, with its help entry for error messages.
-struct Args<'a> {
-    help: &'static CommandHelp,
-    tokens: &'a [Token],
+pub(super) struct Args<'a> {
+    pub(super) help: &'static CommandHelp,
+    pub(super) tokens: &'a [Token],
 }
 
 impl<'a> Args<'a> {
@@ -453,7 +526,7 @@ impl<'a> Args<'a> {
         Args { help, tokens }
     }
 
-    fn invalid(&self, message: impl Into<String>) -> GrammarError {
+    pub(super) fn invalid(&self, message: impl Into<String>) -> GrammarError {
         GrammarError::Invalid {
             command: self.help.name,
             message: message.into(),
@@ -461,7 +534,7 @@ impl<'a> Args<'a> {
         }
     }
 
-    fn date_error(&self, error: DateError) -> GrammarError {
+    pub(super) fn date_error(&self, error: DateError) -> GrammarError {
         GrammarError::Date {
             command: self.help.name,
             error,
@@ -498,14 +571,14 @@ impl<'a> Args<'a> {
         Ok(token.text.clone())
     }
 
-    fn one_id(&self) -> Result<EventId, GrammarError> {
+    pub(super) fn one_id(&self) -> Result<EventId, GrammarError> {
         let token = self.one("event id")?;
         parse_id(&token.text).map_err(|message| self.invalid(message))
     }
 
     /// Returns the unquoted words from `start` up to the first quoted token
     /// or one of `keywords`.
-    fn words_until(&self, start: usize, keywords: &[&str]) -> Vec<&'a str> {
+    pub(super) fn words_until(&self, start: usize, keywords: &[&str]) -> Vec<&'a str> {
         self.tokens[start..]
             .iter()
             .take_while(|t| !t.quoted && !keywords.iter().any(|k| t.is_keyword(k)))
@@ -526,7 +599,7 @@ fn check_user(name: &str) -> Result<(), String> {
 }
 
 /// Reads an event id: a whole number, optionally written `#12`.
-fn parse_id(text: &str) -> Result<EventId, String> {
+pub(super) fn parse_id(text: &str) -> Result<EventId, String> {
     let digits = text.strip_prefix('#').unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
@@ -541,7 +614,7 @@ fn parse_id(text: &str) -> Result<EventId, String> {
 /// Splits a guest list on commas and whitespace, trims and deduplicates it,
 /// keeping the order typed. An empty name (`bob,,carol`, a leading or
 /// trailing comma) is an error.
-fn parse_guests(words: &[&str]) -> Result<Vec<String>, String> {
+pub(super) fn parse_guests(words: &[&str]) -> Result<Vec<String>, String> {
     if words.is_empty() {
         return Err("missing guest names after \"with\": write e.g. with bob, carol".to_string());
     }
@@ -1089,7 +1162,7 @@ fn day_range(
 
 /// Reads `agenda DATE`: one local day, in the zone the date names or the
 /// user's.
-fn agenda_day(
+pub(super) fn agenda_day(
     args: &Args<'_>,
     ctx: &DateContext,
     words: &[&str],
@@ -1109,7 +1182,7 @@ fn agenda_day(
 }
 
 /// Reads `agenda FROM to TO`.
-fn agenda_between(
+pub(super) fn agenda_between(
     args: &Args<'_>,
     ctx: &DateContext,
     from_words: &[&str],

@@ -14,7 +14,7 @@ use crate::repl::grammar::COMMANDS;
 
 /// Commands whose arguments include usernames, so that Tab completes them.
 /// Elsewhere a username follows `with` (guests) or `search ... host`.
-const TAKES_USERNAMES: [&str; 4] = ["login", "users", "whois", "exists"];
+const TAKES_USERNAMES: [&str; 5] = ["login", "users", "whois", "exists", "free"];
 
 /// Usernames the client has seen, shared with the thread that talks to the
 /// cluster, which refreshes it.
@@ -162,6 +162,15 @@ mod tests {
         let helper = helper(&["bob", "carol"]);
         let (_, found) = complete(&helper, "schedule \"Sync\" tomorrow 10:00 with bob,c");
         assert_eq!(found, vec!["carol".to_owned()]);
+    }
+
+    #[test]
+    fn completes_usernames_of_free_and_suggest() {
+        let helper = helper(&["bob", "carol"]);
+        let (_, found) = complete(&helper, "free bob, c");
+        assert_eq!(found, vec!["carol".to_owned()]);
+        let (_, found) = complete(&helper, "suggest \"Retro\" for 1h with b");
+        assert_eq!(found, vec!["bob".to_owned()]);
     }
 
     #[test]

@@ -313,6 +313,7 @@ fn draft_view(rule: &str, start: UnixMinute, zone: Tz, duration_minutes: u32) ->
             rule: rule.to_string(),
             ..Recurrence::default()
         })),
+        responses: Vec::new(),
     }
 }
 

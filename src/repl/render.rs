@@ -59,27 +59,27 @@ impl Style {
         format!("{}{text}{}", look.render(), look.render_reset())
     }
 
-    fn heading(self, text: &str) -> String {
+    pub(crate) fn heading(self, text: &str) -> String {
         self.paint(text, anstyle::Style::new().bold().underline())
     }
 
-    fn id(self, text: &str) -> String {
+    pub(crate) fn id(self, text: &str) -> String {
         self.paint(text, foreground(AnsiColor::Cyan))
     }
 
-    fn strong(self, text: &str) -> String {
+    pub(crate) fn strong(self, text: &str) -> String {
         self.paint(text, anstyle::Style::new().bold())
     }
 
-    fn muted(self, text: &str) -> String {
+    pub(crate) fn muted(self, text: &str) -> String {
         self.paint(text, anstyle::Style::new().dimmed())
     }
 
-    fn tag(self, text: &str) -> String {
+    pub(crate) fn tag(self, text: &str) -> String {
         self.paint(text, foreground(AnsiColor::Yellow).bold())
     }
 
-    fn error(self, text: &str) -> String {
+    pub(crate) fn error(self, text: &str) -> String {
         self.paint(text, foreground(AnsiColor::Red).bold())
     }
 }
@@ -122,7 +122,7 @@ fn instant(minute: UnixMinute) -> DateTime<Utc> {
     DateTime::from_timestamp(minute.saturating_mul(60), 0).unwrap_or(fallback)
 }
 
-fn local(minute: UnixMinute, zone: Tz) -> DateTime<Tz> {
+pub(crate) fn local(minute: UnixMinute, zone: Tz) -> DateTime<Tz> {
     instant(minute).with_timezone(&zone)
 }
 
@@ -138,7 +138,7 @@ fn end_minute(event: &EventView) -> UnixMinute {
 }
 
 /// Formats a day heading such as `Thu 2027-01-07`.
-fn day_label(day: NaiveDate) -> String {
+pub(crate) fn day_label(day: NaiveDate) -> String {
     day.format("%a %Y-%m-%d").to_string()
 }
 
@@ -167,20 +167,20 @@ fn end_label(start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
 }
 
 /// Formats a span without its start day: `10:00-10:45` or `23:00-Sat 2027-01-09 01:00`.
-fn clock_span(start: UnixMinute, end: UnixMinute, zone: Tz) -> String {
+pub(crate) fn clock_span(start: UnixMinute, end: UnixMinute, zone: Tz) -> String {
     let start = local(start, zone);
     let end = local(end, zone);
     format!("{}-{}", clock(&start), end_label(&start, &end))
 }
 
 /// Formats a span with its start day: `Fri 2027-01-08 10:00-10:45`.
-fn dated_span(start: UnixMinute, end: UnixMinute, zone: Tz) -> String {
+pub(crate) fn dated_span(start: UnixMinute, end: UnixMinute, zone: Tz) -> String {
     let day = local(start, zone).date_naive();
     format!("{} {}", day_label(day), clock_span(start, end, zone))
 }
 
 /// Formats a duration as it is typed: `45m`, `1h30m`, `2d`, `1d2h`.
-fn format_duration(minutes: u32) -> String {
+pub(crate) fn format_duration(minutes: u32) -> String {
     let days = minutes / (24 * 60);
     let hours = minutes / 60 % 24;
     let rest = minutes % 60;
@@ -200,7 +200,11 @@ fn format_duration(minutes: u32) -> String {
 /// America/New_York`, or returns `None` when that zone is the viewer's. The
 /// day is added when it differs from `viewer_day`, the start day in the
 /// viewer's zone.
-fn zone_note(event: &EventView, viewer_zone: Tz, viewer_day: NaiveDate) -> Option<String> {
+pub(crate) fn zone_note(
+    event: &EventView,
+    viewer_zone: Tz,
+    viewer_day: NaiveDate,
+) -> Option<String> {
     if event.zone == viewer_zone.name() {
         return None;
     }
@@ -223,11 +227,11 @@ fn zone_note(event: &EventView, viewer_zone: Tz, viewer_day: NaiveDate) -> Optio
 /// Spaces that pad `text` to `width` characters.
 // NOTE: counts characters, so wide characters (CJK, most emoji) and combining
 // marks misalign the columns that follow them.
-fn padding(text: &str, width: usize) -> String {
+pub(crate) fn padding(text: &str, width: usize) -> String {
     " ".repeat(width.saturating_sub(text.chars().count()))
 }
 
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
@@ -430,7 +434,7 @@ pub fn render_event(event: &EventView, viewer_zone: Tz, style: Style) -> String 
     } else {
         event.description.clone()
     };
-    let fields = [
+    let mut fields = vec![
         ("when", when),
         ("zone", zone_detail(event, viewer_zone)),
         ("host", event.host.clone()),
@@ -438,6 +442,9 @@ pub fn render_event(event: &EventView, viewer_zone: Tz, style: Style) -> String 
         ("version", event.version.to_string()),
         ("description", description),
     ];
+    if let Some(responses) = super::views::responses_detail(event) {
+        fields.insert(4, ("responses", responses));
+    }
     let label_width = fields
         .iter()
         .map(|(label, _)| label.len())
@@ -616,6 +623,7 @@ fn kind_tag(kind: NotificationKind) -> &'static str {
         NotificationKind::Changed => "changed",
         NotificationKind::Cancelled => "cancelled",
         NotificationKind::RemovedFromGuests => "removed",
+        NotificationKind::Responded => "responded",
     }
 }
 
@@ -625,6 +633,7 @@ fn kind_key(kind: NotificationKind) -> &'static str {
         NotificationKind::Changed => "changed",
         NotificationKind::Cancelled => "cancelled",
         NotificationKind::RemovedFromGuests => "removed_from_guests",
+        NotificationKind::Responded => "responded",
     }
 }
 
@@ -650,6 +659,13 @@ pub fn render_notification(notification: &Notification, viewer_zone: Tz, style: 
         NotificationKind::Cancelled => format!("{actor} cancelled {reference}"),
         NotificationKind::RemovedFromGuests => {
             format!("{actor} removed you from the guests of {reference}")
+        }
+        NotificationKind::Responded => {
+            let response = event.response_of(&actor.to_ascii_lowercase());
+            format!(
+                "{actor} {} {reference}",
+                super::views::response_verb(response)
+            )
         }
     };
     let viewer_day = local(event.start, viewer_zone).date_naive();
@@ -783,6 +799,8 @@ fn iso_in(minute: UnixMinute, zone: Tz) -> String {
 /// - `id`, `version`, `title`, `description`, `host`, `zone` (IANA name)
 /// - `visibility`: `"public"` or `"private"`
 /// - `guests`: usernames, empty for a public event
+/// - `responses`: `{"guest", "response"}` objects of the guests who responded,
+///   with `response` one of `accepted`, `tentative`, `declined`
 /// - `start_minute`, `end_minute` (exclusive), `duration_minutes`
 /// - `start_utc`, `end_utc`: ISO-8601 in UTC, such as `2027-01-08T15:00:00Z`
 /// - `start_local`, `end_local`: ISO-8601 with the offset of the event's
@@ -804,6 +822,7 @@ pub fn event_json(event: &EventView) -> Value {
         "zone": event.zone,
         "visibility": visibility,
         "guests": guests,
+        "responses": super::views::responses_json(event),
         "start_minute": event.start,
         "end_minute": end,
         "duration_minutes": event.duration_minutes,
@@ -915,7 +934,8 @@ pub fn rejection_json(rejection: &Rejection) -> Value {
 /// Converts a notification to JSON with these keys:
 ///
 /// - `seq`, `actor`
-/// - `kind`: `invited`, `changed`, `cancelled` or `removed_from_guests`
+/// - `kind`: `invited`, `changed`, `cancelled`, `removed_from_guests` or
+///   `responded`
 /// - `at_ms`: milliseconds since 1970-01-01T00:00Z
 /// - `at_utc`: ISO-8601 in UTC with milliseconds, or null when `at_ms` is
 ///   outside chrono's range
@@ -964,6 +984,7 @@ mod tests {
             host: "alice".to_string(),
             visibility: Visibility::Public,
             recurrence: None,
+            responses: Vec::new(),
         }
     }
 
@@ -1169,6 +1190,7 @@ Sun 2027-03-28
   zone         America/New_York: Fri 2027-01-08 10:00-10:45
   host         alice
   visibility   private, guests: bob, carol
+  responses    bob needs-action, carol needs-action
   version      3
   description  Weekly check-in.
                Bring numbers.";
@@ -1521,6 +1543,7 @@ id  address         role         view   op  commit  lag
             "zone": "America/New_York",
             "visibility": "private",
             "guests": ["erin"],
+            "responses": [],
             "start_minute": start,
             "end_minute": start + 90,
             "duration_minutes": 90,

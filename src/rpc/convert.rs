@@ -11,6 +11,7 @@ use crate::rpc::calendar_capnp::{
     busy_slot, event, event_changes, event_draft, notification, occurrence_override, recurrence,
     rejection, search_query, visibility,
 };
+use crate::rpc::convert_planning;
 
 /// Every way a client call can be turned down: the calendar's own rejections,
 /// and those of the node that served the call.
@@ -85,8 +86,10 @@ pub fn write_event(mut builder: event::Builder<'_>, value: &EventView) {
     builder.set_host(value.host.as_str());
     write_visibility(builder.reborrow().init_visibility(), &value.visibility);
     if let Some(recurrence) = &value.recurrence {
-        write_recurrence(builder.init_recurrence(), recurrence);
+        write_recurrence(builder.reborrow().init_recurrence(), recurrence);
     }
+    let responses = builder.init_responses(value.responses.len() as u32);
+    convert_planning::write_responses(responses, &value.responses);
 }
 
 pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
@@ -104,6 +107,7 @@ pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
             true => Some(Box::new(read_recurrence(reader.get_recurrence()?)?)),
             false => None,
         },
+        responses: convert_planning::read_responses(reader.get_responses()?)?,
     })
 }
 
@@ -130,7 +134,7 @@ pub fn write_draft(mut builder: event_draft::Builder<'_>, value: &EventDraft) {
     builder.set_duration_minutes(value.duration_minutes);
     write_visibility(builder.reborrow().init_visibility(), &value.visibility);
     if let Some(recurrence) = &value.recurrence {
-        write_recurrence(builder.init_recurrence(), recurrence);
+        write_recurrence(builder.reborrow().init_recurrence(), recurrence);
     }
 }
 
@@ -237,6 +241,7 @@ pub fn write_notification(mut builder: notification::Builder<'_>, value: &Notifi
         NotificationKind::Changed => notification::Kind::Changed,
         NotificationKind::Cancelled => notification::Kind::Cancelled,
         NotificationKind::RemovedFromGuests => notification::Kind::RemovedFromGuests,
+        NotificationKind::Responded => notification::Kind::Responded,
     });
     builder.set_actor(value.actor.as_str());
     write_event(builder.init_event(), &value.event);
@@ -251,6 +256,7 @@ pub fn read_notification(reader: notification::Reader<'_>) -> capnp::Result<Noti
             notification::Kind::Changed => NotificationKind::Changed,
             notification::Kind::Cancelled => NotificationKind::Cancelled,
             notification::Kind::RemovedFromGuests => NotificationKind::RemovedFromGuests,
+            notification::Kind::Responded => NotificationKind::Responded,
         },
         event: read_event(reader.get_event()?)?,
         actor: text(reader.get_actor())?,

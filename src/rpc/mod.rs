@@ -2,6 +2,7 @@
 //! structs and calendar types, and the server objects of the client port.
 
 pub mod convert;
+pub mod convert_planning;
 pub mod gateway;
 pub mod generated;
 pub mod peer;

@@ -11,6 +11,7 @@ use crate::calendar::{Command, Effect, Outcome};
 use crate::node::service::Service;
 use crate::rpc::calendar_capnp::{ack, event_result, listener, session, subscription};
 use crate::rpc::convert::{self, write_rejection, ApiRejection};
+use crate::rpc::convert_planning;
 
 pub struct SessionServer {
     service: Rc<Service>,
@@ -372,6 +373,92 @@ impl session::Server for SessionServer {
                 _cancel: cancel,
             }));
         Ok(())
+    }
+
+    async fn respond(
+        self: CapRc<Self>,
+        params: session::RespondParams,
+        mut results: session::RespondResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let command = Command::Respond {
+            caller: self.username.clone(),
+            event_id: params.get_event_id(),
+            response: convert_planning::from_wire_response(params.get_response()?),
+        };
+        let result = self.write(params.get_request_id()?, command).await;
+        write_ack(results.get().init_result(), result);
+        Ok(())
+    }
+
+    async fn free_slots(
+        self: CapRc<Self>,
+        params: session::FreeSlotsParams,
+        mut results: session::FreeSlotsResults,
+    ) -> Result<(), capnp::Error> {
+        let query = convert_planning::read_free_query(params.get()?.get_query()?)?;
+        let found = self
+            .read(|calendar, caller| Ok(calendar.free_slots(caller, &query)?))
+            .await;
+        write_slots_result(results.get().init_result(), found);
+        Ok(())
+    }
+
+    async fn suggest(
+        self: CapRc<Self>,
+        params: session::SuggestParams,
+        mut results: session::SuggestResults,
+    ) -> Result<(), capnp::Error> {
+        let query = convert_planning::read_free_query(params.get()?.get_query()?)?;
+        let found = self
+            .read(|calendar, caller| Ok(calendar.suggest(caller, &query)?))
+            .await;
+        write_slots_result(results.get().init_result(), found);
+        Ok(())
+    }
+
+    async fn history(
+        self: CapRc<Self>,
+        params: session::HistoryParams,
+        mut results: session::HistoryResults,
+    ) -> Result<(), capnp::Error> {
+        let id = params.get()?.get_event_id();
+        let found = self
+            .read(|calendar, caller| Ok(calendar.history(caller, id)?))
+            .await;
+        let builder = results.get().init_result();
+        match found {
+            Ok(entries) => {
+                convert_planning::write_history(builder.init_ok(entries.len() as u32), &entries)
+            }
+            Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
+        }
+        Ok(())
+    }
+
+    async fn set_working_hours(
+        self: CapRc<Self>,
+        params: session::SetWorkingHoursParams,
+        mut results: session::SetWorkingHoursResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let command = Command::SetWorkingHours {
+            caller: self.username.clone(),
+            hours: convert_planning::read_working_hours(params.get_hours()?)?,
+        };
+        let result = self.write(params.get_request_id()?, command).await;
+        write_ack(results.get().init_result(), result);
+        Ok(())
+    }
+}
+
+fn write_slots_result(
+    builder: crate::rpc::calendar_capnp::slots_result::Builder<'_>,
+    found: Result<Vec<crate::calendar::TimeSlot>, ApiRejection>,
+) {
+    match found {
+        Ok(slots) => convert_planning::write_slots(builder.init_ok(slots.len() as u32), &slots),
+        Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
     }
 }
 

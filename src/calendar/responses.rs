@@ -1,0 +1,476 @@
+//! Guests' responses to invitations (RSVP) and how they change whose time an
+//! event blocks.
+//!
+//! The host of an event always attends. A guest (every user but the host, for
+//! a public event) has one response per event: needs-action until they respond,
+//! then accepted, tentative or declined. Every response but declined blocks the
+//! guest's time, so two overlapping events conflict when some user is blocked
+//! by both. Responses are visible to everyone who can see the event.
+//!
+//! Moving an event (a new start or duration) resets every response to
+//! needs-action, because the guests responded for another time; other edits
+//! keep the responses of the guests who stay.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::history::Change;
+use super::state::Calendar;
+use super::types::{BusySlot, Effect, EventId, EventView, NotificationKind, Rejection};
+use super::users::user_key;
+
+/// A guest's response, named as in RFC 5545's PARTSTAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Response {
+    NeedsAction,
+    Accepted,
+    Tentative,
+    Declined,
+}
+
+impl Response {
+    /// Whether an event with this response keeps the guest's time busy.
+    pub fn blocks_time(self) -> bool {
+        self != Response::Declined
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Response::NeedsAction => "needs-action",
+            Response::Accepted => "accepted",
+            Response::Tentative => "tentative",
+            Response::Declined => "declined",
+        }
+    }
+}
+
+/// One guest's stored response.
+// NOTE: responses are per event. Responses per occurrence of a recurring event
+// would add an occurrence start to this struct, with `None` for the series.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestResponse {
+    /// Username as registered.
+    pub guest: String,
+    pub response: Response,
+}
+
+impl EventView {
+    /// Returns the response of the user with this lowercase key: accepted for the host,
+    /// needs-action for a guest who has not responded. Callers check first that
+    /// the user is a guest.
+    pub fn response_of(&self, key: &str) -> Response {
+        if user_key(&self.host) == key {
+            return Response::Accepted;
+        }
+        let found = self
+            .responses
+            .iter()
+            .find(|entry| user_key(&entry.guest) == key);
+        found.map_or(Response::NeedsAction, |entry| entry.response)
+    }
+
+    /// Whether this event keeps the user with this lowercase key busy: the
+    /// host always, a guest unless they declined, anyone else never.
+    pub(crate) fn blocks(&self, key: &str) -> bool {
+        let invited = self.is_public() || self.involves(key);
+        invited && self.response_of(key).blocks_time()
+    }
+
+    fn set_response(&mut self, guest: &str, response: Response) {
+        let key = user_key(guest);
+        self.responses.retain(|entry| user_key(&entry.guest) != key);
+        if response != Response::NeedsAction {
+            self.responses.push(GuestResponse {
+                guest: guest.to_string(),
+                response,
+            });
+            self.responses.sort_by_key(|entry| user_key(&entry.guest));
+        }
+    }
+}
+
+impl Calendar {
+    /// Records a guest's response and notifies the host. Turning a decline into
+    /// a response that blocks time is rejected with the conflicts it would
+    /// cause for the guest.
+    pub(crate) fn respond(
+        &mut self,
+        caller: &str,
+        event_id: EventId,
+        response: Response,
+        now_ms: i64,
+    ) -> Result<Effect, Rejection> {
+        let key = self.existing_user(caller)?;
+        let event = self.events.get(&event_id);
+        let Some(event) = event.filter(|event| event.is_visible_to(&key)) else {
+            return Err(Rejection::not_found(format!("event {event_id}")));
+        };
+        check_response(event, &key, response)?;
+        if response.blocks_time() && !event.blocks(&key) {
+            let slots = self.busy_slots_of(&key, event);
+            if !slots.is_empty() {
+                return Err(Rejection::Conflict { slots });
+            }
+        }
+
+        let mut event = event.clone();
+        let guest = self.users[&key].username.clone();
+        event.set_response(&guest, response);
+        self.replace_event(event_id, event.clone());
+        let host = std::iter::once(user_key(&event.host)).collect();
+        self.notify(&host, NotificationKind::Responded, &event, &guest, now_ms);
+        self.record_history(event_id, now_ms, &guest, Change::Responded { response });
+        Ok(Effect::Responded { event_id, response })
+    }
+
+    /// Slots of other events that keep the user busy during `event`.
+    fn busy_slots_of(&self, key: &str, event: &EventView) -> Vec<BusySlot> {
+        let busy = self.events_blocking(key, event.start, event.end());
+        let participant = self.users[key].username.clone();
+        let others = busy.into_iter().filter(|other| other.id != event.id);
+        let to_slot = |other: &EventView| BusySlot {
+            participant: participant.clone(),
+            start: other.start,
+            end: other.end(),
+            event: Some(other.brief()),
+        };
+        others.map(to_slot).collect()
+    }
+
+    /// Returns the users that conflict slots name for two overlapping
+    /// events, or nothing when no user is blocked by both, so that they do
+    /// not conflict. `reported` are the participants named when nobody
+    /// declined; those who declined either event are left out, and when none
+    /// remain, one user blocked by both is named instead.
+    pub(crate) fn blocked_by_both(
+        &self,
+        candidate: &EventView,
+        other: &EventView,
+        reported: Vec<&String>,
+    ) -> Vec<String> {
+        let both = |name: &&String| {
+            let key = user_key(name);
+            candidate.blocks(&key) && other.blocks(&key)
+        };
+        let mut explicit = candidate.participants().chain(other.participants());
+        let blocker = match explicit.find(both) {
+            Some(name) => vec![name.clone()],
+            None if candidate.is_public() && other.is_public() => {
+                self.first_user_blocked_by_both(candidate, other)
+            }
+            None => Vec::new(),
+        };
+        if blocker.is_empty() {
+            return blocker;
+        }
+        let declined_neither = |name: &&String| {
+            let key = user_key(name);
+            !declined(candidate, &key) && !declined(other, &key)
+        };
+        let kept: Vec<String> = reported
+            .into_iter()
+            .filter(declined_neither)
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            blocker
+        } else {
+            kept
+        }
+    }
+
+    /// Returns the first user blocked by two public events, which block every
+    /// user except those who declined them.
+    fn first_user_blocked_by_both(&self, first: &EventView, second: &EventView) -> Vec<String> {
+        let declined: BTreeSet<String> = first
+            .responses
+            .iter()
+            .chain(&second.responses)
+            .filter(|entry| !entry.response.blocks_time())
+            .map(|entry| user_key(&entry.guest))
+            .collect();
+        let free = self.users.iter().find(|(key, _)| !declined.contains(*key));
+        free.map(|(_, user)| user.username.clone())
+            .into_iter()
+            .collect()
+    }
+
+    /// Keeps the responses of an edited event that still apply: none when the
+    /// start or duration changed, else those of the guests who stay.
+    pub(crate) fn carry_responses(old: &EventView, new: &mut EventView) {
+        let moved = old.start != new.start || old.duration_minutes != new.duration_minutes;
+        if moved {
+            new.responses.clear();
+            return;
+        }
+        let is_public = new.is_public();
+        let guests: BTreeSet<String> = new.guests().iter().map(|guest| user_key(guest)).collect();
+        new.responses
+            .retain(|entry| is_public || guests.contains(&user_key(&entry.guest)));
+    }
+
+    /// Removes a deleted user's responses from every event that still has them.
+    /// The user's private events are handled by the caller; this covers the
+    /// public ones.
+    // NOTE: this scans every public event, because responses have no index by
+    // guest; account deletion is rare enough for that.
+    pub(crate) fn forget_public_responses(&mut self, key: &str) {
+        let responded: Vec<EventId> = self
+            .index
+            .public_by_start
+            .iter()
+            .map(|&(_, id)| id)
+            .filter(|id| self.has_response(*id, key))
+            .collect();
+        for event_id in responded {
+            let mut event = self.events[&event_id].clone();
+            event
+                .responses
+                .retain(|entry| user_key(&entry.guest) != key);
+            self.replace_event(event_id, event);
+        }
+    }
+
+    fn has_response(&self, event_id: EventId, key: &str) -> bool {
+        let responses = &self.events[&event_id].responses;
+        responses.iter().any(|entry| user_key(&entry.guest) == key)
+    }
+}
+
+fn declined(event: &EventView, key: &str) -> bool {
+    event.response_of(key) == Response::Declined
+}
+
+/// Checks that the user may give this response to this event now.
+fn check_response(event: &EventView, key: &str, response: Response) -> Result<(), Rejection> {
+    if user_key(&event.host) == key {
+        return Err(Rejection::Invalid {
+            field: "response".into(),
+            message: format!(
+                "you host event {} \"{}\", so you attend it; delete it to cancel",
+                event.id, event.title
+            ),
+        });
+    }
+    if response == Response::NeedsAction {
+        return Err(Rejection::invalid(
+            "response",
+            "needs-action is the state before a response; respond with accept, tentative or decline",
+        ));
+    }
+    if event.response_of(key) == response {
+        return Err(Rejection::invalid(
+            "response",
+            format!(
+                "your response to event {} is already {}; give another response to change it",
+                event.id,
+                response.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{guests, private, public, schedule, Harness, HOUR, MONDAY};
+    use super::super::types::{Command, Effect, EventChanges, NotificationKind, Outcome};
+    use super::super::types::{Rejection, Visibility};
+    use super::Response;
+
+    fn respond(caller: &str, event_id: u64, response: Response) -> Command {
+        Command::Respond {
+            caller: caller.into(),
+            event_id,
+            response,
+        }
+    }
+
+    fn response_in(harness: &Harness, event_id: u64, user: &str) -> Response {
+        harness.calendar.events[&event_id].response_of(user)
+    }
+
+    #[test]
+    fn respond_stores_response_notifies_host() {
+        let mut harness = Harness::with_users(&["alice", "Bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob"]));
+        assert_eq!(response_in(&harness, id, "bob"), Response::NeedsAction);
+        let effect = harness.ok(respond("bob", id, Response::Accepted));
+        assert_eq!(
+            effect,
+            Effect::Responded {
+                event_id: id,
+                response: Response::Accepted
+            }
+        );
+        assert_eq!(response_in(&harness, id, "bob"), Response::Accepted);
+        assert_eq!(harness.calendar.events[&id].version, 1);
+        let inbox = harness.calendar.notifications("alice", 0);
+        let last = inbox.last().expect("the host was notified");
+        assert_eq!(last.kind, NotificationKind::Responded);
+        assert_eq!(last.actor, "Bob");
+        assert_eq!(last.event.response_of("bob"), Response::Accepted);
+        let guest_inbox = harness.calendar.notifications("bob", 0);
+        assert!(guest_inbox
+            .iter()
+            .all(|n| n.kind != NotificationKind::Responded));
+    }
+
+    #[test]
+    fn respond_rejects_host_repeat_and_strangers() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob"]));
+        let host = harness.rejected(respond("alice", id, Response::Declined));
+        assert!(host.to_string().contains("you host event 1"), "{host}");
+        let stranger = harness.rejected(respond("carol", id, Response::Accepted));
+        assert_eq!(stranger, Rejection::not_found("event 1"));
+        let missing = harness.rejected(respond("bob", 9, Response::Accepted));
+        assert_eq!(missing, Rejection::not_found("event 9"));
+        let unset = harness.rejected(respond("bob", id, Response::NeedsAction));
+        assert!(unset.to_string().contains("needs-action"), "{unset}");
+        harness.ok(respond("bob", id, Response::Tentative));
+        let repeat = harness.rejected(respond("bob", id, Response::Tentative));
+        assert!(
+            repeat.to_string().contains("event 1 is already tentative"),
+            "{repeat}"
+        );
+    }
+
+    #[test]
+    fn any_user_responds_to_public_event() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", public("Town hall", MONDAY, 60));
+        harness.ok(respond("bob", id, Response::Declined));
+        assert_eq!(response_in(&harness, id, "bob"), Response::Declined);
+        assert_eq!(response_in(&harness, id, "alice"), Response::Accepted);
+    }
+
+    #[test]
+    fn declined_event_frees_guest_time() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob"]));
+        let clash = private("Gym", MONDAY + 30, 60, &[]);
+        harness.rejected(schedule("bob", clash.clone()));
+        harness.ok(respond("bob", id, Response::Declined));
+        harness.schedule("bob", clash);
+        // The host still attends, so the host's time stays blocked.
+        harness.rejected(schedule("alice", private("Solo", MONDAY, 30, &[])));
+    }
+
+    #[test]
+    fn declined_public_event_frees_guest_time() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = harness.schedule("alice", public("Town hall", MONDAY, 60));
+        harness.ok(respond("bob", id, Response::Declined));
+        harness.schedule("bob", private("Gym", MONDAY, 30, &[]));
+        // carol has not declined, so an event with her still conflicts.
+        let rejection = harness.rejected(schedule(
+            "bob",
+            private("Call", MONDAY + 30, 30, &["carol"]),
+        ));
+        let Rejection::Conflict { slots } = rejection else {
+            panic!("expected a conflict, got {rejection:?}");
+        };
+        // A slot of a public event names its host, as when nobody declined.
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].participant, "alice");
+        assert_eq!(slots[0].event.as_ref().map(|e| e.id), Some(id));
+    }
+
+    #[test]
+    fn accept_after_decline_rechecks_conflicts() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob"]));
+        harness.ok(respond("bob", id, Response::Declined));
+        let gym = harness.schedule("bob", private("Gym", MONDAY + 30, 60, &[]));
+        for response in [Response::Accepted, Response::Tentative] {
+            let rejection = harness.rejected(respond("bob", id, response));
+            let Rejection::Conflict { slots } = rejection else {
+                panic!("expected a conflict, got {rejection:?}");
+            };
+            assert_eq!(slots.len(), 1);
+            assert_eq!(slots[0].participant, "bob");
+            assert_eq!(slots[0].event.as_ref().map(|e| e.id), Some(gym));
+        }
+        harness.ok(Command::Delete {
+            caller: "bob".into(),
+            event_id: gym,
+        });
+        harness.ok(respond("bob", id, Response::Accepted));
+    }
+
+    #[test]
+    fn moving_event_resets_responses() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob", "carol"]));
+        harness.ok(respond("bob", id, Response::Accepted));
+        harness.ok(respond("carol", id, Response::Declined));
+        let retitle = EventChanges {
+            title: Some("Plan B".into()),
+            ..EventChanges::default()
+        };
+        assert!(matches!(
+            harness.edit("alice", id, retitle),
+            Outcome::Done(_)
+        ));
+        assert_eq!(response_in(&harness, id, "bob"), Response::Accepted);
+        let drop_carol = EventChanges {
+            visibility: Some(guests(&["bob"])),
+            ..EventChanges::default()
+        };
+        assert!(matches!(
+            harness.edit("alice", id, drop_carol),
+            Outcome::Done(_)
+        ));
+        assert!(harness.calendar.events[&id]
+            .responses
+            .iter()
+            .all(|entry| entry.guest != "carol"));
+        let later = EventChanges {
+            start: Some(MONDAY + HOUR),
+            ..EventChanges::default()
+        };
+        assert!(matches!(harness.edit("alice", id, later), Outcome::Done(_)));
+        assert_eq!(response_in(&harness, id, "bob"), Response::NeedsAction);
+        assert!(harness.calendar.events[&id].responses.is_empty());
+    }
+
+    #[test]
+    fn moving_event_over_decliner_conflicts() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = harness.schedule("alice", private("Plan", MONDAY, 60, &["bob"]));
+        harness.ok(respond("bob", id, Response::Declined));
+        harness.schedule("bob", private("Gym", MONDAY + 2 * HOUR, 60, &[]));
+        let onto_gym = EventChanges {
+            start: Some(MONDAY + 2 * HOUR),
+            ..EventChanges::default()
+        };
+        let outcome = harness.edit("alice", id, onto_gym);
+        assert!(matches!(
+            outcome,
+            Outcome::Rejected(Rejection::Conflict { .. })
+        ));
+    }
+
+    #[test]
+    fn deleted_account_responses_forgotten() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let town = harness.schedule("alice", public("Town hall", MONDAY, 60));
+        let plan = harness.schedule("alice", private("Plan", MONDAY + 2 * HOUR, 60, &["bob"]));
+        harness.ok(respond("bob", town, Response::Declined));
+        harness.ok(respond("bob", plan, Response::Accepted));
+        harness.ok(Command::DeleteAccount {
+            caller: "bob".into(),
+        });
+        assert!(harness.calendar.events[&town].responses.is_empty());
+        assert!(harness.calendar.events[&plan].responses.is_empty());
+        assert_eq!(
+            harness.calendar.events[&plan].visibility,
+            Visibility::Private { guests: vec![] }
+        );
+        // A new account under the old name starts without the old responses.
+        harness.register("bob");
+        harness.rejected(schedule("bob", private("Gym", MONDAY, 30, &[])));
+    }
+}
