@@ -60,6 +60,7 @@ impl Calendar {
                 start: event.start,
                 end: event.end(),
             }));
+            busy.extend(self.occurrences_blocking(key, query.from, query.to));
         }
         let free = subtract(&free, &merge(busy));
         let long_enough = |slot: &TimeSlot| slot.end - slot.start >= i64::from(query.min_minutes);
@@ -105,6 +106,27 @@ impl Calendar {
             }
         }
         ids.into_iter().map(|(_, id)| &self.events[&id]).collect()
+    }
+
+    /// Occurrences of recurring events overlapping `[from, to)` that keep
+    /// the user busy, expanded only for the series that can reach the range.
+    fn occurrences_blocking(&self, key: &str, from: UnixMinute, to: UnixMinute) -> Vec<TimeSlot> {
+        let mut slots = Vec::new();
+        for id in self.index.series.visible_running(key, from, to) {
+            let event = &self.events[&id];
+            if !event.blocks(key) {
+                continue;
+            }
+            for occurrence in super::series::stored_expander(event).occurrences(from, to) {
+                if occurrence.start < to && occurrence.end > from {
+                    slots.push(TimeSlot {
+                        start: occurrence.start,
+                        end: occurrence.end,
+                    });
+                }
+            }
+        }
+        slots
     }
 
     fn hours_of(&self, key: &str, default_zone: &str) -> WorkingHours {
@@ -258,6 +280,26 @@ mod tests {
         let left = subtract(&[slot(0, 10), slot(20, 30)], &[slot(2, 4), slot(8, 22)]);
         assert_eq!(left, vec![slot(0, 2), slot(4, 8), slot(22, 30)]);
         assert_eq!(subtract(&[slot(0, 10)], &[slot(0, 10)]), vec![]);
+    }
+
+    #[test]
+    fn free_slots_skip_series_occurrences() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let mut standup = private("Standup", MONDAY + 9 * HOUR + 15, 15, &["bob"]);
+        standup.recurrence = Some(crate::calendar::Recurrence {
+            rule: "FREQ=DAILY;COUNT=5".into(),
+            ..crate::calendar::Recurrence::default()
+        });
+        harness.ok(super::super::test_support::schedule("alice", standup));
+        // Tuesday, the second occurrence, 09:15-09:30 in UTC (the draft's zone).
+        let tuesday = MONDAY + 24 * HOUR;
+        let day = query(&["bob"], tuesday, tuesday + 24 * HOUR, 15);
+        let free = harness.calendar.free_slots("alice", &day).unwrap();
+        let expected = vec![
+            slot(tuesday + 9 * HOUR, tuesday + 9 * HOUR + 15),
+            slot(tuesday + 9 * HOUR + 30, tuesday + 17 * HOUR),
+        ];
+        assert_eq!(free, expected);
     }
 
     #[test]
