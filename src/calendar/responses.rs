@@ -7,17 +7,25 @@
 //! guest's time, so two overlapping events conflict when some user is blocked
 //! by both. Responses are visible to everyone who can see the event.
 //!
+//! A guest may also respond to one occurrence of a recurring event, named by
+//! its original start. That response overrides the guest's response to the
+//! series for that occurrence only, in conflict checks as everywhere else.
+//!
 //! Moving an event (a new start or duration) resets every response to
 //! needs-action, because the guests responded for another time; other edits
 //! keep the responses of the guests who stay.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::history::Change;
+use super::recurrence::Occurrence;
+use super::series::{check_occurrence, checked_spans, stored_expander};
 use super::state::Calendar;
-use super::types::{BusySlot, Effect, EventId, EventView, NotificationKind, Rejection};
+use super::types::{format_minute, Effect, EventId, EventView, NotificationKind, Rejection};
+use super::types::UnixMinute;
 use super::users::user_key;
 
 /// A guest's response, named as in RFC 5545's PARTSTAT.
@@ -46,13 +54,15 @@ impl Response {
 }
 
 /// One guest's stored response.
-// NOTE: responses are per event. Responses per occurrence of a recurring event
-// would add an occurrence start to this struct, with `None` for the series.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestResponse {
     /// Username as registered.
     pub guest: String,
     pub response: Response,
+    /// Original start of the one occurrence this response is for; `None` for
+    /// the whole event (a one-off event or every occurrence of a series).
+    #[serde(default)]
+    pub occurrence: Option<UnixMinute>,
 }
 
 impl EventView {
@@ -60,14 +70,65 @@ impl EventView {
     /// needs-action for a guest who has not responded. Callers check first that
     /// the user is a guest.
     pub fn response_of(&self, key: &str) -> Response {
+        self.response_at(key, None)
+    }
+
+    /// Returns the response of the user with this lowercase key to one
+    /// occurrence (its original start), which is their response to the whole
+    /// event unless they answered that occurrence; `None` asks for the whole
+    /// event.
+    pub fn response_at(&self, key: &str, occurrence: Option<UnixMinute>) -> Response {
         if user_key(&self.host) == key {
             return Response::Accepted;
         }
-        let found = self
+        let of_guest = |entry: &&GuestResponse| user_key(&entry.guest) == key;
+        let exact = self
             .responses
             .iter()
-            .find(|entry| user_key(&entry.guest) == key);
-        found.map_or(Response::NeedsAction, |entry| entry.response)
+            .filter(of_guest)
+            .find(|entry| entry.occurrence == occurrence);
+        let whole = || {
+            self.responses
+                .iter()
+                .filter(of_guest)
+                .find(|entry| entry.occurrence.is_none())
+        };
+        exact
+            .or_else(whole)
+            .map_or(Response::NeedsAction, |entry| entry.response)
+    }
+
+    /// Returns the responses that hold for one occurrence, each guest's
+    /// answer to it or else to the series, with no occurrence named: the
+    /// responses an occurrence's view carries.
+    pub(crate) fn responses_at(&self, original_start: UnixMinute) -> Vec<GuestResponse> {
+        let mut kept: Vec<GuestResponse> = Vec::new();
+        let for_occurrence = |entry: &&GuestResponse| entry.occurrence == Some(original_start);
+        let for_series = |entry: &&GuestResponse| entry.occurrence.is_none();
+        let ordered = self.responses.iter().filter(for_occurrence);
+        for entry in ordered.chain(self.responses.iter().filter(for_series)) {
+            let key = user_key(&entry.guest);
+            if kept.iter().all(|other| user_key(&other.guest) != key) {
+                kept.push(GuestResponse {
+                    occurrence: None,
+                    ..entry.clone()
+                });
+            }
+        }
+        kept.sort_by_key(|entry| user_key(&entry.guest));
+        kept
+    }
+
+    /// Returns the event with the responses of one occurrence in place of
+    /// its own, for conflict checks; borrowed when no guest answered a
+    /// single occurrence.
+    pub(crate) fn at_occurrence(&self, original_start: UnixMinute) -> Cow<'_, EventView> {
+        if self.responses.iter().all(|entry| entry.occurrence.is_none()) {
+            return Cow::Borrowed(self);
+        }
+        let mut view = self.clone();
+        view.responses = self.responses_at(original_start);
+        Cow::Owned(view)
     }
 
     /// Whether this event keeps the user with this lowercase key busy: the
@@ -77,28 +138,40 @@ impl EventView {
         invited && self.response_of(key).blocks_time()
     }
 
-    fn set_response(&mut self, guest: &str, response: Response) {
+    fn set_response(&mut self, guest: &str, response: Response, occurrence: Option<UnixMinute>) {
         let key = user_key(guest);
-        self.responses.retain(|entry| user_key(&entry.guest) != key);
+        self.responses
+            .retain(|entry| user_key(&entry.guest) != key || entry.occurrence != occurrence);
         if response != Response::NeedsAction {
             self.responses.push(GuestResponse {
                 guest: guest.to_string(),
                 response,
+                occurrence,
             });
-            self.responses.sort_by_key(|entry| user_key(&entry.guest));
+            self.responses
+                .sort_by_key(|entry| (user_key(&entry.guest), entry.occurrence));
         }
+    }
+
+    /// Drops the responses to single occurrences for which `keep` is false,
+    /// as when those occurrences are moved or cancelled.
+    pub(crate) fn retain_occurrence_responses(&mut self, keep: impl Fn(UnixMinute) -> bool) {
+        self.responses
+            .retain(|entry| entry.occurrence.is_none_or(|start| keep(start)));
     }
 }
 
 impl Calendar {
-    /// Records a guest's response and notifies the host. Turning a decline into
-    /// a response that blocks time is rejected with the conflicts it would
-    /// cause for the guest.
+    /// Records a guest's response, to the whole event or with `occurrence` to
+    /// the occurrence of a series with that original start, and notifies the
+    /// host. A response that makes the guest's time busy where it was free is
+    /// rejected with the conflicts it would cause.
     pub(crate) fn respond(
         &mut self,
         caller: &str,
         event_id: EventId,
         response: Response,
+        occurrence: Option<UnixMinute>,
         now_ms: i64,
     ) -> Result<Effect, Rejection> {
         let key = self.existing_user(caller)?;
@@ -106,36 +179,35 @@ impl Calendar {
         let Some(event) = event.filter(|event| event.is_visible_to(&key)) else {
             return Err(Rejection::not_found(format!("event {event_id}")));
         };
-        check_response(event, &key, response)?;
-        if response.blocks_time() && !event.blocks(&key) {
-            let slots = self.busy_slots_of(&key, event);
+        if let Some(original_start) = occurrence {
+            check_responded_occurrence(event, original_start)?;
+        }
+        check_response(event, &key, response, occurrence)?;
+        let guest = self.users[&key].username.clone();
+        let mut changed = event.clone();
+        changed.set_response(&guest, response, occurrence);
+        let freed = !event.response_at(&key, occurrence).blocks_time();
+        if response.blocks_time() && freed {
+            let spans = newly_blocked_spans(event, &key, occurrence);
+            let slots = self.find_span_conflicts(&changed, &spans, &key, false);
             if !slots.is_empty() {
                 return Err(Rejection::Conflict { slots });
             }
         }
 
-        let mut event = event.clone();
-        let guest = self.users[&key].username.clone();
-        event.set_response(&guest, response);
-        self.replace_event(event_id, event.clone());
-        let host = std::iter::once(user_key(&event.host)).collect();
-        self.notify(&host, NotificationKind::Responded, &event, &guest, now_ms);
+        self.replace_event(event_id, changed.clone());
+        let shown = match occurrence {
+            Some(original_start) => {
+                let expander = stored_expander(&changed);
+                let span = expander.occurrence_at(original_start);
+                expander.occurrence_view(&changed, &span)
+            }
+            None => changed,
+        };
+        let host = std::iter::once(user_key(&shown.host)).collect();
+        self.notify(&host, NotificationKind::Responded, &shown, &guest, now_ms);
         self.record_history(event_id, now_ms, &guest, Change::Responded { response });
         Ok(Effect::Responded { event_id, response })
-    }
-
-    /// Slots of other events that keep the user busy during `event`.
-    fn busy_slots_of(&self, key: &str, event: &EventView) -> Vec<BusySlot> {
-        let busy = self.events_blocking(key, event.start, event.end());
-        let participant = self.users[key].username.clone();
-        let others = busy.into_iter().filter(|other| other.id != event.id);
-        let to_slot = |other: &EventView| BusySlot {
-            participant: participant.clone(),
-            start: other.start,
-            end: other.end(),
-            event: Some(other.brief()),
-        };
-        others.map(to_slot).collect()
     }
 
     /// Returns the users that conflict slots name for two overlapping
@@ -183,14 +255,8 @@ impl Calendar {
     /// Returns the first user blocked by two public events, which block every
     /// user except those who declined them.
     fn first_user_blocked_by_both(&self, first: &EventView, second: &EventView) -> Vec<String> {
-        let declined: BTreeSet<String> = first
-            .responses
-            .iter()
-            .chain(&second.responses)
-            .filter(|entry| !entry.response.blocks_time())
-            .map(|entry| user_key(&entry.guest))
-            .collect();
-        let free = self.users.iter().find(|(key, _)| !declined.contains(*key));
+        let both = |key: &&String| first.blocks(key) && second.blocks(key);
+        let free = self.users.iter().find(|(key, _)| both(key));
         free.map(|(_, user)| user.username.clone())
             .into_iter()
             .collect()
@@ -238,12 +304,56 @@ impl Calendar {
     }
 }
 
+/// Lists the occurrences of `event` whose time a blocking response from this guest
+/// would make busy: the one named, or for the whole event those the guest
+/// did not answer one by one.
+fn newly_blocked_spans(
+    event: &EventView,
+    key: &str,
+    occurrence: Option<UnixMinute>,
+) -> Vec<Occurrence> {
+    if let Some(original_start) = occurrence {
+        return vec![stored_expander(event).occurrence_at(original_start)];
+    }
+    let answered: BTreeSet<UnixMinute> = event
+        .responses
+        .iter()
+        .filter(|entry| user_key(&entry.guest) == key)
+        .filter_map(|entry| entry.occurrence)
+        .collect();
+    let mut spans = checked_spans(event);
+    spans.retain(|span| !answered.contains(&span.original_start));
+    spans
+}
+
+/// Checks that a response to one occurrence names an occurrence of a series.
+fn check_responded_occurrence(
+    event: &EventView,
+    original_start: UnixMinute,
+) -> Result<(), Rejection> {
+    if !event.is_recurring() {
+        return Err(Rejection::invalid(
+            "occurrence",
+            format!(
+                "event {} \"{}\" does not recur; respond to the whole event without an occurrence",
+                event.id, event.title
+            ),
+        ));
+    }
+    check_occurrence(event, original_start)
+}
+
 fn declined(event: &EventView, key: &str) -> bool {
     event.response_of(key) == Response::Declined
 }
 
 /// Checks that the user may give this response to this event now.
-fn check_response(event: &EventView, key: &str, response: Response) -> Result<(), Rejection> {
+fn check_response(
+    event: &EventView,
+    key: &str,
+    response: Response,
+    occurrence: Option<UnixMinute>,
+) -> Result<(), Rejection> {
     if user_key(&event.host) == key {
         return Err(Rejection::Invalid {
             field: "response".into(),
@@ -259,11 +369,15 @@ fn check_response(event: &EventView, key: &str, response: Response) -> Result<()
             "needs-action is the state before a response; respond with accept, tentative or decline",
         ));
     }
-    if event.response_of(key) == response {
+    if event.response_at(key, occurrence) == response {
+        let target = match occurrence {
+            Some(start) => format!("the occurrence at {} of event", format_minute(start)),
+            None => "event".to_string(),
+        };
         return Err(Rejection::invalid(
             "response",
             format!(
-                "your response to event {} is already {}; give another response to change it",
+                "your response to {target} {} is already {}; give another response to change it",
                 event.id,
                 response.as_str()
             ),
@@ -284,6 +398,7 @@ mod tests {
             caller: caller.into(),
             event_id,
             response,
+            occurrence_start: None,
         }
     }
 

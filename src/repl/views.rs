@@ -37,8 +37,12 @@ pub fn responses_detail(event: &EventView) -> Option<String> {
         let given: Vec<String> = event
             .responses
             .iter()
+            .filter(|entry| entry.occurrence.is_none())
             .map(|entry| format!("{} {}", entry.guest, entry.response.as_str()))
             .collect();
+        if given.is_empty() {
+            return Some("everyone needs-action".to_string());
+        }
         return Some(format!("{}; everyone else needs-action", given.join(", ")));
     }
     if event.guests().is_empty() {
@@ -55,11 +59,35 @@ pub fn responses_detail(event: &EventView) -> Option<String> {
     Some(each.join(", "))
 }
 
+/// The `by occurrence` line of `show`: the answers guests gave to single
+/// occurrences of a series, as `bob declined Mon 2027-01-18 10:00`, each
+/// occurrence named by its original start in the viewer's zone. `None` when
+/// nobody answered a single occurrence.
+pub fn occurrence_responses_detail(event: &EventView, zone: Tz) -> Option<String> {
+    let each: Vec<String> = event
+        .responses
+        .iter()
+        .filter_map(|entry| {
+            let start = local(entry.occurrence?, zone);
+            let day = day_label(start.date_naive());
+            let time = start.format("%H:%M");
+            Some(format!("{} {} {day} {time}", entry.guest, entry.response.as_str()))
+        })
+        .collect();
+    (!each.is_empty()).then(|| each.join(", "))
+}
+
+/// The `responses` of an event's JSON: `{"guest", "response"}`, with
+/// `occurrence_start_minute` for an answer to one occurrence.
 pub fn responses_json(event: &EventView) -> Value {
     let entries: Vec<Value> = event
         .responses
         .iter()
-        .map(|entry| json!({ "guest": entry.guest, "response": entry.response.as_str() }))
+        .map(|entry| match entry.occurrence {
+            Some(start) => json!({ "guest": entry.guest, "response": entry.response.as_str(),
+                                   "occurrence_start_minute": start }),
+            None => json!({ "guest": entry.guest, "response": entry.response.as_str() }),
+        })
         .collect();
     Value::Array(entries)
 }

@@ -39,6 +39,8 @@ pub fn write_responses(
         let mut entry = builder.reborrow().get(index as u32);
         entry.set_guest(value.guest.as_str());
         entry.set_response(to_wire_response(value.response));
+        entry.set_has_occurrence(value.occurrence.is_some());
+        entry.set_occurrence_start(value.occurrence.unwrap_or(0));
     }
 }
 
@@ -49,6 +51,9 @@ pub fn read_responses(
         Ok(GuestResponse {
             guest: text(entry.get_guest())?,
             response: from_wire_response(entry.get_response()?),
+            occurrence: entry
+                .get_has_occurrence()
+                .then(|| entry.get_occurrence_start()),
         })
     };
     reader.iter().map(read).collect()
