@@ -24,8 +24,8 @@ use super::history::Change;
 use super::recurrence::Occurrence;
 use super::series::{check_occurrence, checked_spans, stored_expander};
 use super::state::Calendar;
-use super::types::{format_minute, Effect, EventId, EventView, NotificationKind, Rejection};
 use super::types::UnixMinute;
+use super::types::{format_minute, Effect, EventId, EventView, NotificationKind, Rejection};
 use super::users::user_key;
 
 /// A guest's response, named as in RFC 5545's PARTSTAT.
@@ -123,7 +123,11 @@ impl EventView {
     /// its own, for conflict checks; borrowed when no guest answered a
     /// single occurrence.
     pub(crate) fn at_occurrence(&self, original_start: UnixMinute) -> Cow<'_, EventView> {
-        if self.responses.iter().all(|entry| entry.occurrence.is_none()) {
+        if self
+            .responses
+            .iter()
+            .all(|entry| entry.occurrence.is_none())
+        {
             return Cow::Borrowed(self);
         }
         let mut view = self.clone();
@@ -347,6 +351,20 @@ fn declined(event: &EventView, key: &str) -> bool {
     event.response_of(key) == Response::Declined
 }
 
+/// Returns the response the user gave to exactly this target: the whole event, or
+/// one occurrence. An occurrence not answered on its own has none, so a guest
+/// may pin it to the series' response against later changes of that.
+fn stated_response(event: &EventView, key: &str, occurrence: Option<UnixMinute>) -> Response {
+    if occurrence.is_none() || user_key(&event.host) == key {
+        return event.response_at(key, occurrence);
+    }
+    let stated = event
+        .responses
+        .iter()
+        .find(|entry| user_key(&entry.guest) == key && entry.occurrence == occurrence);
+    stated.map_or(Response::NeedsAction, |entry| entry.response)
+}
+
 /// Checks that the user may give this response to this event now.
 fn check_response(
     event: &EventView,
@@ -369,7 +387,7 @@ fn check_response(
             "needs-action is the state before a response; respond with accept, tentative or decline",
         ));
     }
-    if event.response_at(key, occurrence) == response {
+    if stated_response(event, key, occurrence) == response {
         let target = match occurrence {
             Some(start) => format!("the occurrence at {} of event", format_minute(start)),
             None => "event".to_string(),
@@ -389,8 +407,8 @@ fn check_response(
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{guests, private, public, schedule, Harness, HOUR, MONDAY};
-    use super::super::types::{Command, Effect, EventChanges, NotificationKind, Outcome};
-    use super::super::types::{Rejection, Visibility};
+    use super::super::types::{BusySlot, Command, Effect, EventChanges, EventDraft};
+    use super::super::types::{NotificationKind, Outcome, Recurrence, Rejection, Visibility};
     use super::Response;
 
     fn respond(caller: &str, event_id: u64, response: Response) -> Command {
@@ -587,5 +605,220 @@ mod tests {
         // A new account under the old name starts without the old responses.
         harness.register("bob");
         harness.rejected(schedule("bob", private("Gym", MONDAY, 30, &[])));
+    }
+
+    const WEEK: i64 = 7 * 24 * HOUR;
+
+    fn answer(caller: &str, event_id: u64, response: Response, occurrence: i64) -> Command {
+        Command::Respond {
+            caller: caller.into(),
+            event_id,
+            response,
+            occurrence_start: Some(occurrence),
+        }
+    }
+
+    /// Schedules a weekly series of four one-hour meetings from `MONDAY`.
+    fn weekly(harness: &mut Harness, host: &str, mut draft: EventDraft) -> u64 {
+        draft.recurrence = Some(Recurrence {
+            rule: "FREQ=WEEKLY;COUNT=4".into(),
+            ..Recurrence::default()
+        });
+        match harness.ok(schedule(host, draft)) {
+            Effect::SeriesWritten { event_id, .. } => event_id,
+            other => panic!("expected SeriesWritten, got {other:?}"),
+        }
+    }
+
+    fn at(harness: &Harness, event_id: u64, user: &str, occurrence: Option<i64>) -> Response {
+        harness.calendar.events[&event_id].response_at(user, occurrence)
+    }
+
+    fn conflict_slots(rejection: Rejection) -> Vec<BusySlot> {
+        match rejection {
+            Rejection::Conflict { slots } => slots,
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn occurrence_response_overrides_series_there_only() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = weekly(&mut harness, "alice", private("Sync", MONDAY, 60, &["bob"]));
+        harness.ok(respond("bob", id, Response::Accepted));
+        let effect = harness.ok(answer("bob", id, Response::Declined, MONDAY + WEEK));
+        assert_eq!(
+            effect,
+            Effect::Responded {
+                event_id: id,
+                response: Response::Declined
+            }
+        );
+        assert_eq!(
+            at(&harness, id, "bob", Some(MONDAY + WEEK)),
+            Response::Declined
+        );
+        assert_eq!(
+            at(&harness, id, "bob", Some(MONDAY + 2 * WEEK)),
+            Response::Accepted
+        );
+        assert_eq!(response_in(&harness, id, "bob"), Response::Accepted);
+
+        // The host hears which occurrence was answered.
+        let inbox = harness.calendar.notifications("alice", 0);
+        let last = inbox.last().expect("the host was notified");
+        assert_eq!(last.kind, NotificationKind::Responded);
+        let of = last.event.recurrence.as_ref().and_then(|r| r.occurrence);
+        assert_eq!(of.map(|of| of.original_start), Some(MONDAY + WEEK));
+        assert_eq!(last.event.response_of("bob"), Response::Declined);
+
+        // Views of single occurrences carry the responses that hold there.
+        let views = harness.calendar.agenda("bob", MONDAY, MONDAY + 3 * WEEK);
+        let answers: Vec<Response> = views.iter().map(|v| v.response_of("bob")).collect();
+        let expected = [Response::Accepted, Response::Declined, Response::Accepted];
+        assert_eq!(answers, expected);
+
+        // A later answer to the whole series leaves the occurrence's alone.
+        harness.ok(respond("bob", id, Response::Tentative));
+        assert_eq!(
+            at(&harness, id, "bob", Some(MONDAY + WEEK)),
+            Response::Declined
+        );
+        assert_eq!(at(&harness, id, "bob", Some(MONDAY)), Response::Tentative);
+    }
+
+    #[test]
+    fn declined_occurrence_frees_guest_time_there_only() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = weekly(&mut harness, "alice", private("Sync", MONDAY, 60, &["bob"]));
+        harness.ok(answer("bob", id, Response::Declined, MONDAY + WEEK));
+        harness.schedule("bob", private("Gym", MONDAY + WEEK + 30, 60, &[]));
+        let clash = private("Gym", MONDAY + 2 * WEEK + 30, 60, &[]);
+        let slots = conflict_slots(harness.rejected(schedule("bob", clash)));
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].participant, "bob");
+        assert_eq!(slots[0].start, MONDAY + 2 * WEEK);
+        // The host still attends the declined occurrence.
+        let solo = private("Solo", MONDAY + WEEK, 30, &[]);
+        harness.rejected(schedule("alice", solo));
+    }
+
+    #[test]
+    fn declined_occurrence_of_public_series_frees_that_guest() {
+        let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
+        let id = weekly(&mut harness, "alice", public("Town hall", MONDAY, 60));
+        harness.ok(answer("bob", id, Response::Declined, MONDAY + 3 * WEEK));
+        harness.schedule("bob", private("Gym", MONDAY + 3 * WEEK, 30, &[]));
+        let with_carol = private("Call", MONDAY + 3 * WEEK + 30, 30, &["carol"]);
+        let slots = conflict_slots(harness.rejected(schedule("bob", with_carol)));
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].event.as_ref().map(|e| e.id), Some(id));
+    }
+
+    #[test]
+    fn accept_occurrence_rechecks_conflicts() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = weekly(&mut harness, "alice", private("Sync", MONDAY, 60, &["bob"]));
+        harness.ok(respond("bob", id, Response::Declined));
+        let gym = harness.schedule("bob", private("Gym", MONDAY + WEEK + 30, 60, &[]));
+        let slots =
+            conflict_slots(harness.rejected(answer("bob", id, Response::Accepted, MONDAY + WEEK)));
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].participant, "bob");
+        assert_eq!(slots[0].start, MONDAY + WEEK + 30);
+        assert_eq!(slots[0].event.as_ref().map(|e| e.id), Some(gym));
+        assert_eq!(
+            at(&harness, id, "bob", Some(MONDAY + WEEK)),
+            Response::Declined
+        );
+        harness.ok(answer("bob", id, Response::Accepted, MONDAY + 2 * WEEK));
+
+        // Accepting the whole series checks every occurrence not answered
+        // one by one, so the Gym week still conflicts.
+        let slots = conflict_slots(harness.rejected(respond("bob", id, Response::Accepted)));
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].event.as_ref().map(|e| e.id), Some(gym));
+        harness.ok(answer("bob", id, Response::Declined, MONDAY + WEEK));
+        harness.ok(respond("bob", id, Response::Accepted));
+        assert_eq!(
+            at(&harness, id, "bob", Some(MONDAY + WEEK)),
+            Response::Declined
+        );
+        assert_eq!(
+            at(&harness, id, "bob", Some(MONDAY + 3 * WEEK)),
+            Response::Accepted
+        );
+    }
+
+    #[test]
+    fn occurrence_response_needs_an_occurrence_of_a_series() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let series = weekly(&mut harness, "alice", private("Sync", MONDAY, 60, &["bob"]));
+        let single = harness.schedule("alice", private("Plan", MONDAY + 2 * HOUR, 60, &["bob"]));
+        let one_off =
+            harness.rejected(answer("bob", single, Response::Declined, MONDAY + 2 * HOUR));
+        assert!(
+            one_off
+                .to_string()
+                .contains("event 2 \"Plan\" does not recur"),
+            "{one_off}"
+        );
+        let missing = harness.rejected(answer("bob", series, Response::Declined, MONDAY + HOUR));
+        assert!(matches!(missing, Rejection::NotFound { .. }), "{missing:?}");
+        assert!(missing.to_string().contains("of event 1"), "{missing}");
+        let past_end =
+            harness.rejected(answer("bob", series, Response::Declined, MONDAY + 4 * WEEK));
+        assert!(
+            matches!(past_end, Rejection::NotFound { .. }),
+            "{past_end:?}"
+        );
+
+        harness.ok(answer("bob", series, Response::Tentative, MONDAY));
+        let repeat = harness.rejected(answer("bob", series, Response::Tentative, MONDAY));
+        assert!(
+            repeat.to_string().contains("is already tentative"),
+            "{repeat}"
+        );
+        // Answering an occurrence as the series is answered pins it.
+        harness.ok(respond("bob", series, Response::Declined));
+        harness.ok(answer("bob", series, Response::Declined, MONDAY + WEEK));
+        harness.ok(respond("bob", series, Response::Accepted));
+        assert_eq!(
+            at(&harness, series, "bob", Some(MONDAY + WEEK)),
+            Response::Declined
+        );
+        let host = harness.rejected(answer("alice", series, Response::Declined, MONDAY));
+        assert!(host.to_string().contains("you host event 1"), "{host}");
+    }
+
+    #[test]
+    fn cancelled_or_moved_occurrence_forgets_its_responses() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let id = weekly(&mut harness, "alice", private("Sync", MONDAY, 60, &["bob"]));
+        harness.ok(answer("bob", id, Response::Declined, MONDAY + WEEK));
+        harness.ok(answer("bob", id, Response::Declined, MONDAY + 2 * WEEK));
+        harness.ok(Command::DeleteOccurrence {
+            caller: "alice".into(),
+            event_id: id,
+            occurrence_start: MONDAY + WEEK,
+            following: false,
+        });
+        let later = EventChanges {
+            start: Some(MONDAY + 2 * WEEK + HOUR),
+            ..EventChanges::default()
+        };
+        harness.ok(Command::EditOccurrence {
+            caller: "alice".into(),
+            event_id: id,
+            expected_version: harness.calendar.events[&id].version,
+            occurrence_start: MONDAY + 2 * WEEK,
+            changes: later,
+            following: false,
+        });
+        assert!(harness.calendar.events[&id].responses.is_empty());
+        assert_eq!(
+            at(&harness, id, "bob", Some(MONDAY + 2 * WEEK)),
+            Response::NeedsAction
+        );
     }
 }

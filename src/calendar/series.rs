@@ -513,7 +513,8 @@ impl Calendar {
             overrides.push(moved.clone());
             overrides.sort_by_key(|other| other.original_start);
         }
-        let retimed = moved.start != current.start || moved.duration_minutes != current.duration_minutes;
+        let retimed =
+            moved.start != current.start || moved.duration_minutes != current.duration_minutes;
         if retimed {
             // The guests answered this occurrence for another time.
             new.retain_occurrence_responses(|start| start != original_start);
@@ -661,7 +662,10 @@ impl Calendar {
 
 /// Checks that `original_start` names an occurrence of a series that has
 /// not been cancelled.
-pub(crate) fn check_occurrence(event: &EventView, original_start: UnixMinute) -> Result<(), Rejection> {
+pub(crate) fn check_occurrence(
+    event: &EventView,
+    original_start: UnixMinute,
+) -> Result<(), Rejection> {
     let Some(recurrence) = &event.recurrence else {
         return Err(Rejection::invalid(
             "occurrence",

@@ -44,9 +44,7 @@ impl Client {
             request
                 .get()
                 .set_response(convert_planning::to_wire_response(response));
-            request
-                .get()
-                .set_has_occurrence(occurrence_start.is_some());
+            request.get().set_has_occurrence(occurrence_start.is_some());
             request
                 .get()
                 .set_occurrence_start(occurrence_start.unwrap_or(0));

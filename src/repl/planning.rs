@@ -638,6 +638,35 @@ mod tests {
     }
 
     #[test]
+    fn responses_name_an_occurrence() {
+        let PlanCommand::Respond {
+            id,
+            response,
+            occurrence: Some(occurrence),
+        } = plan("decline 12 occurrence 2027-01-18")
+        else {
+            panic!("no occurrence read");
+        };
+        assert_eq!((id, response), (12, Response::Declined));
+        assert_eq!(occurrence.text, "2027-01-18");
+        assert_eq!(occurrence.from, utc("2027-01-18T00:00:00+01:00"));
+        assert_eq!(occurrence.to, utc("2027-01-19T00:00:00+01:00"));
+        assert_eq!(occurrence.at, None);
+        let PlanCommand::Respond {
+            occurrence: Some(timed),
+            ..
+        } = plan("tentative 12 occurrence 2027-01-18 9:00")
+        else {
+            panic!("no occurrence read");
+        };
+        assert_eq!(timed.at, Some(utc("2027-01-18T09:00:00+01:00")));
+        assert!(error("accept 12 occurrence").contains("missing the date after occurrence"));
+        assert!(error("accept 12 occurrence 2027-01-18 and following")
+            .contains("a response names one occurrence"));
+        assert!(error("accept 12 2027-01-18").contains("expected occurrence DATE"));
+    }
+
+    #[test]
     fn workhours_read_window_days_and_zone() {
         let PlanCommand::WorkHours(hours) = plan("workhours 08:30-16:30 mon-fri") else {
             panic!("not workhours");

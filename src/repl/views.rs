@@ -71,7 +71,11 @@ pub fn occurrence_responses_detail(event: &EventView, zone: Tz) -> Option<String
             let start = local(entry.occurrence?, zone);
             let day = day_label(start.date_naive());
             let time = start.format("%H:%M");
-            Some(format!("{} {} {day} {time}", entry.guest, entry.response.as_str()))
+            Some(format!(
+                "{} {} {day} {time}",
+                entry.guest,
+                entry.response.as_str()
+            ))
         })
         .collect();
     (!each.is_empty()).then(|| each.join(", "))
@@ -465,6 +469,7 @@ mod tests {
             responses: vec![GuestResponse {
                 guest: "bob".into(),
                 response: Response::Declined,
+                occurrence: None,
             }],
             recurrence: None,
         }
@@ -496,6 +501,42 @@ mod tests {
         let mut alone = plan;
         alone.visibility = Visibility::Private { guests: vec![] };
         assert_eq!(responses_detail(&alone), None);
+    }
+
+    #[test]
+    fn occurrence_answers_listed_apart() {
+        let mut plan = event(1, "Plan", "2027-01-04T10:00:00+01:00", 60, "Europe/Berlin");
+        assert_eq!(occurrence_responses_detail(&plan, berlin()), None);
+        plan.responses.push(GuestResponse {
+            guest: "carol".into(),
+            response: Response::Accepted,
+            occurrence: Some(minute("2027-01-11T10:00:00+01:00")),
+        });
+        assert_eq!(
+            occurrence_responses_detail(&plan, berlin()).unwrap(),
+            "carol accepted Mon 2027-01-11 10:00"
+        );
+        // The series line keeps carol's answer to the whole event.
+        assert_eq!(
+            responses_detail(&plan).unwrap(),
+            "bob declined, carol needs-action"
+        );
+        let shown = crate::repl::render::render_event(&plan, berlin(), Style::plain());
+        assert!(
+            shown.contains("by occurrence  carol accepted Mon 2027-01-11 10:00"),
+            "{shown}"
+        );
+        let json = responses_json(&plan);
+        assert_eq!(json[0].get("occurrence_start_minute"), None);
+        assert_eq!(
+            json[1]["occurrence_start_minute"],
+            minute("2027-01-11T10:00:00+01:00")
+        );
+
+        let mut town = plan;
+        town.visibility = Visibility::Public;
+        town.responses.remove(0);
+        assert_eq!(responses_detail(&town).unwrap(), "everyone needs-action");
     }
 
     #[test]

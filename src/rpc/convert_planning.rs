@@ -193,6 +193,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn responses_round_trip_with_occurrence() {
+        let responses = vec![
+            GuestResponse {
+                guest: "bob".into(),
+                response: Response::Accepted,
+                occurrence: None,
+            },
+            GuestResponse {
+                guest: "bob".into(),
+                response: Response::Declined,
+                occurrence: Some(29_993_760),
+            },
+            // An original start of 0 still names an occurrence.
+            GuestResponse {
+                guest: "carol".into(),
+                response: Response::Tentative,
+                occurrence: Some(0),
+            },
+        ];
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<crate::rpc::calendar_capnp::event::Builder<'_>>();
+        write_responses(
+            root.reborrow().init_responses(responses.len() as u32),
+            &responses,
+        );
+        let reader = root.into_reader();
+        assert_eq!(
+            read_responses(reader.get_responses().unwrap()).unwrap(),
+            responses
+        );
+    }
+
+    #[test]
     fn history_round_trips() {
         let entries = vec![
             HistoryEntry {
