@@ -75,7 +75,7 @@ impl EventView {
 
     /// Returns the response of the user with this lowercase key to one
     /// occurrence (its original start), which is their response to the whole
-    /// event unless they answered that occurrence; `None` asks for the whole
+    /// event unless they responded to that occurrence; `None` asks for the whole
     /// event.
     pub fn response_at(&self, key: &str, occurrence: Option<UnixMinute>) -> Response {
         if user_key(&self.host) == key {
@@ -99,7 +99,7 @@ impl EventView {
     }
 
     /// Returns the responses that hold for one occurrence, each guest's
-    /// answer to it or else to the series, with no occurrence named: the
+    /// response to it or else to the series, with no occurrence named: the
     /// responses an occurrence's view carries.
     pub(crate) fn responses_at(&self, original_start: UnixMinute) -> Vec<GuestResponse> {
         let mut kept: Vec<GuestResponse> = Vec::new();
@@ -120,7 +120,7 @@ impl EventView {
     }
 
     /// Returns the event with the responses of one occurrence in place of
-    /// its own, for conflict checks; borrowed when no guest answered a
+    /// its own, for conflict checks; borrowed when no guest responded to a
     /// single occurrence.
     pub(crate) fn at_occurrence(&self, original_start: UnixMinute) -> Cow<'_, EventView> {
         if self
@@ -161,7 +161,7 @@ impl EventView {
     /// as when those occurrences are moved or cancelled.
     pub(crate) fn retain_occurrence_responses(&mut self, keep: impl Fn(UnixMinute) -> bool) {
         self.responses
-            .retain(|entry| entry.occurrence.is_none_or(|start| keep(start)));
+            .retain(|entry| entry.occurrence.is_none_or(&keep));
     }
 }
 
@@ -310,7 +310,7 @@ impl Calendar {
 
 /// Lists the occurrences of `event` whose time a blocking response from this guest
 /// would make busy: the one named, or for the whole event those the guest
-/// did not answer one by one.
+/// did not respond to one by one.
 fn newly_blocked_spans(
     event: &EventView,
     key: &str,
@@ -319,14 +319,14 @@ fn newly_blocked_spans(
     if let Some(original_start) = occurrence {
         return vec![stored_expander(event).occurrence_at(original_start)];
     }
-    let answered: BTreeSet<UnixMinute> = event
+    let responded: BTreeSet<UnixMinute> = event
         .responses
         .iter()
         .filter(|entry| user_key(&entry.guest) == key)
         .filter_map(|entry| entry.occurrence)
         .collect();
     let mut spans = checked_spans(event);
-    spans.retain(|span| !answered.contains(&span.original_start));
+    spans.retain(|span| !responded.contains(&span.original_start));
     spans
 }
 
@@ -352,7 +352,7 @@ fn declined(event: &EventView, key: &str) -> bool {
 }
 
 /// Returns the response the user gave to exactly this target: the whole event, or
-/// one occurrence. An occurrence not answered on its own has none, so a guest
+/// one occurrence. An occurrence without a response of its own has none, so a guest
 /// may pin it to the series' response against later changes of that.
 fn stated_response(event: &EventView, key: &str, occurrence: Option<UnixMinute>) -> Response {
     if occurrence.is_none() || user_key(&event.host) == key {
@@ -664,7 +664,7 @@ mod tests {
         );
         assert_eq!(response_in(&harness, id, "bob"), Response::Accepted);
 
-        // The host hears which occurrence was answered.
+        // The host hears which occurrence the response is for.
         let inbox = harness.calendar.notifications("alice", 0);
         let last = inbox.last().expect("the host was notified");
         assert_eq!(last.kind, NotificationKind::Responded);
@@ -674,11 +674,11 @@ mod tests {
 
         // Views of single occurrences carry the responses that hold there.
         let views = harness.calendar.agenda("bob", MONDAY, MONDAY + 3 * WEEK);
-        let answers: Vec<Response> = views.iter().map(|v| v.response_of("bob")).collect();
+        let responses: Vec<Response> = views.iter().map(|v| v.response_of("bob")).collect();
         let expected = [Response::Accepted, Response::Declined, Response::Accepted];
-        assert_eq!(answers, expected);
+        assert_eq!(responses, expected);
 
-        // A later answer to the whole series leaves the occurrence's alone.
+        // A later response to the whole series keeps the occurrence's.
         harness.ok(respond("bob", id, Response::Tentative));
         assert_eq!(
             at(&harness, id, "bob", Some(MONDAY + WEEK)),
@@ -704,7 +704,7 @@ mod tests {
     }
 
     #[test]
-    fn declined_occurrence_of_public_series_frees_that_guest() {
+    fn declined_public_occurrence_frees_guest() {
         let mut harness = Harness::with_users(&["alice", "bob", "carol"]);
         let id = weekly(&mut harness, "alice", public("Town hall", MONDAY, 60));
         harness.ok(answer("bob", id, Response::Declined, MONDAY + 3 * WEEK));
@@ -733,8 +733,8 @@ mod tests {
         );
         harness.ok(answer("bob", id, Response::Accepted, MONDAY + 2 * WEEK));
 
-        // Accepting the whole series checks every occurrence not answered
-        // one by one, so the Gym week still conflicts.
+        // Accepting the whole series checks every occurrence without a response of its
+        // own, so the Gym week still conflicts.
         let slots = conflict_slots(harness.rejected(respond("bob", id, Response::Accepted)));
         assert_eq!(slots.len(), 1);
         assert_eq!(slots[0].event.as_ref().map(|e| e.id), Some(gym));
@@ -751,7 +751,7 @@ mod tests {
     }
 
     #[test]
-    fn occurrence_response_needs_an_occurrence_of_a_series() {
+    fn occurrence_response_rejects_bad_targets() {
         let mut harness = Harness::with_users(&["alice", "bob"]);
         let series = weekly(&mut harness, "alice", private("Sync", MONDAY, 60, &["bob"]));
         let single = harness.schedule("alice", private("Plan", MONDAY + 2 * HOUR, 60, &["bob"]));
@@ -779,7 +779,7 @@ mod tests {
             repeat.to_string().contains("is already tentative"),
             "{repeat}"
         );
-        // Answering an occurrence as the series is answered pins it.
+        // A response to an occurrence equal to the series' one pins it.
         harness.ok(respond("bob", series, Response::Declined));
         harness.ok(answer("bob", series, Response::Declined, MONDAY + WEEK));
         harness.ok(respond("bob", series, Response::Accepted));
@@ -792,7 +792,7 @@ mod tests {
     }
 
     #[test]
-    fn cancelled_or_moved_occurrence_forgets_its_responses() {
+    fn moved_occurrence_forgets_responses() {
         let mut harness = Harness::with_users(&["alice", "bob"]);
         let id = weekly(&mut harness, "alice", private("Sync", MONDAY, 60, &["bob"]));
         harness.ok(answer("bob", id, Response::Declined, MONDAY + WEEK));

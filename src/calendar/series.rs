@@ -516,7 +516,7 @@ impl Calendar {
         let retimed =
             moved.start != current.start || moved.duration_minutes != current.duration_minutes;
         if retimed {
-            // The guests answered this occurrence for another time.
+            // The guests responded to this occurrence for another time.
             new.retain_occurrence_responses(|start| start != original_start);
         }
         // Overlaps with the series' own occurrences are reported as conflicts

@@ -42,7 +42,7 @@ pub enum PlanCommand {
     Respond {
         id: EventId,
         response: Response,
-        /// The one occurrence answered, or `None` for the whole event.
+        /// The one occurrence responded to, or `None` for the whole event.
         occurrence: Option<OccurrenceRef>,
     },
     History {
@@ -158,7 +158,7 @@ fn parse_respond(
     let (occurrence, used) = parse_occurrence(args, ctx, 2, &[])?;
     if occurrence.following {
         return Err(args.invalid(
-            "a response names one occurrence; respond without occurrence to answer every one",
+            "invalid \"and following\": a response is for one occurrence or, without occurrence, for every one",
         ));
     }
     if let Some(extra) = args.tokens.get(2 + used) {
@@ -662,7 +662,7 @@ mod tests {
         assert_eq!(timed.at, Some(utc("2027-01-18T09:00:00+01:00")));
         assert!(error("accept 12 occurrence").contains("missing the date after occurrence"));
         assert!(error("accept 12 occurrence 2027-01-18 and following")
-            .contains("a response names one occurrence"));
+            .contains("invalid \"and following\""));
         assert!(error("accept 12 2027-01-18").contains("expected occurrence DATE"));
     }
 

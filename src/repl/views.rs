@@ -59,10 +59,10 @@ pub fn responses_detail(event: &EventView) -> Option<String> {
     Some(each.join(", "))
 }
 
-/// The `by occurrence` line of `show`: the answers guests gave to single
-/// occurrences of a series, as `bob declined Mon 2027-01-18 10:00`, each
+/// Formats the `by occurrence` line of `show`: the responses guests gave to
+/// single occurrences of a series, as `bob declined Mon 2027-01-18 10:00`, each
 /// occurrence named by its original start in the viewer's zone. `None` when
-/// nobody answered a single occurrence.
+/// no guest responded to a single occurrence.
 pub fn occurrence_responses_detail(event: &EventView, zone: Tz) -> Option<String> {
     let each: Vec<String> = event
         .responses
@@ -81,8 +81,8 @@ pub fn occurrence_responses_detail(event: &EventView, zone: Tz) -> Option<String
     (!each.is_empty()).then(|| each.join(", "))
 }
 
-/// The `responses` of an event's JSON: `{"guest", "response"}`, with
-/// `occurrence_start_minute` for an answer to one occurrence.
+/// Converts the responses to an event's JSON: `{"guest", "response"}`,
+/// with `occurrence_start_minute` for a response to one occurrence.
 pub fn responses_json(event: &EventView) -> Value {
     let entries: Vec<Value> = event
         .responses
@@ -504,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn occurrence_answers_listed_apart() {
+    fn occurrence_responses_listed_apart() {
         let mut plan = event(1, "Plan", "2027-01-04T10:00:00+01:00", 60, "Europe/Berlin");
         assert_eq!(occurrence_responses_detail(&plan, berlin()), None);
         plan.responses.push(GuestResponse {
@@ -516,7 +516,7 @@ mod tests {
             occurrence_responses_detail(&plan, berlin()).unwrap(),
             "carol accepted Mon 2027-01-11 10:00"
         );
-        // The series line keeps carol's answer to the whole event.
+        // The series line shows carol's response to the whole event.
         assert_eq!(
             responses_detail(&plan).unwrap(),
             "bob declined, carol needs-action"
