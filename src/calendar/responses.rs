@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::history::Change;
-use super::recurrence::Occurrence;
+use super::recurrence::{Expander, Occurrence};
 use super::series::{check_occurrence, checked_spans, stored_expander};
 use super::state::Calendar;
 use super::types::UnixMinute;
@@ -75,8 +75,8 @@ impl EventView {
 
     /// Returns the response of the user with this lowercase key to one
     /// occurrence (its original start), which is their response to the whole
-    /// event unless they responded to that occurrence; `None` asks for the whole
-    /// event.
+    /// event unless they responded to that occurrence. `None` selects the
+    /// whole event.
     pub fn response_at(&self, key: &str, occurrence: Option<UnixMinute>) -> Response {
         if user_key(&self.host) == key {
             return Response::Accepted;
@@ -120,8 +120,8 @@ impl EventView {
     }
 
     /// Returns the event with the responses of one occurrence in place of
-    /// its own, for conflict checks; borrowed when no guest responded to a
-    /// single occurrence.
+    /// its own, for conflict checks. The event is borrowed when no guest
+    /// responded to a single occurrence.
     pub(crate) fn at_occurrence(&self, original_start: UnixMinute) -> Cow<'_, EventView> {
         if self
             .responses
@@ -210,6 +210,8 @@ impl Calendar {
         };
         let host = std::iter::once(user_key(&shown.host)).collect();
         self.notify(&host, NotificationKind::Responded, &shown, &guest, now_ms);
+        // NOTE: the history entry does not name the occurrence a response is
+        // for, so `history` shows a response to one occurrence like one to all.
         self.record_history(event_id, now_ms, &guest, Change::Responded { response });
         Ok(Effect::Responded { event_id, response })
     }
@@ -278,6 +280,7 @@ impl Calendar {
         let guests: BTreeSet<String> = new.guests().iter().map(|guest| user_key(guest)).collect();
         new.responses
             .retain(|entry| is_public || guests.contains(&user_key(&entry.guest)));
+        drop_stale_occurrence_responses(new);
     }
 
     /// Removes a deleted user's responses from every event that still has them.
@@ -306,6 +309,33 @@ impl Calendar {
         let responses = &self.events[&event_id].responses;
         responses.iter().any(|entry| user_key(&entry.guest) == key)
     }
+}
+
+/// Drops the responses to occurrences the event no longer has, as after a
+/// change of zone moved the later occurrences of a series in UTC.
+fn drop_stale_occurrence_responses(event: &mut EventView) {
+    if event
+        .responses
+        .iter()
+        .all(|entry| entry.occurrence.is_none())
+    {
+        return;
+    }
+    let live: BTreeSet<UnixMinute> = match Expander::new(event) {
+        Ok(expander) => {
+            let recurrence = event
+                .recurrence
+                .as_ref()
+                .expect("the expander has a series");
+            let cancelled = |start: &UnixMinute| recurrence.exceptions.binary_search(start).is_ok();
+            let starts = event.responses.iter().filter_map(|entry| entry.occurrence);
+            starts
+                .filter(|start| !cancelled(start) && expander.has_rule_start(*start))
+                .collect()
+        }
+        Err(_) => BTreeSet::new(),
+    };
+    event.retain_occurrence_responses(|start| live.contains(&start));
 }
 
 /// Lists the occurrences of `event` whose time a blocking response from this guest
@@ -820,5 +850,38 @@ mod tests {
             at(&harness, id, "bob", Some(MONDAY + 2 * WEEK)),
             Response::NeedsAction
         );
+    }
+
+    #[test]
+    fn zone_change_drops_stale_occurrence_responses() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let mut draft = private("Sync", MONDAY + 9 * HOUR, 60, &["bob"]);
+        draft.recurrence = Some(Recurrence {
+            rule: "FREQ=WEEKLY;COUNT=20".into(),
+            ..Recurrence::default()
+        });
+        let id = match harness.ok(schedule("alice", draft)) {
+            Effect::SeriesWritten { event_id, .. } => event_id,
+            other => panic!("expected SeriesWritten, got {other:?}"),
+        };
+        let winter = MONDAY + 9 * HOUR + WEEK;
+        // 2027-04-19, after Berlin moved its clocks forward.
+        let spring = MONDAY + 9 * HOUR + 15 * WEEK;
+        harness.ok(answer("bob", id, Response::Declined, winter));
+        harness.ok(answer("bob", id, Response::Declined, spring));
+        let berlin = EventChanges {
+            zone: Some("Europe/Berlin".into()),
+            ..EventChanges::default()
+        };
+        assert!(matches!(
+            harness.edit("alice", id, berlin),
+            Outcome::Done(_)
+        ));
+        let kept: Vec<Option<i64>> = harness.calendar.events[&id]
+            .responses
+            .iter()
+            .map(|entry| entry.occurrence)
+            .collect();
+        assert_eq!(kept, vec![Some(winter)]);
     }
 }
