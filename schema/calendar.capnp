@@ -124,6 +124,10 @@ enum Response {
 struct GuestResponse {
   guest @0 :Text;
   response @1 :Response;
+  # Set when the response is for one occurrence of a series only.
+  hasOccurrence @2 :Bool;
+  # Original start of that occurrence; read only with `hasOccurrence`.
+  occurrenceStart @3 :Int64;
 }
 
 # A daily window of local time on chosen weekdays.
@@ -403,7 +407,10 @@ interface Session {
   deleteOccurrence @15 (requestId :RequestId, eventId :UInt64, occurrenceStart :Int64,
                         following :Bool) -> (result :Ack);
   # A guest's response (accepted, tentative or declined); the host is notified.
-  respond @16 (requestId :RequestId, eventId :UInt64, response :Response) -> (result :Ack);
+  # With `hasOccurrence`, the response is for the occurrence of a series with
+  # the original start `occurrenceStart` only.
+  respond @16 (requestId :RequestId, eventId :UInt64, response :Response,
+               hasOccurrence :Bool, occurrenceStart :Int64) -> (result :Ack);
   # Slots of at least `query.minMinutes` in which every listed user is in
   # working hours and not busy.
   freeSlots @17 (query :FreeQuery) -> (result :SlotsResult);

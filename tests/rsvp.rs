@@ -294,3 +294,63 @@ fn week_and_month_views() {
     assert!(output.contains(" 6   7   8*  9"), "{output}");
     assert!(output.contains("* busy: 8 (1 event)"), "{output}");
 }
+
+#[test]
+fn guest_answers_one_occurrence() {
+    let _serial = serial();
+    let scratch = Scratch::new();
+    let server = Server::start(&scratch.path("node"));
+    populate(&server);
+    let alice = run_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        &["schedule \"Standup\" every monday 9:15 for 15m 4 times with bob"],
+    );
+    assert_eq!(alice[0]["ok"], true, "{}", alice[0]);
+    let standup = alice[0]["event_id"].as_u64().expect("event id");
+
+    let bob = run_as(
+        &server,
+        "bob",
+        BOB_PASSWORD,
+        &[
+            &format!("decline {standup} occurrence 2031-01-13"),
+            "schedule \"Dentist\" 2031-01-13 9:00 for 30m",
+            "schedule \"Dentist\" 2031-01-20 9:00 for 30m",
+            &format!("accept {standup} occurrence 2031-01-13"),
+            &format!("accept {standup} occurrence 2031-01-20"),
+            &format!("accept {standup} occurrence 2031-01-14"),
+        ],
+    );
+    assert_eq!(bob[0]["ok"], true, "decline one: {}", bob[0]);
+    assert!(bob[0]["occurrence_start_minute"].is_i64(), "{}", bob[0]);
+    assert_eq!(bob[1]["ok"], true, "the declined week is free: {}", bob[1]);
+    assert_eq!(bob[2]["error"]["kind"], "conflict", "{}", bob[2]);
+    assert_eq!(bob[3]["error"]["kind"], "conflict", "{}", bob[3]);
+    assert_eq!(bob[4]["ok"], true, "accept one: {}", bob[4]);
+    assert_eq!(
+        bob[5]["ok"], false,
+        "no occurrence on a Tuesday: {}",
+        bob[5]
+    );
+
+    let shown = text_as(
+        &server,
+        "alice",
+        ALICE_PASSWORD,
+        &[&format!("show {standup}")],
+    );
+    assert!(
+        shown.contains("bob declined Mon 2031-01-13 09:15, bob accepted Mon 2031-01-20 09:15"),
+        "{shown}"
+    );
+    let inbox = run_as(&server, "alice", ALICE_PASSWORD, &["inbox"]);
+    let responded = inbox[0]["notifications"]
+        .as_array()
+        .expect("notifications")
+        .iter()
+        .filter(|note| note["kind"] == "responded" && note["event"]["id"] == standup)
+        .count();
+    assert_eq!(responded, 2, "{}", inbox[0]);
+}

@@ -5,14 +5,16 @@
 //! overlapping event, and a private event with every overlapping public event
 //! and every overlapping private event that shares a participant (host or
 //! guest). Overlap is half-open, so back-to-back events do not conflict.
-//! Recurring events take part occurrence by occurrence.
+//! Recurring events take part occurrence by occurrence, each with the
+//! responses that hold for it.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use super::index::starts_near;
 use super::limits::MAX_CONFLICT_SLOTS;
 use super::recurrence::Occurrence;
-use super::series::{any_overlap, checked_spans, stored_expander};
+use super::series::{checked_spans, overlapping, stored_expander};
 use super::state::Calendar;
 use super::types::{BusySlot, EventId, EventView, UnixMinute};
 use super::users::user_key;
@@ -59,10 +61,15 @@ impl Calendar {
         let mut slots = BTreeSet::new();
         for event_id in self.conflict_candidates(candidate, from, to) {
             let other = &self.events[&event_id];
-            if event_id == candidate.id || !any_overlap(spans, other.start, other.end()) {
+            if event_id == candidate.id {
                 continue;
             }
-            self.add_slots(&mut slots, candidate, other, other.start, other.end());
+            let span = Occurrence {
+                start: other.start,
+                end: other.end(),
+                original_start: other.start,
+            };
+            self.add_slots(&mut slots, candidate, spans, other, &span);
         }
         for event_id in self.index.series.conflict_candidates(candidate, from, to) {
             if event_id == candidate.id {
@@ -70,29 +77,14 @@ impl Calendar {
             }
             let other = &self.events[&event_id];
             for occurrence in stored_expander(other).occurrences(from, to) {
-                if any_overlap(spans, occurrence.start, occurrence.end) {
-                    self.add_slots(
-                        &mut slots,
-                        candidate,
-                        other,
-                        occurrence.start,
-                        occurrence.end,
-                    );
-                }
+                self.add_slots(&mut slots, candidate, spans, other, &occurrence);
             }
         }
         if check_own {
             let own: BTreeSet<UnixMinute> = spans.iter().map(|span| span.original_start).collect();
             for occurrence in stored_expander(candidate).occurrences(from, to) {
-                let other_occurrence = !own.contains(&occurrence.original_start);
-                if other_occurrence && any_overlap(spans, occurrence.start, occurrence.end) {
-                    self.add_slots(
-                        &mut slots,
-                        candidate,
-                        candidate,
-                        occurrence.start,
-                        occurrence.end,
-                    );
+                if !own.contains(&occurrence.original_start) {
+                    self.add_slots(&mut slots, candidate, spans, candidate, &occurrence);
                 }
             }
         }
@@ -145,26 +137,41 @@ impl Calendar {
 }
 
 impl Calendar {
-    /// Adds a slot for each user that both events block, so a declined
-    /// invitation frees its guest's time.
+    /// Adds a slot for each user that both events block where `occurrence` of
+    /// `other` overlaps one of the candidate's `spans`. Each side counts the
+    /// responses of its own occurrence, so a declined invitation, or a
+    /// declined occurrence, frees its guest's time.
     fn add_slots(
         &self,
         slots: &mut BTreeSet<SlotKey>,
         candidate: &EventView,
+        spans: &[Occurrence],
         other: &EventView,
-        start: UnixMinute,
-        end: UnixMinute,
+        occurrence: &Occurrence,
     ) {
-        let reported = busy_participants(candidate, other);
-        for participant in self.blocked_by_both(candidate, other, reported) {
-            slots.insert(SlotKey {
-                start,
-                end,
-                participant_key: user_key(&participant),
-                event_id: other.id,
-                participant,
-            });
+        let other_view = responses_for(other, occurrence);
+        for span in overlapping(spans, occurrence.start, occurrence.end) {
+            let candidate_view = responses_for(candidate, span);
+            let reported = busy_participants(&candidate_view, &other_view);
+            for participant in self.blocked_by_both(&candidate_view, &other_view, reported) {
+                slots.insert(SlotKey {
+                    start: occurrence.start,
+                    end: occurrence.end,
+                    participant_key: user_key(&participant),
+                    event_id: other.id,
+                    participant,
+                });
+            }
         }
+    }
+}
+
+/// Returns the event with the responses that hold for one of its occurrences.
+fn responses_for<'a>(event: &'a EventView, occurrence: &Occurrence) -> Cow<'a, EventView> {
+    if event.is_recurring() {
+        event.at_occurrence(occurrence.original_start)
+    } else {
+        Cow::Borrowed(event)
     }
 }
 

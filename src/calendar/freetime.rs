@@ -358,6 +358,7 @@ mod tests {
             caller: "bob".into(),
             event_id: town,
             response: Response::Declined,
+            occurrence_start: None,
         });
         let free = harness.calendar.free_slots("bob", &day).unwrap();
         assert_eq!(free, vec![slot(MONDAY + 9 * HOUR, MONDAY + 17 * HOUR)]);

@@ -154,6 +154,7 @@ mod tests {
             caller: "bob".into(),
             event_id: id,
             response: Response::Accepted,
+            occurrence_start: None,
         });
         let changes = EventChanges {
             title: Some("Plan B".into()),

@@ -497,9 +497,10 @@ impl<'a> Expander<'a> {
     }
 
     /// Builds the view of one occurrence: the series with the occurrence's
-    /// start, duration, title and description.
+    /// start, duration, title, description and responses.
     pub fn occurrence_view(&self, series: &EventView, occurrence: &Occurrence) -> EventView {
         let mut view = series.clone();
+        view.responses = series.responses_at(occurrence.original_start);
         view.start = occurrence.start;
         view.duration_minutes = (occurrence.end - occurrence.start) as u32;
         if let Some(index) = self.override_of(occurrence.original_start) {

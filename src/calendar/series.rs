@@ -177,16 +177,20 @@ pub(crate) fn stored_expander(event: &EventView) -> Expander<'_> {
         .unwrap_or_else(|error| panic!("stored event {} has a broken rule: {error}", event.id))
 }
 
-/// Returns whether any span overlaps `[start, end)`. `spans` is sorted by start and
-/// no span is longer than `MAX_DURATION_MINUTES`.
-pub(crate) fn any_overlap(spans: &[Occurrence], start: UnixMinute, end: UnixMinute) -> bool {
+/// Returns the spans that overlap `[start, end)`, latest first. `spans` is sorted
+/// by start and no span is longer than `MAX_DURATION_MINUTES`.
+pub(crate) fn overlapping(
+    spans: &[Occurrence],
+    start: UnixMinute,
+    end: UnixMinute,
+) -> impl Iterator<Item = &Occurrence> {
     let upper = spans.partition_point(|span| span.start < end);
     let lowest = start - i64::from(MAX_DURATION_MINUTES);
     spans[..upper]
         .iter()
         .rev()
-        .take_while(|span| span.start >= lowest)
-        .any(|span| span.end > start)
+        .take_while(move |span| span.start >= lowest)
+        .filter(move |span| span.end > start)
 }
 
 /// Lists the occurrences of an event that conflict checks cover: the event itself
@@ -416,6 +420,7 @@ impl Calendar {
                 .retain(|moved| moved.original_start != occurrence_start);
             recurrence.exceptions.push(occurrence_start);
             recurrence.exceptions.sort_unstable();
+            new.retain_occurrence_responses(|start| start != occurrence_start);
             new
         };
         if (following && before == 0) || has_no_occurrence(&new) {
@@ -508,6 +513,12 @@ impl Calendar {
             overrides.push(moved.clone());
             overrides.sort_by_key(|other| other.original_start);
         }
+        let retimed =
+            moved.start != current.start || moved.duration_minutes != current.duration_minutes;
+        if retimed {
+            // The guests responded to this occurrence for another time.
+            new.retain_occurrence_responses(|start| start != original_start);
+        }
         // Overlaps with the series' own occurrences are reported as conflicts
         // below, so only the size limit is checked here.
         check_exception_limit(&new)?;
@@ -572,6 +583,7 @@ impl Calendar {
                 .collect(),
             occurrence: None,
         }));
+        base.retain_occurrence_responses(|start| start >= split_start);
         let mut continued = self.changed_event(&base, changes)?;
         if continued == base {
             return Err(Rejection::invalid(
@@ -580,6 +592,7 @@ impl Calendar {
             ));
         }
         carry_exceptions(&base, &mut continued)?;
+        Calendar::carry_responses(&base, &mut continued);
         let checked_until = validate_series(&continued)?;
         let mut ended = truncated(&old, split_start, before);
         validate_series(&ended)?;
@@ -649,7 +662,10 @@ impl Calendar {
 
 /// Checks that `original_start` names an occurrence of a series that has
 /// not been cancelled.
-fn check_occurrence(event: &EventView, original_start: UnixMinute) -> Result<(), Rejection> {
+pub(crate) fn check_occurrence(
+    event: &EventView,
+    original_start: UnixMinute,
+) -> Result<(), Rejection> {
     let Some(recurrence) = &event.recurrence else {
         return Err(Rejection::invalid(
             "occurrence",
@@ -712,6 +728,7 @@ fn truncated(event: &EventView, split_start: UnixMinute, before: u32) -> EventVi
     recurrence
         .overrides
         .retain(|moved| moved.original_start < split_start);
+    ended.retain_occurrence_responses(|start| start < split_start);
     ended
 }
 

@@ -150,7 +150,8 @@ impl Calendar {
                 caller,
                 event_id,
                 response,
-            } => self.respond(caller, *event_id, *response, now_ms),
+                occurrence_start,
+            } => self.respond(caller, *event_id, *response, *occurrence_start, now_ms),
             Command::SetWorkingHours { caller, hours } => self.set_working_hours(caller, hours),
         }
     }

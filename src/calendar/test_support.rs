@@ -274,6 +274,7 @@ pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
                 caller: user,
                 event_id,
                 response: *rng.pick(&[Response::Accepted, Response::Tentative, Response::Declined]),
+                occurrence_start: None,
             },
             None => Command::DeleteAccount { caller: user },
         },

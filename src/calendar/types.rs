@@ -90,6 +90,10 @@ pub enum Command {
         caller: String,
         event_id: EventId,
         response: Response,
+        /// Original start of the one occurrence of a series answered; `None`
+        /// answers the whole event.
+        #[serde(default)]
+        occurrence_start: Option<UnixMinute>,
     },
     SetWorkingHours {
         caller: String,

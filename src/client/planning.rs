@@ -2,7 +2,7 @@
 
 use super::operations::{read_ack, set_request_id, Reply};
 use super::{Client, ClientError};
-use crate::calendar::{FreeQuery, HistoryEntry, Response, TimeSlot, WorkingHours};
+use crate::calendar::{FreeQuery, HistoryEntry, Response, TimeSlot, UnixMinute, WorkingHours};
 use crate::rpc::calendar_capnp::{history_result, slots_result};
 use crate::rpc::convert::read_rejection;
 use crate::rpc::convert_planning;
@@ -24,6 +24,18 @@ fn read_history(reader: history_result::Reader<'_>) -> Reply<Vec<HistoryEntry>> 
 impl Client {
     /// Responds to an invitation as the logged-in guest.
     pub async fn respond(&mut self, event_id: u64, response: Response) -> Result<(), ClientError> {
+        self.respond_at(event_id, response, None).await
+    }
+
+    /// Responds to an invitation as the logged-in guest, with
+    /// `occurrence_start` to the occurrence of a series with that original
+    /// start only.
+    pub async fn respond_at(
+        &mut self,
+        event_id: u64,
+        response: Response,
+        occurrence_start: Option<UnixMinute>,
+    ) -> Result<(), ClientError> {
         let id = self.next_request_id();
         self.with_session(|session| {
             let mut request = session.respond_request();
@@ -32,6 +44,10 @@ impl Client {
             request
                 .get()
                 .set_response(convert_planning::to_wire_response(response));
+            request.get().set_has_occurrence(occurrence_start.is_some());
+            request
+                .get()
+                .set_occurrence_start(occurrence_start.unwrap_or(0));
             async move { read_ack(request.send().promise.await?.get()?.get_result()?) }
         })
         .await

@@ -156,21 +156,23 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "accept",
-        usage: "accept ID",
-        summary: "accept an invitation; the host is notified",
-        examples: &["accept 12"],
+        usage: "accept ID [occurrence DATE]",
+        summary: "accept an invitation, or one occurrence of a recurring one; the host is notified",
+        examples: &["accept 12", "accept 12 occurrence 2027-01-18"],
     },
     CommandHelp {
         name: "decline",
-        usage: "decline ID",
-        summary: "decline an invitation; the event no longer blocks your time",
-        examples: &["decline 12"],
+        usage: "decline ID [occurrence DATE]",
+        summary: "decline an invitation, or one occurrence of a recurring one; it no longer \
+                  blocks your time",
+        examples: &["decline 12", "decline 12 occurrence 2027-01-18"],
     },
     CommandHelp {
         name: "tentative",
-        usage: "tentative ID",
-        summary: "respond to an invitation with maybe; your time stays blocked",
-        examples: &["tentative 12"],
+        usage: "tentative ID [occurrence DATE]",
+        summary: "respond to an invitation, or one occurrence of a recurring one, with maybe; \
+                  your time stays blocked",
+        examples: &["tentative 12", "tentative 12 occurrence 2027-01-18 9:00"],
     },
     CommandHelp {
         name: "history",
@@ -980,7 +982,7 @@ fn parse_delete(args: &Args<'_>, ctx: &DateContext) -> Result<ReplCommand, Gramm
 /// Reads `DATE [and following]` at `pos`, up to one of `keywords`, and
 /// returns it with the number of tokens used. A date alone names a local
 /// day; a date with a time names one start.
-fn parse_occurrence(
+pub(super) fn parse_occurrence(
     args: &Args<'_>,
     ctx: &DateContext,
     pos: usize,

@@ -5,10 +5,12 @@ use chrono::{Days, Months, NaiveDate};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use crate::calendar::{EventDraft, FreeQuery, TimeSlot, UnixMinute, Visibility, WorkingHours};
+use crate::calendar::{EventDraft, FreeQuery, Rejection, Response, TimeSlot, UnixMinute};
+use crate::calendar::{Visibility, WorkingHours};
 use crate::client::{Client, ClientError};
 use crate::repl::executor::{Reply, View};
 use crate::repl::planning::{FreeRequest, PlanCommand, SuggestRequest};
+use crate::repl::recurrence::{self, OccurrenceRef};
 use crate::repl::render::{self, clock_span};
 use crate::repl::views;
 use crate::rpc::convert::ApiRejection;
@@ -21,6 +23,44 @@ pub struct Suggestion {
     slots: Vec<TimeSlot>,
 }
 
+/// Sends a response, first finding the original start of the occurrence a
+/// user named.
+async fn respond(
+    client: &mut Client,
+    id: u64,
+    response: Response,
+    occurrence: Option<OccurrenceRef>,
+) -> Result<Reply, ClientError> {
+    let original = match &occurrence {
+        Some(wanted) => {
+            let event = client.event(id).await?;
+            let original = recurrence::resolve_occurrence(&event, wanted).map_err(|message| {
+                ClientError::Rejected(ApiRejection::Calendar(Rejection::Invalid {
+                    field: "occurrence".into(),
+                    message,
+                }))
+            })?;
+            Some(original)
+        }
+        None => None,
+    };
+    client.respond_at(id, response, original).await?;
+    let event = client.event(id).await?;
+    let target = match &occurrence {
+        Some(wanted) => format!("the occurrence on {} of #{id}", wanted.text),
+        None => format!("#{id}"),
+    };
+    let text = format!(
+        "you {} {target} \"{}\"; {} was notified",
+        views::response_verb(response),
+        event.title,
+        event.host
+    );
+    let json = json!({ "command": command_name(response), "ok": true, "event_id": id,
+                       "response": response.as_str(), "occurrence_start_minute": original });
+    Ok(Reply::ok(text, json))
+}
+
 pub(super) async fn run(
     client: &mut Client,
     view: &View,
@@ -28,19 +68,11 @@ pub(super) async fn run(
     command: PlanCommand,
 ) -> Result<Reply, ClientError> {
     match command {
-        PlanCommand::Respond { id, response } => {
-            client.respond(id, response).await?;
-            let event = client.event(id).await?;
-            let text = format!(
-                "you {} #{id} \"{}\"; {} was notified",
-                views::response_verb(response),
-                event.title,
-                event.host
-            );
-            let json = json!({ "command": command_name(response), "ok": true, "event_id": id,
-                               "response": response.as_str() });
-            Ok(Reply::ok(text, json))
-        }
+        PlanCommand::Respond {
+            id,
+            response,
+            occurrence,
+        } => respond(client, id, response, occurrence).await,
         PlanCommand::History { id } => {
             let event = client.event(id).await?;
             let entries = client.history(id).await?;

@@ -2,7 +2,8 @@
 //! and the week and month views. [`crate::repl::grammar`] dispatches these
 //! commands here.
 //!
-//! - `accept ID`, `decline ID`, `tentative ID`
+//! - `accept ID`, `decline ID`, `tentative ID`, each optionally followed by
+//!   `occurrence DATE` for one occurrence of a recurring event
 //! - `history ID`
 //! - `workhours HH:MM-HH:MM DAYS [ZONE]`, DAYS such as `mon-fri` or
 //!   `mon,wed,fri`
@@ -18,8 +19,9 @@ use chrono_tz::Tz;
 use crate::calendar::working_hours::MONDAY_BIT;
 use crate::calendar::{Response, WorkingHours};
 use crate::repl::dates::{self, parse_duration, DateContext};
-use crate::repl::grammar::{agenda_between, agenda_day, parse_guests, Args, EventId};
-use crate::repl::grammar::{AgendaRange, GrammarError};
+use crate::repl::grammar::{agenda_between, agenda_day, parse_guests, parse_id, Args, EventId};
+use crate::repl::grammar::{parse_occurrence, AgendaRange, GrammarError};
+use crate::repl::recurrence::OccurrenceRef;
 
 /// Length of the slots `free` lists when no `for DURATION` is given.
 pub const DEFAULT_FREE_MINUTES: u32 = 30;
@@ -40,6 +42,8 @@ pub enum PlanCommand {
     Respond {
         id: EventId,
         response: Response,
+        /// The one occurrence responded to, or `None` for the whole event.
+        occurrence: Option<OccurrenceRef>,
     },
     History {
         id: EventId,
@@ -118,8 +122,7 @@ pub(super) fn parse(
                 "decline" => Response::Declined,
                 _ => Response::Tentative,
             };
-            let id = args.one_id()?;
-            Ok(PlanCommand::Respond { id, response })
+            parse_respond(args, ctx, response)
         }
         "history" => Ok(PlanCommand::History { id: args.one_id()? }),
         "workhours" => parse_workhours(args, ctx).map(PlanCommand::WorkHours),
@@ -129,6 +132,46 @@ pub(super) fn parse(
         "month" => parse_month(args, ctx),
         other => unreachable!("command {other} is not a planning command"),
     }
+}
+
+/// Reads `ID [occurrence DATE]` after `accept`, `decline` or `tentative`.
+fn parse_respond(
+    args: &Args<'_>,
+    ctx: &DateContext,
+    response: Response,
+) -> Result<PlanCommand, GrammarError> {
+    if args.tokens.len() <= 1 {
+        let id = args.one_id()?;
+        return Ok(PlanCommand::Respond {
+            id,
+            response,
+            occurrence: None,
+        });
+    }
+    let id = parse_id(&args.tokens[0].text).map_err(|message| args.invalid(message))?;
+    if !args.tokens[1].is_keyword("occurrence") {
+        return Err(args.invalid(format!(
+            "unexpected \"{}\": expected occurrence DATE or nothing after the id",
+            args.tokens[1].text
+        )));
+    }
+    let (occurrence, used) = parse_occurrence(args, ctx, 2, &[])?;
+    if occurrence.following {
+        return Err(args.invalid(
+            "invalid \"and following\": a response is for one occurrence or, without occurrence, for every one",
+        ));
+    }
+    if let Some(extra) = args.tokens.get(2 + used) {
+        return Err(args.invalid(format!(
+            "unexpected \"{}\" after the occurrence",
+            extra.text
+        )));
+    }
+    Ok(PlanCommand::Respond {
+        id,
+        response,
+        occurrence: Some(occurrence),
+    })
 }
 
 /// Checks whether `schedule` is followed by the keyword `suggestion`.
@@ -569,26 +612,58 @@ mod tests {
             plan("accept 3"),
             PlanCommand::Respond {
                 id: 3,
-                response: Response::Accepted
+                response: Response::Accepted,
+                occurrence: None,
             }
         );
         assert_eq!(
             plan("decline #4"),
             PlanCommand::Respond {
                 id: 4,
-                response: Response::Declined
+                response: Response::Declined,
+                occurrence: None,
             }
         );
         assert_eq!(
             plan("tentative 5"),
             PlanCommand::Respond {
                 id: 5,
-                response: Response::Tentative
+                response: Response::Tentative,
+                occurrence: None,
             }
         );
         assert_eq!(plan("history 6"), PlanCommand::History { id: 6 });
         assert!(error("accept").contains("missing event id"));
         assert!(error("decline x").contains("not an event id"));
+    }
+
+    #[test]
+    fn responses_name_an_occurrence() {
+        let PlanCommand::Respond {
+            id,
+            response,
+            occurrence: Some(occurrence),
+        } = plan("decline 12 occurrence 2027-01-18")
+        else {
+            panic!("no occurrence read");
+        };
+        assert_eq!((id, response), (12, Response::Declined));
+        assert_eq!(occurrence.text, "2027-01-18");
+        assert_eq!(occurrence.from, utc("2027-01-18T00:00:00+01:00"));
+        assert_eq!(occurrence.to, utc("2027-01-19T00:00:00+01:00"));
+        assert_eq!(occurrence.at, None);
+        let PlanCommand::Respond {
+            occurrence: Some(timed),
+            ..
+        } = plan("tentative 12 occurrence 2027-01-18 9:00")
+        else {
+            panic!("no occurrence read");
+        };
+        assert_eq!(timed.at, Some(utc("2027-01-18T09:00:00+01:00")));
+        assert!(error("accept 12 occurrence").contains("missing the date after occurrence"));
+        assert!(error("accept 12 occurrence 2027-01-18 and following")
+            .contains("invalid \"and following\""));
+        assert!(error("accept 12 2027-01-18").contains("expected occurrence DATE"));
     }
 
     #[test]

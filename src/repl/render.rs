@@ -445,6 +445,10 @@ pub fn render_event(event: &EventView, viewer_zone: Tz, style: Style) -> String 
     if let Some(responses) = super::views::responses_detail(event) {
         fields.insert(4, ("responses", responses));
     }
+    if let Some(answers) = super::views::occurrence_responses_detail(event, viewer_zone) {
+        let version = fields.iter().position(|(label, _)| *label == "version");
+        fields.insert(version.unwrap_or(fields.len()), ("by occurrence", answers));
+    }
     let label_width = fields
         .iter()
         .map(|(label, _)| label.len())
@@ -800,7 +804,9 @@ fn iso_in(minute: UnixMinute, zone: Tz) -> String {
 /// - `visibility`: `"public"` or `"private"`
 /// - `guests`: usernames, empty for a public event
 /// - `responses`: `{"guest", "response"}` objects of the guests who responded,
-///   with `response` one of `accepted`, `tentative`, `declined`
+///   with `response` one of `accepted`, `tentative`, `declined`, and
+///   `occurrence_start_minute` (original start) for an answer to one
+///   occurrence of a series
 /// - `start_minute`, `end_minute` (exclusive), `duration_minutes`
 /// - `start_utc`, `end_utc`: ISO-8601 in UTC, such as `2027-01-08T15:00:00Z`
 /// - `start_local`, `end_local`: ISO-8601 with the offset of the event's

@@ -37,8 +37,12 @@ pub fn responses_detail(event: &EventView) -> Option<String> {
         let given: Vec<String> = event
             .responses
             .iter()
+            .filter(|entry| entry.occurrence.is_none())
             .map(|entry| format!("{} {}", entry.guest, entry.response.as_str()))
             .collect();
+        if given.is_empty() {
+            return Some("everyone needs-action".to_string());
+        }
         return Some(format!("{}; everyone else needs-action", given.join(", ")));
     }
     if event.guests().is_empty() {
@@ -55,11 +59,39 @@ pub fn responses_detail(event: &EventView) -> Option<String> {
     Some(each.join(", "))
 }
 
+/// Formats the `by occurrence` line of `show`: the responses guests gave to
+/// single occurrences of a series, as `bob declined Mon 2027-01-18 10:00`, each
+/// occurrence named by its original start in the viewer's zone. `None` when
+/// no guest responded to a single occurrence.
+pub fn occurrence_responses_detail(event: &EventView, zone: Tz) -> Option<String> {
+    let each: Vec<String> = event
+        .responses
+        .iter()
+        .filter_map(|entry| {
+            let start = local(entry.occurrence?, zone);
+            let day = day_label(start.date_naive());
+            let time = start.format("%H:%M");
+            Some(format!(
+                "{} {} {day} {time}",
+                entry.guest,
+                entry.response.as_str()
+            ))
+        })
+        .collect();
+    (!each.is_empty()).then(|| each.join(", "))
+}
+
+/// Converts the responses to an event's JSON: `{"guest", "response"}`,
+/// with `occurrence_start_minute` for a response to one occurrence.
 pub fn responses_json(event: &EventView) -> Value {
     let entries: Vec<Value> = event
         .responses
         .iter()
-        .map(|entry| json!({ "guest": entry.guest, "response": entry.response.as_str() }))
+        .map(|entry| match entry.occurrence {
+            Some(start) => json!({ "guest": entry.guest, "response": entry.response.as_str(),
+                                   "occurrence_start_minute": start }),
+            None => json!({ "guest": entry.guest, "response": entry.response.as_str() }),
+        })
         .collect();
     Value::Array(entries)
 }
@@ -437,6 +469,7 @@ mod tests {
             responses: vec![GuestResponse {
                 guest: "bob".into(),
                 response: Response::Declined,
+                occurrence: None,
             }],
             recurrence: None,
         }
@@ -468,6 +501,42 @@ mod tests {
         let mut alone = plan;
         alone.visibility = Visibility::Private { guests: vec![] };
         assert_eq!(responses_detail(&alone), None);
+    }
+
+    #[test]
+    fn occurrence_responses_listed_apart() {
+        let mut plan = event(1, "Plan", "2027-01-04T10:00:00+01:00", 60, "Europe/Berlin");
+        assert_eq!(occurrence_responses_detail(&plan, berlin()), None);
+        plan.responses.push(GuestResponse {
+            guest: "carol".into(),
+            response: Response::Accepted,
+            occurrence: Some(minute("2027-01-11T10:00:00+01:00")),
+        });
+        assert_eq!(
+            occurrence_responses_detail(&plan, berlin()).unwrap(),
+            "carol accepted Mon 2027-01-11 10:00"
+        );
+        // The series line shows carol's response to the whole event.
+        assert_eq!(
+            responses_detail(&plan).unwrap(),
+            "bob declined, carol needs-action"
+        );
+        let shown = crate::repl::render::render_event(&plan, berlin(), Style::plain());
+        assert!(
+            shown.contains("by occurrence  carol accepted Mon 2027-01-11 10:00"),
+            "{shown}"
+        );
+        let json = responses_json(&plan);
+        assert_eq!(json[0].get("occurrence_start_minute"), None);
+        assert_eq!(
+            json[1]["occurrence_start_minute"],
+            minute("2027-01-11T10:00:00+01:00")
+        );
+
+        let mut town = plan;
+        town.visibility = Visibility::Public;
+        town.responses.remove(0);
+        assert_eq!(responses_detail(&town).unwrap(), "everyone needs-action");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub fn write_responses(
         let mut entry = builder.reborrow().get(index as u32);
         entry.set_guest(value.guest.as_str());
         entry.set_response(to_wire_response(value.response));
+        entry.set_has_occurrence(value.occurrence.is_some());
+        entry.set_occurrence_start(value.occurrence.unwrap_or(0));
     }
 }
 
@@ -49,6 +51,9 @@ pub fn read_responses(
         Ok(GuestResponse {
             guest: text(entry.get_guest())?,
             response: from_wire_response(entry.get_response()?),
+            occurrence: entry
+                .get_has_occurrence()
+                .then(|| entry.get_occurrence_start()),
         })
     };
     reader.iter().map(read).collect()
@@ -186,6 +191,39 @@ pub fn read_history(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_round_trip_with_occurrence() {
+        let responses = vec![
+            GuestResponse {
+                guest: "bob".into(),
+                response: Response::Accepted,
+                occurrence: None,
+            },
+            GuestResponse {
+                guest: "bob".into(),
+                response: Response::Declined,
+                occurrence: Some(29_993_760),
+            },
+            // An original start of 0 still names an occurrence.
+            GuestResponse {
+                guest: "carol".into(),
+                response: Response::Tentative,
+                occurrence: Some(0),
+            },
+        ];
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<crate::rpc::calendar_capnp::event::Builder<'_>>();
+        write_responses(
+            root.reborrow().init_responses(responses.len() as u32),
+            &responses,
+        );
+        let reader = root.into_reader();
+        assert_eq!(
+            read_responses(reader.get_responses().unwrap()).unwrap(),
+            responses
+        );
+    }
 
     #[test]
     fn history_round_trips() {

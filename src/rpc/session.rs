@@ -385,6 +385,9 @@ impl session::Server for SessionServer {
             caller: self.username.clone(),
             event_id: params.get_event_id(),
             response: convert_planning::from_wire_response(params.get_response()?),
+            occurrence_start: params
+                .get_has_occurrence()
+                .then(|| params.get_occurrence_start()),
         };
         let result = self.write(params.get_request_id()?, command).await;
         write_ack(results.get().init_result(), result);
