@@ -114,11 +114,14 @@ impl Calendar {
         let mut slots = Vec::new();
         for id in self.index.series.visible_running(key, from, to) {
             let event = &self.events[&id];
-            if !event.blocks(key) {
+            let invited = event.is_public() || event.involves(key);
+            if !invited {
                 continue;
             }
             for occurrence in super::series::stored_expander(event).occurrences(from, to) {
-                if occurrence.start < to && occurrence.end > from {
+                // A guest may answer one occurrence apart from the series.
+                let answer = event.response_at(key, Some(occurrence.original_start));
+                if answer.blocks_time() && occurrence.start < to && occurrence.end > from {
                     slots.push(TimeSlot {
                         start: occurrence.start,
                         end: occurrence.end,
@@ -300,6 +303,23 @@ mod tests {
             slot(tuesday + 9 * HOUR + 30, tuesday + 17 * HOUR),
         ];
         assert_eq!(free, expected);
+
+        // Declining Tuesday's occurrence frees that slot, and only that one.
+        harness.ok(crate::calendar::Command::Respond {
+            caller: "bob".into(),
+            event_id: 1,
+            response: crate::calendar::Response::Declined,
+            occurrence_start: Some(tuesday + 9 * HOUR + 15),
+        });
+        let free = harness.calendar.free_slots("alice", &day).unwrap();
+        assert_eq!(free, vec![slot(tuesday + 9 * HOUR, tuesday + 17 * HOUR)]);
+        let monday = query(&["bob"], MONDAY, MONDAY + 24 * HOUR, 15);
+        let free = harness.calendar.free_slots("alice", &monday).unwrap();
+        assert_eq!(
+            free.len(),
+            2,
+            "Monday's occurrence still blocks bob: {free:?}"
+        );
     }
 
     #[test]
