@@ -178,6 +178,10 @@ struct HistoryEntry {
     # This guest's account was deleted, which removed them from the guests.
     guestRemoved @5 :Text;
   }
+  # Set when the change applies to one occurrence of a recurring event,
+  # named by its original start.
+  hasOccurrence @6 :Bool;
+  occurrenceStart @7 :Int64;
 }
 
 # How an event repeats. `start` and `zone` of the event are the rule's

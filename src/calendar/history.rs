@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::limits::MAX_HISTORY_PER_EVENT;
 use super::responses::Response;
 use super::state::Calendar;
-use super::types::{format_minute, EventId, EventView, Rejection, Visibility};
+use super::types::{format_minute, EventId, EventView, Rejection, UnixMinute, Visibility};
 
 /// One committed change of an event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +17,10 @@ pub struct HistoryEntry {
     /// Username of the user whose command made the change.
     pub actor: String,
     pub change: Change,
+    /// Original start of the one occurrence of a series the change applies
+    /// to; `None` for the whole event.
+    #[serde(default)]
+    pub occurrence: Option<UnixMinute>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,11 +66,25 @@ impl Calendar {
         actor: &str,
         change: Change,
     ) {
+        self.record_occurrence_history(event_id, at_ms, actor, None, change);
+    }
+
+    /// Records a change of one occurrence (`Some(original start)`) or of the
+    /// whole event (`None`).
+    pub(crate) fn record_occurrence_history(
+        &mut self,
+        event_id: EventId,
+        at_ms: i64,
+        actor: &str,
+        occurrence: Option<UnixMinute>,
+        change: Change,
+    ) {
         let entries = self.history.entry(event_id).or_default();
         entries.push_back(HistoryEntry {
             at_ms,
             actor: actor.to_string(),
             change,
+            occurrence,
         });
         if entries.len() > MAX_HISTORY_PER_EVENT {
             entries.pop_front();

@@ -210,9 +210,8 @@ impl Calendar {
         };
         let host = std::iter::once(user_key(&shown.host)).collect();
         self.notify(&host, NotificationKind::Responded, &shown, &guest, now_ms);
-        // NOTE: the history entry does not name the occurrence a response is
-        // for, so `history` shows a response to one occurrence like one to all.
-        self.record_history(event_id, now_ms, &guest, Change::Responded { response });
+        let change = Change::Responded { response };
+        self.record_occurrence_history(event_id, now_ms, &guest, occurrence, change);
         Ok(Effect::Responded { event_id, response })
     }
 

@@ -13,6 +13,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+use super::history::{edited_fields, Change, FieldChange};
 use super::limits::{
     CONFLICT_HORIZON_MINUTES, MAX_DURATION_MINUTES, MAX_SERIES_EXCEPTIONS, MAX_SERIES_OCCURRENCES,
 };
@@ -435,6 +436,20 @@ impl Calendar {
         let mut new = new;
         new.version += 1;
         self.replace_event(event_id, new.clone());
+        let after = if following {
+            "cancelled with every later occurrence"
+        } else {
+            "cancelled"
+        };
+        let cancel = Change::Edited {
+            fields: vec![FieldChange {
+                field: "occurrence".into(),
+                before: super::types::format_minute(cancelled.start),
+                after: after.into(),
+            }],
+        };
+        let host = new.host.clone();
+        self.record_occurrence_history(event_id, now_ms, &host, Some(occurrence_start), cancel);
         let audience = self.audience(&new);
         if following {
             self.notify(
@@ -535,6 +550,17 @@ impl Calendar {
         new.version += 1;
         self.replace_event(old.id, new.clone());
         let view = stored_expander(&new).occurrence_view(&new, &span);
+        let before_view = stored_expander(&old)
+            .occurrence_view(&old, &stored_expander(&old).occurrence_at(original_start));
+        let fields = edited_fields(&before_view, &view);
+        let host = new.host.clone();
+        self.record_occurrence_history(
+            old.id,
+            now_ms,
+            &host,
+            Some(original_start),
+            Change::Edited { fields },
+        );
         let audience = self.audience(&new);
         self.notify(
             &audience,
@@ -608,6 +634,16 @@ impl Calendar {
         }
         self.next_event_id += 1;
         self.insert_event(continued.clone());
+        let end = Change::Edited {
+            fields: vec![FieldChange {
+                field: "occurrences".into(),
+                before: format!("from {}", super::types::format_minute(split_start)),
+                after: format!("continued as event {}", continued.id),
+            }],
+        };
+        let host = ended.host.clone();
+        self.record_occurrence_history(old.id, now_ms, &host, Some(split_start), end);
+        self.record_history(continued.id, now_ms, &host, Change::Created);
         let audience = self.audience(&ended);
         self.notify(
             &audience,
@@ -1075,6 +1111,39 @@ mod tests {
         assert_eq!(last.kind, NotificationKind::Cancelled);
         let of = last.event.recurrence.as_ref().unwrap().occurrence.unwrap();
         assert_eq!(of.original_start, nine + WEEK);
+    }
+
+    #[test]
+    fn history_names_occurrence_changes() {
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        let nine = MONDAY + 9 * HOUR;
+        let weekly = recurring(
+            private("Standup", nine, 15, &["bob"]),
+            "FREQ=WEEKLY;COUNT=4",
+        );
+        let (id, _) = schedule_series(&mut harness, "alice", weekly);
+        harness.ok(delete_occurrence(id, nine + WEEK, false));
+        harness.ok(edit_occurrence(
+            id,
+            2,
+            nine + 2 * WEEK,
+            move_to(nine + 2 * WEEK + HOUR),
+            false,
+        ));
+        let history = harness.calendar.history("alice", id).unwrap();
+        let occurrences: Vec<Option<UnixMinute>> = history.iter().map(|e| e.occurrence).collect();
+        assert_eq!(
+            occurrences,
+            vec![None, Some(nine + WEEK), Some(nine + 2 * WEEK)]
+        );
+        let super::super::history::Change::Edited { fields } = &history[1].change else {
+            panic!("expected an edit for the cancellation: {:?}", history[1]);
+        };
+        assert_eq!(fields[0].after, "cancelled");
+        let super::super::history::Change::Edited { fields } = &history[2].change else {
+            panic!("expected an edit for the move: {:?}", history[2]);
+        };
+        assert_eq!(fields[0].field, "start");
     }
 
     #[test]

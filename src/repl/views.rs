@@ -173,8 +173,18 @@ pub fn render_history(
     for entry in entries {
         let at = DateTime::<Utc>::from_timestamp_millis(entry.at_ms).unwrap_or_default();
         let at = at.with_timezone(&zone).format("%Y-%m-%d %H:%M");
+        let occurrence = match entry.occurrence {
+            Some(start) => {
+                let start = DateTime::<Utc>::from_timestamp(start * 60, 0).unwrap_or_default();
+                format!(
+                    " (occurrence of {})",
+                    start.with_timezone(&zone).format("%a %Y-%m-%d %H:%M")
+                )
+            }
+            None => String::new(),
+        };
         lines.push(format!(
-            "  {}  {}{}  {}",
+            "  {}  {}{}  {}{occurrence}",
             style.muted(&at.to_string()),
             entry.actor,
             padding(&entry.actor, actor_width),
@@ -226,7 +236,8 @@ pub fn history_json(entries: &[HistoryEntry]) -> Value {
                     json!({ "kind": "guest_removed", "guest": guest })
                 }
             };
-            json!({ "at_ms": entry.at_ms, "actor": entry.actor, "change": change })
+            json!({ "at_ms": entry.at_ms, "actor": entry.actor, "change": change,
+                    "occurrence_start_minute": entry.occurrence })
         })
         .collect();
     Value::Array(entries)
@@ -608,11 +619,13 @@ mod tests {
             .timestamp_millis();
         let entries = [
             HistoryEntry {
+                occurrence: None,
                 at_ms: at,
                 actor: "alice".into(),
                 change: Change::Created,
             },
             HistoryEntry {
+                occurrence: None,
                 at_ms: at + 60_000,
                 actor: "bob".into(),
                 change: Change::Responded {
@@ -620,6 +633,7 @@ mod tests {
                 },
             },
             HistoryEntry {
+                occurrence: None,
                 at_ms: at + 120_000,
                 actor: "alice".into(),
                 change: Change::Edited {

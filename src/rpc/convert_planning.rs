@@ -130,6 +130,8 @@ pub fn write_history(
         let mut entry = builder.reborrow().get(index as u32);
         entry.set_at_ms(value.at_ms);
         entry.set_actor(value.actor.as_str());
+        entry.set_has_occurrence(value.occurrence.is_some());
+        entry.set_occurrence_start(value.occurrence.unwrap_or(0));
         let mut change = entry.init_change();
         match &value.change {
             Change::Created => change.set_created(()),
@@ -183,6 +185,9 @@ pub fn read_history(
             at_ms: entry.get_at_ms(),
             actor: text(entry.get_actor())?,
             change,
+            occurrence: entry
+                .get_has_occurrence()
+                .then(|| entry.get_occurrence_start()),
         })
     };
     reader.iter().map(read).collect()
@@ -229,11 +234,13 @@ mod tests {
     fn history_round_trips() {
         let entries = vec![
             HistoryEntry {
+                occurrence: None,
                 at_ms: 5,
                 actor: "alice".into(),
                 change: Change::Created,
             },
             HistoryEntry {
+                occurrence: None,
                 at_ms: 6,
                 actor: "alice".into(),
                 change: Change::Edited {
@@ -245,6 +252,7 @@ mod tests {
                 },
             },
             HistoryEntry {
+                occurrence: None,
                 at_ms: 7,
                 actor: "bob".into(),
                 change: Change::Responded {
@@ -252,6 +260,7 @@ mod tests {
                 },
             },
             HistoryEntry {
+                occurrence: None,
                 at_ms: 8,
                 actor: "bob".into(),
                 change: Change::GuestRemoved {
