@@ -267,22 +267,8 @@ fn run_bench(args: BenchArgs) -> ExitCode {
             events: args.events,
             queries: 10_000,
         };
-        return match almanac::bench::run_calendar(options) {
-            Ok(report) => {
-                match args.output {
-                    OutputFormat::Text => println!("{}", report.summary()),
-                    OutputFormat::Json => println!(
-                        "{}",
-                        serde_json::to_string(&report).expect("a report always serializes")
-                    ),
-                }
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::FAILURE
-            }
-        };
+        let result = almanac::bench::run_calendar(options);
+        return print_report(result.map(|r| (r.summary(), r)), args.output);
     }
     if args.clients == 0
         || args.seconds.is_nan()
@@ -306,10 +292,20 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         duration: std::time::Duration::from_secs_f64(args.seconds),
         warmup: std::time::Duration::from_secs_f64(args.warmup),
     };
-    match almanac::bench::run(options) {
-        Ok(report) => {
-            match args.output {
-                OutputFormat::Text => println!("{}", report.summary()),
+    let result = almanac::bench::run(options);
+    print_report(result.map(|r| (r.summary(), r)), args.output)
+}
+
+/// Prints a benchmark's summary line or its JSON, or the error that stopped
+/// it.
+fn print_report<T: serde::Serialize>(
+    result: Result<(String, T), String>,
+    output: OutputFormat,
+) -> ExitCode {
+    match result {
+        Ok((summary, report)) => {
+            match output {
+                OutputFormat::Text => println!("{summary}"),
                 OutputFormat::Json => println!(
                     "{}",
                     serde_json::to_string(&report).expect("a report always serializes")

@@ -83,7 +83,7 @@ fn closed_after(address: &str, bytes: &[u8]) -> bool {
     false
 }
 
-/// A frame header that announces one segment of 2^30 words (8 GiB), far
+/// Returns a frame header that announces one segment of 2^30 words (8 GiB), far
 /// past the traversal limit.
 fn oversized_frame() -> Vec<u8> {
     let mut frame = Vec::new();
@@ -93,7 +93,8 @@ fn oversized_frame() -> Vec<u8> {
     frame
 }
 
-/// A frame that announces 100,000 segments, more than any reader accepts.
+/// Returns a frame that announces 100,000 segments, which the reader
+/// rejects before it allocates them.
 fn too_many_segments() -> Vec<u8> {
     let mut frame = Vec::new();
     frame.extend_from_slice(&99_999u32.to_le_bytes());
@@ -101,7 +102,7 @@ fn too_many_segments() -> Vec<u8> {
     frame
 }
 
-/// A well-formed frame whose root pointer points far outside the segment.
+/// Returns a well-formed frame whose root pointer points far outside the segment.
 fn wild_pointer() -> Vec<u8> {
     let mut frame = Vec::new();
     frame.extend_from_slice(&0u32.to_le_bytes());

@@ -4,32 +4,12 @@
 
 mod common;
 
-use common::{login, register, repl, repl_json, serial, Scratch, Server};
+use common::{login, register, repl, repl_json, run_as, serial, Scratch, Server};
 use serde_json::Value;
 
 const ALICE_PASSWORD: &str = "alice-password-1";
 const BOB_PASSWORD: &str = "bob-password-22";
 const CAROL_PASSWORD: &str = "carol-password-333";
-
-/// Runs `commands` as `user` with `--keep-going --output json` and returns
-/// the replies after the login's.
-fn run_as(server: &Server, user: &str, password: &str, commands: &[&str]) -> Vec<Value> {
-    let script = format!("{}{}\n", login(user, password), commands.join("\n"));
-    let finished = repl(
-        &server.cluster(),
-        &script,
-        &["--keep-going", "--output", "json"],
-    );
-    let mut replies = finished.replies();
-    assert_eq!(
-        replies.len(),
-        commands.len() + 1,
-        "one reply per command: {finished}"
-    );
-    assert_eq!(replies[0]["ok"], true, "login failed: {}", replies[0]);
-    replies.remove(0);
-    replies
-}
 
 /// Runs `commands` as `user` in plain text and returns the output.
 fn text_as(server: &Server, user: &str, password: &str, commands: &[&str]) -> String {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{login, register, repl, repl_json, Scratch, Server};
+use common::{login, register, repl, repl_json, run_as, Scratch, Server};
 use serde_json::Value;
 
 const ALICE_PASSWORD: &str = "alice-password-1";
@@ -45,26 +45,6 @@ fn populate(server: &Server) -> AliceEvents {
     }
 }
 
-/// Runs `commands` as `user` with `--keep-going --output json` and returns
-/// the replies after the login's.
-fn run_as(server: &Server, user: &str, password: &str, commands: &[String]) -> Vec<Value> {
-    let script = format!("{}{}\n", login(user, password), commands.join("\n"));
-    let finished = repl(
-        &server.cluster(),
-        &script,
-        &["--keep-going", "--output", "json"],
-    );
-    let mut replies = finished.replies();
-    assert_eq!(
-        replies.len(),
-        commands.len() + 1,
-        "one reply per command: {finished}"
-    );
-    assert_eq!(replies[0]["ok"], true, "login failed: {}", replies[0]);
-    replies.remove(0);
-    replies
-}
-
 fn event_ids(reply: &Value) -> Vec<u64> {
     reply["events"]
         .as_array()
@@ -85,7 +65,7 @@ fn overlap_rejected_with_busy_slots() {
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     let events = populate(&server);
-    let replies = run_as(
+    let replies = run_as::<String>(
         &server,
         "bob",
         BOB_PASSWORD,
@@ -153,7 +133,7 @@ fn host_only_edits_and_deletes() {
     let server = Server::start(&scratch.path("data"));
     let events = populate(&server);
     let town_hall = events.town_hall;
-    let replies = run_as(
+    let replies = run_as::<String>(
         &server,
         "bob",
         BOB_PASSWORD,
@@ -171,7 +151,7 @@ fn host_only_edits_and_deletes() {
     assert_eq!(replies[3]["event"]["title"], "Town hall");
     assert_eq!(replies[3]["event"]["version"], 1);
 
-    let replies = run_as(
+    let replies = run_as::<String>(
         &server,
         "alice",
         ALICE_PASSWORD,
@@ -202,7 +182,7 @@ fn private_event_hidden_from_others() {
     ];
 
     // bob is a guest of the planning event, not of the dentist.
-    let bob = run_as(&server, "bob", BOB_PASSWORD, &probes);
+    let bob = run_as::<String>(&server, "bob", BOB_PASSWORD, &probes);
     assert_eq!(error_kind(&bob[0]), "not_found");
     assert_eq!(bob[1]["ok"], true, "a guest sees the event: {}", bob[1]);
     assert_eq!(bob[1]["event"]["guests"][0], "bob", "{}", bob[1]);
@@ -212,7 +192,7 @@ fn private_event_hidden_from_others() {
     assert_eq!(event_ids(&bob[5]), Vec::<u64>::new());
 
     // carol is no guest at all.
-    let carol = run_as(&server, "carol", CAROL_PASSWORD, &probes);
+    let carol = run_as::<String>(&server, "carol", CAROL_PASSWORD, &probes);
     assert_eq!(error_kind(&carol[0]), "not_found");
     assert_eq!(error_kind(&carol[1]), "not_found");
     assert_eq!(event_ids(&carol[2]), vec![events.town_hall]);
@@ -220,7 +200,7 @@ fn private_event_hidden_from_others() {
     assert_eq!(event_ids(&carol[4]), Vec::<u64>::new());
 
     // The host sees all three.
-    let alice = run_as(&server, "alice", ALICE_PASSWORD, &probes);
+    let alice = run_as::<String>(&server, "alice", ALICE_PASSWORD, &probes);
     assert_eq!(alice[0]["ok"], true, "{}", alice[0]);
     assert_eq!(alice[0]["event"]["title"], "Dentist");
     assert_eq!(
@@ -237,7 +217,7 @@ fn user_listing_and_whois() {
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
     populate(&server);
-    let replies = run_as(
+    let replies = run_as::<String>(
         &server,
         "bob",
         BOB_PASSWORD,

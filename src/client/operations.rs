@@ -458,14 +458,8 @@ impl<C: Connector> Client<C> {
 
     /// Schedules an event, returning its id and version.
     pub async fn schedule(&mut self, draft: &EventDraft) -> Result<(u64, u64), ClientError> {
-        let id = self.next_request_id();
-        self.with_session(|session| {
-            let mut request = session.schedule_request();
-            set_request_id(request.get().init_request_id(), id);
-            convert::write_draft(request.get().init_draft(), draft);
-            async move { read_event_result(request.send().promise.await?.get()?.get_result()?) }
-        })
-        .await
+        let receipt = self.schedule_series(draft).await?;
+        Ok((receipt.event_id, receipt.version))
     }
 
     pub async fn edit(
@@ -607,11 +601,8 @@ impl<C: Connector> Client<C> {
 fn read_event_result(
     reader: crate::rpc::calendar_capnp::event_result::Reader<'_>,
 ) -> Reply<(u64, u64)> {
-    use crate::rpc::calendar_capnp::event_result;
-    Ok(match reader.which()? {
-        event_result::Ok(ok) => Ok((ok.get_event_id(), ok.get_version())),
-        event_result::Rejected(rejection) => Err(read_rejection(rejection?)?),
-    })
+    let receipt = read_series_receipt(reader)?;
+    Ok(receipt.map(|receipt| (receipt.event_id, receipt.version)))
 }
 
 /// The outcome of a write to an event that may recur.

@@ -88,6 +88,22 @@ impl Hashing {
                 .map(|hash| hash.to_string())
                 .map_err(|error| format!("hashing the password failed: {error}"))
         };
+        self.run(work).await?
+    }
+
+    /// Checks a password against a stored PHC string. A malformed stored
+    /// hash counts as a mismatch.
+    pub async fn verify(self, password: String, stored_hash: String) -> bool {
+        let work = move || verify_password(&password, &stored_hash);
+        self.run(work).await.unwrap_or(false)
+    }
+
+    /// Runs argon2 work: queued behind the permits and on a blocking thread
+    /// in production, inline in a simulation.
+    async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
         match self {
             Hashing::Production => {
                 let _permit = HASH_PERMITS
@@ -96,24 +112,9 @@ impl Hashing {
                     .map_err(|error| format!("the hashing queue closed: {error}"))?;
                 tokio::task::spawn_blocking(work)
                     .await
-                    .map_err(|error| format!("the hashing thread failed: {error}"))?
+                    .map_err(|error| format!("the hashing thread failed: {error}"))
             }
-            Hashing::Simulation => work(),
-        }
-    }
-
-    /// Checks a password against a stored PHC string. A malformed stored
-    /// hash counts as a mismatch.
-    pub async fn verify(self, password: String, stored_hash: String) -> bool {
-        let work = move || verify_password(&password, &stored_hash);
-        match self {
-            Hashing::Production => {
-                let Ok(_permit) = HASH_PERMITS.acquire().await else {
-                    return false;
-                };
-                tokio::task::spawn_blocking(work).await.unwrap_or(false)
-            }
-            Hashing::Simulation => work(),
+            Hashing::Simulation => Ok(work()),
         }
     }
 }

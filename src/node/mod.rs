@@ -44,6 +44,17 @@ pub struct NodeOptions {
     pub mode: StartMode,
 }
 
+impl NodeOptions {
+    /// Returns this node's addresses from the cluster config.
+    fn own_addresses(&self) -> Result<config::NodeAddresses, NodeError> {
+        let me = self.cluster.node(self.id).ok_or(NodeError::UnknownId {
+            id: self.id,
+            count: self.cluster.nodes.len(),
+        })?;
+        Ok(me.clone())
+    }
+}
+
 /// Errors that stop a node.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -92,14 +103,7 @@ pub fn prepare<D: Disk + Clone + 'static, L: Listener, C: Connector>(
     connector: C,
     host: host::Host,
 ) -> Result<BoundNode<D, L, C>, NodeError> {
-    let me = options
-        .cluster
-        .node(options.id)
-        .ok_or(NodeError::UnknownId {
-            id: options.id,
-            count: options.cluster.nodes.len(),
-        })?
-        .clone();
+    let me = options.own_addresses()?;
     let settings = ReplicaSettings {
         replica_count: options.cluster.nodes.len(),
         replica_id: options.id - 1,
@@ -186,14 +190,7 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
 async fn bind_tcp(
     options: NodeOptions,
 ) -> Result<BoundNode<StdDisk, tokio::net::TcpListener, TokioConnector>, NodeError> {
-    let me = options
-        .cluster
-        .node(options.id)
-        .ok_or(NodeError::UnknownId {
-            id: options.id,
-            count: options.cluster.nodes.len(),
-        })?
-        .clone();
+    let me = options.own_addresses()?;
     let client = bind_one(&me.client).await?;
     let peers = bind_one(&me.peer).await?;
     prepare(

@@ -27,7 +27,7 @@ pub struct Job {
     pub reply: oneshot::Sender<Reply>,
 }
 
-/// How a command ended: text for people, JSON for `--output json`.
+/// The result of a command: text for people, JSON for `--output json`.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub ok: bool,
@@ -45,7 +45,7 @@ impl Reply {
     }
 }
 
-/// Where notifications and node switches are printed while the user types.
+/// The sink for notifications and node switches printed while the user types.
 pub type Printer = Box<dyn FnMut(String) + Send>;
 
 /// Settings the executor needs to render.

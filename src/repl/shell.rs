@@ -23,7 +23,7 @@ use crate::repl::grammar::{self, GrammarError, ReplCommand, COMMANDS};
 use crate::repl::helper::{KnownUsers, ReplHelper};
 use crate::repl::render::Style;
 
-/// How the REPL prints results.
+/// The REPL's output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Text,
@@ -98,7 +98,7 @@ fn default_zone() -> Tz {
         .unwrap_or(Tz::UTC)
 }
 
-/// Where lines come from.
+/// The source of input lines.
 enum Input {
     Terminal(
         Box<rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>>,
@@ -144,7 +144,7 @@ impl HeldLines {
 }
 
 impl Input {
-    /// The next line to run, or None at the end of input.
+    /// Returns the next line to run, or None at the end of input.
     fn next_line(&mut self, prompt: &str) -> Option<String> {
         match self {
             Input::Terminal(editor, _) => loop {

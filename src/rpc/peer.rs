@@ -47,19 +47,26 @@ pub type Inbound = (ReplicaId, Message);
 
 /// Computes the proof a node sends for `nonce`: HMAC-SHA256(secret, nonce || id).
 pub fn challenge_mac(secret: &[u8], nonce: &[u8], replica: ReplicaId) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(nonce);
-    mac.update(&[replica]);
-    mac.finalize().into_bytes().to_vec()
+    keyed_mac(secret, nonce, replica)
+        .finalize()
+        .into_bytes()
+        .to_vec()
 }
 
 fn verify_mac(secret: &[u8], nonce: &[u8], replica: ReplicaId, proof: &[u8]) -> bool {
+    // Constant-time comparison, so a wrong proof reveals nothing about the
+    // right one.
+    keyed_mac(secret, nonce, replica)
+        .verify_slice(proof)
+        .is_ok()
+}
+
+/// Starts HMAC-SHA256 under `secret` over `nonce || replica`.
+fn keyed_mac(secret: &[u8], nonce: &[u8], replica: ReplicaId) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(nonce);
     mac.update(&[replica]);
-    // Constant-time comparison, so a wrong proof reveals nothing about the
-    // right one.
-    mac.verify_slice(proof).is_ok()
+    mac
 }
 
 fn write_entries(mut builder: capnp::struct_list::Builder<'_, entry::Owned>, entries: &[Entry]) {

@@ -434,6 +434,32 @@ pub fn login(user: &str, password: &str) -> String {
 }
 
 /// Returns the script lines that register `user` with `password`.
+/// Runs `commands` as `user` with `--keep-going --output json` and returns
+/// the replies after the login's.
+pub fn run_as<S: AsRef<str>>(
+    server: &Server,
+    user: &str,
+    password: &str,
+    commands: &[S],
+) -> Vec<Value> {
+    let lines: Vec<&str> = commands.iter().map(AsRef::as_ref).collect();
+    let script = format!("{}{}\n", login(user, password), lines.join("\n"));
+    let finished = repl(
+        &server.cluster(),
+        &script,
+        &["--keep-going", "--output", "json"],
+    );
+    let mut replies = finished.replies();
+    assert_eq!(
+        replies.len(),
+        commands.len() + 1,
+        "one reply per command: {finished}"
+    );
+    assert_eq!(replies[0]["ok"], true, "login failed: {}", replies[0]);
+    replies.remove(0);
+    replies
+}
+
 pub fn register(user: &str, password: &str) -> String {
     format!("register {user}\n{password}\n")
 }
