@@ -1,0 +1,302 @@
+//! The client schema driven by an independent Cap'n Proto implementation:
+//! tests/python/pycapnp_client.py loads schema/calendar.capnp with pycapnp
+//! and talks to a real three-node cluster over TCP. It prints one JSON
+//! object per step, and these tests check each step's output.
+//!
+//! Needs `python3` with pycapnp (`python3 -m pip install pycapnp`, which
+//! scripts/ci-python-deps.sh runs for CI).
+
+// Only the cluster start and its addresses are used here.
+#[allow(dead_code, unused_imports)]
+mod cluster_support;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use cluster_support::Cluster;
+
+/// The Python client, found from the package root so that the test runs
+/// from any directory.
+const CLIENT_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/pycapnp_client.py"
+);
+
+/// The interpreter, unless `ALMANAC_PYTHON` names another, such as a
+/// virtual environment's python.
+const DEFAULT_PYTHON: &str = "python3";
+
+/// Exit status of the client when `import capnp` fails.
+const EXIT_MISSING_PYCAPNP: i32 = 3;
+
+/// Seconds the client allows each call and the pushed notification. Each
+/// register and login hashes a password with argon2id on the primary.
+const CALL_TIMEOUT_SECONDS: u64 = 30;
+
+/// Maximum run time of the whole client. Its dozen calls took about two
+/// seconds on a healthy cluster in a debug build on 2 cores.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How often a wait polls the client process.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The steps the client prints, in order.
+const STEPS: [&str; 13] = [
+    "primary",
+    "register",
+    "register",
+    "subscribe",
+    "login",
+    "schedule",
+    "conflict",
+    "agenda",
+    "agenda",
+    "notification",
+    "respond",
+    "ack",
+    "logout",
+];
+
+/// Start of the event the client schedules, 2031-01-07T10:00Z, in minutes
+/// since the Unix epoch.
+const MEETING_START_MINUTE: i64 = 32_092_440;
+
+/// Length of the session tokens the server issues, in bytes.
+const TOKEN_BYTES: u64 = 32;
+
+fn python() -> String {
+    std::env::var("ALMANAC_PYTHON").unwrap_or_else(|_| DEFAULT_PYTHON.to_owned())
+}
+
+/// What the client printed and how it ended.
+struct ClientRun {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl ClientRun {
+    fn describe(&self) -> String {
+        format!(
+            "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+
+    /// Parses every stdout line as one JSON step.
+    fn steps(&self) -> Vec<Value> {
+        let parse = |line: &str| {
+            serde_json::from_str(line).unwrap_or_else(|error| {
+                panic!(
+                    "client stdout line {line:?} is not JSON ({error}):\n{}",
+                    self.describe()
+                )
+            })
+        };
+        self.stdout
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(parse)
+            .collect()
+    }
+}
+
+/// Runs `python` with `args` and no input for at most [`CLIENT_TIMEOUT`],
+/// reading its output on threads so that a full pipe cannot block it.
+///
+/// # Panics
+///
+/// Panics naming the interpreter if it cannot start, and with the output
+/// so far if it outlives the timeout.
+fn run_python(python: &str, args: &[&str]) -> ClientRun {
+    let mut child = Command::new(python)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!(
+                "starting {python} failed: {error}; install CPython 3 with pip, \
+                 or set ALMANAC_PYTHON to an interpreter"
+            )
+        });
+    let stdout = read_on_thread(child.stdout.take().expect("stdout is piped"));
+    let stderr = read_on_thread(child.stderr.take().expect("stderr is piped"));
+
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let status = loop {
+        match child.try_wait().expect("polling the client failed") {
+            Some(status) => break Some(status),
+            None if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let stdout = stdout.join().expect("the stdout reader does not panic");
+    let stderr = stderr.join().expect("the stderr reader does not panic");
+    let Some(status) = status else {
+        panic!(
+            "{python} {args:?} did not exit within {CLIENT_TIMEOUT:?}; killed it.\n\
+             --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+        );
+    };
+    ClientRun {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn read_on_thread(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
+}
+
+/// Runs the client against `cluster` and returns its steps.
+///
+/// # Panics
+///
+/// Panics naming `pip install pycapnp` when the module is missing, and with
+/// the client's output when it fails.
+fn run_client(cluster: &str) -> Vec<Value> {
+    let python = python();
+    let timeout = CALL_TIMEOUT_SECONDS.to_string();
+    let args = [CLIENT_SCRIPT, "--cluster", cluster, "--timeout", &timeout];
+    let run = run_python(&python, &args);
+    if run.status.code() == Some(EXIT_MISSING_PYCAPNP) {
+        panic!(
+            "pycapnp is not installed for {python}: run `{python} -m pip install pycapnp` \
+             (scripts/ci-python-deps.sh installs the version CI uses)\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.status.success(),
+        "the pycapnp client failed: {}",
+        run.describe()
+    );
+    run.steps()
+}
+
+/// Groups the steps by name, keeping their order within each name.
+fn by_name(steps: &[Value]) -> BTreeMap<String, Vec<Value>> {
+    let mut named: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for step in steps {
+        let name = step["step"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a step without a name: {step}"));
+        named.entry(name.to_owned()).or_default().push(step.clone());
+    }
+    named
+}
+
+/// Checks one agenda entry: the event alice scheduled with bob as guest.
+fn check_meeting(event: &Value, event_id: u64) {
+    assert_eq!(event["id"], event_id, "{event}");
+    assert_eq!(event["title"], "Design review", "{event}");
+    assert_eq!(event["host"], "alice", "{event}");
+    assert_eq!(event["start"], MEETING_START_MINUTE, "{event}");
+    assert_eq!(event["duration_minutes"], 45, "{event}");
+    assert_eq!(event["zone"], "Europe/Paris", "{event}");
+    assert_eq!(event["guests"], serde_json::json!(["bob"]), "{event}");
+}
+
+#[test]
+fn meeting_start_minute_is_the_scheduled_time() {
+    let start = chrono::DateTime::parse_from_rfc3339("2031-01-07T10:00:00Z").unwrap();
+    assert_eq!(start.timestamp() / 60, MEETING_START_MINUTE);
+}
+
+#[test]
+fn pycapnp_client_drives_cluster() {
+    let cluster = Cluster::start();
+    let steps = run_client(&cluster.addresses());
+    let order: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    assert_eq!(order, STEPS, "steps out of order: {steps:?}");
+    let named = by_name(&steps);
+
+    let primary = named["primary"][0]["address"].as_str().unwrap();
+    let addresses: Vec<&str> = cluster.ids().map(|id| cluster.address(id)).collect();
+    assert!(
+        addresses.contains(&primary),
+        "{primary} is not in {addresses:?}"
+    );
+
+    let registered: Vec<&Value> = named["register"].iter().map(|s| &s["user"]).collect();
+    assert_eq!(registered, ["alice", "bob"]);
+    for step in named["register"].iter().chain(&named["login"]) {
+        assert_eq!(step["token_bytes"], TOKEN_BYTES, "{step}");
+    }
+    assert_eq!(named["login"][0]["user"], "alice");
+    assert_eq!(named["subscribe"][0]["user"], "bob");
+
+    let schedule = &named["schedule"][0];
+    let event_id = schedule["event_id"].as_u64().expect("an event id");
+    assert_eq!(schedule["version"], 1, "{schedule}");
+    let conflict = &named["conflict"][0];
+    assert_eq!(
+        conflict["blocking_event_ids"],
+        serde_json::json!([event_id])
+    );
+
+    for (step, user) in named["agenda"].iter().zip(["alice", "bob"]) {
+        assert_eq!(step["user"], user, "{step}");
+        let events = step["events"].as_array().expect("an events array");
+        assert_eq!(events.len(), 1, "{step}");
+        check_meeting(&events[0], event_id);
+        assert_eq!(events[0]["responses"], serde_json::json!({}), "{step}");
+    }
+
+    let notification = &named["notification"][0];
+    assert_eq!(notification["user"], "bob", "{notification}");
+    assert_eq!(notification["kind"], "invited", "{notification}");
+    assert_eq!(notification["actor"], "alice", "{notification}");
+    assert_eq!(notification["event_id"], event_id, "{notification}");
+    assert_eq!(notification["title"], "Design review", "{notification}");
+    assert_eq!(notification["seq"], 1, "{notification}");
+
+    let responded = &named["respond"][0]["event"];
+    check_meeting(responded, event_id);
+    assert_eq!(
+        responded["responses"],
+        serde_json::json!({"bob": "accepted"})
+    );
+
+    let ack = &named["ack"][0];
+    assert_eq!(ack["acked_seq"], notification["seq"], "{ack}");
+    assert_eq!(ack["inbox"], 1, "{ack}");
+    assert_eq!(named["logout"][0]["then"], "unauthenticated");
+}
+
+#[test]
+fn missing_pycapnp_names_pip_install() {
+    // Without the site directory (-S), where pip installs pycapnp, and
+    // ignoring PYTHONPATH (-I), the import fails before any connection.
+    let python = python();
+    let args = ["-I", "-S", CLIENT_SCRIPT, "--cluster", "127.0.0.1:1"];
+    let run = run_python(&python, &args);
+    assert_eq!(
+        run.status.code(),
+        Some(EXIT_MISSING_PYCAPNP),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("pip install pycapnp"),
+        "{}",
+        run.describe()
+    );
+    assert!(run.stdout.is_empty(), "{}", run.describe());
+}
