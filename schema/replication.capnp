@@ -6,22 +6,36 @@
 # port never exposes these interfaces, and this port exposes no client API.
 #
 # Messages are one-way, as in the protocol: a reply, if any, travels as its own
-# message over the receiver's link to the sender.
+# message over the receiver's link to the sender. The terms are those of
+# Viewstamped Replication (Liskov and Cowling, "Viewstamped Replication
+# Revisited", MIT 2012): view, primary, backup, op number, commit number.
 #
-# Compatibility: fields and methods are only ever added, with new ordinals.
+# Limits: the peer port reads messages of at most 8 Mi words (64 MiB) with
+# at most 32 levels of nesting, as the client port does. A sender treats a
+# connect, an authentication or a send slower than 1 s as a lost link and
+# dials again.
+#
+# Stability: as in the client schema, fields, union branches and methods are
+# only ever added, with new ordinals. Nothing is renumbered, renamed, retyped
+# or removed.
 
 @0xc67a2dfbe31d7508;
 
 using Stream = import "/capnp/stream.capnp";
 
+# One op of the replicated log.
 struct Entry {
   # The view in which the primary prepared this op.
   view @0 :UInt64;
+  # The op number, from 1. Entries in one list have consecutive op numbers
+  # and views that never decrease. A receiver drops a message whose entries
+  # break that or carry a later view than the message allows.
   op @1 :UInt64;
   # An encoded calendar request; opaque to the protocol.
   payload @2 :Data;
 }
 
+# One protocol message, one of the variants below.
 struct Message {
   # The view the sender names; see each variant for its meaning.
   view @0 :UInt64;
@@ -94,13 +108,19 @@ struct Message {
 
 # The bootstrap capability of a node's peer port.
 interface PeerGateway {
-  # A fresh random challenge for `authenticate`.
+  # A fresh random 32-byte challenge for `authenticate`. Only the latest
+  # challenge of a connection is valid, for one attempt.
   challenge @0 () -> (nonce :Data);
-  # `mac` is HMAC-SHA256(cluster secret, nonce || replica id). Fails with an
-  # exception on a wrong mac or an unknown replica id.
+  # Proves the caller is replica `replica` (0-based). `mac` is
+  # HMAC-SHA256(cluster secret, nonce || replica id as one byte). Fails with
+  # an exception on a wrong mac, a stale or missing challenge, the
+  # receiver's own id, or an id outside the cluster.
   authenticate @1 (replica :UInt8, nonce :Data, mac :Data) -> (link :PeerLink);
 }
 
+# An authenticated link from one peer to this node.
 interface PeerLink {
+  # Delivers one message. Fails with an exception when `message.replica` is
+  # not the authenticated peer or the message is malformed.
   send @0 (message :Message) -> stream;
 }
