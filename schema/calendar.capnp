@@ -4,9 +4,10 @@
 # it by name (pycapnp, for one, reads field and method names at run time).
 # A change that existing clients could notice is only ever an addition: a
 # new method, field, union branch or enum value, with the next free ordinal.
-# Nothing is renumbered, renamed, retyped or removed. A client should treat
-# a union branch or enum value it does not know as a failure it cannot
-# interpret, because newer servers may send one.
+# Nothing is renumbered, renamed, retyped or removed. tests/pycapnp.rs fails
+# when an entry recorded in tests/python/calendar.layout.json changes. A
+# client should treat a union branch or enum value it does not know as a
+# failure it cannot interpret, because newer servers may send one.
 #
 # Capabilities: every node's client port bootstraps a `Gateway`. Registering,
 # logging in or resuming a session returns a `Session` capability bound to

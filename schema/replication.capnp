@@ -17,7 +17,8 @@
 #
 # Stability: as in the client schema, fields, union branches and methods are
 # only ever added, with new ordinals. Nothing is renumbered, renamed, retyped
-# or removed.
+# or removed, and tests/pycapnp.rs checks that against
+# tests/python/replication.layout.json.
 
 @0xc67a2dfbe31d7508;
 

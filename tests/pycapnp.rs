@@ -1,7 +1,10 @@
-//! The client schema driven by an independent Cap'n Proto implementation:
+//! The schemas seen from an independent Cap'n Proto implementation.
 //! tests/python/pycapnp_client.py loads schema/calendar.capnp with pycapnp
 //! and talks to a real three-node cluster over TCP. It prints one JSON
 //! object per step, and these tests check each step's output.
+//! tests/python/schema_layout.py checks that both schemas keep the wire
+//! layout recorded in tests/python/*.layout.json, so a renumbered, renamed
+//! or removed field or method fails the suite.
 //!
 //! Needs `python3` with pycapnp (`python3 -m pip install pycapnp`, which
 //! scripts/ci-python-deps.sh runs for CI).
@@ -26,6 +29,22 @@ const CLIENT_SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/pycapnp_client.py"
 );
+
+/// The layout check, then each schema with the layout recorded for it.
+const LAYOUT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/schema_layout.py");
+const CALENDAR_SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/calendar.capnp");
+const CALENDAR_LAYOUT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/calendar.layout.json"
+);
+const REPLICATION_SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/replication.capnp");
+const REPLICATION_LAYOUT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/replication.layout.json"
+);
+
+/// Exit status of the layout check for a schema that breaks the record.
+const EXIT_INCOMPATIBLE: i32 = 1;
 
 /// The interpreter, unless `ALMANAC_PYTHON` names another, such as a
 /// virtual environment's python.
@@ -164,6 +183,18 @@ fn read_on_thread(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<St
     })
 }
 
+/// Panics naming `pip install pycapnp` when a script exited because the
+/// module is missing.
+fn check_pycapnp_installed(python: &str, run: &ClientRun) {
+    if run.status.code() == Some(EXIT_MISSING_PYCAPNP) {
+        panic!(
+            "pycapnp is not installed for {python}: run `{python} -m pip install pycapnp` \
+             (scripts/ci-python-deps.sh installs the version CI uses)\n{}",
+            run.stderr
+        );
+    }
+}
+
 /// Runs the client against `cluster` and returns its steps.
 ///
 /// # Panics
@@ -175,13 +206,7 @@ fn run_client(cluster: &str) -> Vec<Value> {
     let timeout = CALL_TIMEOUT_SECONDS.to_string();
     let args = [CLIENT_SCRIPT, "--cluster", cluster, "--timeout", &timeout];
     let run = run_python(&python, &args);
-    if run.status.code() == Some(EXIT_MISSING_PYCAPNP) {
-        panic!(
-            "pycapnp is not installed for {python}: run `{python} -m pip install pycapnp` \
-             (scripts/ci-python-deps.sh installs the version CI uses)\n{}",
-            run.stderr
-        );
-    }
+    check_pycapnp_installed(&python, &run);
     assert!(
         run.status.success(),
         "the pycapnp client failed: {}",
@@ -299,4 +324,123 @@ fn missing_pycapnp_names_pip_install() {
         run.describe()
     );
     assert!(run.stdout.is_empty(), "{}", run.describe());
+}
+
+/// Runs the layout check of `schema` against the layout recorded in
+/// `layout`.
+fn check_layout(schema: &str, layout: &str) -> ClientRun {
+    let python = python();
+    let args = [LAYOUT_SCRIPT, "--schema", schema, "--layout", layout];
+    let run = run_python(&python, &args);
+    check_pycapnp_installed(&python, &run);
+    run
+}
+
+#[test]
+fn schemas_keep_recorded_layout() {
+    for (schema, layout) in [
+        (CALENDAR_SCHEMA, CALENDAR_LAYOUT),
+        (REPLICATION_SCHEMA, REPLICATION_LAYOUT),
+    ] {
+        let run = check_layout(schema, layout);
+        assert!(
+            run.status.success(),
+            "{schema} no longer matches {layout}: {}",
+            run.describe()
+        );
+    }
+}
+
+/// One edit of the client schema and the layout check's expected verdict.
+struct SchemaEdit {
+    description: &'static str,
+    /// Pairs of (text, replacement). Each text occurs once in the schema.
+    replacements: &'static [(&'static str, &'static str)],
+    accepted: bool,
+    /// Text the check's output must contain.
+    expected: &'static str,
+}
+
+const SCHEMA_EDITS: [SchemaEdit; 5] = [
+    SchemaEdit {
+        description: "swapped field ordinals",
+        replacements: &[(
+            "  clientId @0 :UInt64;\n  seq @1 :UInt64;\n",
+            "  clientId @1 :UInt64;\n  seq @0 :UInt64;\n",
+        )],
+        accepted: false,
+        expected: "RequestId.clientId changed",
+    },
+    SchemaEdit {
+        description: "renamed field",
+        replacements: &[(
+            "  title @2 :Text;\n  # Up to 4000",
+            "  name @2 :Text;\n  # Up to 4000",
+        )],
+        accepted: false,
+        expected: "Event.title (@2 text at slot 0) is missing",
+    },
+    SchemaEdit {
+        description: "swapped method ordinals",
+        replacements: &[
+            ("  login @1 (requestId", "  login @2 (requestId"),
+            ("  resume @2 (token", "  resume @1 (token"),
+        ],
+        accepted: false,
+        expected: "Gateway.login changed",
+    },
+    SchemaEdit {
+        description: "swapped enumerants",
+        replacements: &[(
+            "  needsAction @0;\n  accepted @1;\n",
+            "  accepted @0;\n  needsAction @1;\n",
+        )],
+        accepted: false,
+        expected: "Response.accepted changed",
+    },
+    SchemaEdit {
+        description: "added field",
+        replacements: &[(
+            "  seq @1 :UInt64;\n}",
+            "  seq @1 :UInt64;\n  label @2 :Text;\n}",
+        )],
+        accepted: true,
+        expected: "new: RequestId.label",
+    },
+];
+
+#[test]
+fn layout_check_flags_breaking_edits() {
+    let original = std::fs::read_to_string(CALENDAR_SCHEMA).expect("reading the schema failed");
+    let dir = tempfile::tempdir().expect("creating a temporary directory failed");
+    let path = dir.path().join("calendar.capnp");
+    for edit in SCHEMA_EDITS {
+        let description = edit.description;
+        let mut edited = original.clone();
+        for (text, replacement) in edit.replacements {
+            assert_eq!(
+                edited.matches(text).count(),
+                1,
+                "{description}: the schema no longer contains {text:?} once; update this test"
+            );
+            edited = edited.replacen(text, replacement, 1);
+        }
+        std::fs::write(&path, edited).expect("writing the edited schema failed");
+
+        let run = check_layout(path.to_str().expect("a UTF-8 path"), CALENDAR_LAYOUT);
+        let code = if edit.accepted { 0 } else { EXIT_INCOMPATIBLE };
+        assert_eq!(
+            run.status.code(),
+            Some(code),
+            "{description}: {}",
+            run.describe()
+        );
+        let output = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            output.contains(edit.expected),
+            "{description}: expected {:?} in {}",
+            edit.expected,
+            run.describe()
+        );
+    }
 }
