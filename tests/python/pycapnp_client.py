@@ -61,6 +61,9 @@ DAY_END = "2031-01-08T00:00:00+00:00"
 # Pause between rounds of status calls while no node is primary.
 PRIMARY_POLL_SECONDS = 0.2
 
+# Pause before sending a call again that was rejected as `unavailable`.
+RETRY_PAUSE_SECONDS = 0.2
+
 
 class StepFailed(Exception):
     """A step of the walkthrough got an unexpected result."""
@@ -96,7 +99,8 @@ async def within(step, awaitable, timeout):
     try:
         return await asyncio.wait_for(awaitable, timeout)
     except asyncio.TimeoutError:
-        raise StepFailed(f"{step}: timed out after {timeout} s; raise --timeout on a slow machine") from None
+        message = f"{step}: timed out after {timeout} s; raise --timeout on a slow machine"
+        raise StepFailed(message) from None
     except capnp.KjException as error:
         raise StepFailed(f"{step}: the call failed: {error}") from None
 
@@ -174,20 +178,44 @@ class User:
         self.ids = RequestIds()
         self.session = None
 
+    async def request(self, step, target, method, **params):
+        """Call `method` of the capability `target` and return its result union.
+
+        A node that is in a view change, or that could not confirm in time
+        that it is still primary, rejects the call as `unavailable`. The call
+        is then sent again with the same parameters, request id included,
+        which the server applies at most once, until `timeout` passes.
+        NOTE: no test makes a node reject a call as `unavailable`, so the
+        retry has not run.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            response = await within(step, getattr(target, method)(**params), self.timeout)
+            result = response.result
+            unavailable = result.which() == "rejected" and result.rejected.which() == "unavailable"
+            if not unavailable or time.monotonic() >= deadline:
+                return result
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+
     async def open_session(self, method):
         """Call Gateway.register or Gateway.login and keep the session it returns."""
-        call = getattr(self.gateway, method)(
-            requestId=self.ids.next(), username=self.name, password=self.password
+        step = f"{method} {self.name}"
+        result = await self.request(
+            step,
+            self.gateway,
+            method,
+            requestId=self.ids.next(),
+            username=self.name,
+            password=self.password,
         )
-        response = await within(f"{method} {self.name}", call, self.timeout)
-        granted = expect_ok(f"{method} {self.name}", response.result)
+        granted = expect_ok(step, result)
         self.session = granted.session
         return str(granted.username), len(granted.token)
 
     async def call(self, step, method, **params):
         """Call a Session method and return the `ok` branch of its result."""
-        response = await within(step, getattr(self.session, method)(**params), self.timeout)
-        return expect_ok(step, response.result)
+        result = await self.request(step, self.session, method, **params)
+        return expect_ok(step, result)
 
 
 def summarize_event(event):
@@ -273,17 +301,17 @@ async def walkthrough(addresses, timeout):
 
     overlap = dict(draft, title="Overlapping call", start=unix_minute(OVERLAP_START))
     overlap["visibility"] = {"private": []}
-    response = await within(
-        "schedule an overlap",
-        alice.session.schedule(requestId=alice.ids.next(), draft=overlap),
-        timeout,
+    step = "schedule an overlap"
+    result = await alice.request(
+        step, alice.session, "schedule", requestId=alice.ids.next(), draft=overlap
     )
-    if response.result.which() != "rejected":
-        raise StepFailed("schedule an overlap: expected a conflict, the event was scheduled")
-    rejection = response.result.rejected
+    if result.which() != "rejected":
+        raise StepFailed(f"{step}: expected a conflict, the event was scheduled")
+    rejection = result.rejected
     if rejection.which() != "conflict":
-        raise StepFailed(f"schedule an overlap: expected a conflict, got {describe_rejection(rejection)}")
-    blocking = [slot.event.visible.id for slot in rejection.conflict if slot.event.which() == "visible"]
+        raise StepFailed(f"{step}: expected a conflict, got {describe_rejection(rejection)}")
+    visible = [slot.event for slot in rejection.conflict if slot.event.which() == "visible"]
+    blocking = [event.visible.id for event in visible]
     report("conflict", blocking_event_ids=blocking)
 
     for user in (alice, bob):
@@ -297,7 +325,8 @@ async def walkthrough(addresses, timeout):
     try:
         notification = await asyncio.wait_for(pushed.get(), timeout)
     except asyncio.TimeoutError:
-        raise StepFailed(f"notification: bob's listener received nothing within {timeout} s") from None
+        message = f"notification: bob's listener received nothing within {timeout} s"
+        raise StepFailed(message) from None
     report("notification", user=bob.name, **notification)
 
     await bob.call(
@@ -317,11 +346,11 @@ async def walkthrough(addresses, timeout):
     report("ack", user=bob.name, acked_seq=inbox.ackedSeq, inbox=len(inbox.notifications))
 
     await alice.call("logout", "logout", requestId=alice.ids.next())
-    response = await within("agenda after logout", alice.session.agenda(**{"from": 0, "to": 1}), timeout)
-    after_logout = response.result
-    closed = after_logout.which() == "rejected" and after_logout.rejected.which() == "unauthenticated"
-    if not closed:
-        raise StepFailed("agenda after logout: expected unauthenticated, the session is still open")
+    step = "agenda after logout"
+    after_logout = await alice.request(step, alice.session, "agenda", **{"from": 0, "to": 1})
+    rejected = after_logout.which() == "rejected"
+    if not rejected or after_logout.rejected.which() != "unauthenticated":
+        raise StepFailed(f"{step}: expected unauthenticated, the session is still open")
     report("logout", user=alice.name, then="unauthenticated")
 
     del subscription

@@ -185,7 +185,8 @@ def main():
     except FileNotFoundError:
         recorded = {}
         if not args.update:
-            print(f"error: no layout recorded at {args.layout}; run with --update", file=sys.stderr)
+            message = f"error: no layout recorded at {args.layout}; run with --update"
+            print(message, file=sys.stderr)
             return EXIT_INCOMPATIBLE
 
     problems, additions = compare(recorded, current)
