@@ -52,8 +52,8 @@ struct RequestId {
   seq @1 :UInt64;
 }
 
-# The reason a call was turned down. Each branch names the value it concerns
-# in text meant for a person, which is not a stable format to parse.
+# The reason a call was turned down. The text of a branch is meant for a
+# person and names the value concerned. It is not a stable format to parse.
 struct Rejection {
   union {
     # The event would overlap these slots of its participants: at most 50,
@@ -73,7 +73,7 @@ struct Rejection {
       message @4 :Text;
     }
     # The edit was based on an older version of the event. Read the event
-    # again and resend the edit with `current`.
+    # again and resend the edit with `current` as the expected version.
     staleVersion :group {
       eventId @5 :UInt64;
       expected @6 :UInt64;
@@ -504,8 +504,9 @@ interface Session {
   # Whether a user of that name exists, compared case-insensitively.
   userExists @4 (username :Text) -> (result :ExistsResult);
   # Schedules an event hosted by the caller and notifies its audience (see
-  # `Notification.Kind.invited`). Rejections: `invalid` (any limit of `Event`
-  # or `Recurrence`), `notFound` (a guest), `conflict`.
+  # `Notification.Kind.invited`). Rejections: `invalid` (any limit of
+  # `Event`, `Visibility` or `Recurrence`), `notFound` (a guest),
+  # `conflict`.
   schedule @5 (requestId :RequestId, draft :EventDraft) -> (result :EventResult);
   # Edits a whole event, or a whole series; only the host may edit, and
   # `expectedVersion` must be the current version. Exceptions of a series
