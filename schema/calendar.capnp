@@ -426,8 +426,9 @@ struct SessionResult {
   union {
     ok :group {
       session @0 :Session;
-      # Secret that resumes this session on any node, without the password.
-      # Valid until the session is closed.
+      # Secret that resumes this session with `Gateway.resume` on whichever
+      # node is primary, without the password. Valid until the session is
+      # closed.
       token @1 :Data;
       # The username as registered, whatever case the login used.
       username @2 :Text;
