@@ -1,0 +1,725 @@
+//! Import planning: a parsed file becomes, per event, either the drafts and
+//! occurrence edits to submit or the reason it is skipped. Planning is pure
+//! (no clock, no network), so every rule here is tested without a cluster;
+//! the commands still go through the cluster's own conflict and permission
+//! checks when they are submitted.
+//!
+//! What Almanac cannot store is mapped and reported:
+//!
+//! - An all-day (DATE) event starts at midnight in the user's zone and lasts
+//!   until midnight of its end date there.
+//! - A floating time is read in the user's zone.
+//! - Each RDATE becomes a one-off event of its own.
+//! - A zero-length event lasts 1 minute, the shortest Almanac stores.
+//! - Properties Almanac has no field for (LOCATION, VALARM, ...) are listed
+//!   as ignored.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono_tz::Tz;
+
+use crate::calendar::recurrence::{resolve_local, ParsedRule};
+use crate::calendar::{
+    Command, EventChanges, EventDraft, Recurrence, UnixMinute, Visibility, MAX_DESCRIPTION_CHARS,
+    MAX_DURATION_MINUTES, MAX_TITLE_CHARS,
+};
+
+use super::read::{parse_duration, parse_time, parse_time_list, IcsComponent, IcsFile, IcsTime};
+use super::zones::ZoneResolver;
+
+/// Properties that map onto Almanac's fields or carry no meaning for it
+/// (identifiers and stamps); every other property is reported as ignored.
+const HANDLED_PROPERTIES: &[&str] = &[
+    "UID",
+    "DTSTAMP",
+    "CREATED",
+    "LAST-MODIFIED",
+    "SEQUENCE",
+    "SUMMARY",
+    "DESCRIPTION",
+    "DTSTART",
+    "DTEND",
+    "DURATION",
+    "RRULE",
+    "EXDATE",
+    "RDATE",
+    "RECURRENCE-ID",
+    "ATTENDEE",
+    "ORGANIZER",
+    "CLASS",
+    "STATUS",
+];
+
+/// Title given to an event without a SUMMARY.
+pub const UNTITLED: &str = "(no title)";
+
+/// What the planner needs to know about the importing user.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// The importing user, who becomes the host of every event.
+    pub username: String,
+    /// The user's zone: floating times and all-day dates are read in it,
+    /// and unknown zones fall back to it.
+    pub user_zone: Tz,
+    /// Registered usernames; an ATTENDEE whose CN or address local part is
+    /// one of them becomes a guest.
+    pub users: Vec<String>,
+    /// Accepts an event with both DTEND and DURATION (DTEND wins) instead of
+    /// skipping it, as RFC 5545 forbids that combination.
+    pub lenient: bool,
+}
+
+/// The plan for one file, with one item per event in file order (a series
+/// and its overrides are one item).
+#[derive(Clone, Debug, Default)]
+pub struct ImportPlan {
+    pub items: Vec<PlanItem>,
+}
+
+impl ImportPlan {
+    /// Number of items that will be submitted.
+    pub fn scheduled_count(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|item| matches!(item.action, PlanAction::Schedule { .. }))
+            .count()
+    }
+}
+
+/// The outcome of planning one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanItem {
+    /// UID from the file, or `line-N` for an event without one.
+    pub uid: String,
+    pub title: String,
+    pub action: PlanAction,
+    /// What was mapped, resolved or ignored on the way.
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanAction {
+    /// Schedule the draft, then apply the occurrence edits to the new event.
+    Schedule {
+        draft: EventDraft,
+        moved: Vec<MovedOccurrence>,
+    },
+    /// Nothing is submitted for this event.
+    Skip { reason: String },
+}
+
+/// A RECURRENCE-ID override that changes an occurrence instead of
+/// cancelling it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MovedOccurrence {
+    /// The instant the rule gives the occurrence (its RECURRENCE-ID).
+    pub original_start: UnixMinute,
+    pub changes: EventChanges,
+}
+
+impl PlanItem {
+    /// The first command of this item: the schedule of its draft.
+    /// Occurrence edits follow it and need the new event's id.
+    pub fn schedule_command(&self, caller: &str) -> Option<Command> {
+        match &self.action {
+            PlanAction::Schedule { draft, .. } => Some(Command::Schedule {
+                caller: caller.to_string(),
+                draft: draft.clone(),
+            }),
+            PlanAction::Skip { .. } => None,
+        }
+    }
+}
+
+/// The components that share one UID: at most one master, any overrides.
+#[derive(Default)]
+struct UidGroup<'a> {
+    masters: Vec<&'a IcsComponent>,
+    overrides: Vec<&'a IcsComponent>,
+}
+
+/// Plans a parsed file. Runs in O(n log n) for n events: components are
+/// grouped by UID in one pass and zones are resolved once per TZID.
+pub fn plan_import(file: &IcsFile, options: &ImportOptions) -> ImportPlan {
+    let mut resolver = ZoneResolver::new(options.user_zone, &file.timezones);
+    let users: BTreeMap<String, String> = options
+        .users
+        .iter()
+        .map(|name| (name.to_lowercase(), name.clone()))
+        .collect();
+    let mut planner = Planner {
+        options,
+        resolver: &mut resolver,
+        users,
+    };
+
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: BTreeMap<String, UidGroup> = BTreeMap::new();
+    for (index, event) in file.events.iter().enumerate() {
+        let uid = match event.value("UID") {
+            Some(uid) if !uid.is_empty() => uid.to_string(),
+            _ => format!("event-{}", index + 1),
+        };
+        let group = groups.entry(uid.clone()).or_insert_with(|| {
+            order.push(uid.clone());
+            UidGroup::default()
+        });
+        if event.first("RECURRENCE-ID").is_some() {
+            group.overrides.push(event);
+        } else {
+            group.masters.push(event);
+        }
+    }
+
+    let mut plan = ImportPlan::default();
+    for uid in order {
+        let group = &groups[&uid];
+        planner.plan_group(&uid, group, &mut plan.items);
+    }
+    plan
+}
+
+struct Planner<'a> {
+    options: &'a ImportOptions,
+    resolver: &'a mut ZoneResolver,
+    /// Registered usernames by lowercase name.
+    users: BTreeMap<String, String>,
+}
+
+/// Start, zone and length of one event as Almanac stores them.
+struct Times {
+    start: UnixMinute,
+    zone: Tz,
+    duration_minutes: u32,
+    /// Whether DTSTART was a DATE.
+    all_day: bool,
+}
+
+impl Planner<'_> {
+    fn plan_group(&mut self, uid: &str, group: &UidGroup, items: &mut Vec<PlanItem>) {
+        let Some((master, duplicates)) = group.masters.split_first() else {
+            // Overrides whose series is not in the file: each is one event.
+            for moved in &group.overrides {
+                let mut item = self.plan_single(uid, moved);
+                item.notes.push(
+                    "the file has this occurrence but not its series, \
+                     so it was imported as a one-off event"
+                        .into(),
+                );
+                items.push(item);
+            }
+            return;
+        };
+        let mut item = self.plan_single(uid, master);
+        if !duplicates.is_empty() {
+            item.notes.push(format!(
+                "{} more VEVENT(s) with this UID and no RECURRENCE-ID were ignored",
+                duplicates.len()
+            ));
+        }
+        let extra = match &mut item.action {
+            PlanAction::Schedule { draft, moved } => {
+                self.attach_overrides(draft, moved, &group.overrides, &mut item.notes)
+            }
+            PlanAction::Skip { .. } => Vec::new(),
+        };
+        let rdates = match &item.action {
+            PlanAction::Schedule { draft, .. } => self.rdate_events(uid, master, draft),
+            PlanAction::Skip { .. } => Vec::new(),
+        };
+        items.push(item);
+        items.extend(extra);
+        items.extend(rdates);
+    }
+
+    /// Plans one VEVENT as an event of its own, with its RRULE and EXDATEs.
+    fn plan_single(&mut self, uid: &str, event: &IcsComponent) -> PlanItem {
+        let mut notes = Vec::new();
+        let title = self.title(event, &mut notes);
+        let action = match self.draft(event, &title, &mut notes) {
+            Ok(draft) => PlanAction::Schedule {
+                draft,
+                moved: Vec::new(),
+            },
+            Err(reason) => PlanAction::Skip {
+                reason: format!("invalid event {uid}: {reason}"),
+            },
+        };
+        ignored_properties(event, &mut notes);
+        PlanItem {
+            uid: uid.to_string(),
+            title,
+            action,
+            notes,
+        }
+    }
+
+    fn draft(
+        &mut self,
+        event: &IcsComponent,
+        title: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<EventDraft, String> {
+        let times = self.times(event, notes)?;
+        let description = description(event, notes);
+        let visibility = self.visibility(event, notes);
+        let recurrence = match event.first("RRULE") {
+            Some(rule) => Some(self.recurrence(event, &rule.value, &times, notes)?),
+            None => None,
+        };
+        Ok(EventDraft {
+            title: title.to_string(),
+            description,
+            start: times.start,
+            zone: times.zone.name().to_string(),
+            duration_minutes: times.duration_minutes,
+            visibility,
+            recurrence,
+        })
+    }
+
+    fn title(&self, event: &IcsComponent, notes: &mut Vec<String>) -> String {
+        let summary = event.value("SUMMARY").unwrap_or("");
+        // Titles are one line: line breaks and tabs become spaces.
+        let cleaned: String = summary
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let cleaned = cleaned.trim();
+        if cleaned.is_empty() {
+            notes.push(format!("no SUMMARY, so the title is \"{UNTITLED}\""));
+            return UNTITLED.to_string();
+        }
+        if cleaned != summary.trim() {
+            notes.push("line breaks in the SUMMARY became spaces in the title".into());
+        }
+        let chars = cleaned.chars().count();
+        if chars > MAX_TITLE_CHARS {
+            notes.push(format!(
+                "the SUMMARY has {chars} characters, so the title keeps the first {MAX_TITLE_CHARS}"
+            ));
+            return cleaned.chars().take(MAX_TITLE_CHARS).collect();
+        }
+        cleaned.to_string()
+    }
+
+    fn times(&mut self, event: &IcsComponent, notes: &mut Vec<String>) -> Result<Times, String> {
+        let start_property = event.first("DTSTART").ok_or("it has no DTSTART")?;
+        let start_value = parse_time(start_property)?;
+        let end = event.first("DTEND");
+        let duration = event.first("DURATION");
+        let use_duration = match (end, duration) {
+            (Some(_), Some(_)) if !self.options.lenient => {
+                return Err("it has both DTEND and DURATION, which RFC 5545 forbids; \
+                     remove one of them"
+                    .into());
+            }
+            (Some(_), Some(_)) => {
+                notes.push("it has both DTEND and DURATION; DTEND was used".into());
+                false
+            }
+            (None, Some(_)) => true,
+            _ => false,
+        };
+
+        let (zone, start_local, all_day) = match &start_value {
+            IcsTime::Date(date) => (self.options.user_zone, midnight(*date), true),
+            other => {
+                let (zone, local) = self.zoned(other, notes);
+                (zone, local, false)
+            }
+        };
+        let start = resolve_local(zone, start_local);
+        if all_day {
+            notes.push(format!(
+                "all-day event placed from midnight in your zone {}",
+                zone.name()
+            ));
+        }
+
+        let end_minute = if use_duration {
+            let duration = parse_duration(&duration.expect("checked above").value)?;
+            if duration.negative {
+                return Err(format!(
+                    "DURATION {} is negative; give a positive duration",
+                    duration_text(event)
+                ));
+            }
+            // Nominal days move the wall clock; the exact part is added after.
+            let local_end = start_local + Duration::days(duration.days);
+            resolve_local(zone, local_end) + duration.seconds.div_euclid(60)
+        } else if let Some(end) = end {
+            match parse_time(end)? {
+                IcsTime::Date(date) => resolve_local(zone, midnight(date)),
+                other => {
+                    let (end_zone, local) = self.zoned(&other, notes);
+                    resolve_local(end_zone, local)
+                }
+            }
+        } else if all_day {
+            resolve_local(zone, start_local + Duration::days(1))
+        } else {
+            start
+        };
+
+        let mut minutes = end_minute - start;
+        if minutes < 0 {
+            return Err("it ends before it starts; check DTEND or DURATION".into());
+        }
+        if minutes == 0 {
+            notes.push("it has no length, so it was given 1 minute".into());
+            minutes = 1;
+        }
+        if minutes > i64::from(MAX_DURATION_MINUTES) {
+            return Err(format!(
+                "it lasts {minutes} minutes, longer than the {MAX_DURATION_MINUTES} \
+                 minutes (14 days) Almanac allows; split it into shorter events"
+            ));
+        }
+        Ok(Times {
+            start,
+            zone,
+            duration_minutes: minutes as u32,
+            all_day,
+        })
+    }
+
+    /// Returns the zone and wall-clock time of a DATE-TIME value.
+    fn zoned(&mut self, time: &IcsTime, notes: &mut Vec<String>) -> (Tz, NaiveDateTime) {
+        match time {
+            IcsTime::Date(date) => (self.options.user_zone, midnight(*date)),
+            IcsTime::Utc(local) => (Tz::UTC, *local),
+            IcsTime::Floating(local) => {
+                push_once(
+                    notes,
+                    format!(
+                        "floating time read in your zone {}",
+                        self.options.user_zone.name()
+                    ),
+                );
+                (self.options.user_zone, *local)
+            }
+            IcsTime::Zoned(local, tzid) => {
+                let resolution = self.resolver.resolve(tzid);
+                if let Some(note) = resolution.note(tzid) {
+                    push_once(notes, note);
+                }
+                (resolution.zone, *local)
+            }
+        }
+    }
+
+    /// Returns the instant a DATE or DATE-TIME names in a series: a DATE
+    /// names the occurrence on that local date at the series' time of day.
+    fn series_instant(
+        &mut self,
+        time: &IcsTime,
+        times: &Times,
+        notes: &mut Vec<String>,
+    ) -> UnixMinute {
+        let series_time =
+            crate::calendar::recurrence::local_time_in(times.zone.name(), times.start)
+                .map(|local| local.time())
+                .unwrap_or(NaiveTime::MIN);
+        match time {
+            IcsTime::Date(date) => resolve_local(times.zone, date.and_time(series_time)),
+            // In an all-day series an EXDATE written as a date-time names a
+            // day, and that day is read as written, never shifted by a zone.
+            IcsTime::Floating(local) | IcsTime::Zoned(local, _) if times.all_day => {
+                resolve_local(times.zone, local.date().and_time(series_time))
+            }
+            other => {
+                let (zone, local) = self.zoned(other, notes);
+                resolve_local(zone, local)
+            }
+        }
+    }
+
+    fn recurrence(
+        &mut self,
+        event: &IcsComponent,
+        rule: &str,
+        times: &Times,
+        notes: &mut Vec<String>,
+    ) -> Result<Recurrence, String> {
+        let rule = utc_until(rule, times.zone);
+        let parsed = ParsedRule::parse(&rule)?;
+        let mut exceptions = Vec::new();
+        for exdate in event.all("EXDATE") {
+            for time in parse_time_list(exdate)? {
+                exceptions.push(self.series_instant(&time, times, notes));
+            }
+        }
+        exceptions.sort_unstable();
+        exceptions.dedup();
+        Ok(Recurrence {
+            rule: parsed.canonical(),
+            exceptions,
+            overrides: Vec::new(),
+            occurrence: None,
+        })
+    }
+
+    /// Turns the overrides of a series into cancelled occurrences (added to
+    /// the draft's exceptions) and occurrence edits. Returns items for
+    /// overrides that cannot apply to this series.
+    fn attach_overrides(
+        &mut self,
+        draft: &mut EventDraft,
+        moved: &mut Vec<MovedOccurrence>,
+        overrides: &[&IcsComponent],
+        notes: &mut Vec<String>,
+    ) -> Vec<PlanItem> {
+        let mut extra = Vec::new();
+        if overrides.is_empty() {
+            return extra;
+        }
+        let zone: Tz = draft.zone.parse().unwrap_or(self.options.user_zone);
+        let local_start = crate::calendar::recurrence::local_time_in(&draft.zone, draft.start)
+            .unwrap_or_default();
+        let series = Times {
+            start: draft.start,
+            zone,
+            duration_minutes: draft.duration_minutes,
+            all_day: local_start.time() == NaiveTime::MIN
+                && draft.duration_minutes % (24 * 60) == 0,
+        };
+        for component in overrides {
+            let uid = component.value("UID").unwrap_or("");
+            let Some(recurrence) = draft.recurrence.as_mut() else {
+                extra.push(PlanItem {
+                    uid: uid.to_string(),
+                    title: self.title(component, &mut Vec::new()),
+                    action: PlanAction::Skip {
+                        reason: format!(
+                            "invalid event {uid}: it has a RECURRENCE-ID but its \
+                             series has no RRULE"
+                        ),
+                    },
+                    notes: Vec::new(),
+                });
+                continue;
+            };
+            let id_property = component.first("RECURRENCE-ID").expect("an override");
+            let original = match parse_time(id_property) {
+                Ok(time) => self.series_instant(&time, &series, notes),
+                Err(reason) => {
+                    notes.push(format!("an override was ignored: {reason}"));
+                    continue;
+                }
+            };
+            let cancelled = component
+                .value("STATUS")
+                .is_some_and(|status| status.eq_ignore_ascii_case("CANCELLED"));
+            if cancelled {
+                recurrence.exceptions.push(original);
+                continue;
+            }
+            let mut override_notes = Vec::new();
+            let title = self.title(component, &mut override_notes);
+            let times = match self.times(component, &mut override_notes) {
+                Ok(times) => times,
+                Err(reason) => {
+                    notes.push(format!(
+                        "the override of the occurrence at {} was ignored: {reason}",
+                        crate::calendar::format_minute(original)
+                    ));
+                    continue;
+                }
+            };
+            let description = description(component, &mut override_notes);
+            let changes = EventChanges {
+                title: (title != draft.title).then_some(title),
+                description: (description != draft.description).then_some(description),
+                start: (times.start != original).then_some(times.start),
+                zone: None,
+                duration_minutes: (times.duration_minutes != draft.duration_minutes)
+                    .then_some(times.duration_minutes),
+                visibility: None,
+            };
+            moved.push(MovedOccurrence {
+                original_start: original,
+                changes,
+            });
+        }
+        if let Some(recurrence) = draft.recurrence.as_mut() {
+            recurrence.exceptions.sort_unstable();
+            recurrence.exceptions.dedup();
+        }
+        moved.sort_by_key(|occurrence| occurrence.original_start);
+        extra
+    }
+
+    /// Lists one-off events for the RDATEs of a series.
+    fn rdate_events(
+        &mut self,
+        uid: &str,
+        master: &IcsComponent,
+        draft: &EventDraft,
+    ) -> Vec<PlanItem> {
+        let mut items = Vec::new();
+        let zone: Tz = draft.zone.parse().unwrap_or(self.options.user_zone);
+        let series = Times {
+            start: draft.start,
+            zone,
+            duration_minutes: draft.duration_minutes,
+            all_day: false,
+        };
+        for rdate in master.all("RDATE") {
+            let times = match parse_time_list(rdate) {
+                Ok(times) => times,
+                Err(reason) => {
+                    items.push(PlanItem {
+                        uid: uid.to_string(),
+                        title: draft.title.clone(),
+                        action: PlanAction::Skip {
+                            reason: format!("invalid RDATE of {uid}: {reason}"),
+                        },
+                        notes: Vec::new(),
+                    });
+                    continue;
+                }
+            };
+            for time in times {
+                let mut notes = Vec::new();
+                let start = self.series_instant(&time, &series, &mut notes);
+                if start == draft.start {
+                    continue;
+                }
+                notes.push(
+                    "an RDATE of a series, imported as a one-off event \
+                     because Almanac series have no extra dates"
+                        .into(),
+                );
+                let one_off = EventDraft {
+                    start,
+                    recurrence: None,
+                    ..draft.clone()
+                };
+                items.push(PlanItem {
+                    uid: uid.to_string(),
+                    title: draft.title.clone(),
+                    action: PlanAction::Schedule {
+                        draft: one_off,
+                        moved: Vec::new(),
+                    },
+                    notes,
+                });
+            }
+        }
+        items
+    }
+
+    fn visibility(&self, event: &IcsComponent, notes: &mut Vec<String>) -> Visibility {
+        let public = event
+            .value("CLASS")
+            .is_some_and(|class| class.eq_ignore_ascii_case("PUBLIC"));
+        if public {
+            return Visibility::Public;
+        }
+        let mut guests: Vec<String> = Vec::new();
+        for attendee in event.all("ATTENDEE") {
+            let address = attendee.value.trim();
+            let address = address
+                .strip_prefix("mailto:")
+                .or_else(|| address.strip_prefix("MAILTO:"))
+                .unwrap_or(address);
+            let local_part = address.split('@').next().unwrap_or(address);
+            let candidates = [attendee.param("CN").unwrap_or(""), address, local_part];
+            let found = candidates
+                .iter()
+                .find_map(|name| self.users.get(&name.trim().to_lowercase()));
+            match found {
+                Some(user) if user.eq_ignore_ascii_case(&self.options.username) => {}
+                Some(user) => {
+                    if !guests.contains(user) {
+                        guests.push(user.clone());
+                    }
+                }
+                None => notes.push(format!(
+                    "attendee {address} is not an Almanac user and was not invited"
+                )),
+            }
+        }
+        Visibility::Private { guests }
+    }
+}
+
+fn midnight(date: NaiveDate) -> NaiveDateTime {
+    date.and_time(NaiveTime::MIN)
+}
+
+fn duration_text(event: &IcsComponent) -> String {
+    event.value("DURATION").unwrap_or("").to_string()
+}
+
+fn push_once(notes: &mut Vec<String>, note: String) {
+    if !notes.contains(&note) {
+        notes.push(note);
+    }
+}
+
+fn description(event: &IcsComponent, notes: &mut Vec<String>) -> String {
+    let text = event.value("DESCRIPTION").unwrap_or("");
+    let cleaned: String = text
+        .chars()
+        .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+        .collect();
+    let chars = cleaned.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        push_once(
+            notes,
+            format!(
+                "the DESCRIPTION has {chars} characters, so the first \
+                 {MAX_DESCRIPTION_CHARS} were kept"
+            ),
+        );
+        return cleaned.chars().take(MAX_DESCRIPTION_CHARS).collect();
+    }
+    cleaned
+}
+
+/// Rewrites a floating UNTIL (a date-time without `Z`) as UTC, reading it in
+/// the series' zone, because the recurrence rules take UNTIL as a UTC
+/// date-time or a date.
+fn utc_until(rule: &str, zone: Tz) -> String {
+    let parts: Vec<String> = rule
+        .trim()
+        .split(';')
+        .map(|part| {
+            let Some(value) = part.strip_prefix("UNTIL=") else {
+                return part.to_string();
+            };
+            match NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%S") {
+                Ok(local) => {
+                    let minute = resolve_local(zone, local);
+                    let utc = chrono::DateTime::from_timestamp(minute * 60, 0)
+                        .unwrap_or_default()
+                        .format("%Y%m%dT%H%M%SZ");
+                    format!("UNTIL={utc}")
+                }
+                Err(_) => part.to_string(),
+            }
+        })
+        .collect();
+    parts.join(";")
+}
+
+fn ignored_properties(event: &IcsComponent, notes: &mut Vec<String>) {
+    let mut ignored: Vec<&str> = event
+        .properties
+        .iter()
+        .map(|property| property.name.as_str())
+        .filter(|name| !HANDLED_PROPERTIES.contains(name))
+        .collect();
+    ignored.extend(event.children.iter().map(|child| child.name.as_str()));
+    ignored.sort_unstable();
+    ignored.dedup();
+    if !ignored.is_empty() {
+        notes.push(format!(
+            "ignored unsupported properties: {}",
+            ignored.join(", ")
+        ));
+    }
+}
