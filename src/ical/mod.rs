@@ -22,5 +22,8 @@ mod cases;
 
 pub use plan::{plan_import, ImportOptions, ImportPlan, MovedOccurrence, PlanAction, PlanItem};
 pub use read::{read_file, IcsFile};
-pub use submit::{submit_plan, EventOutcome, ImportReport, IMPORT_BATCH_EVENTS};
+pub use submit::{
+    export_range, import_file, submit_plan, EventOutcome, EventReport, ImportReport,
+    IMPORT_BATCH_EVENTS,
+};
 pub use write::{export_calendar, fold_line};

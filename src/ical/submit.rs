@@ -7,13 +7,19 @@
 //! batch the caller hears the progress and the task yields.
 
 use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::calendar::{format_minute, EventView, Rejection, UnixMinute};
 use crate::client::{Client, ClientError};
 use crate::node::net::Connector;
 use crate::rpc::convert::ApiRejection;
 
-use super::plan::{ImportPlan, PlanAction, PlanItem};
+use super::plan::{plan_import, ImportOptions, ImportPlan, PlanAction, PlanItem};
+use super::read::read_file;
+use super::write::export_calendar;
 
 /// Events submitted between two progress reports. Small enough that a
 /// progress line appears every few seconds on a loaded cluster, large enough
@@ -81,6 +87,61 @@ impl ImportReport {
             self.skipped_count()
         )
     }
+}
+
+/// Reads, plans and submits one file as the logged-in user. `progress`
+/// receives one line per batch. Fails before submitting anything when the
+/// file cannot be read or parsed, or the user list cannot be fetched.
+pub async fn import_file<C: Connector>(
+    client: &mut Client<C>,
+    path: &Path,
+    user_zone: Tz,
+    mut progress: impl FnMut(String),
+) -> Result<ImportReport, String> {
+    let username = client
+        .username()
+        .ok_or("not logged in: use `login USER` or `register USER` first")?
+        .to_string();
+    let raw =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let file = read_file(&raw).map_err(|error| format!("{}: {error}", path.display()))?;
+    let users = client
+        .users("")
+        .await
+        .map_err(|error| format!("cannot list users to match attendees: {error}"))?;
+    let options = ImportOptions {
+        username,
+        user_zone,
+        users,
+        lenient: false,
+    };
+    let plan = plan_import(&file, &options);
+    let total = plan.items.len();
+    progress(format!(
+        "importing {total} event(s) from {}, {} to submit",
+        path.display(),
+        plan.scheduled_count()
+    ));
+    let large = total > IMPORT_BATCH_EVENTS;
+    let report = submit_plan(client, &plan, |done, total| {
+        if large {
+            progress(format!("imported {done} of {total} events"));
+        }
+    })
+    .await;
+    Ok(report)
+}
+
+/// Renders the events the user sees in `[from, to)` as an iCalendar file,
+/// and returns it with the number of events written.
+pub async fn export_range<C: Connector>(
+    client: &mut Client<C>,
+    from: UnixMinute,
+    to: UnixMinute,
+    stamp: DateTime<Utc>,
+) -> Result<(String, usize), ClientError> {
+    let events = events_for_export(client, from, to).await?;
+    Ok((export_calendar(&events, (from, to), stamp), events.len()))
 }
 
 /// Submits every item of the plan in order. `progress` receives the number
