@@ -723,3 +723,209 @@ fn ignored_properties(event: &IcsComponent, notes: &mut Vec<String>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ical::read::read_file;
+
+    fn options() -> ImportOptions {
+        ImportOptions {
+            username: "alice".into(),
+            user_zone: chrono_tz::Europe::Berlin,
+            users: vec!["alice".into(), "bob".into()],
+            lenient: false,
+        }
+    }
+
+    fn calendar(events: &str) -> Vec<u8> {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{events}END:VCALENDAR\r\n").into_bytes()
+    }
+
+    fn plan_of(events: &str) -> ImportPlan {
+        plan_import(&read_file(&calendar(events)).unwrap(), &options())
+    }
+
+    fn draft_of(item: &PlanItem) -> &EventDraft {
+        match &item.action {
+            PlanAction::Schedule { draft, .. } => draft,
+            PlanAction::Skip { reason } => panic!("{} was skipped: {reason}", item.uid),
+        }
+    }
+
+    #[test]
+    fn floating_until_becomes_utc() {
+        let rule = utc_until(
+            "FREQ=DAILY;UNTIL=20250330T070000",
+            chrono_tz::Europe::Berlin,
+        );
+        assert_eq!(rule, "FREQ=DAILY;UNTIL=20250330T050000Z");
+        let unchanged = utc_until("FREQ=DAILY;UNTIL=20250330", chrono_tz::Europe::Berlin);
+        assert_eq!(unchanged, "FREQ=DAILY;UNTIL=20250330");
+    }
+
+    #[test]
+    fn title_is_one_line_and_bounded() {
+        let long = "x".repeat(MAX_TITLE_CHARS + 5);
+        let plan = plan_of(&format!(
+            "BEGIN:VEVENT\r\nUID:a\r\nSUMMARY:one\\ntwo\r\nDTSTART:20250101T100000Z\r\n\
+             END:VEVENT\r\nBEGIN:VEVENT\r\nUID:b\r\nSUMMARY:{long}\r\n\
+             DTSTART:20250102T100000Z\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:c\r\n\
+             DTSTART:20250103T100000Z\r\nEND:VEVENT\r\n"
+        ));
+        assert_eq!(draft_of(&plan.items[0]).title, "one two");
+        assert_eq!(
+            draft_of(&plan.items[1]).title.chars().count(),
+            MAX_TITLE_CHARS
+        );
+        assert_eq!(draft_of(&plan.items[2]).title, UNTITLED);
+    }
+
+    #[test]
+    fn missing_dtstart_is_skipped() {
+        let plan = plan_of("BEGIN:VEVENT\r\nUID:x\r\nSUMMARY:No start\r\nEND:VEVENT\r\n");
+        let PlanAction::Skip { reason } = &plan.items[0].action else {
+            panic!("planned without DTSTART");
+        };
+        assert_eq!(reason, "invalid event x: it has no DTSTART");
+    }
+
+    #[test]
+    fn end_before_start_is_skipped() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20250101T100000Z\r\n\
+             DTEND:20250101T090000Z\r\nEND:VEVENT\r\n",
+        );
+        let PlanAction::Skip { reason } = &plan.items[0].action else {
+            panic!("planned with its end before its start");
+        };
+        assert!(reason.contains("ends before it starts"), "{reason}");
+    }
+
+    #[test]
+    fn overlong_event_is_skipped() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20250101T100000Z\r\n\
+             DURATION:P15D\r\nEND:VEVENT\r\n",
+        );
+        let PlanAction::Skip { reason } = &plan.items[0].action else {
+            panic!("planned a 15-day event");
+        };
+        assert!(reason.contains("longer than the 20160 minutes"), "{reason}");
+    }
+
+    #[test]
+    fn invalid_rule_is_skipped() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20250101T100000Z\r\n\
+             RRULE:FREQ=HOURLY\r\nEND:VEVENT\r\n",
+        );
+        let PlanAction::Skip { reason } = &plan.items[0].action else {
+            panic!("planned an hourly rule");
+        };
+        assert!(reason.contains("FREQ=HOURLY is not supported"), "{reason}");
+    }
+
+    #[test]
+    fn public_class_and_private_default() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:p\r\nCLASS:PUBLIC\r\nDTSTART:20250101T100000Z\r\n\
+             END:VEVENT\r\nBEGIN:VEVENT\r\nUID:q\r\nDTSTART:20250102T100000Z\r\n\
+             END:VEVENT\r\n",
+        );
+        assert_eq!(draft_of(&plan.items[0]).visibility, Visibility::Public);
+        assert_eq!(
+            draft_of(&plan.items[1]).visibility,
+            Visibility::Private { guests: Vec::new() }
+        );
+    }
+
+    #[test]
+    fn cancelled_override_becomes_exception() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:20250102T100000Z\r\nSTATUS:CANCELLED\r\n\
+             DTSTART:20250102T100000Z\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:s\r\nSUMMARY:Daily\r\nDTSTART:20250101T100000Z\r\n\
+             DURATION:PT30M\r\nRRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(plan.items.len(), 1);
+        let draft = draft_of(&plan.items[0]);
+        let recurrence = draft.recurrence.as_ref().unwrap();
+        assert_eq!(recurrence.exceptions, vec![draft.start + 24 * 60]);
+    }
+
+    #[test]
+    fn duplicate_masters_are_noted() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:d\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:d\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(plan.items.len(), 1);
+        assert!(plan.items[0]
+            .notes
+            .iter()
+            .any(|note| note.contains("1 more VEVENT(s) with this UID")));
+    }
+
+    #[test]
+    fn schedule_command_names_caller() {
+        let plan = plan_of("BEGIN:VEVENT\r\nUID:c\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\n");
+        let Some(Command::Schedule { caller, draft }) = plan.items[0].schedule_command("alice")
+        else {
+            panic!("no schedule command");
+        };
+        assert_eq!(caller, "alice");
+        assert_eq!(&draft, draft_of(&plan.items[0]));
+    }
+
+    /// A generated file of 20,000 events: one-off events in several zones
+    /// and weekly series with a moved occurrence each. Only the result is
+    /// checked; the planner's O(n log n) grouping keeps it fast.
+    #[test]
+    fn planner_handles_20k_events() {
+        const EVENTS: usize = 20_000;
+        let zones = [
+            "Europe/Berlin",
+            "America/New_York",
+            "W. Europe Standard Time",
+        ];
+        let mut text = String::new();
+        for index in 0..EVENTS {
+            let zone = zones[index % zones.len()];
+            let day = 1 + index % 28;
+            let month = 1 + (index / 28) % 12;
+            let year = 2025 + index / (28 * 12);
+            let start = format!("{year}{month:02}{day:02}T{:02}0000", 8 + index % 10);
+            if index % 10 == 0 {
+                text.push_str(&format!(
+                    "BEGIN:VEVENT\r\nUID:s{index}\r\nRECURRENCE-ID;TZID={zone}:{start}\r\n\
+                     SUMMARY:Moved {index}\r\nDTSTART;TZID={zone}:{start}\r\n\
+                     DURATION:PT45M\r\nEND:VEVENT\r\n\
+                     BEGIN:VEVENT\r\nUID:s{index}\r\nSUMMARY:Series {index}\r\n\
+                     DTSTART;TZID={zone}:{start}\r\nDURATION:PT30M\r\n\
+                     RRULE:FREQ=WEEKLY;COUNT=4\r\nEND:VEVENT\r\n"
+                ));
+            } else {
+                text.push_str(&format!(
+                    "BEGIN:VEVENT\r\nUID:e{index}\r\nSUMMARY:Event {index}\r\n\
+                     DTSTART;TZID={zone}:{start}\r\nDURATION:PT30M\r\nEND:VEVENT\r\n"
+                ));
+            }
+        }
+        let file = read_file(&calendar(&text)).unwrap();
+        assert_eq!(file.events.len(), EVENTS + EVENTS / 10);
+        let plan = plan_import(&file, &options());
+        assert_eq!(plan.items.len(), EVENTS);
+        assert_eq!(plan.scheduled_count(), EVENTS);
+        let moved: usize = plan
+            .items
+            .iter()
+            .map(|item| match &item.action {
+                PlanAction::Schedule { moved, .. } => moved.len(),
+                PlanAction::Skip { .. } => 0,
+            })
+            .sum();
+        assert_eq!(moved, EVENTS / 10);
+        assert_eq!(draft_of(&plan.items[2]).zone, "Europe/Berlin");
+    }
+}

@@ -1,0 +1,331 @@
+//! iCalendar import and export end to end: a three-node cluster of real
+//! `almanac server` processes fed through the scripted REPL and through
+//! `almanac import`, and an exported file read back by Python's
+//! `icalendar` package.
+
+// The cluster helpers are shared with other test binaries that use more of
+// them.
+#[allow(dead_code, unused_imports)]
+mod cluster_support;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{TimeZone, Utc};
+use serde_json::Value;
+
+use almanac::calendar::{Calendar, Command as CalendarCommand, Effect, Outcome, Request};
+use almanac::ical::{export_calendar, plan_import, read_file, ImportOptions, PlanAction};
+use cluster_support::Cluster;
+use common::{register, Scratch};
+
+const PASSWORD: &str = "alice-password-1";
+
+/// The pip line that installs what the Python check needs.
+const PIP_INSTALL: &str = "python3 -m pip install icalendar";
+
+fn case_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/ical")
+        .join(name)
+}
+
+fn events_titled<'a>(reply: &'a Value, title: &str) -> Vec<&'a Value> {
+    reply["events"]
+        .as_array()
+        .expect("an agenda reply has events")
+        .iter()
+        .filter(|event| event["title"] == title)
+        .collect()
+}
+
+fn start_utc(event: &Value) -> String {
+    event["start_utc"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no start_utc in {event}"))
+        .to_string()
+}
+
+#[test]
+fn repl_import_then_agenda() {
+    let _serial = common::serial();
+    let cluster = Cluster::start();
+    let scratch = Scratch::new();
+    let exported = scratch.path("july.ics");
+    let script = format!(
+        "{}import {}\nagenda 2024-07-01 to 2024-07-31\nexport {} 2024-07-01 to 2024-07-31\n",
+        register("alice", PASSWORD),
+        case_path("R10.ics").display(),
+        exported.display()
+    );
+    let finished = common::repl(&cluster.addresses(), &script, &["--output", "json"]);
+    finished.expect_code(0);
+    let replies = finished.replies();
+    assert_eq!(replies.len(), 4, "{finished}");
+
+    let import = &replies[1];
+    assert_eq!(import["command"], "import", "{import}");
+    assert_eq!(import["imported"], 2, "{import}");
+    assert_eq!(import["skipped"], 0, "{import}");
+
+    let agenda = &replies[2];
+    let planning: Vec<String> = events_titled(agenda, "Planning")
+        .into_iter()
+        .map(start_utc)
+        .collect();
+    assert_eq!(planning.len(), 2, "{agenda}");
+    assert!(planning[0].starts_with("2024-07-03T06:00"), "{planning:?}");
+    assert!(planning[1].starts_with("2024-07-24T06:00"), "{planning:?}");
+    let moved = events_titled(agenda, "Planning (moved)");
+    assert_eq!(moved.len(), 1, "{agenda}");
+    assert!(
+        start_utc(moved[0]).starts_with("2024-07-12T13:00"),
+        "{agenda}"
+    );
+    let birthday = events_titled(agenda, "Birthday (only this year's instance was shared)");
+    assert_eq!(birthday.len(), 1, "{agenda}");
+    assert!(
+        start_utc(birthday[0]).starts_with("2024-07-05T00:00"),
+        "{agenda}"
+    );
+
+    assert_eq!(replies[3]["events"], 2, "{}", replies[3]);
+    let text = std::fs::read_to_string(&exported).expect("the export wrote its file");
+    assert!(text.contains("RRULE:FREQ=WEEKLY;COUNT=4\r\n"), "{text}");
+    assert!(
+        text.contains("BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn import_subcommand_reports_each_event() {
+    let _serial = common::serial();
+    let cluster = Cluster::start();
+    let addresses = cluster.addresses();
+    let setup = common::repl(&addresses, &register("alice", PASSWORD), &[]);
+    setup.expect_code(0);
+
+    let file = case_path("R11.ics");
+    let file = file.to_str().expect("a UTF-8 path");
+    let stdin = format!("{PASSWORD}\n");
+    let args = [
+        "import",
+        "--cluster",
+        &addresses,
+        "--user",
+        "alice",
+        "--tz",
+        "Europe/Berlin",
+        file,
+    ];
+    let finished = common::almanac(&args, &stdin);
+    finished.expect_code(0);
+    let stdout = &finished.stdout;
+    assert!(
+        stdout.contains("imported \"Concert\" as event"),
+        "{finished}"
+    );
+    assert!(
+        stdout.contains("skipped \"Exact 24 hours over DST end\": conflict:"),
+        "{finished}"
+    );
+    assert!(
+        stdout.contains("skipped \"Has both DTEND and DURATION\": invalid event r11-f-both"),
+        "{finished}"
+    );
+    assert!(
+        stdout.contains("note: it has no length, so it was given 1 minute"),
+        "{finished}"
+    );
+    assert!(
+        stdout.contains("4 event(s) imported, 2 skipped"),
+        "{finished}"
+    );
+    assert!(
+        finished.stderr.contains("importing 6 event(s)"),
+        "{finished}"
+    );
+
+    let agenda = common::repl(
+        &addresses,
+        &format!(
+            "{}agenda 2024-11-29 to 2024-11-30\n",
+            common::login("alice", PASSWORD)
+        ),
+        &["--output", "json"],
+    );
+    agenda.expect_code(0);
+    let replies = agenda.replies();
+    let concert = events_titled(&replies[1], "Concert");
+    assert_eq!(concert.len(), 1, "{agenda}");
+    assert!(
+        start_utc(concert[0]).starts_with("2024-11-29T19:30"),
+        "{agenda}"
+    );
+}
+
+#[test]
+fn import_subcommand_rejects_missing_file() {
+    let _serial = common::serial();
+    let cluster = Cluster::start();
+    let addresses = cluster.addresses();
+    common::repl(&addresses, &register("alice", PASSWORD), &[]).expect_code(0);
+    let stdin = format!("{PASSWORD}\n");
+    let args = [
+        "import",
+        "--cluster",
+        &addresses,
+        "--user",
+        "alice",
+        "/nonexistent/x.ics",
+    ];
+    let finished = common::almanac(&args, &stdin);
+    finished.expect_code(1);
+    assert!(
+        finished.stderr.contains("cannot read /nonexistent/x.ics"),
+        "{finished}"
+    );
+}
+
+/// Imports every case into an in-process state machine and exports it.
+fn export_all_cases() -> String {
+    let mut calendar = Calendar::new();
+    let mut seq = 0;
+    let mut apply = |calendar: &mut Calendar, command: CalendarCommand| {
+        seq += 1;
+        let request = Request {
+            client_id: 1,
+            seq,
+            now_ms: 1_700_000_000_000,
+            command,
+        };
+        calendar.apply(&request)
+    };
+    let registered = apply(
+        &mut calendar,
+        CalendarCommand::Register {
+            username: "alice".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        },
+    );
+    assert!(matches!(registered, Outcome::Done(_)), "{registered:?}");
+    let options = ImportOptions {
+        username: "alice".into(),
+        user_zone: chrono_tz::Europe::Berlin,
+        users: vec!["alice".into()],
+        lenient: false,
+    };
+    let mut ids = Vec::new();
+    for name in ["R01", "R03", "R04", "R07", "R08", "R10", "R11", "R12"] {
+        let raw = std::fs::read(case_path(&format!("{name}.ics"))).expect("a case file");
+        let plan = plan_import(&read_file(&raw).expect("the case parses"), &options);
+        for item in &plan.items {
+            let PlanAction::Schedule { moved, .. } = &item.action else {
+                continue;
+            };
+            let outcome = apply(&mut calendar, item.schedule_command("alice").unwrap());
+            let (event_id, mut version) = match outcome {
+                Outcome::Done(Effect::Scheduled { event_id, version })
+                | Outcome::Done(Effect::SeriesWritten {
+                    event_id, version, ..
+                }) => (event_id, version),
+                // Conflicts between cases are expected; the event is left out.
+                Outcome::Rejected(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            };
+            for occurrence in moved {
+                let edited = apply(
+                    &mut calendar,
+                    CalendarCommand::EditOccurrence {
+                        caller: "alice".into(),
+                        event_id,
+                        expected_version: version,
+                        occurrence_start: occurrence.original_start,
+                        changes: occurrence.changes.clone(),
+                        following: false,
+                    },
+                );
+                if let Outcome::Done(Effect::SeriesWritten { version: next, .. }) = edited {
+                    version = next;
+                }
+            }
+            ids.push(event_id);
+        }
+    }
+    let events: Vec<_> = ids
+        .iter()
+        .map(|&id| calendar.event("alice", id).expect("a stored event"))
+        .collect();
+    let minute = |year| {
+        Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp()
+            / 60
+    };
+    let stamp = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    export_calendar(&events, (minute(2024), minute(2026)), stamp)
+}
+
+#[test]
+fn export_parses_with_python_icalendar() {
+    let available = Command::new("python3")
+        .args(["-c", "import icalendar"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        available.status.success(),
+        "Python's icalendar package is missing; install it with `{PIP_INSTALL}`: {}",
+        String::from_utf8_lossy(&available.stderr)
+    );
+    let scratch = Scratch::new();
+    let path = scratch.path("all-cases.ics");
+    std::fs::write(&path, export_all_cases()).expect("write the export");
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_ics.py");
+    let output = Command::new("python3")
+        .arg(&checker)
+        .arg(&path)
+        .output()
+        .expect("python3 runs the checker");
+    assert!(
+        output.status.success(),
+        "icalendar rejected the export: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&output.stdout).expect("the checker prints JSON");
+    let zones: Vec<&str> = parsed["timezones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for zone in [
+        "Europe/Zurich",
+        "Europe/Berlin",
+        "Europe/London",
+        "America/New_York",
+    ] {
+        assert!(zones.contains(&zone), "no VTIMEZONE for {zone}: {zones:?}");
+    }
+    let events = parsed["events"].as_array().unwrap();
+    let find = |summary: &str| -> &Value {
+        events
+            .iter()
+            .find(|event| event["summary"] == summary)
+            .unwrap_or_else(|| panic!("no {summary} in {events:?}"))
+    };
+    assert_eq!(find("Summer review")["start_utc"], "2024-07-15T11:30Z");
+    assert_eq!(find("Status call")["start_utc"], "2024-03-01T14:00Z");
+    assert_eq!(find("Sales call")["start_utc"], "2024-01-08T17:30Z");
+    let moved = find("Planning (moved)");
+    assert_eq!(moved["start_utc"], "2024-07-12T13:00Z");
+    assert_eq!(moved["recurrence_id_utc"], "2024-07-10T06:00Z");
+    let planning = events
+        .iter()
+        .find(|event| event["summary"] == "Planning" && event["rrule"].is_string())
+        .expect("the Planning series");
+    assert_eq!(planning["exdates_utc"][0], "2024-07-17T06:00Z");
+    let offsite = find("Offsite, day 1; room Ost second line \\ end");
+    assert_eq!(offsite["end_utc"], "2025-06-12T15:00Z");
+}
