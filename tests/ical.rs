@@ -16,7 +16,9 @@ use chrono::{TimeZone, Utc};
 use serde_json::Value;
 
 use almanac::calendar::{Calendar, Command as CalendarCommand, Effect, Outcome, Request};
-use almanac::ical::{export_calendar, plan_import, read_file, ImportOptions, PlanAction};
+use almanac::ical::{
+    export_calendar, plan_import, read_file, ImportOptions, ImportPlan, PlanAction,
+};
 use cluster_support::Cluster;
 use common::{register, Scratch};
 
@@ -189,28 +191,74 @@ fn import_subcommand_rejects_missing_file() {
     );
 }
 
-/// Imports every case into an in-process state machine and exports it.
-fn export_all_cases() -> String {
-    let mut calendar = Calendar::new();
-    let mut seq = 0;
-    let mut apply = |calendar: &mut Calendar, command: CalendarCommand| {
-        seq += 1;
+/// An in-process state machine fed requests with growing numbers.
+struct Store {
+    calendar: Calendar,
+    seq: u64,
+}
+
+impl Store {
+    fn apply(&mut self, command: CalendarCommand) -> Outcome {
+        self.seq += 1;
         let request = Request {
             client_id: 1,
-            seq,
+            seq: self.seq,
             now_ms: 1_700_000_000_000,
             command,
         };
-        calendar.apply(&request)
+        self.calendar.apply(&request)
+    }
+
+    /// Schedules every planned event and moves its occurrences, as the
+    /// client would, and returns the ids of those scheduled. Events that
+    /// conflict with an earlier case are left out.
+    fn submit(&mut self, plan: &ImportPlan) -> Vec<u64> {
+        let mut ids = Vec::new();
+        for item in &plan.items {
+            let PlanAction::Schedule { moved, .. } = &item.action else {
+                continue;
+            };
+            let (event_id, mut version) = match self.apply(item.schedule_command("alice").unwrap())
+            {
+                Outcome::Done(Effect::Scheduled { event_id, version })
+                | Outcome::Done(Effect::SeriesWritten {
+                    event_id, version, ..
+                }) => (event_id, version),
+                Outcome::Rejected(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            };
+
+            for occurrence in moved {
+                let edited = self.apply(CalendarCommand::EditOccurrence {
+                    caller: "alice".into(),
+                    event_id,
+                    expected_version: version,
+                    occurrence_start: occurrence.original_start,
+                    changes: occurrence.changes.clone(),
+                    following: false,
+                });
+                if let Outcome::Done(Effect::SeriesWritten { version: next, .. }) = edited {
+                    version = next;
+                }
+            }
+            ids.push(event_id);
+        }
+        ids
+    }
+}
+
+/// Imports every case into an in-process state machine and exports it.
+fn export_all_cases() -> String {
+    let mut store = Store {
+        calendar: Calendar::new(),
+        seq: 0,
     };
-    let registered = apply(
-        &mut calendar,
-        CalendarCommand::Register {
-            username: "alice".into(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-        },
-    );
+    let registered = store.apply(CalendarCommand::Register {
+        username: "alice".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+    });
     assert!(matches!(registered, Outcome::Done(_)), "{registered:?}");
+
     let options = ImportOptions {
         username: "alice".into(),
         user_zone: chrono_tz::Europe::Berlin,
@@ -221,42 +269,12 @@ fn export_all_cases() -> String {
     for name in ["R01", "R03", "R04", "R07", "R08", "R10", "R11", "R12"] {
         let raw = std::fs::read(case_path(&format!("{name}.ics"))).expect("a case file");
         let plan = plan_import(&read_file(&raw).expect("the case parses"), &options);
-        for item in &plan.items {
-            let PlanAction::Schedule { moved, .. } = &item.action else {
-                continue;
-            };
-            let outcome = apply(&mut calendar, item.schedule_command("alice").unwrap());
-            let (event_id, mut version) = match outcome {
-                Outcome::Done(Effect::Scheduled { event_id, version })
-                | Outcome::Done(Effect::SeriesWritten {
-                    event_id, version, ..
-                }) => (event_id, version),
-                // Conflicts between cases are expected; the event is left out.
-                Outcome::Rejected(_) => continue,
-                other => panic!("unexpected {other:?}"),
-            };
-            for occurrence in moved {
-                let edited = apply(
-                    &mut calendar,
-                    CalendarCommand::EditOccurrence {
-                        caller: "alice".into(),
-                        event_id,
-                        expected_version: version,
-                        occurrence_start: occurrence.original_start,
-                        changes: occurrence.changes.clone(),
-                        following: false,
-                    },
-                );
-                if let Outcome::Done(Effect::SeriesWritten { version: next, .. }) = edited {
-                    version = next;
-                }
-            }
-            ids.push(event_id);
-        }
+        ids.extend(store.submit(&plan));
     }
+
     let events: Vec<_> = ids
         .iter()
-        .map(|&id| calendar.event("alice", id).expect("a stored event"))
+        .map(|&id| store.calendar.event("alice", id).expect("a stored event"))
         .collect();
     let minute = |year| {
         Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0)
@@ -279,6 +297,7 @@ fn export_parses_with_python_icalendar() {
         "Python's icalendar package is missing; install it with `{PIP_INSTALL}`: {}",
         String::from_utf8_lossy(&available.stderr)
     );
+
     let scratch = Scratch::new();
     let path = scratch.path("all-cases.ics");
     std::fs::write(&path, export_all_cases()).expect("write the export");
@@ -293,6 +312,7 @@ fn export_parses_with_python_icalendar() {
         "icalendar rejected the export: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+
     let parsed: Value = serde_json::from_slice(&output.stdout).expect("the checker prints JSON");
     let zones: Vec<&str> = parsed["timezones"]
         .as_array()
@@ -308,6 +328,7 @@ fn export_parses_with_python_icalendar() {
     ] {
         assert!(zones.contains(&zone), "no VTIMEZONE for {zone}: {zones:?}");
     }
+
     let events = parsed["events"].as_array().unwrap();
     let find = |summary: &str| -> &Value {
         events

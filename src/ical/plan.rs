@@ -1,7 +1,7 @@
 //! Import planning: a parsed file becomes, per event, either the drafts and
-//! occurrence edits to submit or the reason it is skipped. Planning is pure
-//! (no clock, no network), so every rule here is tested without a cluster;
-//! the commands still go through the cluster's own conflict and permission
+//! occurrence edits to submit or the reason it is skipped. Planning reads no
+//! clock and no network, so every rule here is tested without a cluster.
+//! The commands still go through the cluster's own conflict and permission
 //! checks when they are submitted.
 //!
 //! What Almanac cannot store is mapped and reported:
@@ -54,7 +54,7 @@ const HANDLED_PROPERTIES: &[&str] = &[
 /// Title given to an event without a SUMMARY.
 pub const UNTITLED: &str = "(no title)";
 
-/// What the planner needs to know about the importing user.
+/// Settings of one import: the importing user and how strictly to read.
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
     /// The importing user, who becomes the host of every event.
@@ -94,10 +94,14 @@ pub struct PlanItem {
     pub uid: String,
     pub title: String,
     pub action: PlanAction,
-    /// What was mapped, resolved or ignored on the way.
+    /// Notes on values that were mapped, zones that were resolved and
+    /// properties that were ignored.
     pub notes: Vec<String>,
 }
 
+// Most items are `Schedule`, so boxing the draft would cost an allocation
+// per event and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlanAction {
     /// Schedule the draft, then apply the occurrence edits to the new event.
@@ -119,7 +123,7 @@ pub struct MovedOccurrence {
 }
 
 impl PlanItem {
-    /// The first command of this item: the schedule of its draft.
+    /// Returns the first command of this item, the schedule of its draft.
     /// Occurrence edits follow it and need the new event's id.
     pub fn schedule_command(&self, caller: &str) -> Option<Command> {
         match &self.action {
@@ -890,6 +894,7 @@ mod tests {
             "W. Europe Standard Time",
         ];
         let mut text = String::new();
+
         for index in 0..EVENTS {
             let zone = zones[index % zones.len()];
             let day = 1 + index % 28;
@@ -912,11 +917,14 @@ mod tests {
                 ));
             }
         }
+
         let file = read_file(&calendar(&text)).unwrap();
         assert_eq!(file.events.len(), EVENTS + EVENTS / 10);
+
         let plan = plan_import(&file, &options());
         assert_eq!(plan.items.len(), EVENTS);
         assert_eq!(plan.scheduled_count(), EVENTS);
+
         let moved: usize = plan
             .items
             .iter()

@@ -2,7 +2,7 @@
 //!
 //! The lines are written here rather than through the `icalendar` crate's
 //! builder, because its `Event::new` stamps the host clock and a random UID,
-//! and its line folder (0.17) tests for whitespace at a character index taken
+//! and its line folder (0.17.17) tests for whitespace at a character index taken
 //! from a byte offset. [`fold_line`] is the one folding rule: at most 75
 //! octets per line, split only between characters, CRLF line ends.
 
@@ -27,8 +27,9 @@ pub fn event_uid(event: &EventView) -> String {
 }
 
 /// Renders series and one-off events (not occurrence views) as one
-/// calendar. `range` is the exported time range: the VTIMEZONEs cover it
-/// and every event's own span. `stamp` becomes each event's DTSTAMP.
+/// calendar. Each zone's VTIMEZONE covers its events' span, up to the end
+/// of `range` for a series without an end. `stamp` becomes each event's
+/// DTSTAMP.
 pub fn export_calendar(
     events: &[EventView],
     range: (UnixMinute, UnixMinute),
@@ -236,8 +237,8 @@ fn offset_seconds(zone: Tz, instant: i64) -> i32 {
 /// changes. Offsets are sampled daily and each change is narrowed to the
 /// minute by bisection.
 ///
-/// NOTE: two changes within one day (none in tzdata 2025 outside the
-/// 1940s) would be seen as one or none.
+/// NOTE: two offset changes less than a day apart are seen as one change
+/// or none.
 fn transitions(zone: Tz, from: i64, to: i64) -> Vec<i64> {
     const DAY: i64 = 86_400;
     let offset = |instant: i64| offset_seconds(zone, instant);
@@ -432,7 +433,11 @@ mod tests {
     fn export_writes_series_with_override() {
         let event = series_event();
         let stamp = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
-        let text = export_calendar(&[event.clone()], (event.start, event.start + 1), stamp);
+        let text = export_calendar(
+            std::slice::from_ref(&event),
+            (event.start, event.start + 1),
+            stamp,
+        );
         let unfolded = text.replace("\r\n ", "");
         assert!(text.ends_with("END:VCALENDAR\r\n"));
         assert!(
@@ -457,7 +462,11 @@ mod tests {
     fn export_timezone_has_offsets() {
         let event = series_event();
         let stamp = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
-        let text = export_calendar(&[event.clone()], (event.start, event.start + 1), stamp);
+        let text = export_calendar(
+            std::slice::from_ref(&event),
+            (event.start, event.start + 1),
+            stamp,
+        );
         // The first observance is summer time in July 2024.
         assert!(text.contains("BEGIN:DAYLIGHT\r\n"), "{text}");
         assert!(text.contains("TZOFFSETTO:+0200\r\n"), "{text}");
@@ -469,7 +478,11 @@ mod tests {
         let mut event = series_event();
         event.description = "Grüße 🎒 — ".repeat(40);
         let stamp = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
-        let text = export_calendar(&[event.clone()], (event.start, event.start + 1), stamp);
+        let text = export_calendar(
+            std::slice::from_ref(&event),
+            (event.start, event.start + 1),
+            stamp,
+        );
         for line in text.split("\r\n") {
             assert!(line.len() <= MAX_LINE_OCTETS, "{line:?}");
         }

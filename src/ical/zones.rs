@@ -1,12 +1,18 @@
 //! Resolving a TZID to an IANA zone.
 //!
-//! The order of the attempts: an IANA name (also case-insensitively), a
-//! `/`-prefixed name whose last segments are an IANA name, a Windows name
-//! through CLDR's windowsZones table (the `localzone` crate), and last the
-//! file's own VTIMEZONE, matched against every IANA zone by its offsets. The
-//! candidates include the fixed `Etc/GMT` zones, so a definition with one
-//! whole-hour offset and no DST always matches one. Anything else falls back
-//! to the user's zone, and the resolution says so.
+//! The attempts, in order:
+//!
+//! 1. an IANA name, also in other letter case;
+//! 2. a `/`-prefixed name whose last segments are an IANA name;
+//! 3. a Windows name, through CLDR's windowsZones table (the `localzone`
+//!    crate);
+//! 4. the file's own VTIMEZONE, matched against every IANA zone by its
+//!    offsets.
+//!
+//! The candidates include the fixed `Etc/GMT` zones, so a definition with
+//! one whole-hour offset from -12 to +14 hours and no DST always matches
+//! one. Anything else falls back to the user's zone, and the resolution says
+//! so.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -27,14 +33,14 @@ pub const MATCH_YEARS: std::ops::RangeInclusive<i32> = 2015..=2030;
 /// Most onsets expanded for one observance of a VTIMEZONE.
 const MAX_OBSERVANCE_ONSETS: u16 = 200;
 
-/// The IANA zone a TZID resolved to, and how.
+/// The IANA zone a TZID resolved to, and the method that found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneResolution {
     pub zone: Tz,
-    pub how: ResolvedBy,
+    pub resolved_by: ResolvedBy,
 }
 
-/// How a TZID was resolved.
+/// Method that resolved a TZID.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResolvedBy {
     /// The TZID is an IANA name, possibly after a `/` prefix was removed.
@@ -52,7 +58,7 @@ impl ZoneResolution {
     /// plain IANA name.
     pub fn note(&self, tzid: &str) -> Option<String> {
         let zone = self.zone.name();
-        match &self.how {
+        match &self.resolved_by {
             ResolvedBy::IanaName => None,
             ResolvedBy::WindowsName => Some(format!(
                 "time zone \"{tzid}\" is a Windows name, read as {zone}"
@@ -68,7 +74,7 @@ impl ZoneResolution {
     }
 }
 
-/// Resolves the TZIDs of one file, caching each answer.
+/// Resolves the TZIDs of one file, caching each result.
 pub struct ZoneResolver {
     user_zone: Tz,
     definitions: BTreeMap<String, IcsComponent>,
@@ -103,7 +109,7 @@ impl ZoneResolver {
     }
 
     fn resolve_uncached(&self, tzid: &str) -> ZoneResolution {
-        let found = |zone, how| ZoneResolution { zone, how };
+        let found = |zone, resolved_by| ZoneResolution { zone, resolved_by };
         if let Some(zone) = iana_name(tzid) {
             return found(zone, ResolvedBy::IanaName);
         }
@@ -197,7 +203,7 @@ fn match_definition(tzid: &str, definition: &IcsComponent) -> Result<ZoneResolut
         matches.sort_by_key(|zone| (preference(tzid, *zone), zone.name()));
         return Ok(ZoneResolution {
             zone: matches[0],
-            how: ResolvedBy::Definition,
+            resolved_by: ResolvedBy::Definition,
         });
     }
     Err(format!(
@@ -210,11 +216,11 @@ fn match_definition(tzid: &str, definition: &IcsComponent) -> Result<ZoneResolut
 /// Ranks matching zones: a city named in the TZID first, then zones under a
 /// continent or ocean, then the rest (`CET`, `Etc/...`).
 fn preference(tzid: &str, zone: Tz) -> u8 {
-    let wanted = fold_letters(tzid);
+    let tzid_letters = fold_letters(tzid);
     let name = zone.name();
     let city = name.rsplit('/').next().unwrap_or(name);
     let city = fold_letters(&city.replace('_', " "));
-    if !city.is_empty() && wanted.contains(&city) {
+    if !city.is_empty() && tzid_letters.contains(&city) {
         return 0;
     }
     if name.contains('/') && !name.starts_with("Etc/") {
@@ -331,21 +337,34 @@ fn observance_onsets(
     let Some(rule) = observance.value("RRULE") else {
         return Ok(onsets);
     };
+
     let window_start = NaiveDate::from_ymd_opt(MATCH_YEARS.start() - 1, 1, 1).expect("a date");
     let window_end = NaiveDate::from_ymd_opt(MATCH_YEARS.end() + 1, 1, 1).expect("a date");
     // Moving an old DTSTART to the window's first year keeps its month, day
     // and time, which is all a yearly BYMONTH/BYDAY rule takes from it, and
     // spares expanding four centuries.
-    let first = match start.date() < window_start {
-        true => start.with_year(window_start.year()).unwrap_or(start),
-        false => start,
+    let first = if start.date() < window_start {
+        start.with_year(window_start.year()).unwrap_or(start)
+    } else {
+        start
     };
+
+    // UNTIL is applied here, on local onsets, so that a UTC or floating
+    // UNTIL works alike with the UTC-labelled DTSTART given to the crate.
+    let mut until = None;
+    let mut parts = Vec::new();
+    for part in rule.split(';').map(str::trim) {
+        match part.strip_prefix("UNTIL=") {
+            Some(value) => until = Some(parse_until(value)?),
+            None => parts.push(part),
+        }
+    }
     let text = format!(
         "DTSTART:{}Z\nRRULE:{}",
         first.format("%Y%m%dT%H%M%S"),
-        rule.trim_end_matches(|c| c == 'Z' || c == 'z')
-            .replace(|c: char| c.is_whitespace(), "")
+        parts.join(";")
     );
+
     let set = rrule::RRuleSet::from_str(&text)
         .map_err(|error| format!("its VTIMEZONE rule \"{rule}\" is invalid: {error}"))?;
     let to_utc = |date: NaiveDate| {
@@ -355,10 +374,30 @@ fn observance_onsets(
         .after(to_utc(window_start))
         .before(to_utc(window_end))
         .all(MAX_OBSERVANCE_ONSETS);
-    onsets.extend(repeats.dates.iter().map(|time| time.naive_utc()));
+    let within_until = |time: &NaiveDateTime| until.is_none_or(|last| *time <= last);
+    onsets.extend(
+        repeats
+            .dates
+            .iter()
+            .map(|time| time.naive_utc())
+            .filter(within_until),
+    );
     onsets.sort();
     onsets.dedup();
     Ok(onsets)
+}
+
+/// Reads the UNTIL of an observance rule as a local time. A UTC UNTIL is
+/// taken as if local; it is off by the zone's offset, which cannot move a
+/// yearly onset across the bound.
+fn parse_until(value: &str) -> Result<NaiveDateTime, String> {
+    let trimmed = value.trim().trim_end_matches(['Z', 'z']);
+    NaiveDateTime::parse_from_str(trimmed, "%Y%m%dT%H%M%S")
+        .or_else(|_| {
+            NaiveDate::parse_from_str(trimmed, "%Y%m%d")
+                .map(|date| date.and_hms_opt(23, 59, 59).expect("a time"))
+        })
+        .map_err(|_| format!("UNTIL={value} in a VTIMEZONE rule is not a date or date-time"))
 }
 
 /// Parses a UTC-OFFSET value such as `+0100` or `-053000` into seconds.
@@ -408,7 +447,7 @@ mod tests {
         let mut resolver = resolver_for(ZURICH);
         let found = resolver.resolve("Europe/Berlin");
         assert_eq!(found.zone, chrono_tz::Europe::Berlin);
-        assert_eq!(found.how, ResolvedBy::IanaName);
+        assert_eq!(found.resolved_by, ResolvedBy::IanaName);
         assert_eq!(found.note("Europe/Berlin"), None);
         assert_eq!(
             resolver.resolve("europe/berlin").zone,
@@ -432,7 +471,7 @@ mod tests {
         let mut resolver = resolver_for(ZURICH);
         let found = resolver.resolve("W. Europe Standard Time");
         assert_eq!(found.zone, chrono_tz::Europe::Berlin);
-        assert_eq!(found.how, ResolvedBy::WindowsName);
+        assert_eq!(found.resolved_by, ResolvedBy::WindowsName);
         let eastern = resolver.resolve("Eastern Standard Time");
         assert_eq!(eastern.zone, chrono_tz::America::New_York);
     }
@@ -443,7 +482,7 @@ mod tests {
         let tzid = "(UTC+01:00) Zürich, Bern, Genève";
         let found = resolver.resolve(tzid);
         assert_eq!(found.zone, chrono_tz::Europe::Zurich);
-        assert_eq!(found.how, ResolvedBy::Definition);
+        assert_eq!(found.resolved_by, ResolvedBy::Definition);
         let note = found.note(tzid).unwrap();
         assert!(note.contains("Europe/Zurich"), "{note}");
     }
@@ -458,7 +497,7 @@ mod tests {
         // Several IANA zones sit at +05:00 all year, so one of them matches
         // before the fixed-offset fallback is needed.
         assert_eq!(offset_of(found.zone, year_start(2024)), 5 * 3600);
-        assert_eq!(found.how, ResolvedBy::Definition);
+        assert_eq!(found.resolved_by, ResolvedBy::Definition);
     }
 
     #[test]
@@ -471,6 +510,34 @@ mod tests {
         let mut resolver = resolver_for(file);
         let found = resolver.resolve("Odd");
         assert_eq!(offset_of(found.zone, year_start(2024)), -11 * 3600);
+    }
+
+    #[test]
+    fn ended_observance_rules_stop_at_until() {
+        let file = "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:US-Eastern-custom\r\n\
+            BEGIN:DAYLIGHT\r\nDTSTART:19870405T020000\r\nTZOFFSETFROM:-0500\r\n\
+            TZOFFSETTO:-0400\r\nRRULE:FREQ=YEARLY;BYMONTH=4;BYDAY=1SU;UNTIL=20060402T070000Z\r\n\
+            END:DAYLIGHT\r\nBEGIN:STANDARD\r\nDTSTART:19671029T020000\r\n\
+            TZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\n\
+            RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;UNTIL=20061029T060000Z\r\n\
+            END:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:20070311T020000\r\n\
+            TZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\r\n\
+            END:DAYLIGHT\r\nBEGIN:STANDARD\r\nDTSTART:20071104T020000\r\n\
+            TZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\r\n\
+            END:STANDARD\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n";
+        let mut resolver = resolver_for(file);
+        let found = resolver.resolve("US-Eastern-custom");
+        assert_eq!(found.resolved_by, ResolvedBy::Definition);
+        let new_york = chrono_tz::America::New_York;
+        for month in 1..=12 {
+            let instant = NaiveDate::from_ymd_opt(2024, month, 10)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp();
+            assert_eq!(offset_of(found.zone, instant), offset_of(new_york, instant));
+        }
     }
 
     #[test]
