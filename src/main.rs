@@ -70,6 +70,10 @@ struct ImportArgs {
     /// in it; default: $TZ, then the system's zone.
     #[arg(long, value_name = "ZONE")]
     tz: Option<String>,
+    /// Accepts events with both DTEND and DURATION, which RFC 5545 forbids,
+    /// using DTEND; without it they are skipped.
+    #[arg(long)]
+    lenient: bool,
     /// The .ics file to import.
     file: PathBuf,
 }
@@ -330,14 +334,16 @@ fn run_import(args: ImportArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
         let progress = |line: String| eprintln!("{line}");
-        let report = match almanac::ical::import_file(&mut client, &args.file, zone, progress).await
-        {
-            Ok(report) => report,
-            Err(message) => {
-                eprintln!("error: {message}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let report =
+            match almanac::ical::import_file(&mut client, &args.file, zone, args.lenient, progress)
+                .await
+            {
+                Ok(report) => report,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::FAILURE;
+                }
+            };
         for event in &report.events {
             for line in event.lines() {
                 println!("{line}");

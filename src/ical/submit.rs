@@ -96,6 +96,7 @@ pub async fn import_file<C: Connector>(
     client: &mut Client<C>,
     path: &Path,
     user_zone: Tz,
+    lenient: bool,
     mut progress: impl FnMut(String),
 ) -> Result<ImportReport, String> {
     let username = client
@@ -113,7 +114,7 @@ pub async fn import_file<C: Connector>(
         username,
         user_zone,
         users,
-        lenient: false,
+        lenient,
     };
     let plan = plan_import(&file, &options);
     let total = plan.items.len();
@@ -243,26 +244,34 @@ fn rejection_reason(rejection: &ApiRejection) -> String {
     }
 }
 
+/// Length of one agenda read during an export, so that no reply carries
+/// more than a month of occurrences.
+pub const EXPORT_WINDOW_MINUTES: UnixMinute = 31 * 24 * 60;
+
 /// Reads the events to export: every event the user can see with an
 /// occurrence in `[from, to)`, each once and as a whole series, in the order
-/// of their first occurrence.
+/// of their first occurrence. The range is read one window at a time.
 pub async fn events_for_export<C: Connector>(
     client: &mut Client<C>,
     from: UnixMinute,
     to: UnixMinute,
 ) -> Result<Vec<EventView>, ClientError> {
-    let agenda = client.agenda(from, to).await?;
     let mut seen = BTreeSet::new();
     let mut events = Vec::new();
-    for view in agenda {
-        if !seen.insert(view.id) {
-            continue;
+    let mut window_start = from;
+    while window_start < to {
+        let window_end = window_start.saturating_add(EXPORT_WINDOW_MINUTES).min(to);
+        for view in client.agenda(window_start, window_end).await? {
+            if !seen.insert(view.id) {
+                continue;
+            }
+            if view.is_recurring() {
+                events.push(client.event(view.id).await?);
+            } else {
+                events.push(view);
+            }
         }
-        if view.is_recurring() {
-            events.push(client.event(view.id).await?);
-        } else {
-            events.push(view);
-        }
+        window_start = window_end;
     }
     Ok(events)
 }

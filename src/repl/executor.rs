@@ -305,7 +305,7 @@ impl Executor {
                 let suggestion = &mut self.last_suggestion;
                 plan_run::run(&mut self.client, &self.view, suggestion, plan).await
             }
-            ReplCommand::Import { path } => Ok(self.import(&path).await),
+            ReplCommand::Import { path, lenient } => Ok(self.import(&path, lenient).await),
             ReplCommand::Export { path, range } => self.export(path, range).await,
             ReplCommand::When(_) | ReplCommand::Help { .. } | ReplCommand::Quit => {
                 unreachable!("the shell handles when, help and quit itself")
@@ -313,12 +313,13 @@ impl Executor {
         }
     }
 
-    async fn import(&mut self, path: &str) -> Reply {
+    async fn import(&mut self, path: &str, lenient: bool) -> Reply {
         let printer = &mut self.printer;
         let result = ical::import_file(
             &mut self.client,
             std::path::Path::new(path),
             self.view.zone,
+            lenient,
             |line| {
                 if !self.view.json {
                     printer(line)

@@ -235,9 +235,14 @@ pub const COMMANDS: &[CommandHelp] = &[
     },
     CommandHelp {
         name: "import",
-        usage: "import FILE.ics",
-        summary: "add the events of an iCalendar file, reporting each one imported or skipped",
-        examples: &["import holidays.ics", "import \"my calendar.ics\""],
+        usage: "import FILE.ics [lenient]",
+        summary: "add the events of an iCalendar file, reporting each one imported or skipped; \
+                  lenient accepts events with both DTEND and DURATION (DTEND wins)",
+        examples: &[
+            "import holidays.ics",
+            "import \"my calendar.ics\"",
+            "import outlook.ics lenient",
+        ],
     },
     CommandHelp {
         name: "export",
@@ -332,9 +337,10 @@ pub enum ReplCommand {
     },
     /// Responses, free time, history and the week and month views.
     Plan(PlanCommand),
-    /// `import FILE.ics`.
+    /// `import FILE.ics [lenient]`.
     Import {
         path: String,
+        lenient: bool,
     },
     /// `export [FILE.ics] [RANGE]`; without a file the calendar is printed.
     Export {
@@ -1185,6 +1191,11 @@ fn parse_import(args: &Args<'_>) -> Result<ReplCommand, GrammarError> {
     match args.tokens {
         [path] => Ok(ReplCommand::Import {
             path: path.text.clone(),
+            lenient: false,
+        }),
+        [path, mode] if mode.is_keyword("lenient") => Ok(ReplCommand::Import {
+            path: path.text.clone(),
+            lenient: true,
         }),
         [] => Err(args.invalid("missing FILE.ics: name the file to import")),
         [_, extra, ..] => Err(args.invalid(format!(
@@ -2165,7 +2176,15 @@ mod tests {
         assert_eq!(
             parse("import \"my calendar.ics\"").unwrap(),
             ReplCommand::Import {
-                path: "my calendar.ics".into()
+                path: "my calendar.ics".into(),
+                lenient: false,
+            }
+        );
+        assert_eq!(
+            parse("import outlook.ics lenient").unwrap(),
+            ReplCommand::Import {
+                path: "outlook.ics".into(),
+                lenient: true,
             }
         );
         let missing = parse("import").unwrap_err().to_string();
