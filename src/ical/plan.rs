@@ -19,10 +19,10 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use chrono_tz::Tz;
 
-use crate::calendar::recurrence::{resolve_local, ParsedRule};
+use crate::calendar::recurrence::{resolve_local, Expander, ParsedRule};
 use crate::calendar::{
-    Command, EventChanges, EventDraft, Recurrence, UnixMinute, Visibility, MAX_DESCRIPTION_CHARS,
-    MAX_DURATION_MINUTES, MAX_TITLE_CHARS,
+    Command, EventChanges, EventDraft, EventView, Recurrence, UnixMinute, Visibility,
+    MAX_DESCRIPTION_CHARS, MAX_DURATION_MINUTES, MAX_TITLE_CHARS,
 };
 
 use super::read::{parse_duration, parse_time, parse_time_list, IcsComponent, IcsFile, IcsTime};
@@ -222,12 +222,20 @@ impl Planner<'_> {
                 duplicates.len()
             ));
         }
-        let extra = match &mut item.action {
+        let mut extra = match &mut item.action {
             PlanAction::Schedule { draft, moved } => {
                 self.attach_overrides(draft, moved, &group.overrides, &mut item.notes)
             }
             PlanAction::Skip { .. } => Vec::new(),
         };
+        if let PlanAction::Schedule { draft, moved } = &mut item.action {
+            let strays = match_rule(draft, moved, &mut item.notes);
+            extra.extend(
+                strays
+                    .into_iter()
+                    .map(|stray| stray_item(uid, draft, stray)),
+            );
+        }
         let rdates = match &item.action {
             PlanAction::Schedule { draft, .. } => self.rdate_events(uid, master, draft),
             PlanAction::Skip { .. } => Vec::new(),
@@ -521,7 +529,11 @@ impl Planner<'_> {
                 continue;
             }
             let mut override_notes = Vec::new();
-            let title = self.title(component, &mut override_notes);
+            // An override without SUMMARY or DESCRIPTION keeps the series' own.
+            let title = match component.first("SUMMARY") {
+                Some(_) => self.title(component, &mut override_notes),
+                None => draft.title.clone(),
+            };
             let times = match self.times(component, &mut override_notes) {
                 Ok(times) => times,
                 Err(reason) => {
@@ -532,7 +544,13 @@ impl Planner<'_> {
                     continue;
                 }
             };
-            let description = description(component, &mut override_notes);
+            let description = match component.first("DESCRIPTION") {
+                Some(_) => description(component, &mut override_notes),
+                None => draft.description.clone(),
+            };
+            for note in override_notes {
+                push_once(notes, note);
+            }
             let changes = EventChanges {
                 title: (title != draft.title).then_some(title),
                 description: (description != draft.description).then_some(description),
@@ -647,6 +665,86 @@ impl Planner<'_> {
             }
         }
         Visibility::Private { guests }
+    }
+}
+
+/// Drops exceptions that name no occurrence of the draft's rule, and takes
+/// out the moved occurrences that name none, because the state rejects
+/// both. Returns the moved occurrences taken out.
+fn match_rule(
+    draft: &mut EventDraft,
+    moved: &mut Vec<MovedOccurrence>,
+    notes: &mut Vec<String>,
+) -> Vec<MovedOccurrence> {
+    let Some(recurrence) = draft.recurrence.as_mut() else {
+        return Vec::new();
+    };
+    let view = EventView {
+        id: 0,
+        version: 1,
+        title: draft.title.clone(),
+        description: String::new(),
+        start: draft.start,
+        duration_minutes: draft.duration_minutes,
+        zone: draft.zone.clone(),
+        host: String::new(),
+        visibility: Visibility::Public,
+        recurrence: Some(Box::new(Recurrence {
+            rule: recurrence.rule.clone(),
+            ..Recurrence::default()
+        })),
+        responses: Vec::new(),
+    };
+    // The rule parsed when the draft was planned, so this succeeds.
+    let Ok(expander) = Expander::new(&view) else {
+        return Vec::new();
+    };
+
+    let before = recurrence.exceptions.len();
+    recurrence
+        .exceptions
+        .retain(|&exception| expander.has_rule_start(exception));
+    let dropped = before - recurrence.exceptions.len();
+    if dropped > 0 {
+        notes.push(format!(
+            "{dropped} EXDATE(s) or cancelled occurrence(s) name no occurrence of \
+             the rule and were ignored"
+        ));
+    }
+
+    let (kept, strays): (Vec<MovedOccurrence>, Vec<MovedOccurrence>) = std::mem::take(moved)
+        .into_iter()
+        .partition(|occurrence| expander.has_rule_start(occurrence.original_start));
+    *moved = kept;
+    strays
+}
+
+/// Turns a moved occurrence whose RECURRENCE-ID names no occurrence of its
+/// series into a one-off event with the override's values.
+fn stray_item(uid: &str, series: &EventDraft, stray: MovedOccurrence) -> PlanItem {
+    let changes = stray.changes;
+    let draft = EventDraft {
+        title: changes.title.unwrap_or_else(|| series.title.clone()),
+        description: changes
+            .description
+            .unwrap_or_else(|| series.description.clone()),
+        start: changes.start.unwrap_or(stray.original_start),
+        duration_minutes: changes.duration_minutes.unwrap_or(series.duration_minutes),
+        recurrence: None,
+        ..series.clone()
+    };
+    PlanItem {
+        uid: uid.to_string(),
+        title: draft.title.clone(),
+        action: PlanAction::Schedule {
+            draft,
+            moved: Vec::new(),
+        },
+        notes: vec![format!(
+            "its RECURRENCE-ID {} names no occurrence of the series, so it was \
+             imported as a one-off event",
+            crate::calendar::format_minute(stray.original_start)
+        )],
     }
 }
 
@@ -856,6 +954,69 @@ mod tests {
         let draft = draft_of(&plan.items[0]);
         let recurrence = draft.recurrence.as_ref().unwrap();
         assert_eq!(recurrence.exceptions, vec![draft.start + 24 * 60]);
+    }
+
+    #[test]
+    fn stray_exdate_is_dropped() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:s\r\nSUMMARY:Daily\r\nDTSTART:20250101T100000Z\r\n\
+             DURATION:PT30M\r\nRRULE:FREQ=DAILY;COUNT=3\r\n\
+             EXDATE:20250102T110000Z,20250103T100000Z\r\nEND:VEVENT\r\n",
+        );
+        let draft = draft_of(&plan.items[0]);
+        let recurrence = draft.recurrence.as_ref().unwrap();
+        assert_eq!(recurrence.exceptions, vec![draft.start + 2 * 24 * 60]);
+        assert!(plan.items[0]
+            .notes
+            .iter()
+            .any(|note| note.starts_with("1 EXDATE(s) or cancelled occurrence(s)")));
+    }
+
+    #[test]
+    fn stray_override_becomes_one_off() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:s\r\nSUMMARY:Daily\r\nDTSTART:20250101T100000Z\r\n\
+             DURATION:PT30M\r\nRRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:20250110T100000Z\r\n\
+             SUMMARY:Extra\r\nDTSTART:20250110T120000Z\r\nDURATION:PT30M\r\n\
+             END:VEVENT\r\n",
+        );
+        assert_eq!(plan.items.len(), 2);
+        let PlanAction::Schedule { moved, .. } = &plan.items[0].action else {
+            panic!("the series was skipped");
+        };
+        assert!(moved.is_empty());
+        let extra = draft_of(&plan.items[1]);
+        assert_eq!(extra.title, "Extra");
+        assert!(extra.recurrence.is_none());
+        assert_eq!(
+            extra.start,
+            draft_of(&plan.items[0]).start + 9 * 24 * 60 + 120
+        );
+        assert!(plan.items[1].notes[0].contains("names no occurrence of the series"));
+    }
+
+    #[test]
+    fn override_without_summary_keeps_title() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:s\r\nSUMMARY:Daily\r\nDTSTART:20250101T100000Z\r\n\
+             DURATION:PT30M\r\nRRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:20250102T100000Z\r\n\
+             DTSTART:20250102T150000\r\nDURATION:PT30M\r\nEND:VEVENT\r\n",
+        );
+        let PlanAction::Schedule { moved, .. } = &plan.items[0].action else {
+            panic!("the series was skipped");
+        };
+        assert_eq!(moved.len(), 1);
+        assert_eq!(moved[0].changes.title, None);
+        assert_eq!(moved[0].changes.description, None);
+        // 15:00 floating in Berlin is 14:00Z, four hours after the 10:00Z slot.
+        let start = draft_of(&plan.items[0]).start;
+        assert_eq!(moved[0].changes.start, Some(start + 24 * 60 + 4 * 60));
+        assert!(plan.items[0]
+            .notes
+            .iter()
+            .any(|note| note.contains("floating time read in your zone Europe/Berlin")));
     }
 
     #[test]
