@@ -381,6 +381,7 @@ fn check_r10(store: &Store) {
             ("Planning".to_string(), local(berlin, 2024, 7, 24, 8, 0)),
         ]
     );
+
     let on_tenth = store.agenda(
         local(berlin, 2024, 7, 10, 0, 0),
         local(berlin, 2024, 7, 11, 0, 0),
@@ -392,6 +393,7 @@ fn check_r10(store: &Store) {
     );
     assert_eq!(on_twelfth.len(), 1);
     assert_eq!(on_twelfth[0].title, "Planning (moved)");
+
     let birthday: Vec<&EventView> = july
         .iter()
         .filter(|view| view.title.starts_with("Birthday"))
@@ -453,6 +455,7 @@ fn r11_end_from_duration_or_default() {
             .find(|view| view.title == title)
             .unwrap_or_else(|| panic!("{title} missing"))
     };
+
     let concert = find("Concert");
     assert_eq!(concert.end(), local(amsterdam, 2024, 11, 29, 22, 0));
     assert_eq!(concert.end(), utc(2024, 11, 29, 21, 0));
@@ -465,6 +468,7 @@ fn r11_end_from_duration_or_default() {
     assert_eq!(deadline.duration_minutes, 1);
     let deadline_notes = &item(&plan, "r11-c-instant@example.invalid").notes;
     assert!(deadline_notes.iter().any(|note| note.contains("no length")));
+
     let nominal = find("Nominal day over DST end");
     assert_eq!(nominal.end(), local(amsterdam, 2024, 10, 27, 12, 0));
     assert_eq!(nominal.duration_minutes, 25 * 60);
@@ -544,7 +548,8 @@ fn stamp() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
 }
 
-/// The parts of an event that an import sets, without ids and versions.
+/// Formats the parts of an event that an import sets, without ids and
+/// versions.
 fn comparable(event: &EventView) -> String {
     let recurrence = event.recurrence.as_ref().map(|recurrence| {
         let overrides: Vec<String> = recurrence

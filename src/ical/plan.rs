@@ -90,7 +90,8 @@ impl ImportPlan {
 /// The outcome of planning one event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanItem {
-    /// UID from the file, or `line-N` for an event without one.
+    /// UID from the file, or `event-N` (its position in the file) for an
+    /// event without one.
     pub uid: String,
     pub title: String,
     pub action: PlanAction,
@@ -143,8 +144,8 @@ struct UidGroup<'a> {
     overrides: Vec<&'a IcsComponent>,
 }
 
-/// Plans a parsed file. Runs in O(n log n) for n events: components are
-/// grouped by UID in one pass and zones are resolved once per TZID.
+/// Plans a parsed file. Components are grouped by UID in one pass over a
+/// `BTreeMap` (O(n log n) for n events), and each TZID is resolved once.
 pub fn plan_import(file: &IcsFile, options: &ImportOptions) -> ImportPlan {
     let mut resolver = ZoneResolver::new(options.user_zone, &file.timezones);
     let users: BTreeMap<String, String> = options

@@ -1,10 +1,10 @@
 //! Reading an iCalendar file into owned components, and the RFC 5545 value
 //! types the planner needs (DATE, DATE-TIME, DURATION).
 //!
-//! The `icalendar` crate parses the content lines. It takes a `&str`, but a
-//! file folded inside a multi-byte character is not valid UTF-8 until it is
-//! unfolded, so [`unfold_bytes`] removes the folds on bytes first, as RFC 5545
-//! section 3.1 requires, and only the unfolded bytes are decoded.
+//! The `icalendar` crate parses the content lines, and it takes a `&str`.
+//! A file folded inside a multi-byte character is not valid UTF-8 until it
+//! is unfolded, so [`unfold_bytes`] removes the folds on bytes first, as RFC
+//! 5545 section 3.1 requires. Only the unfolded bytes are decoded.
 
 use chrono::{NaiveDate, NaiveDateTime};
 

@@ -2,7 +2,7 @@
 //! export writes.
 //!
 //! Every event is its own replicated request, so other users' requests are
-//! ordered between an import's events and never wait for the whole file.
+//! ordered between an import's events instead of after the whole file.
 //! Events are submitted in batches of [`IMPORT_BATCH_EVENTS`]; after each
 //! batch the caller hears the progress and the task yields.
 
@@ -26,7 +26,7 @@ use super::write::export_calendar;
 /// that a 20,000-event file prints at most 200 lines.
 pub const IMPORT_BATCH_EVENTS: usize = 100;
 
-/// What happened to one planned event.
+/// Result of submitting one planned event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventOutcome {
     Imported { event_id: u64 },
@@ -103,6 +103,7 @@ pub async fn import_file<C: Connector>(
         .username()
         .ok_or("not logged in: use `login USER` or `register USER` first")?
         .to_string();
+
     let raw =
         std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let file = read_file(&raw).map_err(|error| format!("{}: {error}", path.display()))?;
@@ -110,6 +111,7 @@ pub async fn import_file<C: Connector>(
         .users("")
         .await
         .map_err(|error| format!("cannot list users to match attendees: {error}"))?;
+
     let options = ImportOptions {
         username,
         user_zone,
@@ -123,6 +125,7 @@ pub async fn import_file<C: Connector>(
         path.display(),
         plan.scheduled_count()
     ));
+
     let large = total > IMPORT_BATCH_EVENTS;
     let report = submit_plan(client, &plan, |done, total| {
         if large {

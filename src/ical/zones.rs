@@ -11,8 +11,7 @@
 //!
 //! The candidates include the fixed `Etc/GMT` zones, so a definition with
 //! one whole-hour offset from -12 to +14 hours and no DST always matches
-//! one. Anything else falls back to the user's zone, and the resolution says
-//! so.
+//! one. Anything else falls back to the user's zone, with a note.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
