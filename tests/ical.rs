@@ -18,6 +18,7 @@ use serde_json::Value;
 use almanac::calendar::{Calendar, Command as CalendarCommand, Effect, Outcome, Request};
 use almanac::ical::{
     export_calendar, plan_import, read_file, ImportOptions, ImportPlan, PlanAction,
+    IMPORT_BATCH_EVENTS,
 };
 use cluster_support::Cluster;
 use common::{register, Scratch};
@@ -166,6 +167,45 @@ fn import_subcommand_reports_each_event() {
         start_utc(concert[0]).starts_with("2024-11-29T19:30"),
         "{agenda}"
     );
+}
+
+/// Events in the generated file of the progress test: more than two
+/// batches of `IMPORT_BATCH_EVENTS`.
+const LARGE_FILE_EVENTS: usize = 2 * IMPORT_BATCH_EVENTS + 50;
+
+#[test]
+fn large_import_reports_progress() {
+    let _serial = common::serial();
+    let cluster = Cluster::start();
+    let addresses = cluster.addresses();
+    common::repl(&addresses, &register("alice", PASSWORD), &[]).expect_code(0);
+
+    let scratch = Scratch::new();
+    let path = scratch.path("large.ics");
+    let mut text = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n");
+    for index in 0..LARGE_FILE_EVENTS {
+        let start = Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap()
+            + chrono::Duration::hours(index as i64);
+        text.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:large-{index}\r\nDTSTAMP:20250101T000000Z\r\n\
+             SUMMARY:Slot {index}\r\nDTSTART:{}\r\nDURATION:PT1H\r\nEND:VEVENT\r\n",
+            start.format("%Y%m%dT%H%M%SZ")
+        ));
+    }
+    text.push_str("END:VCALENDAR\r\n");
+    std::fs::write(&path, text).expect("write the generated file");
+
+    let stdin = format!("{PASSWORD}\n");
+    let file = path.to_str().expect("a UTF-8 path");
+    let args = ["import", "--cluster", &addresses, "--user", "alice", file];
+    let finished = common::almanac(&args, &stdin);
+    finished.expect_code(0);
+    let summary = format!("{LARGE_FILE_EVENTS} event(s) imported, 0 skipped");
+    assert!(finished.stdout.contains(&summary), "{finished}");
+    for done in [IMPORT_BATCH_EVENTS, 2 * IMPORT_BATCH_EVENTS, LARGE_FILE_EVENTS] {
+        let line = format!("imported {done} of {LARGE_FILE_EVENTS} events");
+        assert!(finished.stderr.contains(&line), "no {line:?}: {finished}");
+    }
 }
 
 #[test]
