@@ -16,17 +16,20 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use chrono_tz::Tz;
 
-use crate::calendar::recurrence::{resolve_local, Expander, ParsedRule};
 use crate::calendar::{
-    Command, EventChanges, EventDraft, EventView, Recurrence, UnixMinute, Visibility,
-    MAX_DESCRIPTION_CHARS, MAX_DURATION_MINUTES, MAX_TITLE_CHARS,
+    Command, EventChanges, EventDraft, UnixMinute, Visibility, MAX_DESCRIPTION_CHARS,
+    MAX_TITLE_CHARS,
 };
 
-use super::read::{parse_duration, parse_time, parse_time_list, IcsComponent, IcsFile, IcsTime};
+use super::read::{IcsComponent, IcsFile};
 use super::zones::ZoneResolver;
+
+mod series;
+mod times;
+
+use series::{match_rule, stray_item};
 
 /// Properties that map onto Almanac's fields or carry no meaning for it
 /// (identifiers and stamps); every other property is reported as ignored.
@@ -192,15 +195,6 @@ struct Planner<'a> {
     users: BTreeMap<String, String>,
 }
 
-/// Start, zone and length of one event as Almanac stores them.
-struct Times {
-    start: UnixMinute,
-    zone: Tz,
-    duration_minutes: u32,
-    /// Whether DTSTART was a DATE.
-    all_day: bool,
-}
-
 impl Planner<'_> {
     fn plan_group(&mut self, uid: &str, group: &UidGroup, items: &mut Vec<PlanItem>) {
         let Some((master, duplicates)) = group.masters.split_first() else {
@@ -317,323 +311,6 @@ impl Planner<'_> {
         cleaned.to_string()
     }
 
-    fn times(&mut self, event: &IcsComponent, notes: &mut Vec<String>) -> Result<Times, String> {
-        let start_property = event.first("DTSTART").ok_or("it has no DTSTART")?;
-        let start_value = parse_time(start_property)?;
-        let end = event.first("DTEND");
-        let duration = event.first("DURATION");
-        let use_duration = match (end, duration) {
-            (Some(_), Some(_)) if !self.options.lenient => {
-                return Err("it has both DTEND and DURATION, which RFC 5545 forbids; \
-                     remove one of them"
-                    .into());
-            }
-            (Some(_), Some(_)) => {
-                notes.push("it has both DTEND and DURATION; DTEND was used".into());
-                false
-            }
-            (None, Some(_)) => true,
-            _ => false,
-        };
-
-        let (zone, start_local, all_day) = match &start_value {
-            IcsTime::Date(date) => (self.options.user_zone, midnight(*date), true),
-            other => {
-                let (zone, local) = self.zoned(other, notes);
-                (zone, local, false)
-            }
-        };
-        let start = resolve_local(zone, start_local);
-        if all_day {
-            notes.push(format!(
-                "all-day event placed from midnight in your zone {}",
-                zone.name()
-            ));
-        }
-
-        let end_minute = if use_duration {
-            let duration = parse_duration(&duration.expect("checked above").value)?;
-            if duration.negative {
-                return Err(format!(
-                    "DURATION {} is negative; give a positive duration",
-                    duration_text(event)
-                ));
-            }
-            // Nominal days move the wall clock; the exact part is added after.
-            let local_end = start_local + Duration::days(duration.days);
-            resolve_local(zone, local_end) + duration.seconds.div_euclid(60)
-        } else if let Some(end) = end {
-            match parse_time(end)? {
-                IcsTime::Date(date) => resolve_local(zone, midnight(date)),
-                other => {
-                    let (end_zone, local) = self.zoned(&other, notes);
-                    resolve_local(end_zone, local)
-                }
-            }
-        } else if all_day {
-            resolve_local(zone, start_local + Duration::days(1))
-        } else {
-            start
-        };
-
-        let mut minutes = end_minute - start;
-        if minutes < 0 {
-            return Err("it ends before it starts; check DTEND or DURATION".into());
-        }
-        if minutes == 0 {
-            notes.push("it has no length, so it was given 1 minute".into());
-            minutes = 1;
-        }
-        if minutes > i64::from(MAX_DURATION_MINUTES) {
-            return Err(format!(
-                "it lasts {minutes} minutes, longer than the {MAX_DURATION_MINUTES} \
-                 minutes (14 days) Almanac allows; split it into shorter events"
-            ));
-        }
-        Ok(Times {
-            start,
-            zone,
-            duration_minutes: minutes as u32,
-            all_day,
-        })
-    }
-
-    /// Returns the zone and wall-clock time of a DATE-TIME value.
-    fn zoned(&mut self, time: &IcsTime, notes: &mut Vec<String>) -> (Tz, NaiveDateTime) {
-        match time {
-            IcsTime::Date(date) => (self.options.user_zone, midnight(*date)),
-            IcsTime::Utc(local) => (Tz::UTC, *local),
-            IcsTime::Floating(local) => {
-                push_once(
-                    notes,
-                    format!(
-                        "floating time read in your zone {}",
-                        self.options.user_zone.name()
-                    ),
-                );
-                (self.options.user_zone, *local)
-            }
-            IcsTime::Zoned(local, tzid) => {
-                let resolution = self.resolver.resolve(tzid);
-                if let Some(note) = resolution.note(tzid) {
-                    push_once(notes, note);
-                }
-                (resolution.zone, *local)
-            }
-        }
-    }
-
-    /// Returns the instant a DATE or DATE-TIME names in a series: a DATE
-    /// names the occurrence on that local date at the series' time of day.
-    fn series_instant(
-        &mut self,
-        time: &IcsTime,
-        times: &Times,
-        notes: &mut Vec<String>,
-    ) -> UnixMinute {
-        let series_time =
-            crate::calendar::recurrence::local_time_in(times.zone.name(), times.start)
-                .map(|local| local.time())
-                .unwrap_or(NaiveTime::MIN);
-        match time {
-            IcsTime::Date(date) => resolve_local(times.zone, date.and_time(series_time)),
-            // In an all-day series an EXDATE written as a date-time names a
-            // day, and that day is read as written, never shifted by a zone.
-            IcsTime::Floating(local) | IcsTime::Zoned(local, _) if times.all_day => {
-                resolve_local(times.zone, local.date().and_time(series_time))
-            }
-            other => {
-                let (zone, local) = self.zoned(other, notes);
-                resolve_local(zone, local)
-            }
-        }
-    }
-
-    fn recurrence(
-        &mut self,
-        event: &IcsComponent,
-        rule: &str,
-        times: &Times,
-        notes: &mut Vec<String>,
-    ) -> Result<Recurrence, String> {
-        let rule = utc_until(rule, times.zone);
-        let parsed = ParsedRule::parse(&rule)?;
-        let mut exceptions = Vec::new();
-        for exdate in event.all("EXDATE") {
-            for time in parse_time_list(exdate)? {
-                exceptions.push(self.series_instant(&time, times, notes));
-            }
-        }
-        exceptions.sort_unstable();
-        exceptions.dedup();
-        Ok(Recurrence {
-            rule: parsed.canonical(),
-            exceptions,
-            overrides: Vec::new(),
-            occurrence: None,
-        })
-    }
-
-    /// Turns the overrides of a series into cancelled occurrences (added to
-    /// the draft's exceptions) and occurrence edits. Returns items for
-    /// overrides that cannot apply to this series.
-    fn attach_overrides(
-        &mut self,
-        draft: &mut EventDraft,
-        moved: &mut Vec<MovedOccurrence>,
-        overrides: &[&IcsComponent],
-        notes: &mut Vec<String>,
-    ) -> Vec<PlanItem> {
-        let mut extra = Vec::new();
-        if overrides.is_empty() {
-            return extra;
-        }
-        let zone: Tz = draft.zone.parse().unwrap_or(self.options.user_zone);
-        let local_start = crate::calendar::recurrence::local_time_in(&draft.zone, draft.start)
-            .unwrap_or_default();
-        let series = Times {
-            start: draft.start,
-            zone,
-            duration_minutes: draft.duration_minutes,
-            all_day: local_start.time() == NaiveTime::MIN
-                && draft.duration_minutes % (24 * 60) == 0,
-        };
-        for component in overrides {
-            let uid = component.value("UID").unwrap_or("");
-            let Some(recurrence) = draft.recurrence.as_mut() else {
-                extra.push(PlanItem {
-                    uid: uid.to_string(),
-                    title: self.title(component, &mut Vec::new()),
-                    action: PlanAction::Skip {
-                        reason: format!(
-                            "invalid event {uid}: it has a RECURRENCE-ID but its \
-                             series has no RRULE"
-                        ),
-                    },
-                    notes: Vec::new(),
-                });
-                continue;
-            };
-            let id_property = component.first("RECURRENCE-ID").expect("an override");
-            let original = match parse_time(id_property) {
-                Ok(time) => self.series_instant(&time, &series, notes),
-                Err(reason) => {
-                    notes.push(format!("an override was ignored: {reason}"));
-                    continue;
-                }
-            };
-            let cancelled = component
-                .value("STATUS")
-                .is_some_and(|status| status.eq_ignore_ascii_case("CANCELLED"));
-            if cancelled {
-                recurrence.exceptions.push(original);
-                continue;
-            }
-            let mut override_notes = Vec::new();
-            // An override without SUMMARY or DESCRIPTION keeps the series' own.
-            let title = match component.first("SUMMARY") {
-                Some(_) => self.title(component, &mut override_notes),
-                None => draft.title.clone(),
-            };
-            let times = match self.times(component, &mut override_notes) {
-                Ok(times) => times,
-                Err(reason) => {
-                    notes.push(format!(
-                        "the override of the occurrence at {} was ignored: {reason}",
-                        crate::calendar::format_minute(original)
-                    ));
-                    continue;
-                }
-            };
-            let description = match component.first("DESCRIPTION") {
-                Some(_) => description(component, &mut override_notes),
-                None => draft.description.clone(),
-            };
-            for note in override_notes {
-                push_once(notes, note);
-            }
-            let changes = EventChanges {
-                title: (title != draft.title).then_some(title),
-                description: (description != draft.description).then_some(description),
-                start: (times.start != original).then_some(times.start),
-                zone: None,
-                duration_minutes: (times.duration_minutes != draft.duration_minutes)
-                    .then_some(times.duration_minutes),
-                visibility: None,
-            };
-            moved.push(MovedOccurrence {
-                original_start: original,
-                changes,
-            });
-        }
-        if let Some(recurrence) = draft.recurrence.as_mut() {
-            recurrence.exceptions.sort_unstable();
-            recurrence.exceptions.dedup();
-        }
-        moved.sort_by_key(|occurrence| occurrence.original_start);
-        extra
-    }
-
-    /// Lists one-off events for the RDATEs of a series.
-    fn rdate_events(
-        &mut self,
-        uid: &str,
-        master: &IcsComponent,
-        draft: &EventDraft,
-    ) -> Vec<PlanItem> {
-        let mut items = Vec::new();
-        let zone: Tz = draft.zone.parse().unwrap_or(self.options.user_zone);
-        let series = Times {
-            start: draft.start,
-            zone,
-            duration_minutes: draft.duration_minutes,
-            all_day: false,
-        };
-        for rdate in master.all("RDATE") {
-            let times = match parse_time_list(rdate) {
-                Ok(times) => times,
-                Err(reason) => {
-                    items.push(PlanItem {
-                        uid: uid.to_string(),
-                        title: draft.title.clone(),
-                        action: PlanAction::Skip {
-                            reason: format!("invalid RDATE of {uid}: {reason}"),
-                        },
-                        notes: Vec::new(),
-                    });
-                    continue;
-                }
-            };
-            for time in times {
-                let mut notes = Vec::new();
-                let start = self.series_instant(&time, &series, &mut notes);
-                if start == draft.start {
-                    continue;
-                }
-                notes.push(
-                    "an RDATE of a series, imported as a one-off event \
-                     because Almanac series have no extra dates"
-                        .into(),
-                );
-                let one_off = EventDraft {
-                    start,
-                    recurrence: None,
-                    ..draft.clone()
-                };
-                items.push(PlanItem {
-                    uid: uid.to_string(),
-                    title: draft.title.clone(),
-                    action: PlanAction::Schedule {
-                        draft: one_off,
-                        moved: Vec::new(),
-                    },
-                    notes,
-                });
-            }
-        }
-        items
-    }
-
     fn visibility(&self, event: &IcsComponent, notes: &mut Vec<String>) -> Visibility {
         let public = event
             .value("CLASS")
@@ -669,94 +346,6 @@ impl Planner<'_> {
     }
 }
 
-/// Drops exceptions that name no occurrence of the draft's rule, and takes
-/// out the moved occurrences that name none, because the state rejects
-/// both. Returns the moved occurrences taken out.
-fn match_rule(
-    draft: &mut EventDraft,
-    moved: &mut Vec<MovedOccurrence>,
-    notes: &mut Vec<String>,
-) -> Vec<MovedOccurrence> {
-    let Some(recurrence) = draft.recurrence.as_mut() else {
-        return Vec::new();
-    };
-    let view = EventView {
-        id: 0,
-        version: 1,
-        title: draft.title.clone(),
-        description: String::new(),
-        start: draft.start,
-        duration_minutes: draft.duration_minutes,
-        zone: draft.zone.clone(),
-        host: String::new(),
-        visibility: Visibility::Public,
-        recurrence: Some(Box::new(Recurrence {
-            rule: recurrence.rule.clone(),
-            ..Recurrence::default()
-        })),
-        responses: Vec::new(),
-    };
-    // The rule parsed when the draft was planned, so this succeeds.
-    let Ok(expander) = Expander::new(&view) else {
-        return Vec::new();
-    };
-
-    let before = recurrence.exceptions.len();
-    recurrence
-        .exceptions
-        .retain(|&exception| expander.has_rule_start(exception));
-    let dropped = before - recurrence.exceptions.len();
-    if dropped > 0 {
-        notes.push(format!(
-            "{dropped} EXDATE(s) or cancelled occurrence(s) name no occurrence of \
-             the rule and were ignored"
-        ));
-    }
-
-    let (kept, strays): (Vec<MovedOccurrence>, Vec<MovedOccurrence>) = std::mem::take(moved)
-        .into_iter()
-        .partition(|occurrence| expander.has_rule_start(occurrence.original_start));
-    *moved = kept;
-    strays
-}
-
-/// Turns a moved occurrence whose RECURRENCE-ID names no occurrence of its
-/// series into a one-off event with the override's values.
-fn stray_item(uid: &str, series: &EventDraft, stray: MovedOccurrence) -> PlanItem {
-    let changes = stray.changes;
-    let draft = EventDraft {
-        title: changes.title.unwrap_or_else(|| series.title.clone()),
-        description: changes
-            .description
-            .unwrap_or_else(|| series.description.clone()),
-        start: changes.start.unwrap_or(stray.original_start),
-        duration_minutes: changes.duration_minutes.unwrap_or(series.duration_minutes),
-        recurrence: None,
-        ..series.clone()
-    };
-    PlanItem {
-        uid: uid.to_string(),
-        title: draft.title.clone(),
-        action: PlanAction::Schedule {
-            draft,
-            moved: Vec::new(),
-        },
-        notes: vec![format!(
-            "its RECURRENCE-ID {} names no occurrence of the series, so it was \
-             imported as a one-off event",
-            crate::calendar::format_minute(stray.original_start)
-        )],
-    }
-}
-
-fn midnight(date: NaiveDate) -> NaiveDateTime {
-    date.and_time(NaiveTime::MIN)
-}
-
-fn duration_text(event: &IcsComponent) -> String {
-    event.value("DURATION").unwrap_or("").to_string()
-}
-
 fn push_once(notes: &mut Vec<String>, note: String) {
     if !notes.contains(&note) {
         notes.push(note);
@@ -781,32 +370,6 @@ fn description(event: &IcsComponent, notes: &mut Vec<String>) -> String {
         return cleaned.chars().take(MAX_DESCRIPTION_CHARS).collect();
     }
     cleaned
-}
-
-/// Rewrites a floating UNTIL (a date-time without `Z`) as UTC, reading it in
-/// the series' zone, because the recurrence rules take UNTIL as a UTC
-/// date-time or a date.
-fn utc_until(rule: &str, zone: Tz) -> String {
-    let parts: Vec<String> = rule
-        .trim()
-        .split(';')
-        .map(|part| {
-            let Some(value) = part.strip_prefix("UNTIL=") else {
-                return part.to_string();
-            };
-            match NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%S") {
-                Ok(local) => {
-                    let minute = resolve_local(zone, local);
-                    let utc = chrono::DateTime::from_timestamp(minute * 60, 0)
-                        .unwrap_or_default()
-                        .format("%Y%m%dT%H%M%SZ");
-                    format!("UNTIL={utc}")
-                }
-                Err(_) => part.to_string(),
-            }
-        })
-        .collect();
-    parts.join(";")
 }
 
 fn ignored_properties(event: &IcsComponent, notes: &mut Vec<String>) {
@@ -854,17 +417,6 @@ mod tests {
             PlanAction::Schedule { draft, .. } => draft,
             PlanAction::Skip { reason } => panic!("{} was skipped: {reason}", item.uid),
         }
-    }
-
-    #[test]
-    fn floating_until_becomes_utc() {
-        let rule = utc_until(
-            "FREQ=DAILY;UNTIL=20250330T070000",
-            chrono_tz::Europe::Berlin,
-        );
-        assert_eq!(rule, "FREQ=DAILY;UNTIL=20250330T050000Z");
-        let unchanged = utc_until("FREQ=DAILY;UNTIL=20250330", chrono_tz::Europe::Berlin);
-        assert_eq!(unchanged, "FREQ=DAILY;UNTIL=20250330");
     }
 
     #[test]
