@@ -734,3 +734,22 @@ fn conflicting_event_is_rejected_by_state() {
         Err(Rejection::Conflict { .. })
     ));
 }
+
+#[test]
+fn until_date_round_trips_occurrences() {
+    let raw = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u\r\nSUMMARY:Until\r\n\
+        DTSTART;TZID=Europe/Berlin:20250101T233000\r\nDURATION:PT15M\r\n\
+        RRULE:FREQ=DAILY;UNTIL=20250105\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let (first, _, ids) = import(raw.as_bytes(), chrono_tz::UTC);
+    let before = starts_of(&first, "Until");
+    assert_eq!(before.len(), 5);
+
+    let range = (utc(2025, 1, 1, 0, 0), utc(2025, 2, 1, 0, 0));
+    let exported = export_calendar(&first.events(&ids), range, stamp());
+    assert!(
+        exported.contains("RRULE:FREQ=DAILY;UNTIL=20250105T225959Z\r\n"),
+        "{exported}"
+    );
+    let (second, _, _) = import(exported.as_bytes(), chrono_tz::UTC);
+    assert_eq!(starts_of(&second, "Until"), before);
+}

@@ -165,7 +165,10 @@ fn write_event(out: &mut String, event: &EventView, stamp: &str) {
         }
     }
     if let Some(recurrence) = &event.recurrence {
-        push_line(out, &format!("RRULE:{}", recurrence.rule));
+        push_line(
+            out,
+            &format!("RRULE:{}", export_rule(&recurrence.rule, zone)),
+        );
         for &exception in &recurrence.exceptions {
             push_line(out, &time_property("EXDATE", zone, exception));
         }
@@ -194,6 +197,31 @@ fn write_event(out: &mut String, event: &EventView, stamp: &str) {
         push_line(out, &time_property("DTEND", zone, end));
         push_line(out, "END:VEVENT");
     }
+}
+
+/// Writes a rule for a DATE-TIME DTSTART. RFC 5545 requires its UNTIL to be
+/// a UTC date-time then, so an UNTIL date (the last local date, as Almanac
+/// stores it) becomes the last second of that date in the event's zone.
+fn export_rule(rule: &str, zone: Tz) -> String {
+    let parts: Vec<String> = rule
+        .split(';')
+        .map(|part| {
+            let date = part
+                .strip_prefix("UNTIL=")
+                .and_then(|value| chrono::NaiveDate::parse_from_str(value, "%Y%m%d").ok());
+            let Some(date) = date else {
+                return part.to_string();
+            };
+            let next_midnight = date
+                .succ_opt()
+                .unwrap_or(date)
+                .and_time(chrono::NaiveTime::MIN);
+            let last_minute = crate::calendar::recurrence::resolve_local(zone, next_midnight) - 1;
+            let last_second = utc_of(last_minute) + chrono::Duration::seconds(59);
+            format!("UNTIL={}", last_second.format("%Y%m%dT%H%M%SZ"))
+        })
+        .collect();
+    parts.join(";")
 }
 
 /// Returns, per zone other than UTC, the span of time its VTIMEZONE must
@@ -362,6 +390,23 @@ mod tests {
         assert_eq!(param_value("Europe/Berlin"), "Europe/Berlin");
         assert_eq!(param_value("a, b"), "\"a, b\"");
         assert_eq!(param_value("say \"hi\""), "say hi");
+    }
+
+    #[test]
+    fn export_rule_writes_until_in_utc() {
+        let berlin = chrono_tz::Europe::Berlin;
+        assert_eq!(
+            export_rule("FREQ=DAILY;UNTIL=20270630", berlin),
+            "FREQ=DAILY;UNTIL=20270630T215959Z"
+        );
+        assert_eq!(
+            export_rule("FREQ=WEEKLY;UNTIL=20240315T130000Z", berlin),
+            "FREQ=WEEKLY;UNTIL=20240315T130000Z"
+        );
+        assert_eq!(
+            export_rule("FREQ=DAILY;COUNT=3", Tz::UTC),
+            "FREQ=DAILY;COUNT=3"
+        );
     }
 
     #[test]
