@@ -202,7 +202,11 @@ fn large_import_reports_progress() {
     finished.expect_code(0);
     let summary = format!("{LARGE_FILE_EVENTS} event(s) imported, 0 skipped");
     assert!(finished.stdout.contains(&summary), "{finished}");
-    for done in [IMPORT_BATCH_EVENTS, 2 * IMPORT_BATCH_EVENTS, LARGE_FILE_EVENTS] {
+    for done in [
+        IMPORT_BATCH_EVENTS,
+        2 * IMPORT_BATCH_EVENTS,
+        LARGE_FILE_EVENTS,
+    ] {
         let line = format!("imported {done} of {LARGE_FILE_EVENTS} events");
         assert!(finished.stderr.contains(&line), "no {line:?}: {finished}");
     }
