@@ -256,6 +256,10 @@ pub fn parse_duration(value: &str) -> Result<IcsDuration, String> {
             in_time = true;
             continue;
         }
+        // At most 9 digits, so no sum of parts can overflow.
+        if number.len() > 9 {
+            return Err(invalid());
+        }
         let amount: i64 = number.parse().map_err(|_| invalid())?;
         number.clear();
         parts += 1;
@@ -386,7 +390,17 @@ mod tests {
 
     #[test]
     fn parse_duration_rejects_malformed() {
-        for bad in ["", "P", "1H", "PT", "P1H", "PT1D", "P1", "PXD"] {
+        for bad in [
+            "",
+            "P",
+            "1H",
+            "PT",
+            "P1H",
+            "PT1D",
+            "P1",
+            "PXD",
+            "P9999999999D",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -470,6 +470,29 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_times_are_skipped() {
+        let plan = plan_of(
+            "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20250101T100000Z\r\n\
+             DURATION:P999999999W\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:y\r\nDTSTART;VALUE=DATE:99991231\r\nEND:VEVENT\r\n",
+        );
+        let reasons: Vec<&str> = plan
+            .items
+            .iter()
+            .map(|item| match &item.action {
+                PlanAction::Skip { reason } => reason.as_str(),
+                PlanAction::Schedule { .. } => panic!("{} was planned", item.uid),
+            })
+            .collect();
+        assert!(
+            reasons[0].contains("DURATION P999999999W"),
+            "{}",
+            reasons[0]
+        );
+        assert!(reasons[1].contains("invalid start"), "{}", reasons[1]);
+    }
+
+    #[test]
     fn invalid_rule_is_skipped() {
         let plan = plan_of(
             "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20250101T100000Z\r\n\

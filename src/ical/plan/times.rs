@@ -5,6 +5,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use chrono_tz::Tz;
 
 use crate::calendar::recurrence::resolve_local;
+use crate::calendar::validate::validate_start;
 use crate::calendar::{UnixMinute, MAX_DURATION_MINUTES};
 use crate::ical::read::{parse_duration, parse_time, IcsComponent, IcsTime};
 
@@ -51,6 +52,7 @@ impl Planner<'_> {
             }
         };
         let start = resolve_local(zone, start_local);
+        validate_start(start).map_err(|rejection| rejection.to_string())?;
         if all_day {
             notes.push(format!(
                 "all-day event placed from midnight in your zone {}",
@@ -67,7 +69,9 @@ impl Planner<'_> {
                 ));
             }
             // Nominal days move the wall clock; the exact part is added after.
-            let local_end = start_local + Duration::days(duration.days);
+            let local_end = Duration::try_days(duration.days)
+                .and_then(|days| start_local.checked_add_signed(days))
+                .ok_or_else(|| format!("DURATION {} is out of range", duration_text(event)))?;
             resolve_local(zone, local_end) + duration.seconds.div_euclid(60)
         } else if let Some(end) = end {
             match parse_time(end)? {
@@ -78,7 +82,10 @@ impl Planner<'_> {
                 }
             }
         } else if all_day {
-            resolve_local(zone, start_local + Duration::days(1))
+            let next_day = start_local
+                .checked_add_signed(Duration::days(1))
+                .ok_or("its DTSTART is the last representable date")?;
+            resolve_local(zone, next_day)
         } else {
             start
         };
