@@ -12,6 +12,7 @@
 //! - [`node`]: one server process, wiring the layers above to a network and a
 //!   disk.
 //! - [`client`]: the cluster-aware client library used by the REPL.
+//! - [`ical`]: iCalendar import and export on top of the client.
 //! - [`repl`]: the rustyline terminal client, its command grammar and its
 //!   rendering.
 //! - [`bench`]: the load generator behind `almanac bench`.
@@ -19,6 +20,7 @@
 pub mod bench;
 pub mod calendar;
 pub mod client;
+pub mod ical;
 pub mod node;
 pub mod repl;
 pub mod replication;

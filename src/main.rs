@@ -53,6 +53,29 @@ enum Command {
     /// Measures acknowledged, replicated write throughput and latency
     /// against a running cluster.
     Bench(BenchArgs),
+    /// Imports an iCalendar (.ics) file as one user and reports each event
+    /// imported or skipped. The password comes from $ALMANAC_PASSWORD, the
+    /// terminal, or the first line of standard input.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    #[command(flatten)]
+    nodes: ClusterArgs,
+    /// The user who becomes the host of every imported event.
+    #[arg(long)]
+    user: String,
+    /// Your time zone (IANA name): floating times and all-day dates are read
+    /// in it; default: $TZ, then the system's zone.
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+    /// Accepts events with both DTEND and DURATION, which RFC 5545 forbids,
+    /// using DTEND; without it they are skipped.
+    #[arg(long)]
+    lenient: bool,
+    /// The .ics file to import.
+    file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +218,7 @@ fn main() -> ExitCode {
         Some(Command::Server(args)) => run_server(args),
         Some(Command::Local(args)) => run_local(args),
         Some(Command::Bench(args)) => run_bench(args),
+        Some(Command::Import(args)) => run_import(args),
         Some(Command::Status(args)) => {
             init_logging("warn", None);
             match args.nodes.addresses() {
@@ -257,6 +281,83 @@ fn run_repl(args: ReplArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Reads the password for `import`: $ALMANAC_PASSWORD, else a hidden prompt
+/// on a terminal, else the first line of standard input.
+fn import_password(user: &str) -> Result<String, String> {
+    use std::io::IsTerminal;
+    if let Ok(password) = std::env::var("ALMANAC_PASSWORD") {
+        return Ok(password);
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(format!("Password for {user}: "))
+            .map_err(|error| format!("cannot read the password: {error}"));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|error| format!("cannot read the password from standard input: {error}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn run_import(args: ImportArgs) -> ExitCode {
+    init_logging("warn", None);
+    let setup = args.nodes.addresses().and_then(|addresses| {
+        let options =
+            ReplOptions::from_flags(args.tz.as_deref(), false, OutputFormat::Text, None, None)?;
+        Ok((addresses, options.zone, import_password(&args.user)?))
+    });
+    let (addresses, zone, password) = match setup {
+        Ok(setup) => setup,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the client runtime: {error}");
+            return ExitCode::from(EXIT_ENVIRONMENT);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let (events, _unused) = tokio::sync::mpsc::unbounded_channel();
+        let mut client = almanac::client::Client::new(addresses, events);
+        if let Err(error) = client.login(&args.user, &password).await {
+            eprintln!("error: cannot log in as {}: {error}", args.user);
+            return ExitCode::FAILURE;
+        }
+        let progress = |line: String| eprintln!("{line}");
+        let report =
+            match almanac::ical::import_file(&mut client, &args.file, zone, args.lenient, progress)
+                .await
+            {
+                Ok(report) => report,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        for event in &report.events {
+            for line in event.lines() {
+                println!("{line}");
+            }
+        }
+        println!("{}", report.summary());
+        match &report.stopped {
+            Some(error) => {
+                eprintln!("error: the import stopped: {error}");
+                ExitCode::FAILURE
+            }
+            None => ExitCode::SUCCESS,
+        }
+    })
 }
 
 fn run_bench(args: BenchArgs) -> ExitCode {

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::calendar::{EventChanges, EventDraft, SearchQuery, Visibility};
 use crate::client::{Client, ClientError, ClientEvent};
+use crate::ical;
 use crate::repl::grammar::{Edit, ReplCommand, Schedule};
 use crate::repl::helper::KnownUsers;
 use crate::repl::plan_run;
@@ -81,7 +82,7 @@ pub fn spawn(
 async fn run(
     addresses: Vec<String>,
     view: View,
-    mut printer: Printer,
+    printer: Printer,
     users: KnownUsers,
     mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
@@ -91,6 +92,7 @@ async fn run(
         view,
         users,
         last_suggestion: None,
+        printer,
     };
     let mut watchdog = tokio::time::interval(STREAM_CHECK_INTERVAL);
     loop {
@@ -106,7 +108,7 @@ async fn run(
                 while let Ok(more) = events.try_recv() {
                     batch.push(more);
                 }
-                executor.show_events(batch, &mut printer).await;
+                executor.show_events(batch).await;
             }
             job = jobs.recv() => {
                 let Some(job) = job else { return };
@@ -123,6 +125,8 @@ struct Executor {
     users: KnownUsers,
     /// The proposals of the last `suggest`, for `schedule suggestion N`.
     last_suggestion: Option<plan_run::Suggestion>,
+    /// Prints notifications and import progress above the prompt.
+    printer: Printer,
 }
 
 fn rejection_reply(command: &str, error: ClientError, view: &View) -> Reply {
@@ -143,7 +147,7 @@ fn rejection_reply(command: &str, error: ClientError, view: &View) -> Reply {
 impl Executor {
     /// Prints pushed notifications and acknowledges them, so that the next
     /// login does not show them again.
-    async fn show_events(&mut self, batch: Vec<ClientEvent>, printer: &mut Printer) {
+    async fn show_events(&mut self, batch: Vec<ClientEvent>) {
         let mut last_seq = None;
         for event in batch {
             let line = match event {
@@ -163,7 +167,7 @@ impl Executor {
                     format!("(now connected to node {address})")
                 }
             };
-            printer(line);
+            (self.printer)(line);
         }
         if let Some(seq) = last_seq {
             if let Err(error) = self.client.ack(seq).await {
@@ -301,10 +305,78 @@ impl Executor {
                 let suggestion = &mut self.last_suggestion;
                 plan_run::run(&mut self.client, &self.view, suggestion, plan).await
             }
+            ReplCommand::Import { path, lenient } => Ok(self.import(&path, lenient).await),
+            ReplCommand::Export { path, range } => self.export(path, range).await,
             ReplCommand::When(_) | ReplCommand::Help { .. } | ReplCommand::Quit => {
                 unreachable!("the shell handles when, help and quit itself")
             }
         }
+    }
+
+    async fn import(&mut self, path: &str, lenient: bool) -> Reply {
+        let printer = &mut self.printer;
+        let result = ical::import_file(
+            &mut self.client,
+            std::path::Path::new(path),
+            self.view.zone,
+            lenient,
+            |line| {
+                if !self.view.json {
+                    printer(line)
+                }
+            },
+        )
+        .await;
+        let report = match result {
+            Ok(report) => report,
+            Err(message) => {
+                return Reply {
+                    ok: false,
+                    text: format!("error: {message}"),
+                    json: json!({ "command": "import", "ok": false,
+                                  "error": { "message": message } }),
+                }
+            }
+        };
+        let mut lines: Vec<String> = report.events.iter().flat_map(|e| e.lines()).collect();
+        lines.push(report.summary());
+        if let Some(error) = &report.stopped {
+            lines.push(format!("error: the import stopped: {error}"));
+        }
+        Reply {
+            ok: report.stopped.is_none(),
+            text: lines.join("\n"),
+            json: render::import_json(&report),
+        }
+    }
+
+    async fn export(
+        &mut self,
+        path: Option<String>,
+        range: crate::repl::grammar::AgendaRange,
+    ) -> Result<Reply, ClientError> {
+        let from = range.from.timestamp() / 60;
+        let to = range.to.timestamp() / 60;
+        let stamp = self.view.now.unwrap_or_else(chrono::Utc::now);
+        let (text, count) = ical::export_range(&mut self.client, from, to, stamp).await?;
+        let Some(path) = path else {
+            return Ok(Reply::ok(
+                text.trim_end().to_string(),
+                json!({ "command": "export", "ok": true, "events": count, "calendar": text }),
+            ));
+        };
+        if let Err(error) = std::fs::write(&path, &text) {
+            let message = format!("cannot write {path}: {error}");
+            return Ok(Reply {
+                ok: false,
+                text: format!("error: {message}"),
+                json: json!({ "command": "export", "ok": false, "error": { "message": message } }),
+            });
+        }
+        Ok(Reply::ok(
+            format!("exported {count} event(s) to {path}"),
+            json!({ "command": "export", "ok": true, "events": count, "path": path }),
+        ))
     }
 
     fn remember_users(&self, names: &[String]) {
@@ -748,6 +820,8 @@ fn command_name(command: &ReplCommand) -> &'static str {
         ReplCommand::Search(_) => "search",
         ReplCommand::DeleteOccurrence { .. } => "delete",
         ReplCommand::Plan(plan) => plan.name(),
+        ReplCommand::Import { .. } => "import",
+        ReplCommand::Export { .. } => "export",
     }
 }
 

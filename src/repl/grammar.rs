@@ -234,6 +234,28 @@ pub const COMMANDS: &[CommandHelp] = &[
         examples: &["status"],
     },
     CommandHelp {
+        name: "import",
+        usage: "import FILE.ics [lenient]",
+        summary: "add the events of an iCalendar file, reporting each one imported or skipped; \
+                  lenient accepts events with both DTEND and DURATION (DTEND wins)",
+        examples: &[
+            "import holidays.ics",
+            "import \"my calendar.ics\"",
+            "import outlook.ics lenient",
+        ],
+    },
+    CommandHelp {
+        name: "export",
+        usage: "export [FILE.ics] [today | tomorrow | week | next week | DATE | FROM to TO]",
+        summary: "write your visible events as iCalendar to a file or the screen; \
+                  the default range is a year back to two years ahead",
+        examples: &[
+            "export",
+            "export backup.ics",
+            "export team.ics 2027-01-01 to 2027-03-31",
+        ],
+    },
+    CommandHelp {
         name: "when",
         usage: "when WHEN",
         summary: "show how a date or time expression is read, without changing anything",
@@ -315,6 +337,16 @@ pub enum ReplCommand {
     },
     /// Responses, free time, history and the week and month views.
     Plan(PlanCommand),
+    /// `import FILE.ics [lenient]`.
+    Import {
+        path: String,
+        lenient: bool,
+    },
+    /// `export [FILE.ics] [RANGE]`; without a file the calendar is printed.
+    Export {
+        path: Option<String>,
+        range: AgendaRange,
+    },
 }
 
 /// A new event, as `schedule` reads it.
@@ -454,6 +486,8 @@ pub fn parse_command(line: &str, ctx: &DateContext) -> Result<ReplCommand, Gramm
         "edit" => parse_edit(&args, ctx).map(ReplCommand::Edit),
         "agenda" => parse_agenda(&args, ctx).map(ReplCommand::Agenda),
         "search" => parse_search(&args, ctx).map(ReplCommand::Search),
+        "import" => parse_import(&args),
+        "export" => parse_export(&args, ctx),
         other => unreachable!("command {other} is in COMMANDS but has no parser"),
     }
 }
@@ -1146,6 +1180,53 @@ fn parse_agenda(args: &Args<'_>, ctx: &DateContext) -> Result<AgendaRange, Gramm
             None => agenda_day(args, ctx, &words),
         },
     }
+}
+
+/// Days before today that `export` without a range starts at.
+const EXPORT_DAYS_BEFORE: u64 = 365;
+/// Days from today that `export` without a range covers.
+const EXPORT_DAYS_AHEAD: u64 = 2 * 365;
+
+fn parse_import(args: &Args<'_>) -> Result<ReplCommand, GrammarError> {
+    match args.tokens {
+        [path] => Ok(ReplCommand::Import {
+            path: path.text.clone(),
+            lenient: false,
+        }),
+        [path, mode] if mode.is_keyword("lenient") => Ok(ReplCommand::Import {
+            path: path.text.clone(),
+            lenient: true,
+        }),
+        [] => Err(args.invalid("missing FILE.ics: name the file to import")),
+        [_, extra, ..] => Err(args.invalid(format!(
+            "unexpected \"{}\": quote a file name that contains spaces",
+            extra.text
+        ))),
+    }
+}
+
+fn parse_export(args: &Args<'_>, ctx: &DateContext) -> Result<ReplCommand, GrammarError> {
+    let (path, rest) = match args.tokens.split_first() {
+        Some((first, rest)) if first.text.to_ascii_lowercase().ends_with(".ics") => {
+            (Some(first.text.clone()), rest)
+        }
+        _ => (None, args.tokens),
+    };
+    let range = if rest.is_empty() {
+        let today = dates::today(ctx);
+        let first = today
+            .checked_sub_days(chrono::Days::new(EXPORT_DAYS_BEFORE))
+            .unwrap_or(today);
+        day_range(
+            args,
+            first,
+            EXPORT_DAYS_BEFORE + EXPORT_DAYS_AHEAD,
+            ctx.zone,
+        )?
+    } else {
+        parse_agenda(&Args::new(args.help, rest), ctx)?
+    };
+    Ok(ReplCommand::Export { path, range })
 }
 
 /// Returns the range of `days` local days starting at `first`.
@@ -2088,5 +2169,52 @@ mod tests {
         assert_eq!(edit_distance("agnda", "agenda"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn import_takes_one_file() {
+        assert_eq!(
+            parse("import \"my calendar.ics\"").unwrap(),
+            ReplCommand::Import {
+                path: "my calendar.ics".into(),
+                lenient: false,
+            }
+        );
+        assert_eq!(
+            parse("import outlook.ics lenient").unwrap(),
+            ReplCommand::Import {
+                path: "outlook.ics".into(),
+                lenient: true,
+            }
+        );
+        let missing = parse("import").unwrap_err().to_string();
+        assert!(missing.contains("missing FILE.ics"), "{missing}");
+        let extra = parse("import my calendar.ics").unwrap_err().to_string();
+        assert!(extra.contains("quote a file name"), "{extra}");
+    }
+
+    #[test]
+    fn export_defaults_to_three_years() {
+        let Ok(ReplCommand::Export { path, range }) = parse("export") else {
+            panic!("export did not parse");
+        };
+        assert_eq!(path, None);
+        assert_eq!(range.from, utc("2026-01-04T00:00:00+01:00"));
+        assert_eq!(range.to, utc("2029-01-03T00:00:00+01:00"));
+    }
+
+    #[test]
+    fn export_reads_file_and_range() {
+        let Ok(ReplCommand::Export { path, range }) =
+            parse("export team.ics 2027-01-05 to 2027-01-06")
+        else {
+            panic!("export did not parse");
+        };
+        assert_eq!(path.as_deref(), Some("team.ics"));
+        assert_eq!(range.from, utc("2027-01-05T00:00:00+01:00"));
+        let Ok(ReplCommand::Export { path, .. }) = parse("export tomorrow") else {
+            panic!("export tomorrow did not parse");
+        };
+        assert_eq!(path, None);
     }
 }

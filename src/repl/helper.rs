@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use rustyline::completion::{Completer, Pair};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
@@ -15,6 +15,22 @@ use crate::repl::grammar::COMMANDS;
 /// Commands whose arguments include usernames, so that Tab completes them.
 /// Elsewhere a username follows `with` (guests) or `search ... host`.
 const TAKES_USERNAMES: [&str; 5] = ["login", "users", "whois", "exists", "free"];
+
+/// Commands whose first argument is an .ics file, so that Tab completes paths.
+const TAKES_ICS_FILES: [&str; 2] = ["import", "export"];
+
+/// Completes a path, offering only directories and `.ics` files.
+fn ics_candidates(line: &str, pos: usize) -> rustyline::Result<(usize, Vec<Pair>)> {
+    let (start, candidates) = FilenameCompleter::new().complete_path(line, pos)?;
+    let wanted = candidates
+        .into_iter()
+        .filter(|pair| {
+            let name = pair.replacement.to_ascii_lowercase();
+            name.ends_with('/') || name.ends_with(".ics")
+        })
+        .collect();
+    Ok((start, wanted))
+}
 
 /// Usernames the client has seen, shared with the thread that talks to the
 /// cluster, which refreshes it.
@@ -74,6 +90,9 @@ impl Completer for ReplHelper {
         let search_host = command == "search" && before.split_whitespace().last() == Some("host");
         if TAKES_USERNAMES.contains(&command) || after_with || search_host {
             return Ok((start, self.user_candidates(prefix)));
+        }
+        if TAKES_ICS_FILES.contains(&command) && before.split_whitespace().count() == 1 {
+            return ics_candidates(line, pos);
         }
         Ok((start, Vec::new()))
     }

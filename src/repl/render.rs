@@ -959,6 +959,38 @@ pub fn notification_json(notification: &Notification) -> Value {
     })
 }
 
+/// Converts an import report to JSON with these keys:
+///
+/// - `command` (`import`), `ok` (false when the import stopped early),
+///   `imported`, `skipped`, `stopped` (the error, or null)
+/// - `events`: per planned event `uid`, `title`, `outcome` (`imported` or
+///   `skipped`), `event_id` or `reason`, and `notes`
+pub fn import_json(report: &crate::ical::ImportReport) -> Value {
+    use crate::ical::EventOutcome;
+    let events: Vec<Value> = report
+        .events
+        .iter()
+        .map(|event| match &event.outcome {
+            EventOutcome::Imported { event_id } => json!({
+                "uid": event.uid, "title": event.title, "outcome": "imported",
+                "event_id": event_id, "notes": event.notes,
+            }),
+            EventOutcome::Skipped { reason } => json!({
+                "uid": event.uid, "title": event.title, "outcome": "skipped",
+                "reason": reason, "notes": event.notes,
+            }),
+        })
+        .collect();
+    json!({
+        "command": "import",
+        "ok": report.stopped.is_none(),
+        "imported": report.imported_count(),
+        "skipped": report.skipped_count(),
+        "stopped": report.stopped,
+        "events": events,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
