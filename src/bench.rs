@@ -128,7 +128,10 @@ async fn register_clients(options: &BenchOptions) -> Result<Vec<(Client, String)
         let addresses = options.addresses.clone();
         let permits = permits.clone();
         tasks.push(tokio::task::spawn_local(async move {
-            let _permit = permits.acquire().await.expect("the semaphore is never closed");
+            let _permit = permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
             let (events, _ignored) = mpsc::unbounded_channel();
             let mut client = Client::new(addresses, events);
             client

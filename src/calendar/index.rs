@@ -49,9 +49,15 @@ impl StartSet {
         if !self.keys.remove(key) {
             return;
         }
-        let count = self.durations.get_mut(&duration_minutes).unwrap_or_else(|| {
-            panic!("index holds event {} but no event of {duration_minutes} minutes", key.1)
-        });
+        let count = self
+            .durations
+            .get_mut(&duration_minutes)
+            .unwrap_or_else(|| {
+                panic!(
+                    "index holds event {} but no event of {duration_minutes} minutes",
+                    key.1
+                )
+            });
         *count -= 1;
         if *count == 0 {
             self.durations.remove(&duration_minutes);
@@ -156,7 +162,10 @@ impl EventIndex {
     /// start order, then recurring ones.
     pub fn private_of(&self, key: &str) -> impl Iterator<Item = EventId> + '_ {
         let entries = self.private_by_participant.get(key);
-        let single = entries.into_iter().flat_map(StartSet::iter).map(|&(_, id)| id);
+        let single = entries
+            .into_iter()
+            .flat_map(StartSet::iter)
+            .map(|&(_, id)| id);
         single.chain(self.series.private_of(key))
     }
 }
@@ -359,7 +368,11 @@ mod tests {
         // the event at 0, which ended at 30, is not even a candidate.
         assert_eq!(near(&set, 100, 200), vec![2]);
         set.insert((10, 3), 120);
-        assert_eq!(near(&set, 100, 200), vec![1, 3, 2], "lookback of 120 minutes");
+        assert_eq!(
+            near(&set, 100, 200),
+            vec![1, 3, 2],
+            "lookback of 120 minutes"
+        );
         set.remove(&(10, 3), 120);
         assert_eq!(near(&set, 100, 200), vec![2], "lookback back to 30 minutes");
     }
@@ -374,7 +387,11 @@ mod tests {
         assert_eq!(set.len(), 1);
         assert_eq!(set.longest_minutes(), 90, "one 90-minute event is left");
         set.remove(&(0, 1), 90);
-        assert_eq!(set.longest_minutes(), 90, "removing a missing key changed counts");
+        assert_eq!(
+            set.longest_minutes(),
+            90,
+            "removing a missing key changed counts"
+        );
         set.remove(&(5, 2), 90);
         assert!(set.is_empty());
         assert_eq!(set.longest_minutes(), 0);
@@ -399,6 +416,10 @@ mod tests {
         let long_start = 100 * 60 - i64::from(MAX_DURATION_MINUTES) + 1;
         set.insert((long_start, 1000), MAX_DURATION_MINUTES);
         let found = near(&set, 100 * 60, 101 * 60);
-        assert_eq!(found.first(), Some(&1000), "the 14-day event reaches the range");
+        assert_eq!(
+            found.first(),
+            Some(&1000),
+            "the 14-day event reaches the range"
+        );
     }
 }

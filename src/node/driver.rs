@@ -894,8 +894,14 @@ mod tests {
     }
 
     /// Receives messages sent to `peer` until one matches `wanted`.
-    async fn receive_from(node: &mut TestNode, peer: usize, wanted: fn(&Message) -> bool) -> Message {
-        let queue = node.sent[peer].as_mut().expect("a peer, not the node itself");
+    async fn receive_from(
+        node: &mut TestNode,
+        peer: usize,
+        wanted: fn(&Message) -> bool,
+    ) -> Message {
+        let queue = node.sent[peer]
+            .as_mut()
+            .expect("a peer, not the node itself");
         let found = tokio::time::timeout(PATIENCE, async {
             loop {
                 let message = queue.recv().await.expect("the driver is running");
@@ -928,14 +934,18 @@ mod tests {
         run_local(async {
             let mut node = start_node(0);
             let service = node.service.clone();
-            let write = tokio::task::spawn_local(async move {
-                service.submit(1, 1, register("ann")).await
-            });
+            let write =
+                tokio::task::spawn_local(
+                    async move { service.submit(1, 1, register("ann")).await },
+                );
 
             // The prepare goes out while the primary's own fdatasync waits.
             let prepare =
                 receive_from(&mut node, 1, |m| matches!(m, Message::Prepare { .. })).await;
-            assert!(matches!(prepare, Message::Prepare { view: 0, .. }), "{prepare:?}");
+            assert!(
+                matches!(prepare, Message::Prepare { view: 0, .. }),
+                "{prepare:?}"
+            );
 
             // A backup's prepare-ok makes the op committed for the replica,
             // but the primary must not apply or answer before its own sync.
@@ -973,7 +983,10 @@ mod tests {
             };
             node.inbound.send((0, prepare)).unwrap();
             let service = node.service.clone();
-            wait_until("the backup appends op 1", || service.replica.borrow().op() == 1).await;
+            wait_until("the backup appends op 1", || {
+                service.replica.borrow().op() == 1
+            })
+            .await;
             let queue = node.sent[0].as_mut().unwrap();
             while let Ok(message) = queue.try_recv() {
                 assert!(

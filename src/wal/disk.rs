@@ -247,7 +247,10 @@ mod tests {
         let path = root.path().join("file");
         let file = StdDisk.create_file(&path).unwrap();
         file.write_all_at(b"data", 0).unwrap();
-        let sync = file.detached_sync().unwrap().expect("std files sync on any thread");
+        let sync = file
+            .detached_sync()
+            .unwrap()
+            .expect("std files sync on any thread");
         std::thread::spawn(sync).join().unwrap().unwrap();
         file.write_all_at(b"more", 4).unwrap();
         assert_eq!(StdDisk.read_file(&path).unwrap(), b"datamore");

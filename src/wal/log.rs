@@ -396,10 +396,10 @@ impl<D: Disk> Wal<D> {
             return Ok(SyncStart::Durable(self.durable_op));
         }
         let path = self.head_segment().path.clone();
-        let detached = self
-            .head
-            .detached_sync()
-            .map_err(io_error("prepare a sync of", &path, None))?;
+        let detached =
+            self.head
+                .detached_sync()
+                .map_err(io_error("prepare a sync of", &path, None))?;
         match detached {
             None => self.sync_head().map(SyncStart::Durable),
             Some(sync) => Ok(SyncStart::Detached {

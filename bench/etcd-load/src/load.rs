@@ -105,7 +105,9 @@ async fn run_one_client(plan: ClientPlan) -> Result<Samples, String> {
         }
         key.truncate(plan.key_prefix.len());
         key.push_str(&seq.to_string());
-        let result = client.put(key.as_bytes(), plan.value.as_slice(), None).await;
+        let result = client
+            .put(key.as_bytes(), plan.value.as_slice(), None)
+            .await;
         let finished = Instant::now();
         let measured = began >= plan.measure_from && finished <= plan.stop_at;
         match result {

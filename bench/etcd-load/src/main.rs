@@ -17,7 +17,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(version, about = "Load generator for etcd, with the client model of `almanac bench`")]
+#[command(
+    version,
+    about = "Load generator for etcd, with the client model of `almanac bench`"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -135,7 +138,8 @@ fn print_report<T: serde::Serialize>(
         Output::Text => println!("{}", summary(report)),
         Output::Json => println!(
             "{}",
-            serde_json::to_string(report).map_err(|error| format!("encoding JSON failed: {error}"))?
+            serde_json::to_string(report)
+                .map_err(|error| format!("encoding JSON failed: {error}"))?
         ),
     }
     Ok(())
