@@ -54,7 +54,8 @@ impl StartSet {
             .get_mut(&duration_minutes)
             .unwrap_or_else(|| {
                 panic!(
-                    "index holds event {} but no event of {duration_minutes} minutes",
+                    "the index contains event {} but counts no event of {duration_minutes} \
+                     minutes; remove the stored event, not an edited copy",
                     key.1
                 )
             });
@@ -76,7 +77,7 @@ impl StartSet {
         self.keys.iter()
     }
 
-    /// The longest duration of an event in this set, in minutes.
+    /// The maximum duration of an event in this set, in minutes.
     fn longest_minutes(&self) -> u32 {
         self.durations.keys().next_back().copied().unwrap_or(0)
     }
@@ -399,7 +400,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "index holds event 1 but no event of 45 minutes")]
+    #[should_panic(expected = "the index contains event 1 but counts no event of 45 minutes")]
     fn start_set_remove_with_wrong_duration_panics() {
         let mut set = StartSet::default();
         set.insert((0, 1), 30);

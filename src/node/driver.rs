@@ -419,7 +419,7 @@ impl<D: Disk + Clone> Driver<D> {
         let mut queue = self.service.queue.borrow_mut();
         let reads = std::mem::take(&mut queue.reads);
         // While this node's fdatasync runs, requests wait for it to finish
-        // and then go out together in one prepare: records appended now
+        // and then go out together in one prepare. Records appended now
         // would wait for the next fdatasync anyway, and one prepare per
         // fdatasync costs the node and its backups far fewer messages.
         let hold = self.sync_in_flight.is_some() && queue.requests.len() < PREPARE_REQUESTS_MAX;

@@ -65,7 +65,7 @@ pub struct Recovery {
     pub repairs: Vec<Repair>,
 }
 
-/// What [`Wal::start_sync`] returns.
+/// The result of [`Wal::start_sync`].
 pub enum SyncStart {
     /// Every record appended so far is durable (there was nothing to sync,
     /// or the disk synced on the calling thread). Holds the durable op.
