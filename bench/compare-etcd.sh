@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Compares Almanac with etcd on this machine, side by side, in one run:
-# a three-member etcd and a three-node Almanac on 127.0.0.1 with their data
-# in one directory on the same disk, 1, 64 and 256 concurrent clients
-# against each in turns, and failover measured the same way for both
-# (kill -9 of the leader or primary under a one-client write loop, then the
-# longest pause between two acknowledged writes). Prints one table and one
-# line per target with the measured ratio and whether it is met.
+# Compares Almanac with etcd on this machine, side by side, in one run.
+# It starts a three-member etcd and a three-node Almanac on 127.0.0.1 with
+# their data in one directory on the same disk, and runs 1, 64 and 256
+# concurrent clients against each in turns. Failover is measured the same
+# way for both: kill -9 of the leader or primary under a one-client write
+# loop, then the longest pause between two acknowledged writes. It prints
+# one table and one line per target with the measured ratio and whether it
+# is met.
 #
 #   bench/compare-etcd.sh [--rounds N] [--seconds S] [--trials T] [--no-calendar]
 #
