@@ -6,6 +6,10 @@
 //! conflict check across the participant's events, replication to a quorum,
 //! and an fsync on every node that acknowledges it. Latency is measured
 //! from the call to the acknowledged reply, as the client sees it.
+//!
+//! All clients register before the warmup starts, a few at a time, because
+//! each registration costs the primary an argon2 hash of tens of
+//! milliseconds of CPU and is not what the benchmark measures.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,9 +29,14 @@ pub struct BenchOptions {
     pub clients: usize,
     /// How long the measured phase lasts.
     pub duration: Duration,
-    /// How long clients run before measuring starts.
+    /// How long clients run before measuring starts, counted from the
+    /// moment every client has registered.
     pub warmup: Duration,
 }
+
+/// Registrations in flight at once: the primary hashes at most this many
+/// passwords in parallel anyway, and more would only queue there.
+const REGISTRATIONS_CONCURRENT: usize = crate::node::auth::CONCURRENT_HASHES_MAX;
 
 /// Measurements of one run. Latencies are in microseconds.
 #[derive(Clone, Debug, Serialize)]
@@ -67,23 +76,21 @@ pub fn run(options: BenchOptions) -> Result<BenchReport, String> {
 }
 
 async fn run_clients(options: BenchOptions) -> Result<BenchReport, String> {
-    let run_tag: u32 = rand::random();
+    let clients = register_clients(&options).await?;
     let samples = Rc::new(RefCell::new(Samples::default()));
     let started = Instant::now();
     let measure_from = started + options.warmup;
     let stop_at = measure_from + options.duration;
     let mut tasks = Vec::new();
-    for index in 0..options.clients {
-        let username = format!("bench{run_tag:08x}c{index}");
-        let addresses = options.addresses.clone();
+    for (client, username) in clients {
         let samples = samples.clone();
         tasks.push(tokio::task::spawn_local(async move {
-            run_one_client(addresses, username, samples, measure_from, stop_at).await
+            run_one_client(client, username, samples, measure_from, stop_at).await
         }));
     }
     for task in tasks {
         task.await
-            .map_err(|error| format!("a client task failed: {error}"))??;
+            .map_err(|error| format!("a client task failed: {error}"))?;
     }
     let seconds = options.duration.as_secs_f64();
     let mut samples = samples.take();
@@ -110,25 +117,53 @@ async fn run_clients(options: BenchOptions) -> Result<BenchReport, String> {
     })
 }
 
+/// Connects one client per benchmark client and registers its user, at
+/// most [`REGISTRATIONS_CONCURRENT`] at a time.
+async fn register_clients(options: &BenchOptions) -> Result<Vec<(Client, String)>, String> {
+    let run_tag: u32 = rand::random();
+    let permits = Rc::new(tokio::sync::Semaphore::new(REGISTRATIONS_CONCURRENT));
+    let mut tasks = Vec::with_capacity(options.clients);
+    for index in 0..options.clients {
+        let username = format!("bench{run_tag:08x}c{index}");
+        let addresses = options.addresses.clone();
+        let permits = permits.clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            let _permit = permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let (events, _ignored) = mpsc::unbounded_channel();
+            let mut client = Client::new(addresses, events);
+            client
+                .register(&username, "bench-password")
+                .await
+                .map_err(|error| format!("registering {username} failed: {error}"))?;
+            Ok::<_, String>((client, username))
+        }));
+    }
+    let mut clients = Vec::with_capacity(options.clients);
+    for task in tasks {
+        let registered = task
+            .await
+            .map_err(|error| format!("a client task failed: {error}"))??;
+        clients.push(registered);
+    }
+    Ok(clients)
+}
+
 async fn run_one_client(
-    addresses: Vec<String>,
+    mut client: Client,
     username: String,
     samples: Rc<RefCell<Samples>>,
     measure_from: Instant,
     stop_at: Instant,
-) -> Result<(), String> {
-    let (events, _ignored) = mpsc::unbounded_channel();
-    let mut client = Client::new(addresses, events);
-    client
-        .register(&username, "bench-password")
-        .await
-        .map_err(|error| format!("registering {username} failed: {error}"))?;
+) {
     let mut start = FIRST_START_MINUTE;
     let mut last_ack: Option<Instant> = None;
     loop {
         let began = Instant::now();
         if began >= stop_at {
-            return Ok(());
+            return;
         }
         let draft = EventDraft {
             title: format!("bench {start}"),

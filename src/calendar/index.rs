@@ -1,10 +1,12 @@
 //! Secondary indexes over the events, so agenda, conflict and search lookups
 //! scan only the starts that can matter.
 //!
-//! Because no event lasts longer than `MAX_DURATION_MINUTES`, an event that
-//! overlaps `[from, to)` starts in `[from - MAX_DURATION_MINUTES, to)`. The
-//! lookups scan that window and keep the events whose end is after `from`.
-//! Recurring events live in their own index, `SeriesIndex`.
+//! An event that overlaps `[from, to)` starts in `[from - d, to)`, where d is
+//! the longest duration among the events of the set being searched (never
+//! more than `MAX_DURATION_MINUTES`). Each [`StartSet`] counts its events'
+//! durations, so the lookups scan only that window and keep the events whose
+//! end is after `from`. Recurring events live in their own index,
+//! `SeriesIndex`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,15 +19,79 @@ use super::types::{EventId, EventView, UnixMinute};
 /// Index entries sort by start, then id.
 pub(crate) type StartKey = (UnixMinute, EventId);
 
+/// The one-off events of one index, by start, with the number of events of
+/// each duration, so that a lookup looks back only as far as the longest
+/// event of this set lasts.
+///
+/// NOTE: one long event widens the window of every lookup in its set until
+/// it is removed, up to `MAX_DURATION_MINUTES`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StartSet {
+    keys: BTreeSet<StartKey>,
+    /// Event count by duration in minutes; the last key is the longest.
+    durations: BTreeMap<u32, u32>,
+}
+
+impl StartSet {
+    pub fn insert(&mut self, key: StartKey, duration_minutes: u32) {
+        if self.keys.insert(key) {
+            *self.durations.entry(duration_minutes).or_insert(0) += 1;
+        }
+    }
+
+    /// Removes `key`, which was inserted with `duration_minutes`.
+    ///
+    /// # Panics
+    ///
+    /// If `key` is stored but no event of `duration_minutes` is counted,
+    /// which means the caller passed an edited event instead of the stored one.
+    pub fn remove(&mut self, key: &StartKey, duration_minutes: u32) {
+        if !self.keys.remove(key) {
+            return;
+        }
+        let count = self
+            .durations
+            .get_mut(&duration_minutes)
+            .unwrap_or_else(|| {
+                panic!(
+                    "the index contains event {} but counts no event of {duration_minutes} \
+                     minutes; remove the stored event, not an edited copy",
+                    key.1
+                )
+            });
+        *count -= 1;
+        if *count == 0 {
+            self.durations.remove(&duration_minutes);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &StartKey> + '_ {
+        self.keys.iter()
+    }
+
+    /// The maximum duration of an event in this set, in minutes.
+    fn longest_minutes(&self) -> u32 {
+        self.durations.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct EventIndex {
     /// Every event.
-    pub by_start: BTreeSet<StartKey>,
+    pub by_start: StartSet,
     /// Public events only.
-    pub public_by_start: BTreeSet<StartKey>,
+    pub public_by_start: StartSet,
     /// Private events under each participant's lowercase username, host and
     /// guests alike.
-    pub private_by_participant: BTreeMap<String, BTreeSet<StartKey>>,
+    pub private_by_participant: BTreeMap<String, StartSet>,
     /// Every event under its host's lowercase username.
     pub by_host: BTreeMap<String, BTreeSet<EventId>>,
     /// Recurring events, which the start-ordered sets above leave out.
@@ -43,15 +109,16 @@ impl EventIndex {
             return;
         }
         let key = (event.start, event.id);
-        self.by_start.insert(key);
+        let duration = event.duration_minutes;
+        self.by_start.insert(key, duration);
         if event.is_public() {
-            self.public_by_start.insert(key);
+            self.public_by_start.insert(key, duration);
         } else {
             for participant in event.participants() {
                 self.private_by_participant
                     .entry(participant.to_ascii_lowercase())
                     .or_default()
-                    .insert(key);
+                    .insert(key, duration);
             }
         }
     }
@@ -59,26 +126,31 @@ impl EventIndex {
     /// Removes an event as it was inserted; pass the stored value, not an
     /// edited copy.
     pub fn remove(&mut self, event: &EventView) {
-        remove_nested(
-            &mut self.by_host,
-            &event.host.to_ascii_lowercase(),
-            &event.id,
-        );
+        let host_key = event.host.to_ascii_lowercase();
+        if let Some(ids) = self.by_host.get_mut(&host_key) {
+            ids.remove(&event.id);
+            if ids.is_empty() {
+                self.by_host.remove(&host_key);
+            }
+        }
         if event.is_recurring() {
             self.series.remove(event);
             return;
         }
         let key = (event.start, event.id);
-        self.by_start.remove(&key);
+        let duration = event.duration_minutes;
+        self.by_start.remove(&key, duration);
         if event.is_public() {
-            self.public_by_start.remove(&key);
+            self.public_by_start.remove(&key, duration);
         } else {
             for participant in event.participants() {
-                remove_nested(
-                    &mut self.private_by_participant,
-                    &participant.to_ascii_lowercase(),
-                    &key,
-                );
+                let participant_key = participant.to_ascii_lowercase();
+                if let Some(set) = self.private_by_participant.get_mut(&participant_key) {
+                    set.remove(&key, duration);
+                    if set.is_empty() {
+                        self.private_by_participant.remove(&participant_key);
+                    }
+                }
             }
         }
     }
@@ -91,7 +163,10 @@ impl EventIndex {
     /// start order, then recurring ones.
     pub fn private_of(&self, key: &str) -> impl Iterator<Item = EventId> + '_ {
         let entries = self.private_by_participant.get(key);
-        let single = entries.into_iter().flatten().map(|&(_, id)| id);
+        let single = entries
+            .into_iter()
+            .flat_map(StartSet::iter)
+            .map(|&(_, id)| id);
         single.chain(self.series.private_of(key))
     }
 }
@@ -99,35 +174,29 @@ impl EventIndex {
 /// Ids in `set` whose start can overlap `[from, to)`, in start order. The
 /// caller still checks each event's end against `from`.
 pub(crate) fn starts_near(
-    set: &BTreeSet<StartKey>,
+    set: &StartSet,
     from: UnixMinute,
     to: UnixMinute,
 ) -> impl Iterator<Item = EventId> + '_ {
-    let lowest = from.saturating_sub(i64::from(MAX_DURATION_MINUTES));
+    debug_assert!(set.longest_minutes() <= MAX_DURATION_MINUTES);
+    let lowest = from.saturating_sub(i64::from(set.longest_minutes()));
     // Clamping keeps the range valid (BTreeSet::range panics when its start
     // is after its end); an empty window then yields nothing.
     let upper = to.max(lowest);
-    set.range((lowest, EventId::MIN)..(upper, EventId::MIN))
+    set.keys
+        .range((lowest, EventId::MIN)..(upper, EventId::MIN))
         .map(|&(_, id)| id)
-}
-
-fn remove_nested<T: Ord>(map: &mut BTreeMap<String, BTreeSet<T>>, key: &str, value: &T) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(value);
-        if set.is_empty() {
-            map.remove(key);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
+    use super::super::limits::MAX_DURATION_MINUTES;
     use super::super::state::Calendar;
     use super::super::test_support::{random_command, Harness, Lcg, RANDOM_USERS};
     use super::super::types::{EventId, EventView, UnixMinute, Visibility};
-    use super::EventIndex;
+    use super::{starts_near, EventIndex, StartSet};
 
     /// Rebuilds the index from scratch by scanning every event.
     fn rebuilt(calendar: &Calendar) -> EventIndex {
@@ -278,11 +347,80 @@ mod tests {
         let draft = super::super::test_support::private("x", 0, 30, &["ben"]);
         let id = harness.schedule("ann", draft);
         let index = &harness.calendar.index;
-        let expected: BTreeSet<(UnixMinute, EventId)> = [(0, id)].into();
+        let mut expected = StartSet::default();
+        expected.insert((0, id), 30);
         assert_eq!(index.private_by_participant.get("ben"), Some(&expected));
         assert_eq!(index.private_by_participant.get("ann"), Some(&expected));
         assert!(index.public_by_start.is_empty());
         let event = &harness.calendar.events[&id];
         assert!(matches!(event.visibility, Visibility::Private { .. }));
+    }
+
+    fn near(set: &StartSet, from: UnixMinute, to: UnixMinute) -> Vec<EventId> {
+        starts_near(set, from, to).collect()
+    }
+
+    #[test]
+    fn start_set_window_follows_longest() {
+        let mut set = StartSet::default();
+        set.insert((0, 1), 30);
+        set.insert((80, 2), 30);
+        // With 30-minute events the window of [100, 200) starts at 70, so
+        // the event at 0, which ended at 30, is not even a candidate.
+        assert_eq!(near(&set, 100, 200), vec![2]);
+        set.insert((10, 3), 120);
+        assert_eq!(
+            near(&set, 100, 200),
+            vec![1, 3, 2],
+            "lookback of 120 minutes"
+        );
+        set.remove(&(10, 3), 120);
+        assert_eq!(near(&set, 100, 200), vec![2], "lookback back to 30 minutes");
+    }
+
+    #[test]
+    fn start_set_counts_durations() {
+        let mut set = StartSet::default();
+        set.insert((0, 1), 90);
+        set.insert((0, 1), 90);
+        set.insert((5, 2), 90);
+        set.remove(&(0, 1), 90);
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.longest_minutes(), 90, "one 90-minute event is left");
+        set.remove(&(0, 1), 90);
+        assert_eq!(
+            set.longest_minutes(),
+            90,
+            "removing a missing key changed counts"
+        );
+        set.remove(&(5, 2), 90);
+        assert!(set.is_empty());
+        assert_eq!(set.longest_minutes(), 0);
+        assert_eq!(near(&set, 0, 100), Vec::<EventId>::new());
+    }
+
+    #[test]
+    #[should_panic(expected = "the index contains event 1 but counts no event of 45 minutes")]
+    fn start_set_remove_with_wrong_duration_panics() {
+        let mut set = StartSet::default();
+        set.insert((0, 1), 30);
+        set.remove(&(0, 1), 45);
+    }
+
+    #[test]
+    fn start_set_longest_event_found() {
+        let mut set = StartSet::default();
+        for slot in 0..100 {
+            set.insert((slot * 60, slot as EventId + 1), 30);
+        }
+        // Ends one minute into the range.
+        let long_start = 100 * 60 - i64::from(MAX_DURATION_MINUTES) + 1;
+        set.insert((long_start, 1000), MAX_DURATION_MINUTES);
+        let found = near(&set, 100 * 60, 101 * 60);
+        assert_eq!(
+            found.first(),
+            Some(&1000),
+            "the 14-day event reaches the range"
+        );
     }
 }

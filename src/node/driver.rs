@@ -1,9 +1,21 @@
 //! The shell around the replica: it feeds the replica messages, ticks,
-//! client requests and reads, and carries out each output in a fixed order:
-//! persist (log truncation, appends, one fsync, the view record), then apply
-//! commits and answer their callers, then send messages. Nothing leaves the
-//! node before the state it depends on is durable.
+//! client requests and reads, and carries out each output: persist (log
+//! truncation, appends, the view record), then apply commits and answer
+//! their callers, then send messages. Nothing leaves the node before the
+//! state it depends on is durable.
+//!
+//! The log's fdatasync runs on a blocking thread while the node goes on
+//! serving, and one fdatasync covers every record appended meanwhile (group
+//! commit). Work that depends on the log waits in a queue until the log is
+//! durable through the op it needs: applying a committed entry (so a client
+//! is answered only once its write is on this node's disk as well as on f
+//! backups'), and every message but the primary's prepares and commit
+//! heartbeats. Those two claim nothing about the primary's disk, so the
+//! primary sends a prepare before its own fdatasync and the backups sync in
+//! parallel with it. Truncations and view records are rare and run
+//! synchronously once everything before them is durable.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -15,22 +27,29 @@ use tracing::{error, info, warn};
 use crate::calendar::{Calendar, Request};
 use crate::node::host::Host;
 use crate::node::service::{LogEntry, Service};
-use crate::replication::{self, Durable, Entry, Message, Output, Replica, ReplicaId, ViewRecord};
+use crate::replication::{
+    self, Durable, Entry, Message, Output, ReadRef, Replica, ReplicaId, ViewRecord,
+};
 use crate::rpc::convert::ApiRejection;
 use crate::rpc::peer::Inbound;
-use crate::wal::{Disk, MetaFile, Wal, WalError, WalOptions};
+use crate::wal::{Disk, MetaFile, SyncStart, SyncTicket, Wal, WalError, WalOptions};
 
 /// Length of one protocol tick.
 pub const TICK: Duration = Duration::from_millis(10);
 /// Ticks between the primary's heartbeats (40 ms).
 pub const HEARTBEAT_TICKS: u64 = 4;
-/// Range of the view-change timeout in ticks (160-320 ms): four or more
-/// heartbeats must go missing before a backup suspects the primary, and a
-/// dead primary costs clients well under half a second.
-pub const VIEW_CHANGE_TIMEOUT_TICKS: (u64, u64) = (16, 32);
+/// Range of the view-change timeout in ticks (120-240 ms): three or more
+/// heartbeats must go missing before a backup suspects the primary. The
+/// client retries at most 100 ms apart, so a dead primary costs clients
+/// about 350 ms at worst: the longest timeout, the view change and one retry
+/// pause.
+pub const VIEW_CHANGE_TIMEOUT_TICKS: (u64, u64) = (12, 24);
 /// Most inbound messages handled in one round before the round's output is
 /// persisted and sent, so that one busy peer cannot delay the rest forever.
 const ROUND_MESSAGES_MAX: usize = 1024;
+/// Queued requests that go out in a prepare at once even while this node's
+/// fdatasync runs, so that a burst cannot grow one prepare without bound.
+const PREPARE_REQUESTS_MAX: usize = 1024;
 /// How often the commit number is written to the meta file when it moved,
 /// so that a restart re-applies committed ops without waiting for a peer.
 const COMMIT_RECORD_INTERVAL: Duration = Duration::from_secs(1);
@@ -175,6 +194,7 @@ pub fn open<D: Disk + Clone>(
         "opened the data directory"
     );
     let last_commit_record = durable.commit;
+    let applied_op = durable.commit;
     let config = replication::Config {
         replica_count: settings.replica_count,
         self_id: settings.replica_id,
@@ -200,6 +220,10 @@ pub fn open<D: Disk + Clone>(
         peers: Vec::new(),
         last_commit_record,
         last_role: None,
+        sync_in_flight: None,
+        deferred: VecDeque::new(),
+        applied_op,
+        encoded: Vec::new(),
     };
     Ok((service, driver, inbound_sender))
 }
@@ -266,6 +290,69 @@ pub struct Driver<D: Disk + Clone> {
     last_commit_record: u64,
     /// The (view, status, is primary) last logged.
     last_role: Option<(u64, replication::Status, bool)>,
+    /// The fdatasync running on a blocking thread, if any. At most one runs
+    /// at a time; records appended meanwhile wait for the next one.
+    sync_in_flight: Option<InFlightSync>,
+    /// Work that waits for the log to be durable, in the order it was
+    /// produced. It is carried out in that order, so commits apply in op
+    /// order and a read is served after the commits before it.
+    deferred: VecDeque<Deferred>,
+    /// The op of the last entry applied to the calendar. Never above the
+    /// log's durable op.
+    applied_op: u64,
+    /// Reused buffer for encoding log records.
+    encoded: Vec<u8>,
+}
+
+struct InFlightSync {
+    ticket: SyncTicket,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// One piece of work that may start once the log is durable through
+/// `needs_op`.
+struct Deferred {
+    needs_op: u64,
+    action: Action,
+}
+
+enum Action {
+    Apply(Entry),
+    Send(ReplicaId, Message),
+    ReadsReady(Vec<ReadRef>),
+}
+
+/// A log record as [`LogEntry`] encodes it, borrowing the request so that
+/// appending copies it only into the log's buffer.
+#[derive(Serialize)]
+struct LogEntryRef<'a> {
+    view: u64,
+    request: &'a [u8],
+}
+
+/// Returns true for the messages that may leave before this node's log is
+/// durable: the primary's prepares and commit heartbeats. Neither claims
+/// anything about the sender's disk, because the primary applies and
+/// answers an op only after its own fdatasync. Every other message reports
+/// or hands over this node's log, so it waits.
+fn sends_before_sync(message: &Message) -> bool {
+    matches!(message, Message::Prepare { .. } | Message::Commit { .. })
+}
+
+/// Waits for the in-flight sync to finish and returns its ticket and result.
+/// Pends forever when none runs, so it can sit in a `select!` beside others.
+async fn sync_finished(in_flight: &mut Option<InFlightSync>) -> (SyncTicket, std::io::Result<()>) {
+    let Some(sync) = in_flight.as_mut() else {
+        return std::future::pending().await;
+    };
+    let result = match (&mut sync.task).await {
+        Ok(result) => result,
+        Err(error) => Err(std::io::Error::other(format!(
+            "the fdatasync task failed: {error}"
+        ))),
+    };
+    let sync = in_flight.take().expect("the sync was in flight");
+    (sync.ticket, result)
 }
 
 impl<D: Disk + Clone> Driver<D> {
@@ -289,6 +376,11 @@ impl<D: Disk + Clone> Driver<D> {
                 _ = ticker.tick() => {
                     outputs.push(self.service.replica.borrow_mut().on_tick());
                 }
+                (ticket, result) = sync_finished(&mut self.sync_in_flight) => {
+                    if let Err(error) = self.wal.finish_sync(ticket, result) {
+                        return self.fail(error);
+                    }
+                }
                 Some((from, message)) = self.inbound.recv() => {
                     outputs.push(self.service.replica.borrow_mut().on_message(from, message));
                 }
@@ -300,7 +392,7 @@ impl<D: Disk + Clone> Driver<D> {
                 }
             }
             self.gather(&mut outputs);
-            if let Err(error) = self.carry_out(outputs) {
+            if let Err(error) = self.carry_out(outputs).await {
                 return self.fail(error);
             }
         }
@@ -324,11 +416,23 @@ impl<D: Disk + Clone> Driver<D> {
                 Err(_) => break,
             }
         }
-        let queue = std::mem::take(&mut *self.service.queue.borrow_mut());
-        if !queue.requests.is_empty() {
-            outputs.push(replica.on_requests(queue.requests));
+        let mut queue = self.service.queue.borrow_mut();
+        let reads = std::mem::take(&mut queue.reads);
+        // While this node's fdatasync runs, requests wait for it to finish
+        // and then go out together in one prepare. Records appended now
+        // would wait for the next fdatasync anyway, and one prepare per
+        // fdatasync costs the node and its backups far fewer messages.
+        let hold = self.sync_in_flight.is_some() && queue.requests.len() < PREPARE_REQUESTS_MAX;
+        let requests = if hold {
+            Vec::new()
+        } else {
+            std::mem::take(&mut queue.requests)
+        };
+        drop(queue);
+        if !requests.is_empty() {
+            outputs.push(replica.on_requests(requests));
         }
-        for read in queue.reads {
+        for read in reads {
             outputs.push(replica.on_read(read));
         }
     }
@@ -359,31 +463,143 @@ impl<D: Disk + Clone> Driver<D> {
     }
 
     /// Carries out outputs in the order the protocol needs: persist, then
-    /// apply and answer, then send.
-    fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), WalError> {
+    /// apply and answer, then send. What needs the log durable is queued
+    /// until the fdatasync that covers it has finished.
+    async fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), WalError> {
+        let rewrites_log = outputs
+            .iter()
+            .any(|output| output.truncate_after.is_some() || output.store_view.is_some());
+        if rewrites_log {
+            self.drain().await?;
+        }
         self.persist(&outputs)?;
+        let needs_op = self.wal.last_op();
         for output in outputs {
             self.answer_accepted(&output);
-            self.apply_commits(&output);
-            self.send(output.send);
+            for entry in output.commit {
+                let op = entry.op;
+                self.defer(op, Action::Apply(entry));
+            }
+            for (to, message) in output.send {
+                if sends_before_sync(&message) {
+                    self.send_one(to, message);
+                } else {
+                    self.defer(needs_op, Action::Send(to, message));
+                }
+            }
             for (request, redirect) in output.rejected {
                 let rejection = self.service.redirect_rejection(redirect);
                 self.reply_write(request, Err(rejection));
             }
-            self.answer_reads(output.reads_ready, output.reads_failed);
+            if !output.reads_ready.is_empty() {
+                self.defer(0, Action::ReadsReady(output.reads_ready));
+            }
+            self.answer_failed_reads(output.reads_failed);
         }
+        self.start_sync()?;
+        self.release();
         self.log_transition();
-        let commit = self.service.replica.borrow().commit();
-        self.service.applied.send_if_modified(|applied| {
-            let moved = *applied != commit;
-            *applied = commit;
-            moved
-        });
         Ok(())
     }
 
+    fn defer(&mut self, needs_op: u64, action: Action) {
+        self.deferred.push_back(Deferred { needs_op, action });
+    }
+
+    /// Starts an fdatasync of everything appended, unless one is running
+    /// (its completion starts the next) or nothing is waiting.
+    fn start_sync(&mut self) -> Result<(), WalError> {
+        if self.sync_in_flight.is_some() || self.wal.durable_op() == self.wal.last_op() {
+            return Ok(());
+        }
+        match self.wal.start_sync()? {
+            SyncStart::Durable(_) => {}
+            SyncStart::Detached { ticket, sync } => {
+                let task = tokio::task::spawn_blocking(sync);
+                self.sync_in_flight = Some(InFlightSync { ticket, task });
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out the queued work that the durable log now allows, in order.
+    fn release(&mut self) {
+        let durable = self.wal.durable_op();
+        while self
+            .deferred
+            .front()
+            .is_some_and(|deferred| deferred.needs_op <= durable)
+        {
+            let deferred = self.deferred.pop_front().expect("front exists");
+            match deferred.action {
+                Action::Apply(entry) => self.apply_commit(entry),
+                Action::Send(to, message) if self.next_acknowledges_more(to, &message, durable) => {
+                }
+                Action::Send(to, message) => self.send_one(to, message),
+                Action::ReadsReady(reads) => self.answer_ready_reads(reads),
+            }
+        }
+        let applied_op = self.applied_op;
+        self.service.applied.send_if_modified(|applied| {
+            let moved = *applied != applied_op;
+            *applied = applied_op;
+            moved
+        });
+    }
+
+    /// Returns true when `message` is a prepare-ok that the next released
+    /// message to the same peer supersedes: a prepare-ok acknowledges every
+    /// op up to its own, so of several released at once only the last needs
+    /// to go out.
+    fn next_acknowledges_more(&self, to: ReplicaId, message: &Message, durable: u64) -> bool {
+        let Message::PrepareOk { view, .. } = message else {
+            return false;
+        };
+        match self.deferred.front() {
+            Some(Deferred {
+                needs_op,
+                action:
+                    Action::Send(
+                        next_to,
+                        Message::PrepareOk {
+                            view: next_view, ..
+                        },
+                    ),
+            }) => *needs_op <= durable && *next_to == to && next_view == view,
+            _ => false,
+        }
+    }
+
+    /// Waits for the running fdatasync, syncs the rest of the log here and
+    /// carries out all queued work, so that a truncation or a view record
+    /// starts from a durable log and an empty queue.
+    async fn drain(&mut self) -> Result<(), WalError> {
+        if self.sync_in_flight.is_some() {
+            let (ticket, result) = sync_finished(&mut self.sync_in_flight).await;
+            self.wal.finish_sync(ticket, result)?;
+        }
+        let durable = self.wal.sync()?;
+        assert_eq!(
+            durable,
+            self.wal.last_op(),
+            "node {}: the log reports op {durable} durable, but holds up to {}",
+            self.service.replica_id + 1,
+            self.wal.last_op()
+        );
+        self.release();
+        assert!(
+            self.deferred.is_empty(),
+            "node {}: work waits for op {:?} although the log is durable through {durable}",
+            self.service.replica_id + 1,
+            self.deferred.front().map(|deferred| deferred.needs_op)
+        );
+        Ok(())
+    }
+
+    /// Writes the outputs' truncations and appends to the log (an fdatasync
+    /// follows in [`Driver::start_sync`]) and stores a new view record after
+    /// syncing the log it describes.
     fn persist(&mut self, outputs: &[Output]) -> Result<(), WalError> {
-        let mut appended = false;
         let mut view_record = None;
         for output in outputs {
             if let Some(after) = output.truncate_after {
@@ -391,28 +607,21 @@ impl<D: Disk + Clone> Driver<D> {
                 self.drop_writes_after(after);
             }
             for entry in &output.append {
-                let record = LogEntry {
+                let record = LogEntryRef {
                     view: entry.view,
-                    request: entry.payload.clone(),
+                    request: &entry.payload,
                 };
-                self.wal.append(entry.op, &record.encode())?;
-                appended = true;
+                self.encoded.clear();
+                self.encoded = postcard::to_extend(&record, std::mem::take(&mut self.encoded))
+                    .expect("a log entry always serializes");
+                self.wal.append(entry.op, &self.encoded)?;
             }
             if let Some(record) = output.store_view {
                 view_record = Some(record);
             }
         }
-        if appended {
-            let durable = self.wal.sync()?;
-            assert_eq!(
-                durable,
-                self.wal.last_op(),
-                "node {}: the log reports op {durable} durable, but holds up to {}",
-                self.service.replica_id + 1,
-                self.wal.last_op()
-            );
-        }
         if let Some(record) = view_record {
+            self.wal.sync()?;
             self.store_view(record)?;
         }
         Ok(())
@@ -495,29 +704,36 @@ impl<D: Disk + Clone> Driver<D> {
         }
     }
 
-    fn apply_commits(&mut self, output: &Output) {
-        for entry in &output.commit {
-            let outcome = apply_entry(&mut self.service.calendar.borrow_mut(), entry);
-            self.service
-                .commit_seen
-                .set(self.service.commit_seen.get().max(entry.op));
-            let waiting = self.service.writes_by_op.borrow_mut().remove(&entry.op);
-            let Some(request) = waiting else { continue };
-            let accepted = self
-                .service
-                .writes
-                .borrow()
-                .get(&request)
-                .and_then(|w| w.accepted);
-            let result = if accepted == Some((entry.view, entry.op)) {
-                Ok(outcome)
-            } else {
-                Err(ApiRejection::Unavailable(
-                    "a view change replaced this write before it committed; retry".into(),
-                ))
-            };
-            self.reply_write(request, result);
-        }
+    fn apply_commit(&mut self, entry: Entry) {
+        assert_eq!(
+            entry.op,
+            self.applied_op + 1,
+            "node {}: applying op {} out of order after op {}",
+            self.service.replica_id + 1,
+            entry.op,
+            self.applied_op
+        );
+        let outcome = apply_entry(&mut self.service.calendar.borrow_mut(), &entry);
+        self.applied_op = entry.op;
+        self.service
+            .commit_seen
+            .set(self.service.commit_seen.get().max(entry.op));
+        let waiting = self.service.writes_by_op.borrow_mut().remove(&entry.op);
+        let Some(request) = waiting else { return };
+        let accepted = self
+            .service
+            .writes
+            .borrow()
+            .get(&request)
+            .and_then(|w| w.accepted);
+        let result = if accepted == Some((entry.view, entry.op)) {
+            Ok(outcome)
+        } else {
+            Err(ApiRejection::Unavailable(
+                "a view change replaced this write before it committed; retry".into(),
+            ))
+        };
+        self.reply_write(request, result);
     }
 
     fn reply_write(&self, request: u64, result: Result<crate::calendar::Outcome, ApiRejection>) {
@@ -526,13 +742,17 @@ impl<D: Disk + Clone> Driver<D> {
         }
     }
 
-    fn answer_reads(&self, ready: Vec<u64>, failed: Vec<(u64, replication::Redirect)>) {
+    fn answer_ready_reads(&self, ready: Vec<ReadRef>) {
         let mut reads = self.service.reads.borrow_mut();
         for read in ready {
             if let Some(reply) = reads.remove(&read) {
                 let _ = reply.send(Ok(()));
             }
         }
+    }
+
+    fn answer_failed_reads(&self, failed: Vec<(ReadRef, replication::Redirect)>) {
+        let mut reads = self.service.reads.borrow_mut();
         for (read, redirect) in failed {
             if let Some(reply) = reads.remove(&read) {
                 let _ = reply.send(Err(self.service.redirect_rejection(redirect)));
@@ -540,18 +760,359 @@ impl<D: Disk + Clone> Driver<D> {
         }
     }
 
-    fn send(&self, messages: Vec<(ReplicaId, Message)>) {
-        for (to, message) in messages {
-            let Some(Some(queue)) = self.peers.get(to as usize) else {
-                continue;
-            };
-            if queue.try_send(message).is_err() {
-                tracing::debug!(
-                    node = self.service.replica_id + 1,
-                    peer = to + 1,
-                    "dropped a message: the peer's queue is full or closed"
-                );
+    fn send_one(&self, to: ReplicaId, message: Message) {
+        let Some(Some(queue)) = self.peers.get(to as usize) else {
+            return;
+        };
+        if queue.try_send(message).is_err() {
+            tracing::debug!(
+                node = self.service.replica_id + 1,
+                peer = to + 1,
+                "dropped a message: the peer's queue is full or closed"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::io;
+    use std::sync::{Arc, Condvar, Mutex};
+
+    use super::*;
+    use crate::calendar::Command;
+    use crate::wal::{DetachedSync, DiskFile, StdDisk};
+
+    /// How long a test waits for something that must happen.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// Holds detached syncs until the test opens it.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        opened: Condvar,
+    }
+
+    impl Gate {
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+
+        /// Waits until the gate opens, or [`PATIENCE`] passes so that a
+        /// failing test cannot hang.
+        fn pass(&self) {
+            let open = self.open.lock().unwrap();
+            let _ = self
+                .opened
+                .wait_timeout_while(open, PATIENCE, |open| !*open)
+                .unwrap();
+        }
+    }
+
+    /// A [`StdDisk`] whose detached syncs wait for the gate.
+    #[derive(Clone, Default)]
+    struct GatedDisk {
+        gate: Arc<Gate>,
+    }
+
+    struct GatedFile {
+        file: File,
+        gate: Arc<Gate>,
+    }
+
+    impl Disk for GatedDisk {
+        type File = GatedFile;
+
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            StdDisk.create_dir_all(dir)
+        }
+        fn create_file(&self, path: &Path) -> io::Result<GatedFile> {
+            let file = StdDisk.create_file(path)?;
+            let gate = self.gate.clone();
+            Ok(GatedFile { file, gate })
+        }
+        fn open_file(&self, path: &Path) -> io::Result<GatedFile> {
+            let file = StdDisk.open_file(path)?;
+            let gate = self.gate.clone();
+            Ok(GatedFile { file, gate })
+        }
+        fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+            StdDisk.read_file(path)
+        }
+        fn file_len(&self, path: &Path) -> io::Result<u64> {
+            StdDisk.file_len(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            StdDisk.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            StdDisk.remove_file(path)
+        }
+        fn list_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+            StdDisk.list_dir(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            StdDisk.sync_dir(dir)
+        }
+    }
+
+    impl DiskFile for GatedFile {
+        fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+            DiskFile::write_all_at(&self.file, bytes, offset)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            DiskFile::set_len(&self.file, len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            DiskFile::sync_data(&self.file)
+        }
+        fn detached_sync(&self) -> io::Result<Option<DetachedSync>> {
+            let file = self.file.try_clone()?;
+            let gate = self.gate.clone();
+            Ok(Some(Box::new(move || {
+                gate.pass();
+                file.sync_data()
+            })))
+        }
+    }
+
+    struct TestNode {
+        service: Rc<Service>,
+        inbound: mpsc::UnboundedSender<Inbound>,
+        /// Messages the node sent, by peer id; None for the node itself.
+        sent: Vec<Option<mpsc::Receiver<Message>>>,
+        gate: Arc<Gate>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// Opens replica `replica_id` of a new three-node cluster on a gated
+    /// disk and spawns its driver. Must run inside a `LocalSet`.
+    fn start_node(replica_id: ReplicaId) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = GatedDisk::default();
+        let gate = disk.gate.clone();
+        let settings = ReplicaSettings {
+            replica_count: 3,
+            replica_id,
+            client_addresses: (1..=3).map(|id| format!("127.0.0.1:{id}")).collect(),
+        };
+        let host = Host::simulated(7, 0);
+        let (service, mut driver, inbound) =
+            open(settings, disk, dir.path(), StartMode::Init, host).unwrap();
+        let mut queues = Vec::new();
+        let mut sent = Vec::new();
+        for id in 0..3 {
+            if id == replica_id {
+                queues.push(None);
+                sent.push(None);
+            } else {
+                let (sender, receiver) = mpsc::channel(1024);
+                queues.push(Some(sender));
+                sent.push(Some(receiver));
             }
         }
+        driver.set_peers(queues);
+        tokio::task::spawn_local(driver.run());
+        TestNode {
+            service,
+            inbound,
+            sent,
+            gate,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until `condition` holds, checking every millisecond.
+    async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+        let waited = tokio::time::timeout(PATIENCE, async {
+            while !condition() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "timed out waiting until {what}");
+    }
+
+    /// Receives messages sent to `peer` until one matches `wanted`.
+    async fn receive_from(
+        node: &mut TestNode,
+        peer: usize,
+        wanted: fn(&Message) -> bool,
+    ) -> Message {
+        let queue = node.sent[peer]
+            .as_mut()
+            .expect("a peer, not the node itself");
+        let found = tokio::time::timeout(PATIENCE, async {
+            loop {
+                let message = queue.recv().await.expect("the driver is running");
+                if wanted(&message) {
+                    return message;
+                }
+            }
+        })
+        .await;
+        found.expect("timed out waiting for a message")
+    }
+
+    fn run_local(test: impl std::future::Future<Output = ()>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, test);
+    }
+
+    fn register(username: &str) -> Command {
+        Command::Register {
+            username: username.into(),
+            password_hash: "$argon2id$v=19$m=8,t=1,p=1$test$test".into(),
+        }
+    }
+
+    #[test]
+    fn primary_prepares_before_own_sync() {
+        run_local(async {
+            let mut node = start_node(0);
+            let service = node.service.clone();
+            let write =
+                tokio::task::spawn_local(
+                    async move { service.submit(1, 1, register("ann")).await },
+                );
+
+            // The prepare goes out while the primary's own fdatasync waits.
+            let prepare =
+                receive_from(&mut node, 1, |m| matches!(m, Message::Prepare { .. })).await;
+            assert!(
+                matches!(prepare, Message::Prepare { view: 0, .. }),
+                "{prepare:?}"
+            );
+
+            // A backup's prepare-ok makes the op committed for the replica,
+            // but the primary must not apply or answer before its own sync.
+            let prepare_ok = Message::PrepareOk { view: 0, op: 1 };
+            node.inbound.send((1, prepare_ok)).unwrap();
+            let service = node.service.clone();
+            wait_until("the replica commits op 1", || {
+                service.replica.borrow().commit() == 1
+            })
+            .await;
+            assert_eq!(*node.service.applied.borrow(), 0, "applied before own sync");
+            assert!(!write.is_finished(), "answered before own sync");
+
+            node.gate.open();
+            let outcome = tokio::time::timeout(PATIENCE, write).await;
+            let outcome = outcome.expect("timed out waiting for the answer").unwrap();
+            assert!(outcome.is_ok(), "{outcome:?}");
+            assert_eq!(*node.service.applied.borrow(), 1);
+        });
+    }
+
+    #[test]
+    fn backup_acknowledges_after_own_sync() {
+        run_local(async {
+            let mut node = start_node(1);
+            let entry = Entry {
+                view: 0,
+                op: 1,
+                payload: b"request".to_vec(),
+            };
+            let prepare = Message::Prepare {
+                view: 0,
+                commit: 0,
+                entries: vec![entry],
+            };
+            node.inbound.send((0, prepare)).unwrap();
+            let service = node.service.clone();
+            wait_until("the backup appends op 1", || {
+                service.replica.borrow().op() == 1
+            })
+            .await;
+            let queue = node.sent[0].as_mut().unwrap();
+            while let Ok(message) = queue.try_recv() {
+                assert!(
+                    !matches!(message, Message::PrepareOk { .. }),
+                    "acknowledged before its own sync: {message:?}"
+                );
+            }
+
+            node.gate.open();
+            let ack = receive_from(&mut node, 0, |m| matches!(m, Message::PrepareOk { .. })).await;
+            assert_eq!(ack, Message::PrepareOk { view: 0, op: 1 });
+        });
+    }
+
+    #[test]
+    fn backup_coalesces_released_acks() {
+        run_local(async {
+            let mut node = start_node(1);
+            // All three reach the driver before it first runs, so it appends
+            // them in one round and one fdatasync covers them.
+            for op in 1..=3 {
+                let prepare = Message::Prepare {
+                    view: 0,
+                    commit: 0,
+                    entries: vec![Entry {
+                        view: 0,
+                        op,
+                        payload: vec![op as u8],
+                    }],
+                };
+                node.inbound.send((0, prepare)).unwrap();
+            }
+            node.gate.open();
+            let ack = receive_from(&mut node, 0, |m| matches!(m, Message::PrepareOk { .. })).await;
+            assert_eq!(
+                ack,
+                Message::PrepareOk { view: 0, op: 3 },
+                "an older ack went out"
+            );
+        });
+    }
+
+    #[test]
+    fn only_prepare_and_commit_skip_sync() {
+        let early = [
+            Message::Prepare {
+                view: 0,
+                commit: 0,
+                entries: Vec::new(),
+            },
+            Message::Commit {
+                view: 0,
+                commit: 0,
+                round: 0,
+            },
+        ];
+        for message in &early {
+            assert!(sends_before_sync(message), "{message:?}");
+        }
+        let waiting = [
+            Message::PrepareOk { view: 0, op: 1 },
+            Message::CommitOk {
+                view: 0,
+                op: 1,
+                round: 0,
+            },
+            Message::StartViewChange { view: 1 },
+            Message::GetState { view: 0, op: 0 },
+        ];
+        for message in &waiting {
+            assert!(!sends_before_sync(message), "{message:?}");
+        }
+    }
+
+    #[test]
+    fn log_entry_ref_encodes_like_log_entry() {
+        let entry = LogEntry {
+            view: 3,
+            request: b"some request".to_vec(),
+        };
+        let borrowed = LogEntryRef {
+            view: 3,
+            request: &entry.request,
+        };
+        assert_eq!(postcard::to_stdvec(&borrowed).unwrap(), entry.encode());
     }
 }

@@ -45,6 +45,10 @@ pub trait Disk {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
 
+/// A `sync_data` of one file that owns what it needs, so that it can run on
+/// another thread while the log goes on appending.
+pub type DetachedSync = Box<dyn FnOnce() -> io::Result<()> + Send>;
+
 /// An open file of a [`Disk`], written at explicit offsets.
 pub trait DiskFile {
     /// Writes all of `bytes` starting at byte `offset`.
@@ -55,6 +59,15 @@ pub trait DiskFile {
 
     /// Makes the file's contents and length durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
+
+    /// Returns a [`DiskFile::sync_data`] of this file that may run on
+    /// another thread. It covers at least every write that returned before
+    /// this call. `None` means the file can only be synced on the calling
+    /// thread, which is the default: the simulated disk must stay on the
+    /// simulation's one thread.
+    fn detached_sync(&self) -> io::Result<Option<DetachedSync>> {
+        Ok(None)
+    }
 }
 
 /// The real file system, through `std::fs`.
@@ -125,6 +138,13 @@ impl DiskFile for File {
 
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)
+    }
+
+    fn detached_sync(&self) -> io::Result<Option<DetachedSync>> {
+        // A duplicated descriptor refers to the same open file, so its
+        // fdatasync covers the writes made through this one.
+        let file = self.try_clone()?;
+        Ok(Some(Box::new(move || file.sync_data())))
     }
 }
 
@@ -219,6 +239,21 @@ mod tests {
         disk.remove_file(&root.path().join("b")).unwrap();
         disk.sync_dir(root.path()).unwrap();
         assert_eq!(names(&disk), ["c", "d"]);
+    }
+
+    #[test]
+    fn std_disk_detached_sync_runs_elsewhere() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("file");
+        let file = StdDisk.create_file(&path).unwrap();
+        file.write_all_at(b"data", 0).unwrap();
+        let sync = file
+            .detached_sync()
+            .unwrap()
+            .expect("std files sync on any thread");
+        std::thread::spawn(sync).join().unwrap().unwrap();
+        file.write_all_at(b"more", 4).unwrap();
+        assert_eq!(StdDisk.read_file(&path).unwrap(), b"datamore");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::{debug, info, warn};
 
-use super::disk::{Disk, DiskFile};
+use super::disk::{DetachedSync, Disk, DiskFile};
 use super::error::{io_error, CorruptReason, WalError};
 use super::record::{self, DecodedRecord};
 use super::segment::{self, Segment};
@@ -65,6 +65,32 @@ pub struct Recovery {
     pub repairs: Vec<Repair>,
 }
 
+/// The result of [`Wal::start_sync`].
+pub enum SyncStart {
+    /// Every record appended so far is durable (there was nothing to sync,
+    /// or the disk synced on the calling thread). Holds the durable op.
+    Durable(u64),
+    /// The records up to `ticket.through_op` are written and become durable
+    /// once `sync` has run, on any thread, and its result has been passed to
+    /// [`Wal::finish_sync`] with the ticket.
+    Detached {
+        ticket: SyncTicket,
+        sync: DetachedSync,
+    },
+}
+
+/// The part of a detached sync that comes back to [`Wal::finish_sync`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncTicket {
+    /// The newest op that the sync makes durable.
+    pub through_op: u64,
+    /// The segment file being synced, for the error message.
+    path: PathBuf,
+    /// [`Wal::truncations`] when the sync started: a truncation since then
+    /// may have reused the op numbers, so the sync proves nothing about them.
+    truncations: u64,
+}
+
 /// The write-ahead log of one node: opaque payloads keyed by contiguous op
 /// numbers, in segment files of one directory.
 ///
@@ -96,6 +122,9 @@ pub struct Wal<D: Disk> {
     durable_op: u64,
     /// Set when a method fails; see the type documentation.
     poisoned: bool,
+    /// The number of truncations that removed records, so that a detached
+    /// sync started before one cannot mark the new records durable.
+    truncations: u64,
 }
 
 impl<D: Disk> Wal<D> {
@@ -168,6 +197,7 @@ impl<D: Disk> Wal<D> {
             last_op,
             durable_op: last_op,
             poisoned: false,
+            truncations: 0,
         };
         Ok((wal, recovery))
     }
@@ -192,6 +222,39 @@ impl<D: Disk> Wal<D> {
     /// returns the newest durable op.
     pub fn sync(&mut self) -> Result<u64, WalError> {
         self.guard(Self::sync_head)
+    }
+
+    /// Writes every appended record to the head file and returns a sync that
+    /// makes them durable, to run on another thread (group commit without
+    /// blocking the caller). Appends may go on meanwhile: they are covered by
+    /// the next sync. A disk that cannot sync on another thread syncs here and
+    /// returns [`SyncStart::Durable`].
+    pub fn start_sync(&mut self) -> Result<SyncStart, WalError> {
+        self.guard(Self::detach_head_sync)
+    }
+
+    /// Records the result of a detached sync and returns the newest durable
+    /// op. A failed sync poisons the log, because the kernel may have dropped
+    /// the data. A sync that started before a truncation which removed
+    /// records changes nothing: that truncation synced what it kept.
+    pub fn finish_sync(
+        &mut self,
+        ticket: SyncTicket,
+        result: std::io::Result<()>,
+    ) -> Result<u64, WalError> {
+        self.guard(|wal| {
+            result.map_err(io_error("sync", &ticket.path, None))?;
+            if ticket.truncations == wal.truncations {
+                assert!(
+                    ticket.through_op <= wal.last_op,
+                    "WAL sync through op {} finished, but the log holds up to {}",
+                    ticket.through_op,
+                    wal.last_op
+                );
+                wal.durable_op = wal.durable_op.max(ticket.through_op);
+            }
+            Ok(wal.durable_op)
+        })
     }
 
     /// Removes every record after `op` and makes the removal durable. The
@@ -327,6 +390,29 @@ impl<D: Disk> Wal<D> {
         Ok(self.durable_op)
     }
 
+    fn detach_head_sync(&mut self) -> Result<SyncStart, WalError> {
+        self.write_buffer()?;
+        if self.durable_op >= self.last_op {
+            return Ok(SyncStart::Durable(self.durable_op));
+        }
+        let path = self.head_segment().path.clone();
+        let detached =
+            self.head
+                .detached_sync()
+                .map_err(io_error("prepare a sync of", &path, None))?;
+        match detached {
+            None => self.sync_head().map(SyncStart::Durable),
+            Some(sync) => Ok(SyncStart::Detached {
+                ticket: SyncTicket {
+                    through_op: self.last_op,
+                    path,
+                    truncations: self.truncations,
+                },
+                sync,
+            }),
+        }
+    }
+
     fn truncate_records_after(&mut self, op: u64) -> Result<(), WalError> {
         if op >= self.last_op {
             self.sync_head()?;
@@ -382,6 +468,7 @@ impl<D: Disk> Wal<D> {
         self.head_written = offset;
         self.last_op = op;
         self.durable_op = op;
+        self.truncations += 1;
         Ok(())
     }
 
@@ -1250,6 +1337,106 @@ mod tests {
         let (wal, recovery) = Wal::open(disk, root.path(), WalOptions::default()).unwrap();
         assert_eq!(ops(&recovery), [1, 2]);
         assert_eq!(wal.durable_op(), 2);
+    }
+
+    /// Starts a sync that must be detached, and returns its ticket and job.
+    fn detach(wal: &mut Wal<StdDisk>) -> (SyncTicket, DetachedSync) {
+        match wal.start_sync().unwrap() {
+            SyncStart::Detached { ticket, sync } => (ticket, sync),
+            SyncStart::Durable(op) => panic!("expected a detached sync, got durable op {op}"),
+        }
+    }
+
+    #[test]
+    fn detached_sync_marks_durable_when_finished() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut wal, _) = open(root.path(), WalOptions::default());
+        append_all(&mut wal, 1..=3);
+        let (ticket, sync) = detach(&mut wal);
+        assert_eq!(ticket.through_op, 3);
+        assert_eq!(wal.durable_op(), 0, "durable before the sync ran");
+
+        // Appends go on while the sync runs, and the next sync covers them.
+        append_all(&mut wal, 4..=5);
+        let result = std::thread::spawn(sync).join().unwrap();
+        assert_eq!(wal.finish_sync(ticket, result).unwrap(), 3);
+        let (ticket, sync) = detach(&mut wal);
+        assert_eq!(ticket.through_op, 5);
+        assert_eq!(wal.finish_sync(ticket, sync()).unwrap(), 5);
+        drop(wal);
+
+        let (_, recovery) = open(root.path(), WalOptions::default());
+        assert_eq!(ops(&recovery), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn detached_sync_nothing_to_sync() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut wal, _) = open(root.path(), WalOptions::default());
+        assert!(matches!(wal.start_sync().unwrap(), SyncStart::Durable(0)));
+        append_all(&mut wal, 1..=2);
+        wal.sync().unwrap();
+        assert!(matches!(wal.start_sync().unwrap(), SyncStart::Durable(2)));
+    }
+
+    #[test]
+    fn detached_sync_finished_out_of_order() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut wal, _) = open(root.path(), WalOptions::default());
+        append_all(&mut wal, 1..=2);
+        let (first, first_sync) = detach(&mut wal);
+        append_all(&mut wal, 3..=4);
+        let (second, second_sync) = detach(&mut wal);
+        assert_eq!(wal.finish_sync(second, second_sync()).unwrap(), 4);
+        assert_eq!(
+            wal.finish_sync(first, first_sync()).unwrap(),
+            4,
+            "an older sync lowered the durable op"
+        );
+    }
+
+    #[test]
+    fn detached_sync_before_truncation_ignored() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut wal, _) = open(root.path(), WalOptions::default());
+        append_all(&mut wal, 1..=4);
+        let (ticket, sync) = detach(&mut wal);
+        let result = sync();
+        wal.truncate_after(2).unwrap();
+        append_all(&mut wal, 3..=5);
+        // The old sync covered ops 3 and 4 of the removed records, not the
+        // new ones with the same numbers.
+        assert_eq!(wal.finish_sync(ticket, result).unwrap(), 2);
+        assert_eq!(wal.durable_op(), 2);
+    }
+
+    #[test]
+    fn detached_sync_failure_poisons_log() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut wal, _) = open(root.path(), WalOptions::default());
+        append_all(&mut wal, 1..=2);
+        let (ticket, _sync) = detach(&mut wal);
+        let error = wal
+            .finish_sync(ticket, Err(io::Error::other("injected fdatasync failure")))
+            .unwrap_err();
+        assert!(
+            matches!(error, WalError::Io { action: "sync", .. }),
+            "{error}"
+        );
+        assert_eq!(wal.durable_op(), 0);
+        assert!(matches!(wal.start_sync(), Err(WalError::Poisoned { .. })));
+    }
+
+    #[test]
+    fn detached_sync_inline_on_other_disks() {
+        let root = tempfile::tempdir().unwrap();
+        let disk = CountingDisk::default();
+        let (mut wal, _) = Wal::open(disk.clone(), root.path(), WalOptions::default()).unwrap();
+        let at_open = disk.syncs.get();
+        append_all(&mut wal, 1..=3);
+        assert!(matches!(wal.start_sync().unwrap(), SyncStart::Durable(3)));
+        assert_eq!(disk.syncs.get(), at_open + 1);
+        assert_eq!(wal.durable_op(), 3);
     }
 
     #[test]

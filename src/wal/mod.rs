@@ -10,6 +10,8 @@
 //! `fdatasync`, and a new file, a removal or a rename is durable only after
 //! the directory is synced as well. [`Wal::sync`] covers every record appended
 //! since the previous sync with one `fdatasync` (group commit).
+//! [`Wal::start_sync`] and [`Wal::finish_sync`] do the same with the
+//! `fdatasync` on another thread, so appends go on while it runs.
 //!
 //! All I/O goes through the [`Disk`] trait: [`StdDisk`] in production and,
 //! with the `sim` feature, [`SimDisk`] on turmoil's simulated file system,
@@ -24,9 +26,11 @@ mod segment;
 #[cfg(feature = "sim")]
 mod sim_disk;
 
-pub use disk::{Disk, DiskFile, StdDisk};
+pub use disk::{DetachedSync, Disk, DiskFile, StdDisk};
 pub use error::{CorruptReason, WalError};
-pub use log::{Record, Recovery, Repair, Wal, WalOptions, SEGMENT_BYTES_DEFAULT};
+pub use log::{
+    Record, Recovery, Repair, SyncStart, SyncTicket, Wal, WalOptions, SEGMENT_BYTES_DEFAULT,
+};
 pub use meta::MetaFile;
 pub use record::PAYLOAD_BYTES_MAX;
 #[cfg(feature = "sim")]
