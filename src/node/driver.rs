@@ -134,6 +134,7 @@ pub fn open<D: Disk + Clone>(
             Durable {
                 view: meta.view,
                 log_view: meta.log_view,
+                op_base: 0,
                 commit,
                 entries,
                 intact: true,
