@@ -365,6 +365,7 @@ fn single_node_cluster(client: String) -> ClusterConfig {
             peer: "127.0.0.1:0".into(),
         }],
         secret: b"single-node-cluster-secret".to_vec(),
+        snapshot: Default::default(),
     }
 }
 
@@ -429,7 +430,11 @@ fn run_local(args: LocalArgs) -> ExitCode {
             }
         })
         .collect();
-    let cluster = ClusterConfig { nodes, secret };
+    let cluster = ClusterConfig {
+        nodes,
+        secret,
+        snapshot: Default::default(),
+    };
     let mut addresses = Vec::new();
     for id in 1..=args.nodes {
         let node_options = NodeOptions {

@@ -648,6 +648,7 @@ fn cluster_config(nodes: usize) -> ClusterConfig {
     ClusterConfig {
         nodes,
         secret: CLUSTER_SECRET.to_vec(),
+        snapshot: Default::default(),
     }
 }
 

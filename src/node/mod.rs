@@ -13,6 +13,7 @@ pub mod driver;
 pub mod host;
 pub mod net;
 pub mod service;
+mod snapshot;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -108,6 +109,7 @@ pub fn prepare<D: Disk + Clone + 'static, L: Listener, C: Connector>(
         replica_count: options.cluster.nodes.len(),
         replica_id: options.id - 1,
         client_addresses: options.cluster.client_addresses(),
+        snapshot: options.cluster.snapshot,
     };
     let (service, driver, inbound) =
         driver::open(settings, disk, &options.data_dir, options.mode, host).map_err(|source| {

@@ -610,6 +610,7 @@ mod tests {
             replica_count: 3,
             replica_id: 0,
             client_addresses: vec![String::new(); 3],
+            snapshot: Default::default(),
         };
         let host = crate::node::host::Host::simulated(1, 0);
         let (service, _driver, inbound) =
@@ -704,6 +705,7 @@ mod tests {
                 replica_count: 1,
                 replica_id: 0,
                 client_addresses: vec![String::new()],
+                snapshot: Default::default(),
             };
             let host = crate::node::host::Host::simulated(1, 0);
             let (service, _driver, _inbound) = driver::open(
