@@ -121,9 +121,14 @@ impl Cluster {
     /// Panics if the cluster does not come up within [`CONVERGE_TIMEOUT`]
     /// after [`START_ATTEMPTS`] sets of ports.
     pub fn start() -> Cluster {
+        Cluster::start_with_config("")
+    }
+
+    /// Like [`Cluster::start`], with `extra` TOML appended to the config.
+    pub fn start_with_config(extra: &str) -> Cluster {
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
-            let mut cluster = Cluster::configure();
+            let mut cluster = Cluster::configure(extra);
             for id in 1..=NODE_COUNT {
                 cluster.spawn(id, true);
             }
@@ -145,7 +150,7 @@ impl Cluster {
     }
 
     /// Writes a config with six free loopback ports into a new directory.
-    fn configure() -> Cluster {
+    fn configure(extra: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("creating a temporary directory failed");
         let mut text = format!("cluster_secret = \"{SECRET}\"\n");
         let mut nodes = Vec::new();
@@ -163,6 +168,7 @@ impl Cluster {
                 child: None,
             });
         }
+        text.push_str(extra);
         let config = dir.path().join("cluster.toml");
         fs::write(&config, text).expect("writing the cluster config failed");
         Cluster {
@@ -221,6 +227,16 @@ impl Cluster {
     /// Returns the client address of node `id`.
     pub fn address(&self, id: u8) -> &str {
         &self.node(id).client
+    }
+
+    /// Returns the data directory of node `id`.
+    pub fn data_dir(&self, id: u8) -> &Path {
+        &self.node(id).data
+    }
+
+    /// Returns the config file every node was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// Ids of all nodes, 1 to [`NODE_COUNT`].
