@@ -178,10 +178,10 @@ impl<D: Disk + Clone> Driver<D> {
     /// into the state machine and tells the replica.
     fn install(&mut self, bytes: &[u8], snapshot: Snapshot) -> Result<Output, WalError> {
         let op = snapshot.op;
-        if op <= self.service.replica.borrow().commit() {
+        if !self.service.replica.borrow().wants_snapshot(op) {
             info!(
                 node = self.service.replica_id + 1,
-                op, "fetched snapshot is not ahead of commit, dropping it"
+                op, "the replica caught up while the snapshot arrived, dropping it"
             );
             return Ok(Output::default());
         }

@@ -49,15 +49,22 @@ impl Replica {
     /// asks for the entries after `op` (in recovery, it asks again for the
     /// primary's state).
     ///
-    /// A snapshot at or below the commit number brings nothing new and is
-    /// ignored, but the shell has then replaced committed state with equal
-    /// state, so that is harmless.
+    /// The shell must check [`Replica::wants_snapshot`] first.
+    ///
+    /// # Panics
+    ///
+    /// If the replica does not want a snapshot at `op`, because installing
+    /// it could drop entries this replica acknowledged.
     pub fn install_snapshot(&mut self, op: u64) -> Output {
         let mut out = Output::default();
-        if op <= self.commit {
-            self.ignore("snapshot", self.view, "snapshot is not ahead of commit");
-            return out;
-        }
+        assert!(
+            self.wants_snapshot(op),
+            "replica {} view {} op {} commit {}: installing an unwanted snapshot at {op}",
+            self.id(),
+            self.view,
+            self.op(),
+            self.commit
+        );
         tracing::info!(
             node = self.id() + 1,
             view = self.view,
@@ -78,6 +85,15 @@ impl Replica {
         }
         self.check_invariants();
         out
+    }
+
+    /// Returns true when a snapshot at `op` brings this replica forward: it
+    /// is ahead of the commit number, and a normal replica's log does not
+    /// already contain op. A normal backup may have acknowledged its entries,
+    /// so it keeps them and lets the commit number catch up instead.
+    pub fn wants_snapshot(&self, op: u64) -> bool {
+        let in_log = self.status == Status::Normal && op <= self.op();
+        op > self.commit && !in_log
     }
 
     /// Returns the reply to a peer whose missing entries are compacted here.
@@ -109,8 +125,12 @@ impl Replica {
             self.ignore("new_snapshot", view, "snapshot op above the commit number");
             return;
         }
-        if op <= self.commit {
-            self.ignore("new_snapshot", view, "snapshot is not ahead of commit");
+        if !self.wants_snapshot(op) {
+            self.ignore(
+                "new_snapshot",
+                view,
+                "snapshot is not ahead of commit, or the log holds its ops",
+            );
             return;
         }
         self.ticks_idle = 0;
@@ -278,6 +298,28 @@ mod tests {
         assert!(out
             .send
             .contains(&(1, Message::GetState { view: 1, op: 0 })));
+    }
+
+    #[test]
+    fn new_snapshot_within_log_ignored() {
+        // Backup 1 holds ops 1-4 but knows only commit 2: the snapshot at 3
+        // would drop entries it acknowledged.
+        let mut cluster = Cluster::new(3, 1);
+        commit_requests(&mut cluster, 0, 2);
+        for i in 0..2u8 {
+            cluster.request(0, vec![i]);
+        }
+        cluster.step_to(1);
+        assert_eq!(cluster.replica(1).op(), 4);
+        assert_eq!(cluster.replica(1).commit(), 2);
+        let offer = Message::NewSnapshot {
+            view: 0,
+            op: 3,
+            commit: 4,
+        };
+        assert_eq!(cluster.deliver(0, 1, offer).fetch_snapshot, None);
+        assert!(!cluster.replica(1).wants_snapshot(3));
+        assert!(cluster.replica(1).wants_snapshot(5));
     }
 
     #[test]
