@@ -322,6 +322,14 @@ struct Ack {
   }
 }
 
+struct BackupResult {
+  union {
+    # A snapshot file in the format that `almanac verify` checks.
+    snapshot @0 :Data;
+    rejected @1 :Rejection;
+  }
+}
+
 struct SessionResult {
   union {
     ok :group {
@@ -365,6 +373,12 @@ interface Gateway {
   resume @2 (token :Data) -> (result :SessionResult);
   # This node's view of the cluster.
   status @3 () -> (status :NodeStatus);
+  # A fresh random challenge for `backup`, good for one attempt.
+  backupChallenge @4 () -> (nonce :Data);
+  # A consistent snapshot of the committed state, from a primary that
+  # confirmed its role after the call arrived. `mac` is HMAC-SHA256 keyed
+  # with the cluster secret over "almanac backup" followed by the nonce.
+  backup @5 (nonce :Data, mac :Data) -> (result :BackupResult);
 }
 
 # One logged-in user. Reads are linearizable: they are answered by a primary

@@ -176,7 +176,7 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
             client.client
         }));
         let gateway: gateway::Client =
-            capnp_rpc::new_client(GatewayServer::new(self.service.clone()));
+            capnp_rpc::new_client(GatewayServer::new(self.service.clone()).with_backup_secret(secret));
         info!(node = id, client = %self.client_address, "serving");
         let clients = accept_loop(self.client_listener, "client", move |_| {
             gateway.client.clone()

@@ -18,6 +18,7 @@
 //! such; the SHA-256 guards the body and doubles as the state digest that
 //! nodes and backups are compared by.
 
+pub mod backup;
 mod store;
 mod transfer;
 

@@ -149,6 +149,44 @@ impl Cluster {
         );
     }
 
+    /// Starts a cluster on free ports whose every node was seeded with
+    /// `almanac restore BACKUP` and starts without `--init`, and waits until
+    /// it converges.
+    ///
+    /// # Panics
+    ///
+    /// Panics if a restore fails or the cluster does not converge.
+    pub fn start_restored(backup: &Path) -> Cluster {
+        let mut cluster = Cluster::configure("");
+        for id in 1..=NODE_COUNT {
+            let data = cluster.node(id).data.clone();
+            let args = [
+                "restore".as_ref(),
+                backup.as_os_str(),
+                "--data".as_ref(),
+                data.as_os_str(),
+            ];
+            let finished = cluster.run(&args);
+            assert!(
+                finished.status.success(),
+                "restoring node {id} failed: {}",
+                finished.stderr
+            );
+        }
+        for id in 1..=NODE_COUNT {
+            cluster.spawn(id, false);
+        }
+        cluster.converge();
+        cluster
+    }
+
+    /// Runs `almanac ARGS` to its end and returns its status and output.
+    pub fn run(&self, args: &[&std::ffi::OsStr]) -> Finished {
+        let mut command = almanac();
+        command.args(args);
+        run_to_end(command, STATUS_TIMEOUT)
+    }
+
     /// Writes a config with six free loopback ports into a new directory.
     fn configure(extra: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("creating a temporary directory failed");
