@@ -488,7 +488,9 @@ impl Replica {
 
     /// Replaces the log after `base` with `entries` (ops `base + 1`, ...),
     /// keeping the matching prefix. Returns false, changing nothing, when that
-    /// would drop a committed entry.
+    /// would drop a committed entry, or when `base` is above the commit
+    /// number: the sender compacted the entries up to `base`, so this
+    /// replica cannot check that its own uncommitted ones match them.
     pub(super) fn replace_log_suffix(
         &mut self,
         base: u64,
@@ -500,6 +502,14 @@ impl Replica {
         let compacted = self.op_base.saturating_sub(base) as usize;
         let entries = &entries[compacted.min(entries.len())..];
         let base = base.max(self.op_base);
+        if base > self.commit {
+            self.ignore(
+                "log suffix",
+                self.view,
+                "suffix starts after the commit number",
+            );
+            return false;
+        }
         if base > self.op() {
             self.ignore(
                 "log suffix",

@@ -173,16 +173,17 @@ impl Replica {
                 best = vote;
             }
         }
-        if best.base > self.op() {
-            // NOTE: this replica would need the voter's snapshot first. It
-            // leaves the view to time out, so the primary of a later view,
-            // which is another replica, takes over.
+        if best.base > self.commit {
+            // NOTE: this replica would need the voter's snapshot first,
+            // because its own entries up to best.base may be stale. It leaves
+            // the view to time out, so the primary of a later view, which is
+            // another replica, takes over.
             tracing::warn!(
                 node = self.id() + 1,
                 view = self.view,
-                op = self.op(),
+                commit = self.commit,
                 best_base = best.base,
-                "cannot start the view: the best log starts after this replica's log ends"
+                "cannot start the view: the best log starts after this replica's commit number"
             );
             return;
         }
@@ -259,10 +260,14 @@ impl Replica {
             self.ignore("start_view", view, &reason);
             return;
         }
-        if base > self.op() {
-            // The new primary compacted entries this replica lacks: join
-            // the view and catch up by snapshot.
-            self.ignore("start_view", view, "log starts after ours, requesting state");
+        if base > self.commit {
+            // The new primary compacted entries this replica has not
+            // committed: join the view and catch up by state transfer.
+            self.ignore(
+                "start_view",
+                view,
+                "log starts after our commit, requesting state",
+            );
             self.enter_view(view, Status::ViewChange, out);
             self.request_state(out);
             return;
