@@ -130,6 +130,20 @@ struct BenchArgs {
     /// With --calendar: number of events.
     #[arg(long, default_value_t = 1_000_000)]
     events: usize,
+    /// Measures a node's restart instead: writes --ops committed ops into
+    /// the new directory --data with snapshots and compaction, then times
+    /// the node's startup on it.
+    #[arg(long, requires = "data")]
+    restart: bool,
+    /// With --restart: committed ops to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    ops: u64,
+    /// With --restart: committed ops between snapshots.
+    #[arg(long, default_value_t = almanac::node::config::SNAPSHOT_EVERY_OPS_DEFAULT)]
+    snapshot_every_ops: u64,
+    /// With --restart: a new directory for the node's data.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -320,6 +334,18 @@ fn run_bench(args: BenchArgs) -> ExitCode {
             queries: 10_000,
         };
         let result = almanac::bench::run_calendar(options);
+        return print_report(result.map(|r| (r.summary(), r)), args.output);
+    }
+    if args.restart {
+        let options = almanac::node::restart_bench::RestartBenchOptions {
+            ops: args.ops,
+            dir: args.data.clone().unwrap_or_default(),
+            policy: almanac::node::config::SnapshotPolicy {
+                every_ops: args.snapshot_every_ops.max(1),
+                ..Default::default()
+            },
+        };
+        let result = almanac::node::restart_bench::run(options);
         return print_report(result.map(|r| (r.summary(), r)), args.output);
     }
     if args.clients == 0

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod host;
 pub mod net;
 pub mod service;
+pub mod restart_bench;
 mod snapshot;
 
 use std::net::SocketAddr;
