@@ -5,7 +5,7 @@
 //! round-trip a cluster's state into a new cluster.
 
 // The support module serves several test files; this one uses part of it.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod cluster_support;
 
 use std::ffi::OsStr;
@@ -123,7 +123,10 @@ fn wiped_node_rejoins_by_snapshot() {
     let mut repl = Repl::spawn(&cluster.addresses(), &[]);
     repl.login("keeper");
     repl.ok("schedule \"while-wiped\" 2027-04-01 09:00 for 1h");
-    assert!(repl.finish().success(), "the REPL writing without node {wiped} failed");
+    assert!(
+        repl.finish().success(),
+        "the REPL writing without node {wiped} failed"
+    );
     expected.push("while-wiped".to_owned());
     expected.sort();
 
@@ -148,7 +151,10 @@ fn state_digest(output: &str) -> String {
     let (_, rest) = output
         .split_once("state digest ")
         .unwrap_or_else(|| panic!("no state digest in {output:?}"));
-    rest.split_whitespace().next().unwrap_or_default().to_owned()
+    rest.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Runs `almanac backup --config CONFIG OUT` against `cluster` and returns
@@ -166,7 +172,11 @@ fn take_backup(cluster: &Cluster, out: &Path) -> String {
         "backup failed: {}",
         finished.stderr
     );
-    assert!(finished.stdout.contains("wrote backup of op"), "{}", finished.stdout);
+    assert!(
+        finished.stdout.contains("wrote backup of op"),
+        "{}",
+        finished.stdout
+    );
     state_digest(&finished.stdout)
 }
 
@@ -188,7 +198,11 @@ fn backup_verify_restore_round_trip() {
     let digest = take_backup(&cluster, &backup);
 
     let verified = cluster.run(&[OsStr::new("verify"), backup.as_os_str()]);
-    assert!(verified.status.success(), "verify failed: {}", verified.stderr);
+    assert!(
+        verified.status.success(),
+        "verify failed: {}",
+        verified.stderr
+    );
     assert_eq!(state_digest(&verified.stdout), digest);
 
     let damaged = dir.path().join("damaged.backup");
@@ -214,5 +228,9 @@ fn backup_verify_restore_round_trip() {
         digest,
         "the restored cluster's state differs"
     );
-    assert_eq!(hosted_titles(&restored), expected, "served by the restored cluster");
+    assert_eq!(
+        hosted_titles(&restored),
+        expected,
+        "served by the restored cluster"
+    );
 }

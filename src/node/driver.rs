@@ -410,7 +410,11 @@ impl<D: Disk + Clone> Driver<D> {
 
     /// Hands a peer's message to the replica, or to the snapshot transfer
     /// for chunk reads and chunks.
-    fn on_inbound(&mut self, from: ReplicaId, message: Message) -> Result<Option<Output>, WalError> {
+    fn on_inbound(
+        &mut self,
+        from: ReplicaId,
+        message: Message,
+    ) -> Result<Option<Output>, WalError> {
         match message {
             Message::SnapshotRead { op, offset, .. } => {
                 self.answer_snapshot_read(from, op, offset)?;

@@ -12,8 +12,8 @@ pub mod config;
 pub mod driver;
 pub mod host;
 pub mod net;
-pub mod service;
 pub mod restart_bench;
+pub mod service;
 mod snapshot;
 
 use std::net::SocketAddr;
@@ -176,8 +176,9 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
             let client: peer_gateway::Client = capnp_rpc::new_client(server);
             client.client
         }));
-        let gateway: gateway::Client =
-            capnp_rpc::new_client(GatewayServer::new(self.service.clone()).with_backup_secret(secret));
+        let gateway: gateway::Client = capnp_rpc::new_client(
+            GatewayServer::new(self.service.clone()).with_backup_secret(secret),
+        );
         info!(node = id, client = %self.client_address, "serving");
         let clients = accept_loop(self.client_listener, "client", move |_| {
             gateway.client.clone()

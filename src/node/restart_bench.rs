@@ -134,7 +134,8 @@ fn request(index: u64) -> Request {
 }
 
 fn disk_bytes(dir: &Path) -> Result<u64, String> {
-    let entries = std::fs::read_dir(dir).map_err(|error| format!("listing {}: {error}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|error| format!("listing {}: {error}", dir.display()))?;
     let mut total = 0;
     for entry in entries {
         let entry = entry.map_err(|error| format!("listing {}: {error}", dir.display()))?;
@@ -149,8 +150,15 @@ pub fn run(options: RestartBenchOptions) -> Result<RestartBenchReport, String> {
     StdDisk
         .create_dir_all(dir)
         .map_err(|error| format!("creating {}: {error}", dir.display()))?;
-    if std::fs::read_dir(dir).map_err(|error| error.to_string())?.next().is_some() {
-        return Err(format!("{} is not empty; give a new directory", dir.display()));
+    if std::fs::read_dir(dir)
+        .map_err(|error| error.to_string())?
+        .next()
+        .is_some()
+    {
+        return Err(format!(
+            "{} is not empty; give a new directory",
+            dir.display()
+        ));
     }
     let text = |error: &dyn std::fmt::Display| error.to_string();
     let started = Instant::now();
@@ -201,9 +209,14 @@ pub fn run(options: RestartBenchOptions) -> Result<RestartBenchReport, String> {
         snapshot: options.policy,
     };
     let restart = Instant::now();
-    let (service, _driver, _inbound) =
-        driver::open(settings, StdDisk, dir, StartMode::Rejoin, Host::simulated(1, 0))
-            .map_err(|e| text(&e))?;
+    let (service, _driver, _inbound) = driver::open(
+        settings,
+        StdDisk,
+        dir,
+        StartMode::Rejoin,
+        Host::simulated(1, 0),
+    )
+    .map_err(|e| text(&e))?;
     let restart_seconds = restart.elapsed().as_secs_f64();
     if service.calendar().digest() != calendar.digest() {
         return Err("the restarted node's state differs from the state written".into());
@@ -244,7 +257,11 @@ mod tests {
         assert_eq!(report.replayed_ops, 500);
         assert!(report.snapshot_bytes > 0);
         assert_eq!(report.events_end, 2_400, "schedules were rejected");
-        assert!(report.summary().contains("2500 ops"), "{}", report.summary());
+        assert!(
+            report.summary().contains("2500 ops"),
+            "{}",
+            report.summary()
+        );
     }
 
     #[test]

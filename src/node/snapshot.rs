@@ -35,7 +35,10 @@ fn into_wal_error(error: SnapshotError) -> WalError {
     }
 }
 
-fn io_failure(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> WalError {
+fn io_failure(
+    action: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> WalError {
     let path = path.to_path_buf();
     move |source| WalError::Io {
         action,
@@ -122,9 +125,8 @@ impl<D: Disk + Clone> Driver<D> {
             }
         }
         let view = self.service.replica.borrow().view();
-        let (incoming, read) =
-            Incoming::start(&self.disk, &self.dir, fetch.from, fetch.op, view)
-                .map_err(io_failure("start a snapshot transfer in", &self.dir))?;
+        let (incoming, read) = Incoming::start(&self.disk, &self.dir, fetch.from, fetch.op, view)
+            .map_err(io_failure("start a snapshot transfer in", &self.dir))?;
         self.incoming = Some(incoming);
         self.send(vec![(fetch.from, read)]);
         Ok(())
@@ -169,7 +171,7 @@ impl<D: Disk + Clone> Driver<D> {
             }
             Progress::Complete { bytes, snapshot } => {
                 self.incoming = None;
-                self.install(&bytes, snapshot).map(Some)
+                self.install(&bytes, *snapshot).map(Some)
             }
         }
     }
@@ -204,7 +206,9 @@ impl<D: Disk + Clone> Driver<D> {
 mod tests {
     use std::path::Path;
 
-    use super::super::driver::{self, store_meta, MetaRecord, ReplicaSettings, StartMode, META_FILE};
+    use super::super::driver::{
+        self, store_meta, MetaRecord, ReplicaSettings, StartMode, META_FILE,
+    };
     use crate::calendar::test_support::Harness;
     use crate::calendar::types::Command;
     use crate::calendar::{Calendar, Request};
@@ -307,7 +311,11 @@ mod tests {
 
         let (service, _driver, _inbound) = open(dir.path()).unwrap();
         let replica = service.replica.borrow();
-        assert_eq!(replica.op_base(), 10, "did not fall back to the older snapshot");
+        assert_eq!(
+            replica.op_base(),
+            10,
+            "did not fall back to the older snapshot"
+        );
         assert_eq!(replica.commit(), 30);
         assert_eq!(service.calendar.borrow().digest(), states[30].digest());
     }
@@ -348,6 +356,10 @@ mod tests {
         assert_eq!(service.calendar.borrow().user_count(), 12);
         drop(replica);
         let (wal, _) = Wal::open(StdDisk, dir.path(), WalOptions::default()).unwrap();
-        assert_eq!(wal.first_op(), 13, "the log must continue after the snapshot");
+        assert_eq!(
+            wal.first_op(),
+            13,
+            "the log must continue after the snapshot"
+        );
     }
 }

@@ -215,7 +215,9 @@ impl Cluster {
             disk.entries.drain(..(op - disk.op_base) as usize);
             disk.op_base = op;
         }
-        let replica = self.replicas[usize::from(id)].as_mut().expect("live replica");
+        let replica = self.replicas[usize::from(id)]
+            .as_mut()
+            .expect("live replica");
         replica.compact(op);
     }
 

@@ -48,8 +48,8 @@ mod harness;
 mod simulation;
 
 pub use message::{Entry, Message, PrimaryState};
-pub use snapshot::SnapshotFetch;
 pub use replica::Replica;
+pub use snapshot::SnapshotFetch;
 
 use serde::{Deserialize, Serialize};
 

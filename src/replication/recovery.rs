@@ -120,7 +120,11 @@ impl Replica {
             return;
         }
         if state.base + (state.log.len() as u64) < self.op_base {
-            self.ignore("recovery_response", view, "primary log ends before our snapshot");
+            self.ignore(
+                "recovery_response",
+                view,
+                "primary log ends before our snapshot",
+            );
             return;
         }
         self.recovery_responses.clear();

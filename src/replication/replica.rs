@@ -349,9 +349,12 @@ impl Replica {
             Message::NewSnapshot { view, op, commit } => {
                 self.on_new_snapshot(from, view, op, commit, &mut out)
             }
-            Message::SnapshotRead { view, .. } | Message::SnapshotChunk { view, .. } => {
-                self.ignore("snapshot_chunk", view, "snapshot chunks belong to the shell")
-            }
+            Message::SnapshotRead { view, .. } | Message::SnapshotChunk { view, .. } => self
+                .ignore(
+                    "snapshot_chunk",
+                    view,
+                    "snapshot chunks belong to the shell",
+                ),
             Message::Recovery { nonce, .. } => self.on_recovery(from, nonce, &mut out),
             Message::RecoveryResponse {
                 view,
@@ -566,7 +569,9 @@ impl Replica {
         let op = op.min(self.op());
         while self.commit < op {
             self.commit += 1;
-            let entry = self.entry_at(self.commit).expect("uncommitted ops are in the log");
+            let entry = self
+                .entry_at(self.commit)
+                .expect("uncommitted ops are in the log");
             out.commit.push(entry.clone());
         }
     }

@@ -274,7 +274,9 @@ fn random_faults_three() {
         let run = simulate(3, seed, faults());
         committed += run.cluster.chosen.len();
         view_max = view_max.max(run.cluster.replica(0).view());
-        installs += (0..3).map(|id| run.cluster.snapshot_installs(id).len()).sum::<usize>();
+        installs += (0..3)
+            .map(|id| run.cluster.snapshot_installs(id).len())
+            .sum::<usize>();
     }
     assert!(installs > 0, "no run caught up by snapshot transfer");
     // The faults must leave room for progress, or the run checks little.

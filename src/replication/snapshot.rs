@@ -219,7 +219,10 @@ mod tests {
             ..Durable::formatted()
         };
         let error = Replica::new(super::super::harness::config(3, 1, 1), durable).unwrap_err();
-        assert!(error.to_string().contains("below the snapshot op"), "{error}");
+        assert!(
+            error.to_string().contains("below the snapshot op"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -82,8 +82,7 @@ impl BackupAuth {
             ));
         };
         challenges.remove(position);
-        let mut mac =
-            HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
         mac.update(BACKUP_MAC_CONTEXT);
         mac.update(nonce);
         mac.verify_slice(proof)

@@ -112,7 +112,8 @@ pub fn restore(file: &Path, data: &Path) -> Result<Header, BackupError> {
         log_view: 0,
         commit: header.op,
     };
-    store_meta(&StdDisk, &data.join(META_FILE), record).map_err(|error| failed(error.to_string()))?;
+    store_meta(&StdDisk, &data.join(META_FILE), record)
+        .map_err(|error| failed(error.to_string()))?;
     Ok(header)
 }
 

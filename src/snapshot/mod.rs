@@ -67,7 +67,9 @@ pub enum FormatError {
     UnsupportedVersion { found: u32 },
     #[error("the header gives a body of {header} bytes but the file holds {actual}: the file is truncated or has trailing bytes")]
     BodyLength { header: u64, actual: u64 },
-    #[error("the body's SHA-256 is {computed} but the header records {stored}: the body is damaged")]
+    #[error(
+        "the body's SHA-256 is {computed} but the header records {stored}: the body is damaged"
+    )]
     Digest { stored: String, computed: String },
     #[error("the body is not a valid calendar state: {reason}")]
     Body { reason: String },
@@ -228,10 +230,7 @@ mod tests {
         let (_, bytes) = sample();
         let mut other = bytes.clone();
         other[0] = b'X';
-        assert!(matches!(
-            verify(&other),
-            Err(FormatError::BadMagic { .. })
-        ));
+        assert!(matches!(verify(&other), Err(FormatError::BadMagic { .. })));
         let mut newer = bytes;
         newer[4] = 2;
         let crc = crc32c::crc32c(&newer[..56]);

@@ -185,7 +185,10 @@ impl<D: Disk> SnapshotStore<D> {
                 }
                 Ok(snapshot) => {
                     let reason = FormatError::Body {
-                        reason: format!("the header names op {}, not the op in the file name", snapshot.op),
+                        reason: format!(
+                            "the header names op {}, not the op in the file name",
+                            snapshot.op
+                        ),
                     };
                     warn!(path = %path.display(), %reason, "skipping a damaged snapshot");
                     rejected.push(SnapshotError::Invalid { path, reason });
@@ -236,7 +239,9 @@ mod tests {
     fn damaged_newest_falls_back_to_older() {
         let (_dir, store) = store();
         store.write(&Snapshot::encode(10, &calendar())).unwrap();
-        store.write(&Snapshot::encode(20, &Calendar::new())).unwrap();
+        store
+            .write(&Snapshot::encode(20, &Calendar::new()))
+            .unwrap();
         let path = store.path(20);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;

@@ -34,7 +34,10 @@ pub enum Progress {
     /// Send this read next.
     Read(Message),
     /// The whole file arrived and passed its checks.
-    Complete { bytes: Vec<u8>, snapshot: Snapshot },
+    Complete {
+        bytes: Vec<u8>,
+        snapshot: Box<Snapshot>,
+    },
     /// The transfer cannot go on: the sender lacks the snapshot or the file
     /// failed its checks. The partial file is removed.
     Abandoned(String),
@@ -74,8 +77,8 @@ impl Incoming {
         let partial = dir.join(partial_name(op));
         for path in disk.list_dir(dir)? {
             let name = path.file_name().and_then(|name| name.to_str());
-            let is_partial =
-                name.is_some_and(|name| name.starts_with("transfer-") && name.ends_with(".partial"));
+            let is_partial = name
+                .is_some_and(|name| name.starts_with("transfer-") && name.ends_with(".partial"));
             if is_partial && path != partial {
                 disk.remove_file(&path)?;
             }
@@ -89,7 +92,12 @@ impl Incoming {
             }
             Err(error) => return Err(error),
         };
-        info!(peer = from + 1, op, resume_at = offset, "fetching a snapshot");
+        info!(
+            peer = from + 1,
+            op,
+            resume_at = offset,
+            "fetching a snapshot"
+        );
         let incoming = Incoming {
             from,
             op,
@@ -171,7 +179,10 @@ impl Incoming {
         match checked {
             Ok(snapshot) => {
                 disk.remove_file(&self.partial)?;
-                Ok(Progress::Complete { bytes, snapshot })
+                Ok(Progress::Complete {
+                    bytes,
+                    snapshot: Box::new(snapshot),
+                })
             }
             Err(reason) => {
                 warn!(peer = self.from + 1, op = self.op, %reason, "received snapshot is invalid");
@@ -300,7 +311,11 @@ mod tests {
         let Message::SnapshotRead { offset, .. } = read else {
             panic!("expected a read");
         };
-        assert_eq!(offset, 2 * CHUNK_BYTES as u64, "resumed at the wrong offset");
+        assert_eq!(
+            offset,
+            2 * CHUNK_BYTES as u64,
+            "resumed at the wrong offset"
+        );
         resumed.from = 1;
         let progress = pump(&mut resumed, read, &file, 1000);
         assert!(matches!(progress, Some(Progress::Complete { .. })));
