@@ -82,7 +82,7 @@ struct BackupArgs {
     /// File that contains the cluster secret, with --cluster.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     secret_file: Option<PathBuf>,
-    /// Where to write the backup file.
+    /// The path of the backup file to write.
     #[arg(value_name = "OUT")]
     out: PathBuf,
 }

@@ -1,6 +1,6 @@
 //! Snapshots on a three-node cluster of real `almanac server` processes over
-//! loopback TCP: every node compacts its log, a full restart starts from the
-//! snapshots, and a wiped node rejoins by fetching a peer's snapshot, because
+//! loopback TCP. Every node compacts its log, and a full restart starts from
+//! the snapshots. A wiped node rejoins by fetching a peer's snapshot, because
 //! the log it lacks is compacted everywhere. Backup, verify and restore
 //! round-trip a cluster's state into a new cluster.
 
@@ -24,7 +24,7 @@ const SNAPSHOT_CONFIG: &str = "\n[snapshot]\nevery_ops = 10\n";
 /// makes 27 committed ops.
 const EVENTS: usize = 25;
 
-/// The most view changes tried to make one chosen node the primary.
+/// The maximum number of view changes tried to make one node the primary.
 const PRIMARY_ROUNDS_MAX: usize = 6;
 
 /// Returns the ops of the snapshot files in a node's data directory.
@@ -66,7 +66,7 @@ fn hosted_titles(cluster: &Cluster) -> Vec<String> {
     titles
 }
 
-/// Moves the primary role around until node `target` holds it.
+/// Moves the primary role around until node `target` is the primary.
 fn make_primary(cluster: &mut Cluster, target: u8) {
     for _ in 0..PRIMARY_ROUNDS_MAX {
         let primary = cluster.wait_for_primary(None);

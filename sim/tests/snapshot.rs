@@ -39,10 +39,10 @@ fn holds_snapshot(cluster: &Cluster, id: u8) -> Result<(), String> {
     Ok(())
 }
 
-/// A backup loses its disk after every node compacted: it fetches the
-/// primary's snapshot, then the log after it. It restarts once shortly
-/// after the wipe, and later the primary crashes, so the transfer or the
-/// catch-up that follows it is cut by a restart of each side.
+/// Wipes a backup after every node compacted, so it fetches the primary's
+/// snapshot and then the log after it. The backup restarts once shortly
+/// after the wipe and the primary crashes later, so a restart of each side
+/// cuts the transfer or the catch-up that follows it.
 fn wiped_backup_fetches_snapshot(seed: u64) -> Result<Outcome, String> {
     let mut cluster = cluster(seed);
     add_writers(&mut cluster, seed, 3, 8 * SECOND, 10 * SECOND);

@@ -33,10 +33,10 @@ pub struct NodeAddresses {
     pub peer: String,
 }
 
-/// The default committed ops between two snapshots. A restart replays at
-/// most this many ops after loading the newest snapshot, and the log in
-/// memory stays below it; each snapshot writes the whole state, so a much
-/// smaller value costs write bandwidth on a large calendar.
+/// The default committed ops between two snapshots. A restart replays up to
+/// about this many ops after loading the newest snapshot. Each snapshot
+/// writes the whole state, so a much smaller value costs write bandwidth on
+/// a large calendar.
 pub const SNAPSHOT_EVERY_OPS_DEFAULT: u64 = 10_000;
 
 /// The default log bytes between two snapshots (64 MiB, one WAL segment),

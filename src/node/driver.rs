@@ -349,7 +349,7 @@ pub struct Driver<D: Disk + Clone> {
     pub(super) policy: SnapshotPolicy,
     /// Payload bytes appended to the log since the last snapshot.
     pub(super) log_bytes_since_snapshot: u64,
-    /// The snapshot file last read to answer a peer's chunk reads, by op.
+    /// The snapshot file last read to serve a peer's chunk reads, by op.
     pub(super) serving: Option<(u64, Rc<Vec<u8>>)>,
     /// The snapshot being fetched from a peer, if any.
     pub(super) incoming: Option<Incoming>,
@@ -417,7 +417,7 @@ impl<D: Disk + Clone> Driver<D> {
     ) -> Result<Option<Output>, WalError> {
         match message {
             Message::SnapshotRead { op, offset, .. } => {
-                self.answer_snapshot_read(from, op, offset)?;
+                self.reply_to_snapshot_read(from, op, offset)?;
                 Ok(None)
             }
             Message::SnapshotChunk {
@@ -510,7 +510,7 @@ impl<D: Disk + Clone> Driver<D> {
                 let rejection = self.service.redirect_rejection(redirect);
                 self.reply_write(request, Err(rejection));
             }
-            self.answer_reads(output.reads_ready, output.reads_failed);
+            self.reply_to_reads(output.reads_ready, output.reads_failed);
         }
         self.log_transition();
         let commit = self.service.replica.borrow().commit();
@@ -668,7 +668,7 @@ impl<D: Disk + Clone> Driver<D> {
         }
     }
 
-    fn answer_reads(&self, ready: Vec<u64>, failed: Vec<(u64, replication::Redirect)>) {
+    fn reply_to_reads(&self, ready: Vec<u64>, failed: Vec<(u64, replication::Redirect)>) {
         let mut reads = self.service.reads.borrow_mut();
         for read in ready {
             if let Some(reply) = reads.remove(&read) {

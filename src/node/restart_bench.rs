@@ -1,7 +1,7 @@
-//! The restart benchmark behind `almanac bench --restart`: builds a data
+//! The restart benchmark behind `almanac bench --restart`. It builds a data
 //! directory with many committed ops the way a node does (log appends,
-//! snapshots by the policy, compaction), then times the node's real startup
-//! path on it and reports the disk use along the way.
+//! snapshots by the policy, compaction). Then it times the node's real
+//! startup path on it and reports the disk use along the way.
 //!
 //! The ops are appended in this process, not sent over the network, because
 //! the benchmark measures restart time and disk use, not write throughput.
@@ -43,7 +43,7 @@ pub struct RestartBenchOptions {
     pub policy: SnapshotPolicy,
 }
 
-/// What one run measured.
+/// The measurements of one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct RestartBenchReport {
     pub ops: u64,

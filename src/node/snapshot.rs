@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::driver::Driver;
 use crate::replication::{Output, SnapshotFetch};
-use crate::snapshot::{answer_read, ChunkRef, Incoming, Progress, Snapshot, SnapshotError};
+use crate::snapshot::{reply_to_read, ChunkRef, Incoming, Progress, Snapshot, SnapshotError};
 use crate::wal::{Disk, WalError};
 
 /// Converts a snapshot failure into the log failure that stops the node.
@@ -87,7 +87,7 @@ impl<D: Disk + Clone> Driver<D> {
 
     /// Sends a peer the chunk of the snapshot at `op` from `offset`, or an
     /// empty chunk when this node no longer has that snapshot.
-    pub(super) fn answer_snapshot_read(
+    pub(super) fn reply_to_snapshot_read(
         &mut self,
         to: crate::replication::ReplicaId,
         op: u64,
@@ -110,7 +110,7 @@ impl<D: Disk + Clone> Driver<D> {
             }
         };
         let view = self.service.replica.borrow().view();
-        let chunk = answer_read(bytes.as_deref().map(Vec::as_slice), view, op, offset);
+        let chunk = reply_to_read(bytes.as_deref().map(Vec::as_slice), view, op, offset);
         self.send(vec![(to, chunk)]);
         Ok(())
     }

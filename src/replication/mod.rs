@@ -28,11 +28,11 @@
 //! [`Replica::compact`], after which the log starts after the snapshot's op
 //! ([`Replica::op_base`]). View-change messages then carry only the log after
 //! the sender's snapshot op. A backup whose log ends before the primary's
-//! snapshot op gets `NewSnapshot` in place of `NewState`, and the replica asks
-//! the shell to fetch that snapshot ([`Output::fetch_snapshot`]). The shell
-//! streams it in chunks (`SnapshotRead`, `SnapshotChunk`, which the replica
-//! never handles), installs it, and calls [`Replica::install_snapshot`]; the
-//! log suffix then follows by the usual get-state.
+//! snapshot op gets `NewSnapshot` in place of `NewState`, and its replica
+//! then sets [`Output::fetch_snapshot`]. The shell streams that snapshot in
+//! chunks (`SnapshotRead`, `SnapshotChunk`, which the replica never
+//! handles), installs it, and calls [`Replica::install_snapshot`]. The log
+//! suffix then follows by the usual get-state.
 
 mod message;
 mod normal;

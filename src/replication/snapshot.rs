@@ -1,8 +1,8 @@
 //! Compaction and state transfer by snapshot.
 //!
-//! The shell owns the snapshot bytes; the replica only tracks the op a
-//! snapshot covers (`op_base`), tells a lagging peer to fetch the snapshot
-//! when the entries it asked for are compacted, and moves its own log past a
+//! The shell owns the snapshot bytes. The replica only tracks the op a
+//! snapshot covers (`op_base`), sends a lagging peer `NewSnapshot` when the
+//! entries it requested are compacted, and moves its own log past a
 //! snapshot the shell installed.
 
 use super::message::Message;
@@ -46,8 +46,8 @@ impl Replica {
     /// Moves this replica past a snapshot at `op` that the shell fetched
     /// from a peer, made durable and loaded into its state machine. The shell
     /// has also emptied its log, so the replica drops its whole log and then
-    /// asks for the entries after `op` (in recovery, it asks again for the
-    /// primary's state).
+    /// requests the entries after `op` (in recovery, it sends recovery again
+    /// to get the primary's state).
     ///
     /// The shell must check [`Replica::wants_snapshot`] first.
     ///
@@ -305,8 +305,8 @@ mod tests {
 
     #[test]
     fn new_snapshot_within_log_ignored() {
-        // Backup 1 holds ops 1-4 but knows only commit 2: the snapshot at 3
-        // would drop entries it acknowledged.
+        // Backup 1 contains ops 1-4 but has commit 2, so installing the
+        // snapshot at 3 would drop entries it acknowledged.
         let mut cluster = Cluster::new(3, 1);
         commit_requests(&mut cluster, 0, 2);
         for i in 0..2u8 {

@@ -1,5 +1,5 @@
 //! The client port's backup call: a consistent snapshot of the committed
-//! state for a caller that proves it knows the cluster secret.
+//! state for a caller that proves knowledge of the cluster secret.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -92,6 +92,10 @@ impl BackupAuth {
 
 /// Returns the snapshot file of the committed state after checking the
 /// proof and confirming that this node is still the primary.
+///
+/// NOTE: the file travels in one reply, so a state larger than the RPC
+/// traversal limit (`rpc::serve::TRAVERSAL_LIMIT_WORDS`, 64 MiB) cannot be
+/// backed up this way; that would need the chunked transfer peers use.
 pub async fn serve_backup(
     service: &Service,
     auth: &BackupAuth,

@@ -14,16 +14,16 @@
 //! | 56 | 4 | CRC32C of bytes 0..56 |
 //! | 60 | | body: the postcard encoding of [`Calendar`], which includes the client table and the inboxes |
 //!
-//! The CRC guards the header, so a damaged length or op is reported as
-//! such; the SHA-256 guards the body and doubles as the state digest that
-//! nodes and backups are compared by.
+//! The CRC guards the header, so a damaged length or op is reported as such.
+//! The SHA-256 guards the body and is also the state digest by which nodes
+//! and backups are compared.
 
 pub mod backup;
 mod store;
 mod transfer;
 
 pub use store::{Loaded, SnapshotError, SnapshotStore, SNAPSHOTS_KEPT};
-pub use transfer::{answer_read, ChunkRef, Incoming, Progress, CHUNK_BYTES};
+pub use transfer::{reply_to_read, ChunkRef, Incoming, Progress, CHUNK_BYTES};
 
 use sha2::{Digest, Sha256};
 

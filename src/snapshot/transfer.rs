@@ -1,10 +1,10 @@
 //! The receiving side of a snapshot transfer.
 //!
-//! The receiver pulls the file one chunk at a time (`SnapshotRead`, answered
-//! by one `SnapshotChunk`), so at most one chunk is in flight per transfer.
-//! That is the flow control: the sender never queues more than one chunk for
-//! a slow receiver, and the receiver writes and syncs each chunk before it
-//! asks for the next. The bytes received so far live in a partial file in the
+//! The receiver pulls the file one chunk at a time: each `SnapshotRead` gets
+//! one `SnapshotChunk` in reply, and the receiver writes and syncs a chunk
+//! before it reads the next. That is the flow control, because apart from a
+//! read resent after a timeout only one chunk is in flight per transfer, so
+//! a slow receiver never has chunks queued for it. The bytes received so far live in a partial file in the
 //! data directory, so a restarted receiver resumes where it stopped. Every
 //! node that took a snapshot at the same op wrote the same bytes, because the
 //! state and its encoding are deterministic, so a transfer may also resume
@@ -24,11 +24,11 @@ use crate::wal::{Disk, DiskFile};
 /// snapshot takes 400 round trips.
 pub const CHUNK_BYTES: usize = 256 << 10;
 
-/// Ticks without an answer after which the receiver sends its read again,
-/// because the message or its answer may have been lost on a broken link.
+/// Ticks without a reply after which the receiver sends its read again,
+/// because the read or its reply may have been lost on a broken link.
 pub const READ_RETRY_TICKS: u64 = 50;
 
-/// What a received chunk led to.
+/// The next step after a received chunk.
 #[derive(Debug)]
 pub enum Progress {
     /// Send this read next.
@@ -118,7 +118,7 @@ impl Incoming {
         }
     }
 
-    /// Counts one tick; returns the read to send again when the answer is
+    /// Counts one tick, and returns the read to send again when its reply is
     /// overdue.
     pub fn on_tick(&mut self, view: u64) -> Option<Message> {
         self.ticks_waiting += 1;
@@ -212,9 +212,9 @@ pub struct ChunkRef<'a> {
     pub data: &'a [u8],
 }
 
-/// Returns the answer to a `SnapshotRead` of the snapshot `file` at `op`
+/// Returns the reply to a `SnapshotRead` of the snapshot `file` at `op`
 /// (None when this node has no snapshot at `op`).
-pub fn answer_read(file: Option<&[u8]>, view: u64, op: u64, offset: u64) -> Message {
+pub fn reply_to_read(file: Option<&[u8]>, view: u64, op: u64, offset: u64) -> Message {
     let Some(bytes) = file else {
         return Message::SnapshotChunk {
             view,
@@ -241,7 +241,7 @@ mod tests {
     use crate::calendar::test_support::{Harness, RANDOM_USERS};
     use crate::wal::StdDisk;
 
-    /// Delivers every chunk of `file` to `incoming` through `answer_read`,
+    /// Delivers every chunk of `file` to `incoming` through `reply_to_read`,
     /// stopping after `chunks_max` chunks.
     fn pump(
         incoming: &mut Incoming,
@@ -256,7 +256,7 @@ mod tests {
             };
             let Message::SnapshotChunk {
                 size, offset, data, ..
-            } = answer_read(Some(file), 0, op, offset)
+            } = reply_to_read(Some(file), 0, op, offset)
             else {
                 unreachable!()
             };
@@ -342,7 +342,7 @@ mod tests {
         let (mut incoming, _) = Incoming::start(&StdDisk, dir.path(), 1, 5, 0).unwrap();
         let Message::SnapshotChunk {
             size, offset, data, ..
-        } = answer_read(None, 0, 5, 0)
+        } = reply_to_read(None, 0, 5, 0)
         else {
             unreachable!()
         };

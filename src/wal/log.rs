@@ -221,7 +221,7 @@ impl<D: Disk> Wal<D> {
     /// Deletes every record and makes the log continue at `op + 1`, for a
     /// node that installed a snapshot at `op` from a peer. The snapshot must
     /// be durable first. Removes the segments oldest first and then creates
-    /// the new one, so a crash part way leaves no gap; a log left empty by
+    /// the new one, so a crash part way leaves no gap. A log left empty by
     /// such a crash opens at op 1, and the caller restarts it again.
     pub fn restart_after(&mut self, op: u64) -> Result<(), WalError> {
         self.guard(|wal| wal.replace_all_segments(op))
