@@ -122,6 +122,9 @@ pub fn open<D: Disk + Clone>(
     let snapshots = SnapshotStore::new(disk.clone(), dir);
     let (mut wal, recovery) = Wal::open(disk.clone(), dir, WalOptions::default())?;
     let loaded = snapshots.load_newest()?;
+    // A damaged file would count as one of the snapshots kept and hold back
+    // compaction, and it can never be loaded, so it goes.
+    snapshots.remove_rejected(&loaded.rejected)?;
     let (op_base, mut calendar) = match loaded.snapshot {
         Some(snapshot) => (snapshot.op, snapshot.calendar),
         None => (0, Calendar::new()),

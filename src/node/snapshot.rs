@@ -310,6 +310,7 @@ mod tests {
         std::fs::write(&newest, bytes).unwrap();
 
         let (service, _driver, _inbound) = open(dir.path()).unwrap();
+        assert!(!newest.exists(), "the damaged snapshot was kept");
         let replica = service.replica.borrow();
         assert_eq!(
             replica.op_base(),

@@ -150,6 +150,24 @@ impl<D: Disk> SnapshotStore<D> {
         self.sync_dir()
     }
 
+    /// Removes the files that [`SnapshotStore::load_newest`] rejected.
+    pub fn remove_rejected(&self, rejected: &[SnapshotError]) -> Result<(), SnapshotError> {
+        let mut removed = false;
+        for error in rejected {
+            if let SnapshotError::Invalid { path, .. } = error {
+                warn!(path = %path.display(), "removing a damaged snapshot");
+                self.disk
+                    .remove_file(path)
+                    .map_err(io_error("remove", path))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.sync_dir()?;
+        }
+        Ok(())
+    }
+
     fn sync_dir(&self) -> Result<(), SnapshotError> {
         self.disk
             .sync_dir(&self.dir)
@@ -255,6 +273,9 @@ mod tests {
         assert_eq!(loaded.rejected.len(), 1);
         let message = loaded.rejected[0].to_string();
         assert!(message.contains("body is damaged"), "{message}");
+
+        store.remove_rejected(&loaded.rejected).unwrap();
+        assert_eq!(store.list().unwrap(), vec![10]);
     }
 
     #[test]
