@@ -139,17 +139,6 @@ impl<D: Disk> SnapshotStore<D> {
         self.sync_dir()
     }
 
-    /// Removes every snapshot file, for a node that recovers from its peers.
-    pub fn remove_all(&self) -> Result<(), SnapshotError> {
-        for op in self.list()? {
-            let path = self.path(op);
-            self.disk
-                .remove_file(&path)
-                .map_err(io_error("remove", &path))?;
-        }
-        self.sync_dir()
-    }
-
     /// Removes the files that [`SnapshotStore::load_newest`] rejected.
     pub fn remove_rejected(&self, rejected: &[SnapshotError]) -> Result<(), SnapshotError> {
         let mut removed = false;
