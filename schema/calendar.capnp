@@ -421,6 +421,14 @@ struct Ack {
   }
 }
 
+struct BackupResult {
+  union {
+    # A snapshot file in the format that `almanac verify` checks.
+    snapshot @0 :Data;
+    rejected @1 :Rejection;
+  }
+}
+
 # The result of `register`, `login` and `resume`.
 struct SessionResult {
   union {
@@ -482,6 +490,12 @@ interface Gateway {
   # session and without a rejection, so a client can use it to find the
   # primary.
   status @3 () -> (status :NodeStatus);
+  # A fresh random challenge for `backup`, good for one attempt.
+  backupChallenge @4 () -> (nonce :Data);
+  # A consistent snapshot of the committed state, from a primary that
+  # confirmed its role after the call arrived. `mac` is HMAC-SHA256 keyed
+  # with the cluster secret over "almanac backup" followed by the nonce.
+  backup @5 (nonce :Data, mac :Data) -> (result :BackupResult);
 }
 
 # One logged-in user. Reads are linearizable: they are answered by a primary

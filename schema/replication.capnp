@@ -68,19 +68,21 @@ struct Message {
     }
     # I suspect the primary of the view before `view`.
     startViewChange @9 :Void;
-    # To the new primary: my log, the last view in which I was normal, and
-    # my commit number.
+    # To the new primary: my log after `base` (my snapshot op), the last
+    # view in which I was normal, and my commit number.
     doViewChange :group {
       logView @10 :UInt64;
       op @11 :UInt64;
       log @12 :List(Entry);
       commit @13 :UInt64;
+      base @26 :UInt64;
     }
-    # New primary to all: the log of the new view.
+    # New primary to all: the log of the new view after `base`.
     startView :group {
       op @14 :UInt64;
       log @15 :List(Entry);
       commit @16 :UInt64;
+      base @27 :UInt64;
     }
     # A lagging replica asks for the entries after `op`.
     getState :group {
@@ -101,8 +103,29 @@ struct Message {
     recoveryResponse :group {
       nonce @22 :UInt64;
       hasPrimaryState @23 :Bool;
+      # The primary's log after `base`, its snapshot op.
       log @24 :List(Entry);
       commit @25 :UInt64;
+      base @28 :UInt64;
+    }
+    # Reply to getState when the entries after the requested op are
+    # compacted: fetch my snapshot at `op`, then ask for the log after it.
+    newSnapshot :group {
+      op @29 :UInt64;
+      commit @30 :UInt64;
+    }
+    # Pull one chunk of the sender's snapshot file at `op` from byte `offset`.
+    snapshotRead :group {
+      op @31 :UInt64;
+      offset @32 :UInt64;
+    }
+    # Bytes of the snapshot file at `op` from `offset`, of a file `size`
+    # bytes long. Empty data with size 0: the sender no longer has it.
+    snapshotChunk :group {
+      op @33 :UInt64;
+      size @34 :UInt64;
+      offset @35 :UInt64;
+      data @36 :Data;
     }
   }
 }

@@ -25,4 +25,5 @@ pub mod node;
 pub mod repl;
 pub mod replication;
 pub mod rpc;
+pub mod snapshot;
 pub mod wal;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use almanac::node::config::NodeAddresses;
 use almanac::node::{self, ClusterConfig, NodeOptions, StartMode};
 use almanac::repl::{self, OutputFormat, ReplOptions};
+use almanac::snapshot::backup;
 
 /// mimalloc returns freed memory to the system; glibc's allocator kept
 /// hundreds of MiB of argon2's 19 MiB work areas mapped after a burst of
@@ -57,6 +58,15 @@ enum Command {
     /// imported or skipped. The password comes from $ALMANAC_PASSWORD, the
     /// terminal, or the first line of standard input.
     Import(ImportArgs),
+    /// Writes a consistent snapshot of the cluster's committed state, with
+    /// its integrity digest, to OUT.
+    Backup(BackupArgs),
+    /// Checks a backup file and prints its op and state digest; exits 1 if
+    /// it is damaged.
+    Verify(VerifyArgs),
+    /// Seeds an empty data directory from a backup. Restore every node of a
+    /// new cluster from the same file, then start them without --init.
+    Restore(RestoreArgs),
 }
 
 #[derive(Args, Debug)]
@@ -76,6 +86,45 @@ struct ImportArgs {
     lenient: bool,
     /// The .ics file to import.
     file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct BackupArgs {
+    /// Cluster config file: the node addresses and the cluster secret.
+    #[arg(long, value_name = "FILE", required_unless_present = "cluster")]
+    config: Option<PathBuf>,
+    /// Client addresses of the nodes, comma-separated; needs --secret-file.
+    #[arg(
+        long,
+        value_name = "ADDR[,ADDR...]",
+        value_delimiter = ',',
+        conflicts_with = "config",
+        requires = "secret_file"
+    )]
+    cluster: Option<Vec<String>>,
+    /// File that contains the cluster secret, with --cluster.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    secret_file: Option<PathBuf>,
+    /// The path of the backup file to write.
+    #[arg(value_name = "OUT")]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The backup file to check.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    /// The backup file to restore.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The node's data directory; must be new or empty.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +153,20 @@ struct BenchArgs {
     /// With --calendar: number of events.
     #[arg(long, default_value_t = 1_000_000)]
     events: usize,
+    /// Measures a node's restart instead: writes --ops committed ops into
+    /// the new directory --data with snapshots and compaction, then times
+    /// the node's startup on it.
+    #[arg(long, requires = "data")]
+    restart: bool,
+    /// With --restart: committed ops to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    ops: u64,
+    /// With --restart: committed ops between snapshots.
+    #[arg(long, default_value_t = almanac::node::config::SNAPSHOT_EVERY_OPS_DEFAULT)]
+    snapshot_every_ops: u64,
+    /// With --restart: a new directory for the node's data.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -219,6 +282,9 @@ fn main() -> ExitCode {
         Some(Command::Local(args)) => run_local(args),
         Some(Command::Bench(args)) => run_bench(args),
         Some(Command::Import(args)) => run_import(args),
+        Some(Command::Backup(args)) => run_backup(args),
+        Some(Command::Verify(args)) => run_verify(args),
+        Some(Command::Restore(args)) => run_restore(args),
         Some(Command::Status(args)) => {
             init_logging("warn", None);
             match args.nodes.addresses() {
@@ -371,6 +437,18 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         let result = almanac::bench::run_calendar(options);
         return print_report(result.map(|r| (r.summary(), r)), args.output);
     }
+    if args.restart {
+        let options = almanac::node::restart_bench::RestartBenchOptions {
+            ops: args.ops,
+            dir: args.data.clone().unwrap_or_default(),
+            policy: almanac::node::config::SnapshotPolicy {
+                every_ops: args.snapshot_every_ops.max(1),
+                ..Default::default()
+            },
+        };
+        let result = almanac::node::restart_bench::run(options);
+        return print_report(result.map(|r| (r.summary(), r)), args.output);
+    }
     if args.clients == 0
         || args.seconds.is_nan()
         || args.seconds <= 0.0
@@ -466,6 +544,7 @@ fn single_node_cluster(client: String) -> ClusterConfig {
             peer: "127.0.0.1:0".into(),
         }],
         secret: b"single-node-cluster-secret".to_vec(),
+        snapshot: Default::default(),
     }
 }
 
@@ -530,7 +609,11 @@ fn run_local(args: LocalArgs) -> ExitCode {
             }
         })
         .collect();
-    let cluster = ClusterConfig { nodes, secret };
+    let cluster = ClusterConfig {
+        nodes,
+        secret,
+        snapshot: Default::default(),
+    };
     let mut addresses = Vec::new();
     for id in 1..=args.nodes {
         let node_options = NodeOptions {
@@ -552,4 +635,106 @@ fn run_local(args: LocalArgs) -> ExitCode {
         }
     }
     repl::run(addresses, options)
+}
+
+/// Returns the node addresses and the cluster secret a backup uses.
+fn backup_source(args: &BackupArgs) -> Result<(Vec<String>, Vec<u8>), String> {
+    if let Some(path) = &args.config {
+        let cluster = ClusterConfig::load(path).map_err(|error| error.to_string())?;
+        return Ok((cluster.client_addresses(), cluster.secret));
+    }
+    let addresses = args.cluster.clone().unwrap_or_default();
+    let secret_path = args
+        .secret_file
+        .as_ref()
+        .ok_or("--cluster needs --secret-file with the cluster secret")?;
+    let secret = std::fs::read_to_string(secret_path).map_err(|error| {
+        format!(
+            "cannot read the secret file {}: {error}",
+            secret_path.display()
+        )
+    })?;
+    Ok((addresses, secret.trim().as_bytes().to_vec()))
+}
+
+fn run_backup(args: BackupArgs) -> ExitCode {
+    init_logging("warn", None);
+    let (addresses, secret) = match backup_source(&args) {
+        Ok(source) => source,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start a runtime: {error}");
+            return ExitCode::from(EXIT_ENVIRONMENT);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let fetched = local.block_on(&runtime, async {
+        almanac::client::fetch_backup(&almanac::node::net::TokioConnector, &addresses, &secret)
+            .await
+    });
+    let bytes = match fetched {
+        Ok(bytes) => bytes,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match backup::write_backup(&bytes, &args.out) {
+        Ok(header) => {
+            println!(
+                "wrote {} to {}",
+                backup::describe(&header, bytes.len()),
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_ENVIRONMENT)
+        }
+    }
+}
+
+fn run_verify(args: VerifyArgs) -> ExitCode {
+    match backup::verify_file(&args.file) {
+        Ok((header, bytes)) => {
+            println!(
+                "{}: valid {}",
+                args.file.display(),
+                backup::describe(&header, bytes)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_restore(args: RestoreArgs) -> ExitCode {
+    init_logging("warn", None);
+    match backup::restore(&args.file, &args.data) {
+        Ok(header) => {
+            println!(
+                "restored the backup of op {} into {}; start the node there without --init",
+                header.op,
+                args.data.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use almanac::calendar::{EventView, SearchQuery};
-use almanac::node::config::NodeAddresses;
+use almanac::node::config::{NodeAddresses, SnapshotPolicy};
 use almanac::node::host::Host;
 use almanac::node::net::TurmoilConnector;
 use almanac::node::service::Service;
@@ -70,6 +70,8 @@ pub struct Options {
     /// Upper bound of each message's latency; turmoil draws each latency
     /// from an exponential distribution between 1 ms and this bound.
     pub max_latency: Duration,
+    /// When the nodes take snapshots and compact their logs.
+    pub snapshot: SnapshotPolicy,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             nodes: 3,
             duration: Duration::from_secs(120),
             max_latency: Duration::from_millis(10),
+            snapshot: SnapshotPolicy::default(),
         }
     }
 }
@@ -148,7 +151,7 @@ impl Cluster {
         builder.fs().block_size(TORN_BLOCK_BYTES);
         let sim = builder.build();
 
-        let config = cluster_config(options.nodes);
+        let config = cluster_config(options.nodes, options.snapshot);
         let mut cluster = Cluster {
             seed,
             sim,
@@ -637,7 +640,7 @@ pub struct Outcome {
     pub nodes: Vec<NodeState>,
 }
 
-fn cluster_config(nodes: usize) -> ClusterConfig {
+fn cluster_config(nodes: usize, snapshot: SnapshotPolicy) -> ClusterConfig {
     let nodes = (1..=nodes as u8)
         .map(|id| NodeAddresses {
             id,
@@ -648,6 +651,7 @@ fn cluster_config(nodes: usize) -> ClusterConfig {
     ClusterConfig {
         nodes,
         secret: CLUSTER_SECRET.to_vec(),
+        snapshot,
     }
 }
 

@@ -45,6 +45,13 @@ pub const MAX_SESSIONS_PER_USER: usize = 32;
 /// or not, so one busy user cannot grow the snapshot without bound.
 pub const MAX_INBOX_NOTIFICATIONS: usize = 1000;
 
+/// How long an acknowledged notification stays in its inbox, in
+/// milliseconds (30 days), so that other devices of the user can still
+/// show recent history. After it, the next notification or acknowledgement
+/// for that inbox drops it, which keeps snapshots bounded by activity over
+/// the window.
+pub const ACKED_NOTIFICATION_RETENTION_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
 /// How far a recurring event without an end is checked for conflicts: two
 /// years (731 days, so a leap day does not cut the second year short) from
 /// its start. Later occurrences are still shown, and a later event that

@@ -38,7 +38,7 @@ pub mod responses;
 mod series;
 mod state;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub mod types;
 mod users;
 pub mod validate;

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::limits::MAX_INBOX_NOTIFICATIONS;
+use super::limits::{ACKED_NOTIFICATION_RETENTION_MS, MAX_INBOX_NOTIFICATIONS};
 use super::state::Calendar;
 use super::types::{Effect, EventView, Notification, NotificationKind, Rejection};
 use super::users::user_key;
@@ -18,7 +18,8 @@ pub(crate) struct Inbox {
     /// Highest number the user acknowledged; never above `last_seq`, never
     /// decreasing.
     acked_seq: u64,
-    /// The newest `MAX_INBOX_NOTIFICATIONS` notifications in `seq` order.
+    /// The newest `MAX_INBOX_NOTIFICATIONS` notifications in `seq` order,
+    /// without acknowledged ones older than the retention window.
     items: VecDeque<Notification>,
 }
 
@@ -46,6 +47,21 @@ impl Inbox {
             actor: actor.to_string(),
         });
         if self.items.len() > MAX_INBOX_NOTIFICATIONS {
+            self.items.pop_front();
+        }
+        self.expire(at_ms);
+    }
+
+    /// Drops acknowledged notifications that are older than
+    /// [`ACKED_NOTIFICATION_RETENTION_MS`] at `now_ms`. Items are in `seq`
+    /// order, so the acknowledged ones are a prefix.
+    fn expire(&mut self, now_ms: i64) {
+        while let Some(oldest) = self.items.front() {
+            let expired = oldest.seq <= self.acked_seq
+                && oldest.at_ms.saturating_add(ACKED_NOTIFICATION_RETENTION_MS) < now_ms;
+            if !expired {
+                break;
+            }
             self.items.pop_front();
         }
     }
@@ -126,9 +142,15 @@ impl Calendar {
         self.notify(&added, NotificationKind::Invited, new, &actor, at_ms);
     }
 
-    /// Acknowledges notifications up to `up_to_seq`. Acknowledging an older
-    /// number than before changes nothing and succeeds.
-    pub(crate) fn ack(&mut self, caller: &str, up_to_seq: u64) -> Result<Effect, Rejection> {
+    /// Acknowledges notifications up to `up_to_seq`, and drops acknowledged
+    /// ones older than the retention window at `now_ms`. Acknowledging an
+    /// older number than before changes nothing else and succeeds.
+    pub(crate) fn ack(
+        &mut self,
+        caller: &str,
+        up_to_seq: u64,
+        now_ms: i64,
+    ) -> Result<Effect, Rejection> {
         let key = self.existing_user(caller)?;
         let inbox = &mut self
             .users
@@ -145,6 +167,7 @@ impl Calendar {
             ));
         }
         inbox.acked_seq = inbox.acked_seq.max(up_to_seq);
+        inbox.expire(now_ms);
         Ok(Effect::Acked {
             up_to_seq: inbox.acked_seq,
         })
@@ -186,6 +209,39 @@ mod tests {
             caller: caller.into(),
             up_to_seq,
         }
+    }
+
+    #[test]
+    fn acked_dropped_after_retention() {
+        use super::super::limits::ACKED_NOTIFICATION_RETENTION_MS;
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.schedule("alice", private("One", MONDAY, 30, &["bob"]));
+        harness.schedule("alice", private("Two", MONDAY + 60, 30, &["bob"]));
+        harness.ok(ack("bob", 1));
+        assert_eq!(kinds(&harness, "bob").len(), 2, "dropped within the window");
+
+        harness.now_ms += ACKED_NOTIFICATION_RETENTION_MS + 1;
+        harness.ok(ack("bob", 1));
+        let left = inbox(&harness, "bob");
+        assert_eq!(left.len(), 1, "acknowledged one outlived the window");
+        assert_eq!(left[0].0, 2, "the unacknowledged one must stay");
+        assert_eq!(harness.calendar.acked_seq("bob"), 1);
+    }
+
+    #[test]
+    fn unacked_kept_past_retention() {
+        use super::super::limits::ACKED_NOTIFICATION_RETENTION_MS;
+        let mut harness = Harness::with_users(&["alice", "bob"]);
+        harness.schedule("alice", private("Old", MONDAY, 30, &["bob"]));
+        harness.now_ms += 2 * ACKED_NOTIFICATION_RETENTION_MS;
+        harness.schedule("alice", private("New", MONDAY + 60, 30, &["bob"]));
+        assert_eq!(kinds(&harness, "bob").len(), 2);
+        harness.ok(ack("bob", 2));
+        assert_eq!(
+            kinds(&harness, "bob").len(),
+            1,
+            "the old acknowledged one must go, the new one stay"
+        );
     }
 
     #[test]

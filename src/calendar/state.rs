@@ -123,7 +123,7 @@ impl Calendar {
                 changes,
             } => self.edit(caller, *event_id, *expected_version, changes, now_ms),
             Command::Delete { caller, event_id } => self.delete(caller, *event_id, now_ms),
-            Command::AckNotifications { caller, up_to_seq } => self.ack(caller, *up_to_seq),
+            Command::AckNotifications { caller, up_to_seq } => self.ack(caller, *up_to_seq, now_ms),
             Command::EditOccurrence {
                 caller,
                 event_id,

@@ -13,10 +13,12 @@
 //! The client is not `Send`: it runs on a current-thread runtime inside a
 //! `LocalSet`, like the RPC system beneath it.
 
+mod backup;
 mod connection;
 mod operations;
 mod planning;
 
+pub use backup::fetch_backup;
 pub use operations::{node_status_of, NodeReport, SeriesReceipt};
 
 use std::cell::{Cell, RefCell};

@@ -9,6 +9,11 @@
 //! id = 1
 //! client = "127.0.0.1:7401"   # where clients connect
 //! peer = "127.0.0.1:7501"     # where the other nodes connect
+//!
+//! # Optional; the defaults are shown.
+//! [snapshot]
+//! every_ops = 10000           # committed ops between snapshots
+//! every_log_bytes = 67108864  # bytes of log between snapshots
 //! ```
 //!
 //! Node ids run from 1 to n without gaps, and n is odd: a cluster of
@@ -28,11 +33,42 @@ pub struct NodeAddresses {
     pub peer: String,
 }
 
+/// The default committed ops between two snapshots. A restart replays up to
+/// about this many ops after loading the newest snapshot. Each snapshot
+/// writes the whole state, so a much smaller value costs write bandwidth on
+/// a large calendar.
+pub const SNAPSHOT_EVERY_OPS_DEFAULT: u64 = 10_000;
+
+/// The default log bytes between two snapshots (64 MiB, one WAL segment),
+/// so that a log of large requests is compacted before the op count is
+/// reached.
+pub const SNAPSHOT_EVERY_LOG_BYTES_DEFAULT: u64 = 64 << 20;
+
+/// When a node takes a snapshot: after `every_ops` committed ops or
+/// `every_log_bytes` bytes of log since the last one, whichever comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotPolicy {
+    pub every_ops: u64,
+    pub every_log_bytes: u64,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            every_ops: SNAPSHOT_EVERY_OPS_DEFAULT,
+            every_log_bytes: SNAPSHOT_EVERY_LOG_BYTES_DEFAULT,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
     /// Nodes in id order: index i holds the node with id i + 1.
     pub nodes: Vec<NodeAddresses>,
     pub secret: Vec<u8>,
+    /// When each node takes a snapshot and compacts its log.
+    pub snapshot: SnapshotPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +96,8 @@ struct File {
     cluster_secret: Option<String>,
     cluster_secret_file: Option<PathBuf>,
     node: Vec<FileNode>,
+    #[serde(default)]
+    snapshot: SnapshotPolicy,
 }
 
 impl ClusterConfig {
@@ -113,7 +151,18 @@ impl ClusterConfig {
             .collect();
         nodes.sort_by_key(|node| node.id);
         Self::check_nodes(&nodes)?;
-        Ok(ClusterConfig { nodes, secret })
+        let snapshot = file.snapshot;
+        if snapshot.every_ops == 0 || snapshot.every_log_bytes == 0 {
+            return Err(format!(
+                "[snapshot] every_ops {} and every_log_bytes {} must both be at least 1",
+                snapshot.every_ops, snapshot.every_log_bytes
+            ));
+        }
+        Ok(ClusterConfig {
+            nodes,
+            secret,
+            snapshot,
+        })
     }
 
     fn check_nodes(nodes: &[NodeAddresses]) -> Result<(), String> {
@@ -184,6 +233,26 @@ peer = "127.0.0.1:7503"
         assert_eq!(ids, vec![1, 2, 3]);
         assert_eq!(config.node(2).unwrap().client, "127.0.0.1:7402");
         assert_eq!(config.secret, b"0123456789abcdef0123");
+    }
+
+    #[test]
+    fn snapshot_policy_defaults_and_overrides() {
+        let config = ClusterConfig::parse(THREE, Path::new(".")).unwrap();
+        assert_eq!(config.snapshot, SnapshotPolicy::default());
+        let text = format!("{THREE}\n[snapshot]\nevery_ops = 50\n");
+        let config = ClusterConfig::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(config.snapshot.every_ops, 50);
+        assert_eq!(
+            config.snapshot.every_log_bytes,
+            SNAPSHOT_EVERY_LOG_BYTES_DEFAULT
+        );
+    }
+
+    #[test]
+    fn snapshot_policy_zero_rejected() {
+        let text = format!("{THREE}\n[snapshot]\nevery_ops = 0\n");
+        let error = ClusterConfig::parse(&text, Path::new(".")).unwrap_err();
+        assert!(error.contains("every_ops 0"), "{error}");
     }
 
     #[test]

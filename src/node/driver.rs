@@ -14,6 +14,11 @@
 //! primary sends a prepare before its own fdatasync and the backups sync in
 //! parallel with it. Truncations and view records are rare and run
 //! synchronously once everything before them is durable.
+//!
+//! At start the node loads its newest valid snapshot and replays the log
+//! after it. Every `every_ops` committed ops (or `every_log_bytes` of log)
+//! it writes a new snapshot and deletes the log segments that lie wholly
+//! before the older of the two snapshots it keeps.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::calendar::{Calendar, Request};
+use crate::node::config::SnapshotPolicy;
 use crate::node::host::Host;
 use crate::node::service::{LogEntry, Service};
 use crate::replication::{
@@ -32,6 +38,7 @@ use crate::replication::{
 };
 use crate::rpc::convert::ApiRejection;
 use crate::rpc::peer::Inbound;
+use crate::snapshot::{Incoming, SnapshotError, SnapshotStore};
 use crate::wal::{Disk, MetaFile, SyncStart, SyncTicket, Wal, WalError, WalOptions};
 
 /// Length of one protocol tick.
@@ -55,15 +62,15 @@ const PREPARE_REQUESTS_MAX: usize = 1024;
 const COMMIT_RECORD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Name of the file that contains the view record, beside the log.
-const META_FILE: &str = "replica.meta";
+pub const META_FILE: &str = "replica.meta";
 
 /// The view record on disk, plus the commit number as last written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct MetaRecord {
-    view: u64,
-    log_view: u64,
+pub(crate) struct MetaRecord {
+    pub(crate) view: u64,
+    pub(crate) log_view: u64,
     /// A lower bound of the commit number: every op up to it is committed.
-    commit: u64,
+    pub(crate) commit: u64,
 }
 
 /// Errors that keep a node from starting on its data directory.
@@ -85,6 +92,17 @@ pub enum StartError {
     Replica(#[from] replication::ConfigError),
     #[error("{dir} is not empty, so it cannot be initialised for a new cluster; remove --init to rejoin with it")]
     InitNotEmpty { dir: String },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(
+        "the log in {dir} starts at op {first_op} but the newest valid snapshot covers ops up to \
+         {op_base}, so ops in between are lost; restore the data directory from a backup"
+    )]
+    LogGap {
+        dir: String,
+        first_op: u64,
+        op_base: u64,
+    },
 }
 
 /// The way a node starts on its data directory.
@@ -103,6 +121,7 @@ pub struct ReplicaSettings {
     pub replica_count: usize,
     pub replica_id: ReplicaId,
     pub client_addresses: Vec<String>,
+    pub snapshot: SnapshotPolicy,
 }
 
 /// The result of [`open`]: the service, its driver, and the sender on which
@@ -119,10 +138,45 @@ pub fn open<D: Disk + Clone>(
     host: Host,
 ) -> Result<Opened<D>, StartError> {
     let meta_path = dir.join(META_FILE);
-    let (wal, recovery) = Wal::open(disk.clone(), dir, WalOptions::default())?;
-    let meta = load_meta(&disk, &meta_path)?;
-    let entries = decode_entries(dir, &recovery.records)?;
-    let is_empty = meta.is_none() && entries.is_empty();
+    let snapshots = SnapshotStore::new(disk.clone(), dir);
+    let (mut wal, recovery) = Wal::open(disk.clone(), dir, WalOptions::default())?;
+    let loaded = snapshots.load_newest()?;
+    // A damaged file would count as one of the snapshots kept and hold back
+    // compaction, and it can never be loaded, so it goes.
+    snapshots.remove_rejected(&loaded.rejected)?;
+    let (op_base, mut calendar) = match loaded.snapshot {
+        Some(snapshot) => (snapshot.op, snapshot.calendar),
+        None => (0, Calendar::new()),
+    };
+    let mut meta = load_meta(&disk, &meta_path)?;
+    if wal.first_op() > op_base + 1 {
+        // The log after the usable snapshot is gone, typically because the
+        // newest snapshot is damaged and the log before it was compacted.
+        if settings.replica_count == 1 || mode == StartMode::Init {
+            return Err(StartError::LogGap {
+                dir: dir.display().to_string(),
+                first_op: wal.first_op(),
+                op_base,
+            });
+        }
+        warn!(node = settings.replica_id + 1, dir = %dir.display(), first_op = wal.first_op(),
+            op_base, "the log does not continue the newest valid snapshot: recovering from the other nodes");
+        forget_replica_state(&disk, &meta_path)?;
+        meta = None;
+        wal.restart_after(op_base)?;
+    } else if wal.last_op() < op_base {
+        // A snapshot installed from a peer or restored from a backup, whose
+        // log restart did not happen yet.
+        wal.restart_after(op_base)?;
+    }
+    let records: Vec<_> = recovery
+        .records
+        .into_iter()
+        .filter(|record| record.op > op_base && record.op <= wal.last_op())
+        .collect();
+    let entries = decode_entries(dir, &records)?;
+    let is_empty = meta.is_none() && entries.is_empty() && op_base == 0;
+    let op = op_base + entries.len() as u64;
     let durable = match (mode, meta) {
         (StartMode::Init, _) if !is_empty => {
             return Err(StartError::InitNotEmpty {
@@ -146,13 +200,14 @@ pub fn open<D: Disk + Clone>(
             // A single node commits each entry once its own copy is durable,
             // so everything in its log is committed.
             let commit = if settings.replica_count == 1 {
-                entries.len() as u64
+                op
             } else {
-                meta.commit.min(entries.len() as u64)
+                meta.commit.clamp(op_base, op)
             };
             Durable {
                 view: meta.view,
                 log_view: meta.log_view,
+                op_base,
                 commit,
                 entries,
                 intact: true,
@@ -167,28 +222,35 @@ pub fn open<D: Disk + Clone>(
                 MetaRecord {
                     view: 0,
                     log_view: 0,
-                    commit: 0,
+                    commit: op,
                 },
             )?;
-            let mut durable = Durable::formatted();
-            durable.commit = entries.len() as u64;
-            durable.entries = entries;
-            durable
+            Durable {
+                op_base,
+                commit: op,
+                entries,
+                ..Durable::formatted()
+            }
         }
         (StartMode::Rejoin, None) => {
-            warn!(node = settings.replica_id + 1, dir = %dir.display(),
+            warn!(node = settings.replica_id + 1, dir = %dir.display(), op_base,
                 "no replica state on disk: recovering from the other nodes before taking part");
-            Durable::lost()
+            Durable {
+                op_base,
+                commit: op_base,
+                ..Durable::lost()
+            }
         }
     };
-    let mut calendar = Calendar::new();
-    for entry in &durable.entries[..durable.commit as usize] {
+    let replay = (durable.commit - durable.op_base) as usize;
+    for entry in &durable.entries[..replay] {
         apply_entry(&mut calendar, entry);
     }
     info!(
         node = settings.replica_id + 1,
         view = durable.view,
-        op = durable.entries.len(),
+        op_base = durable.op_base,
+        op = durable.op_base + durable.entries.len() as u64,
         commit = durable.commit,
         intact = durable.intact,
         "opened the data directory"
@@ -216,6 +278,13 @@ pub fn open<D: Disk + Clone>(
         disk,
         wal,
         meta_path,
+        dir: dir.to_path_buf(),
+        snapshots,
+        policy: settings.snapshot,
+        log_bytes_since_snapshot: 0,
+        serving: None,
+        incoming: None,
+        completed: None,
         inbound,
         peers: Vec::new(),
         last_commit_record,
@@ -242,7 +311,25 @@ fn load_meta<D: Disk>(disk: &D, path: &Path) -> Result<Option<MetaRecord>, Start
     }
 }
 
-fn store_meta<D: Disk>(disk: &D, path: &Path, record: MetaRecord) -> Result<(), WalError> {
+/// Removes the meta file, so that a crash before recovery ends still
+/// counts as a lost disk at the next start.
+fn forget_replica_state<D: Disk>(disk: &D, path: &Path) -> Result<(), WalError> {
+    match disk.remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(WalError::Io {
+            action: "remove",
+            path: path.to_path_buf(),
+            offset: None,
+            source: error,
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn store_meta<D: Disk>(
+    disk: &D,
+    path: &Path,
+    record: MetaRecord,
+) -> Result<(), WalError> {
     let bytes = postcard::to_stdvec(&record).expect("a MetaRecord always serializes");
     MetaFile::store(disk, path, &bytes)
 }
@@ -268,7 +355,7 @@ fn decode_entries(dir: &Path, records: &[crate::wal::Record]) -> Result<Vec<Entr
 
 /// Applies one committed entry. A payload that does not decode was written
 /// by this program's primary, so it is a bug, not bad input.
-fn apply_entry(calendar: &mut Calendar, entry: &Entry) -> crate::calendar::Outcome {
+pub(super) fn apply_entry(calendar: &mut Calendar, entry: &Entry) -> crate::calendar::Outcome {
     let request = Request::decode(&entry.payload).unwrap_or_else(|error| {
         panic!(
             "committed op {} of view {} is not a valid request: {error}",
@@ -280,10 +367,23 @@ fn apply_entry(calendar: &mut Calendar, entry: &Entry) -> crate::calendar::Outco
 
 /// Owns the log and the meta file, and runs the replica.
 pub struct Driver<D: Disk + Clone> {
-    service: Rc<Service>,
-    disk: D,
-    wal: Wal<D>,
+    pub(super) service: Rc<Service>,
+    pub(super) disk: D,
+    pub(super) wal: Wal<D>,
     meta_path: PathBuf,
+    /// The data directory: log segments, meta file and snapshots.
+    pub(super) dir: PathBuf,
+    pub(super) snapshots: SnapshotStore<D>,
+    pub(super) policy: SnapshotPolicy,
+    /// Payload bytes appended to the log since the last snapshot.
+    pub(super) log_bytes_since_snapshot: u64,
+    /// The snapshot file last read to serve a peer's chunk reads, by op.
+    pub(super) serving: Option<(u64, Rc<Vec<u8>>)>,
+    /// The snapshot being fetched from a peer, if any.
+    pub(super) incoming: Option<Incoming>,
+    /// A fetched snapshot whose last chunk arrived, installed at the end of
+    /// the round.
+    pub(super) completed: Option<(Vec<u8>, Box<crate::snapshot::Snapshot>)>,
     inbound: mpsc::UnboundedReceiver<Inbound>,
     /// Outgoing queue per peer by replica id; None for this node itself.
     peers: Vec<Option<mpsc::Sender<Message>>>,
@@ -299,7 +399,7 @@ pub struct Driver<D: Disk + Clone> {
     deferred: VecDeque<Deferred>,
     /// The op of the last entry applied to the calendar. Never above the
     /// log's durable op.
-    applied_op: u64,
+    pub(super) applied_op: u64,
     /// Reused buffer for encoding log records.
     encoded: Vec<u8>,
 }
@@ -375,6 +475,7 @@ impl<D: Disk + Clone> Driver<D> {
                 biased;
                 _ = ticker.tick() => {
                     outputs.push(self.service.replica.borrow_mut().on_tick());
+                    self.tick_transfer();
                 }
                 (ticket, result) = sync_finished(&mut self.sync_in_flight) => {
                     if let Err(error) = self.wal.finish_sync(ticket, result) {
@@ -382,7 +483,10 @@ impl<D: Disk + Clone> Driver<D> {
                     }
                 }
                 Some((from, message)) = self.inbound.recv() => {
-                    outputs.push(self.service.replica.borrow_mut().on_message(from, message));
+                    match self.on_inbound(from, message) {
+                        Ok(output) => outputs.extend(output),
+                        Err(error) => return self.fail(error),
+                    }
                 }
                 _ = self.service.wake_driver.notified() => {}
                 _ = commit_timer.tick() => {
@@ -391,14 +495,56 @@ impl<D: Disk + Clone> Driver<D> {
                     }
                 }
             }
-            self.gather(&mut outputs);
+            if let Err(error) = self.gather(&mut outputs) {
+                return self.fail(error);
+            }
             if let Err(error) = self.carry_out(outputs).await {
+                return self.fail(error);
+            }
+            if let Err(error) = self.install_completed_snapshot().await {
+                return self.fail(error);
+            }
+            if let Err(error) = self.take_snapshot_if_due() {
                 return self.fail(error);
             }
         }
     }
 
-    fn fail(&self, error: WalError) -> WalError {
+    /// Hands a peer's message to the replica, or to the snapshot transfer
+    /// for chunk reads and chunks.
+    fn on_inbound(
+        &mut self,
+        from: ReplicaId,
+        message: Message,
+    ) -> Result<Option<Output>, WalError> {
+        match message {
+            Message::SnapshotRead { op, offset, .. } => {
+                self.reply_to_snapshot_read(from, op, offset)?;
+                Ok(None)
+            }
+            Message::SnapshotChunk {
+                op,
+                size,
+                offset,
+                data,
+                ..
+            } => {
+                let chunk = crate::snapshot::ChunkRef {
+                    from,
+                    op,
+                    size,
+                    offset,
+                    data: &data,
+                };
+                self.on_snapshot_chunk(chunk)
+            }
+            message => Ok(Some(
+                self.service.replica.borrow_mut().on_message(from, message),
+            )),
+        }
+    }
+
+    pub(super) fn fail(&self, error: WalError) -> WalError {
         let replica = self.service.replica.borrow();
         error!(node = self.service.replica_id + 1, view = replica.view(), op = replica.op(),
             commit = replica.commit(), %error,
@@ -408,14 +554,14 @@ impl<D: Disk + Clone> Driver<D> {
     }
 
     /// Adds every input that is ready now, so one fsync covers them all.
-    fn gather(&mut self, outputs: &mut Vec<Output>) {
-        let mut replica = self.service.replica.borrow_mut();
+    fn gather(&mut self, outputs: &mut Vec<Output>) -> Result<(), WalError> {
         for _ in 0..ROUND_MESSAGES_MAX {
             match self.inbound.try_recv() {
-                Ok((from, message)) => outputs.push(replica.on_message(from, message)),
+                Ok((from, message)) => outputs.extend(self.on_inbound(from, message)?),
                 Err(_) => break,
             }
         }
+        let mut replica = self.service.replica.borrow_mut();
         let mut queue = self.service.queue.borrow_mut();
         let reads = std::mem::take(&mut queue.reads);
         // While this node's fdatasync runs, requests wait for it to finish
@@ -435,6 +581,7 @@ impl<D: Disk + Clone> Driver<D> {
         for read in reads {
             outputs.push(replica.on_read(read));
         }
+        Ok(())
     }
 
     /// Logs a change of view, status or role once per round.
@@ -465,7 +612,7 @@ impl<D: Disk + Clone> Driver<D> {
     /// Carries out outputs in the order the protocol needs: persist, then
     /// apply and answer, then send. What needs the log durable is queued
     /// until the fdatasync that covers it has finished.
-    async fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), WalError> {
+    pub(super) async fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), WalError> {
         let rewrites_log = outputs
             .iter()
             .any(|output| output.truncate_after.is_some() || output.store_view.is_some());
@@ -486,6 +633,9 @@ impl<D: Disk + Clone> Driver<D> {
                 } else {
                     self.defer(needs_op, Action::Send(to, message));
                 }
+            }
+            if let Some(fetch) = output.fetch_snapshot {
+                self.start_fetch(fetch)?;
             }
             for (request, redirect) in output.rejected {
                 let rejection = self.service.redirect_rejection(redirect);
@@ -573,7 +723,7 @@ impl<D: Disk + Clone> Driver<D> {
     /// Waits for the running fdatasync, syncs the rest of the log here and
     /// carries out all queued work, so that a truncation or a view record
     /// starts from a durable log and an empty queue.
-    async fn drain(&mut self) -> Result<(), WalError> {
+    pub(super) async fn drain(&mut self) -> Result<(), WalError> {
         if self.sync_in_flight.is_some() {
             let (ticket, result) = sync_finished(&mut self.sync_in_flight).await;
             self.wal.finish_sync(ticket, result)?;
@@ -615,6 +765,7 @@ impl<D: Disk + Clone> Driver<D> {
                 self.encoded = postcard::to_extend(&record, std::mem::take(&mut self.encoded))
                     .expect("a log entry always serializes");
                 self.wal.append(entry.op, &self.encoded)?;
+                self.log_bytes_since_snapshot += self.encoded.len() as u64;
             }
             if let Some(record) = output.store_view {
                 view_record = Some(record);
@@ -760,6 +911,13 @@ impl<D: Disk + Clone> Driver<D> {
         }
     }
 
+    /// Sends each message to its peer at once.
+    pub(super) fn send(&self, messages: Vec<(ReplicaId, Message)>) {
+        for (to, message) in messages {
+            self.send_one(to, message);
+        }
+    }
+
     fn send_one(&self, to: ReplicaId, message: Message) {
         let Some(Some(queue)) = self.peers.get(to as usize) else {
             return;
@@ -897,6 +1055,7 @@ mod tests {
             replica_count: 3,
             replica_id,
             client_addresses: (1..=3).map(|id| format!("127.0.0.1:{id}")).collect(),
+            snapshot: crate::node::config::SnapshotPolicy::default(),
         };
         let host = Host::simulated(7, 0);
         let (service, mut driver, inbound) =

@@ -12,7 +12,9 @@ pub mod config;
 pub mod driver;
 pub mod host;
 pub mod net;
+pub mod restart_bench;
 pub mod service;
+mod snapshot;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -108,6 +110,7 @@ pub fn prepare<D: Disk + Clone + 'static, L: Listener, C: Connector>(
         replica_count: options.cluster.nodes.len(),
         replica_id: options.id - 1,
         client_addresses: options.cluster.client_addresses(),
+        snapshot: options.cluster.snapshot,
     };
     let (service, driver, inbound) =
         driver::open(settings, disk, &options.data_dir, options.mode, host).map_err(|source| {
@@ -173,8 +176,9 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
             let client: peer_gateway::Client = capnp_rpc::new_client(server);
             client.client
         }));
-        let gateway: gateway::Client =
-            capnp_rpc::new_client(GatewayServer::new(self.service.clone()));
+        let gateway: gateway::Client = capnp_rpc::new_client(
+            GatewayServer::new(self.service.clone()).with_backup_secret(secret),
+        );
         info!(node = id, client = %self.client_address, "serving");
         let clients = accept_loop(self.client_listener, "client", move |_| {
             gateway.client.clone()

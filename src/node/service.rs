@@ -131,6 +131,12 @@ impl Service {
         value
     }
 
+    /// Returns the op of the newest snapshot the replica's log starts
+    /// after, 0 before the first snapshot.
+    pub fn snapshot_op(&self) -> u64 {
+        self.replica.borrow().op_base()
+    }
+
     pub fn status(&self) -> StatusInfo {
         let replica = self.replica.borrow();
         let calendar = self.calendar();

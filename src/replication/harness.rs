@@ -10,6 +10,10 @@
 //! - entries are applied in op order, and no two replicas ever apply
 //!   different entries at the same op (across restarts too);
 //! - no view has two replicas acting as its primary.
+//!
+//! A snapshot is modelled as the prefix of the applied entries: compaction
+//! moves `op_base` and drops the log before it, and a fetched snapshot copies
+//! the peer's applied prefix if the peer's snapshot op still matches.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,12 +48,16 @@ pub fn entry(view: u64, op: u64) -> Entry {
 pub struct Disk {
     pub view: u64,
     pub log_view: u64,
+    /// The op of the snapshot on this disk; `entries` start after it.
+    pub op_base: u64,
     pub entries: Vec<Entry>,
     pub intact: bool,
     /// Every `truncate_after` carried out, in order.
     pub truncations: Vec<u64>,
     /// The entries applied to the state machine.
     pub applied: Vec<Entry>,
+    /// The op of every snapshot installed from a peer, in order.
+    pub installs: Vec<u64>,
 }
 
 pub struct Cluster {
@@ -140,6 +148,7 @@ impl Cluster {
         let durable = Durable {
             view: disk.view,
             log_view: disk.log_view,
+            op_base: disk.op_base,
             entries: disk.entries.clone(),
             commit: disk.applied.len() as u64,
             intact: disk.intact,
@@ -160,9 +169,60 @@ impl Cluster {
         let Some(replica) = self.replicas[index].as_mut() else {
             return Output::default();
         };
-        let out = input(replica);
+        let mut out = input(replica);
         self.carry_out(id, &out);
+        // A fetch completes at once; bounded because each install moves the
+        // snapshot op forward.
+        for _ in 0..DELIVER_MAX {
+            let Some(fetch) = out.fetch_snapshot else {
+                break;
+            };
+            let Some(installed) = self.fetch_snapshot(id, fetch.from, fetch.op) else {
+                break;
+            };
+            self.carry_out(id, &installed);
+            out = installed;
+        }
         out
+    }
+
+    /// Copies the snapshot at `op` of replica `from` to replica `id` and
+    /// installs it. Returns None, installing nothing, when `from` is down or
+    /// no longer has a snapshot at `op`.
+    fn fetch_snapshot(&mut self, id: ReplicaId, from: ReplicaId, op: u64) -> Option<Output> {
+        if !self.is_up(from) || self.blocked.contains(&(from, id)) {
+            return None;
+        }
+        let source = &self.disks[usize::from(from)];
+        if source.op_base != op {
+            return None;
+        }
+        let applied = source.applied[..op as usize].to_vec();
+        let disk = &mut self.disks[usize::from(id)];
+        disk.op_base = op;
+        disk.entries.clear();
+        disk.applied = applied;
+        disk.installs.push(op);
+        let replica = self.replicas[usize::from(id)].as_mut()?;
+        Some(replica.install_snapshot(op))
+    }
+
+    /// Takes a snapshot of replica `id` at `op` and compacts its log.
+    pub fn compact(&mut self, id: ReplicaId, op: u64) {
+        let disk = &mut self.disks[usize::from(id)];
+        assert!(op <= disk.applied.len() as u64, "snapshot of unapplied ops");
+        if op > disk.op_base {
+            disk.entries.drain(..(op - disk.op_base) as usize);
+            disk.op_base = op;
+        }
+        let replica = self.replicas[usize::from(id)]
+            .as_mut()
+            .expect("live replica");
+        replica.compact(op);
+    }
+
+    pub fn snapshot_installs(&self, id: ReplicaId) -> Vec<u64> {
+        self.disks[usize::from(id)].installs.clone()
     }
 
     /// Persists, applies and sends one output, checking it on the way.
@@ -170,13 +230,13 @@ impl Cluster {
         let index = usize::from(id);
         let disk = &mut self.disks[index];
         if let Some(after) = out.truncate_after {
-            disk.entries.truncate(after as usize);
+            disk.entries.truncate((after - disk.op_base) as usize);
             disk.truncations.push(after);
         }
         for entry in &out.append {
             assert_eq!(
                 entry.op,
-                disk.entries.len() as u64 + 1,
+                disk.op_base + disk.entries.len() as u64 + 1,
                 "replica {id} appended a gap"
             );
             disk.entries.push(entry.clone());
@@ -236,7 +296,7 @@ impl Cluster {
         for (to, message) in &out.send {
             if let Message::PrepareOk { op, .. } | Message::CommitOk { op, .. } = message {
                 assert!(
-                    *op <= disk.entries.len() as u64,
+                    *op <= disk.op_base + disk.entries.len() as u64,
                     "replica {id} acknowledged op {op} with {} entries on disk",
                     disk.entries.len()
                 );
@@ -304,13 +364,13 @@ impl Cluster {
         self.crash(to);
         let disk = &mut self.disks[index];
         if let Some(after) = out.truncate_after {
-            disk.entries.truncate(after as usize);
+            disk.entries.truncate((after - disk.op_base) as usize);
             disk.truncations.push(after);
         }
         for entry in out.append.iter().take(appended) {
             assert_eq!(
                 entry.op,
-                disk.entries.len() as u64 + 1,
+                disk.op_base + disk.entries.len() as u64 + 1,
                 "replica {to} appended a gap"
             );
             disk.entries.push(entry.clone());
@@ -471,6 +531,7 @@ impl Cluster {
         let disk = &mut self.disks[usize::from(id)];
         disk.view = 0;
         disk.log_view = 0;
+        disk.op_base = 0;
         disk.entries.clear();
         disk.applied.clear();
         disk.intact = false;
@@ -483,6 +544,7 @@ impl Cluster {
         let disk = &mut self.disks[usize::from(id)];
         disk.view = view;
         disk.log_view = log_view;
+        disk.op_base = 0;
         disk.entries = entries;
         disk.applied.clear();
         disk.intact = true;

@@ -17,7 +17,9 @@ pub struct Entry {
 /// The state a primary adds to its recovery-response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrimaryState {
-    /// The primary's whole log.
+    /// The primary's snapshot op: `log` starts after it.
+    pub base: u64,
+    /// The primary's log after `base`.
     pub log: Vec<Entry>,
     /// The primary's commit number.
     pub commit: u64,
@@ -25,9 +27,9 @@ pub struct PrimaryState {
 
 /// A message between replicas. Every message names the sender's view.
 ///
-/// NOTE: do-view-change, start-view and recovery-response carry whole logs;
-/// sending only the suffix after the receiver's commit number would be
-/// cheaper for long logs.
+/// Do-view-change, start-view and recovery-response carry the sender's log
+/// after its snapshot op (`base`), which stays short because the shell takes a
+/// snapshot every few thousand committed ops.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Primary to backups: append these consecutive entries.
@@ -47,18 +49,21 @@ pub enum Message {
     CommitOk { view: u64, op: u64, round: u64 },
     /// Any replica to all: I suspect the primary of the previous view.
     StartViewChange { view: u64 },
-    /// To the new primary: my log, the view it belongs to and my commit.
+    /// To the new primary: my log after `base`, the view it belongs to and
+    /// my commit.
     DoViewChange {
         view: u64,
         log_view: u64,
         op: u64,
+        base: u64,
         log: Vec<Entry>,
         commit: u64,
     },
-    /// New primary to all: the log of the new view.
+    /// New primary to all: the log of the new view after `base`.
     StartView {
         view: u64,
         op: u64,
+        base: u64,
         log: Vec<Entry>,
         commit: u64,
     },
@@ -70,6 +75,23 @@ pub enum Message {
         op: u64,
         entries: Vec<Entry>,
         commit: u64,
+    },
+    /// Reply to get-state when the entries after the requested op are
+    /// compacted: fetch my snapshot at `op`, then ask for the log after it.
+    NewSnapshot { view: u64, op: u64, commit: u64 },
+    /// Shell to shell: send the bytes of your snapshot file at `op` from
+    /// byte `offset`. The receiver pulls one chunk per read, which is the
+    /// transfer's flow control.
+    SnapshotRead { view: u64, op: u64, offset: u64 },
+    /// Shell to shell: bytes of the snapshot file at `op` from `offset`, of a
+    /// file `size` bytes long. Empty `data` with `size` 0 means the sender no
+    /// longer has that snapshot.
+    SnapshotChunk {
+        view: u64,
+        op: u64,
+        size: u64,
+        offset: u64,
+        data: Vec<u8>,
     },
     /// Recovering replica to all. `view` is 0 because the replica lost it.
     Recovery { view: u64, nonce: u64 },
@@ -95,6 +117,9 @@ impl Message {
             | Message::StartView { view, .. }
             | Message::GetState { view, .. }
             | Message::NewState { view, .. }
+            | Message::NewSnapshot { view, .. }
+            | Message::SnapshotRead { view, .. }
+            | Message::SnapshotChunk { view, .. }
             | Message::Recovery { view, .. }
             | Message::RecoveryResponse { view, .. } => *view,
         }
@@ -112,6 +137,9 @@ impl Message {
             Message::StartView { .. } => "start_view",
             Message::GetState { .. } => "get_state",
             Message::NewState { .. } => "new_state",
+            Message::NewSnapshot { .. } => "new_snapshot",
+            Message::SnapshotRead { .. } => "snapshot_read",
+            Message::SnapshotChunk { .. } => "snapshot_chunk",
             Message::Recovery { .. } => "recovery",
             Message::RecoveryResponse { .. } => "recovery_response",
         }

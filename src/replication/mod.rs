@@ -24,14 +24,22 @@
 //! is empty or damaged runs recovery and neither acknowledges nor votes until
 //! it is back in normal status.
 //!
-//! Not modelled yet: log compaction and snapshot transfer. A replica keeps its
-//! whole log from op 1, and a lagging replica always catches up by log suffix.
+//! Compaction: the shell takes snapshots of its state machine and calls
+//! [`Replica::compact`], after which the log starts after the snapshot's op
+//! ([`Replica::op_base`]). View-change messages then carry only the log after
+//! the sender's snapshot op. A backup whose log ends before the primary's
+//! snapshot op gets `NewSnapshot` in place of `NewState`, and its replica
+//! then sets [`Output::fetch_snapshot`]. The shell streams that snapshot in
+//! chunks (`SnapshotRead`, `SnapshotChunk`, which the replica never
+//! handles), installs it, and calls [`Replica::install_snapshot`]. The log
+//! suffix then follows by the usual get-state.
 
 mod message;
 mod normal;
 mod reads;
 mod recovery;
 mod replica;
+mod snapshot;
 mod view_change;
 
 #[cfg(test)]
@@ -41,6 +49,7 @@ mod simulation;
 
 pub use message::{Entry, Message, PrimaryState};
 pub use replica::Replica;
+pub use snapshot::SnapshotFetch;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,10 +145,15 @@ pub struct Durable {
     pub view: u64,
     /// The persisted [`ViewRecord::log_view`].
     pub log_view: u64,
-    /// The whole log, ops 1, 2, ... without gaps.
+    /// The op of the snapshot the shell loaded into its state machine, 0
+    /// without one. Kept on a lost disk too, because a snapshot is committed
+    /// state.
+    pub op_base: u64,
+    /// The log after `op_base`: ops `op_base + 1`, ... without gaps.
     pub entries: Vec<Entry>,
-    /// The number of entries the shell's state machine has applied; the
-    /// replica does not emit them again. Entries after it may be uncommitted.
+    /// The op up to which the shell's state machine has applied; the
+    /// replica does not emit those entries again. Entries after it may be
+    /// uncommitted. At least `op_base`.
     pub commit: u64,
     /// False when the disk was empty or damaged, so recovery must run. A
     /// disk counts as intact only once it contains a view record: a brand-new
@@ -155,6 +169,7 @@ impl Durable {
         Durable {
             view: 0,
             log_view: 0,
+            op_base: 0,
             entries: Vec::new(),
             commit: 0,
             intact: true,
@@ -215,6 +230,10 @@ pub struct Output {
     pub reads_ready: Vec<ReadRef>,
     /// Reads this replica cannot serve.
     pub reads_failed: Vec<(ReadRef, Redirect)>,
+    /// A snapshot the shell must fetch from a peer and then pass to
+    /// [`Replica::install_snapshot`], because the log this replica lacks is
+    /// compacted on the peer.
+    pub fetch_snapshot: Option<SnapshotFetch>,
 }
 
 impl Output {

@@ -80,11 +80,15 @@ impl Replica {
         if acked >= self.op() {
             return;
         }
-        let end = self.op().min(acked + PREPARE_RESEND_ENTRIES_MAX as u64);
+        if acked < self.op_base {
+            out.send.push((to, self.new_snapshot()));
+            return;
+        }
+        let count = (self.op() - acked).min(PREPARE_RESEND_ENTRIES_MAX as u64);
         let prepare = Message::Prepare {
             view: self.view,
             commit: self.commit,
-            entries: self.log[acked as usize..end as usize].to_vec(),
+            entries: self.log_after(acked)[..count as usize].to_vec(),
         };
         out.send.push((to, prepare));
     }
@@ -121,8 +125,10 @@ impl Replica {
             self.request_state(out);
             return;
         }
+        // Compacted entries are committed, so they cannot conflict.
         if let Some(conflict) = entries.iter().find(|entry| {
-            entry.op <= self.op() && self.log[entry.op as usize - 1].view != entry.view
+            self.entry_at(entry.op)
+                .is_some_and(|own| own.view != entry.view)
         }) {
             let reason = format!(
                 "entry op {} conflicts with the log of this view",
@@ -212,10 +218,22 @@ impl Replica {
             );
             return;
         }
+        if op < self.op_base {
+            tracing::info!(
+                node = self.id() + 1,
+                view = self.view,
+                peer = from + 1,
+                requested = op,
+                op_base = self.op_base,
+                "the log a peer requested is compacted, offering the snapshot"
+            );
+            out.send.push((from, self.new_snapshot()));
+            return;
+        }
         let new_state = Message::NewState {
             view: self.view,
             op,
-            entries: self.log[op as usize..].to_vec(),
+            entries: self.log_after(op).to_vec(),
             commit: self.commit,
         };
         out.send.push((from, new_state));

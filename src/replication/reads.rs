@@ -173,6 +173,7 @@ mod tests {
         // op 1, so a read waits until op 1 commits, even after its round has
         // its quorum.
         let durable = Durable {
+            op_base: 0,
             view: 1,
             log_view: 1,
             entries: vec![entry(1, 1)],

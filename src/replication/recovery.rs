@@ -8,7 +8,7 @@
 
 use super::message::{check_entries, Message, PrimaryState};
 use super::replica::Replica;
-use super::{Output, ReplicaId, Status};
+use super::{Output, ReplicaId, SnapshotFetch, Status};
 
 impl Replica {
     pub(super) fn send_recovery(&mut self, out: &mut Output) {
@@ -35,6 +35,7 @@ impl Replica {
             return;
         }
         let primary = self.is_primary().then(|| PrimaryState {
+            base: self.op_base,
             log: self.log.clone(),
             commit: self.commit,
         });
@@ -67,11 +68,12 @@ impl Replica {
                 self.ignore("recovery_response", view, "log sent by a backup");
                 return;
             }
-            if state.commit > state.log.len() as u64 {
-                self.ignore("recovery_response", view, "commit beyond the log");
+            let op = state.base.checked_add(state.log.len() as u64);
+            if op.is_none_or(|op| state.commit > op) || state.base > state.commit {
+                self.ignore("recovery_response", view, "commit outside base..=op");
                 return;
             }
-            if let Err(reason) = check_entries(&state.log, 1, view) {
+            if let Err(reason) = check_entries(&state.log, state.base + 1, view) {
                 self.ignore("recovery_response", view, &reason);
                 return;
             }
@@ -108,12 +110,31 @@ impl Replica {
             return;
         }
         let state = state.clone();
+        if state.base > self.op_base {
+            // The primary's log starts after our snapshot: fetch the
+            // primary's snapshot, then recover again on top of it.
+            out.fetch_snapshot = Some(SnapshotFetch {
+                from: primary,
+                op: state.base,
+            });
+            return;
+        }
+        if state.base + (state.log.len() as u64) < self.op_base {
+            self.ignore(
+                "recovery_response",
+                view,
+                "primary log ends before our snapshot",
+            );
+            return;
+        }
         self.recovery_responses.clear();
 
-        // Whatever the damaged disk still contains is discarded.
+        // Whatever the damaged disk still contains after the snapshot is
+        // discarded.
         self.log.clear();
-        out.truncate_log(0);
-        self.append(&state.log, out);
+        out.truncate_log(self.op_base);
+        let skip = (self.op_base - state.base) as usize;
+        self.append(&state.log[skip..], out);
         self.enter_view(view, Status::Normal, out);
         tracing::debug!(
             replica = self.id(),
@@ -180,6 +201,7 @@ mod tests {
             view: 4,
             log_view: 0,
             op: 0,
+            base: 0,
             log: vec![],
             commit: 0,
         };
@@ -208,6 +230,7 @@ mod tests {
         cluster.restart_wiped(2);
         let nonce = cluster.replica(2).nonce.wrapping_add(1);
         let state = PrimaryState {
+            base: 0,
             log: vec![],
             commit: 0,
         };
@@ -241,6 +264,7 @@ mod tests {
             view: 0,
             nonce,
             primary: Some(PrimaryState {
+                base: 0,
                 log: vec![],
                 commit: 0,
             }),

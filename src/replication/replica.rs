@@ -17,6 +17,8 @@ use super::{
 #[derive(Clone, Debug)]
 pub(super) struct Vote {
     pub(super) log_view: u64,
+    /// The op before the first entry of `log`: the voter's snapshot op.
+    pub(super) base: u64,
     pub(super) log: Vec<Entry>,
     pub(super) commit: u64,
 }
@@ -34,8 +36,14 @@ pub struct Replica {
     pub(super) view: u64,
     /// The last view in which this replica was normal; the log belongs to it.
     pub(super) log_view: u64,
-    /// The log, `log[i].op == i + 1`, always equal to the log on disk once the
-    /// shell has carried out the last output.
+    /// The op of the newest snapshot the shell took or installed: ops up to
+    /// it are committed, applied and no longer in `log`. Advanced by
+    /// [`Replica::compact`] and [`Replica::install_snapshot`], never above
+    /// `commit`.
+    pub(super) op_base: u64,
+    /// The log after `op_base`, `log[i].op == op_base + i + 1`, always equal
+    /// to the log on disk after `op_base` once the shell has carried out the
+    /// last output.
     pub(super) log: Vec<Entry>,
     /// The highest committed op; advances on quorum (primary) or on the
     /// primary's commit number (backup), never past `op`.
@@ -99,6 +107,7 @@ impl Replica {
             status: Status::Normal,
             view: 0,
             log_view: 0,
+            op_base: 0,
             log: Vec::new(),
             commit: 0,
             now: 0,
@@ -125,6 +134,10 @@ impl Replica {
                 return Err(ConfigError::SingleReplicaLostDisk);
             }
             replica.status = Status::Recovering;
+            // A snapshot that survived on the lost disk is committed state,
+            // so recovery continues from it.
+            replica.op_base = durable.op_base;
+            replica.commit = durable.op_base;
             replica.nonce = replica.rng.gen();
             // The first tick sends recovery.
             replica.ticks_idle = replica.timeout;
@@ -140,12 +153,19 @@ impl Replica {
                 durable.log_view, durable.view
             )));
         }
-        check_entries(&durable.entries, 1, u64::MAX).map_err(ConfigError::Durable)?;
-        if durable.commit > durable.entries.len() as u64 {
+        check_entries(&durable.entries, durable.op_base + 1, u64::MAX)
+            .map_err(ConfigError::Durable)?;
+        let op = durable.op_base + durable.entries.len() as u64;
+        if durable.commit > op {
             return Err(ConfigError::Durable(format!(
-                "commit {} is above the last op {}",
-                durable.commit,
-                durable.entries.len()
+                "commit {} is above the last op {op}",
+                durable.commit
+            )));
+        }
+        if durable.commit < durable.op_base {
+            return Err(ConfigError::Durable(format!(
+                "commit {} is below the snapshot op {}",
+                durable.commit, durable.op_base
             )));
         }
         Ok(())
@@ -155,6 +175,7 @@ impl Replica {
         Replica::check_durable(&durable)?;
         self.view = durable.view;
         self.log_view = durable.log_view;
+        self.op_base = durable.op_base;
         self.log = durable.entries;
         self.commit = durable.commit;
 
@@ -212,9 +233,15 @@ impl Replica {
         self.log_view
     }
 
-    /// Returns the op number: the op of the last log entry, 0 when empty.
+    /// Returns the op number: the op of the last log entry, or `op_base`
+    /// when the log after the snapshot is empty.
     pub fn op(&self) -> u64 {
-        self.log.len() as u64
+        self.op_base + self.log.len() as u64
+    }
+
+    /// Returns the op of the newest snapshot: the log starts after it.
+    pub fn op_base(&self) -> u64 {
+        self.op_base
     }
 
     /// Returns the commit number.
@@ -232,9 +259,33 @@ impl Replica {
         self.status == Status::Normal && self.primary() == self.id()
     }
 
-    /// Returns the log.
+    /// Returns the log after [`Replica::op_base`].
     pub fn log(&self) -> &[Entry] {
         &self.log
+    }
+
+    /// Returns the entry at `op`, or None when it is compacted into the
+    /// snapshot or beyond the log.
+    pub(super) fn entry_at(&self, op: u64) -> Option<&Entry> {
+        let index = op.checked_sub(self.op_base + 1)?;
+        self.log.get(index as usize)
+    }
+
+    /// Returns the entries from `op + 1` to the end of the log.
+    ///
+    /// # Panics
+    ///
+    /// If `op` is below `op_base`, because those entries are compacted.
+    pub(super) fn log_after(&self, op: u64) -> &[Entry] {
+        assert!(
+            op >= self.op_base,
+            "replica {} view {} op {}: entries after {op} are compacted up to {}",
+            self.id(),
+            self.view,
+            self.op(),
+            self.op_base
+        );
+        &self.log[(op - self.op_base) as usize..]
     }
 
     /// Handles one message from replica `from`. Messages from unknown
@@ -269,11 +320,13 @@ impl Replica {
                 view,
                 log_view,
                 op,
+                base,
                 log,
                 commit,
             } => {
                 let vote = Vote {
                     log_view,
+                    base,
                     log,
                     commit,
                 };
@@ -282,9 +335,10 @@ impl Replica {
             Message::StartView {
                 view,
                 op,
+                base,
                 log,
                 commit,
-            } => self.on_start_view(from, view, op, log, commit, &mut out),
+            } => self.on_start_view(from, view, op, base, log, commit, &mut out),
             Message::GetState { view, op } => self.on_get_state(from, view, op, &mut out),
             Message::NewState {
                 view,
@@ -292,6 +346,15 @@ impl Replica {
                 entries,
                 commit,
             } => self.on_new_state(from, view, op, entries, commit, &mut out),
+            Message::NewSnapshot { view, op, commit } => {
+                self.on_new_snapshot(from, view, op, commit, &mut out)
+            }
+            Message::SnapshotRead { view, .. } | Message::SnapshotChunk { view, .. } => self
+                .ignore(
+                    "snapshot_chunk",
+                    view,
+                    "snapshot chunks belong to the shell",
+                ),
             Message::Recovery { nonce, .. } => self.on_recovery(from, nonce, &mut out),
             Message::RecoveryResponse {
                 view,
@@ -428,13 +491,28 @@ impl Replica {
 
     /// Replaces the log after `base` with `entries` (ops `base + 1`, ...),
     /// keeping the matching prefix. Returns false, changing nothing, when that
-    /// would drop a committed entry.
+    /// would drop a committed entry, or when `base` is above the commit
+    /// number: the sender compacted the entries up to `base`, so this
+    /// replica cannot check that its own uncommitted ones match them.
     pub(super) fn replace_log_suffix(
         &mut self,
         base: u64,
         entries: &[Entry],
         out: &mut Output,
     ) -> bool {
+        // Entries up to op_base are committed, so every valid log contains
+        // the same ones there.
+        let compacted = self.op_base.saturating_sub(base) as usize;
+        let entries = &entries[compacted.min(entries.len())..];
+        let base = base.max(self.op_base);
+        if base > self.commit {
+            self.ignore(
+                "log suffix",
+                self.view,
+                "suffix starts after the commit number",
+            );
+            return false;
+        }
         if base > self.op() {
             self.ignore(
                 "log suffix",
@@ -445,7 +523,7 @@ impl Replica {
         }
         let mut keep = base;
         for entry in entries {
-            match self.log.get(entry.op as usize - 1) {
+            match self.entry_at(entry.op) {
                 Some(own) if own.view == entry.view => keep = entry.op,
                 _ => break,
             }
@@ -462,7 +540,7 @@ impl Replica {
             return false;
         }
         if self.op() > keep {
-            self.log.truncate(keep as usize);
+            self.log.truncate((keep - self.op_base) as usize);
             out.truncate_log(keep);
         }
         let first_new = (keep - base) as usize;
@@ -491,7 +569,10 @@ impl Replica {
         let op = op.min(self.op());
         while self.commit < op {
             self.commit += 1;
-            out.commit.push(self.log[self.commit as usize - 1].clone());
+            let entry = self
+                .entry_at(self.commit)
+                .expect("uncommitted ops are in the log");
+            out.commit.push(entry.clone());
         }
     }
 
@@ -521,6 +602,12 @@ impl Replica {
             self.log_view <= view,
             "replica {id} view {view} op {op}: log_view {} exceeds view",
             self.log_view
+        );
+        assert!(
+            self.op_base <= self.commit,
+            "replica {id} view {view} op {op}: snapshot op {} exceeds commit {}",
+            self.op_base,
+            self.commit
         );
         assert!(
             self.status != Status::Normal || self.log_view == view,
@@ -565,6 +652,7 @@ mod tests {
     #[test]
     fn new_rejects_commit_beyond_log() {
         let durable = Durable {
+            op_base: 0,
             commit: 2,
             entries: vec![entry(0, 1)],
             ..Durable::formatted()
@@ -576,6 +664,7 @@ mod tests {
     #[test]
     fn new_rejects_gap_in_log() {
         let durable = Durable {
+            op_base: 0,
             entries: vec![entry(0, 1), entry(0, 3)],
             ..Durable::formatted()
         };
@@ -588,6 +677,7 @@ mod tests {
     #[test]
     fn new_mid_view_change_resumes_it() {
         let durable = Durable {
+            op_base: 0,
             view: 4,
             log_view: 3,
             entries: vec![entry(3, 1)],
@@ -655,6 +745,7 @@ mod tests {
         // before storing the view record {2, 2}: it must not acknowledge
         // prepares of view 0 on that log.
         let durable = Durable {
+            op_base: 0,
             view: 0,
             log_view: 0,
             entries: vec![entry(0, 1), entry(1, 2)],
@@ -707,6 +798,7 @@ mod tests {
         // The disk contains ops 1-3 but the state machine applied only op 1: the
         // replica must not treat ops 2-3 as committed after the restart.
         let durable = Durable {
+            op_base: 0,
             view: 0,
             log_view: 0,
             entries: vec![entry(0, 1), entry(0, 2), entry(0, 3)],

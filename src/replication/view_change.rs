@@ -53,6 +53,7 @@ impl Replica {
     pub(super) fn record_own_vote(&mut self) {
         let vote = Vote {
             log_view: self.log_view,
+            base: self.op_base,
             log: self.log.clone(),
             commit: self.commit,
         };
@@ -64,6 +65,7 @@ impl Replica {
             view: self.view,
             log_view: self.log_view,
             op: self.op(),
+            base: self.op_base,
             log: self.log.clone(),
             commit: self.commit,
         }
@@ -131,15 +133,19 @@ impl Replica {
             self.ignore("do_view_change", view, "not the primary of that view");
             return;
         }
-        if vote.log_view >= view || op != vote.log.len() as u64 || vote.commit > op {
+        let consistent = vote.log_view < view
+            && Some(op) == vote.base.checked_add(vote.log.len() as u64)
+            && vote.base <= vote.commit
+            && vote.commit <= op;
+        if !consistent {
             self.ignore(
                 "do_view_change",
                 view,
-                "log_view, op or commit is inconsistent",
+                "log_view, base, op or commit is inconsistent",
             );
             return;
         }
-        if let Err(reason) = check_entries(&vote.log, 1, vote.log_view) {
+        if let Err(reason) = check_entries(&vote.log, vote.base + 1, vote.log_view) {
             self.ignore("do_view_change", view, &reason);
             return;
         }
@@ -160,15 +166,34 @@ impl Replica {
         if self.votes.len() <= self.max_faulty() || !self.votes.contains_key(&self.id()) {
             return;
         }
-        let votes = std::mem::take(&mut self.votes);
-        let mut best = &votes[&self.id()];
-        for vote in votes.values() {
-            if (vote.log_view, vote.log.len()) > (best.log_view, best.log.len()) {
+        let op_of = |vote: &Vote| vote.base + vote.log.len() as u64;
+        let mut best = &self.votes[&self.id()];
+        for vote in self.votes.values() {
+            if (vote.log_view, op_of(vote)) > (best.log_view, op_of(best)) {
                 best = vote;
             }
         }
+        if best.base > self.commit {
+            // NOTE: this replica would need the voter's snapshot first,
+            // because its own entries up to best.base may be stale. It leaves
+            // the view to time out, so the primary of a later view, which is
+            // another replica, takes over.
+            tracing::warn!(
+                node = self.id() + 1,
+                view = self.view,
+                commit = self.commit,
+                best_base = best.base,
+                "cannot start the view: the best log starts after this replica's commit number"
+            );
+            return;
+        }
+        let votes = std::mem::take(&mut self.votes);
+        let best = votes
+            .values()
+            .max_by_key(|vote| (vote.log_view, op_of(vote)))
+            .expect("at least this replica's own vote");
         let commit = votes.values().map(|vote| vote.commit).max().unwrap_or(0);
-        if !self.replace_log_suffix(0, &best.log, out) {
+        if !self.replace_log_suffix(best.base, &best.log, out) {
             return;
         }
 
@@ -190,16 +215,19 @@ impl Replica {
         Message::StartView {
             view: self.view,
             op: self.op(),
+            base: self.op_base,
             log: self.log.clone(),
             commit: self.commit,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_start_view(
         &mut self,
         from: ReplicaId,
         view: u64,
         op: u64,
+        base: u64,
         log: Vec<Entry>,
         commit: u64,
         out: &mut Output,
@@ -220,16 +248,32 @@ impl Replica {
             self.ignore("start_view", view, "duplicate start_view");
             return;
         }
-        if op != log.len() as u64 || commit > op {
-            self.ignore("start_view", view, "op or commit does not match the log");
+        if Some(op) != base.checked_add(log.len() as u64) || commit > op || base > commit {
+            self.ignore(
+                "start_view",
+                view,
+                "base, op or commit does not match the log",
+            );
             return;
         }
-        if let Err(reason) = check_entries(&log, 1, view) {
+        if let Err(reason) = check_entries(&log, base + 1, view) {
             self.ignore("start_view", view, &reason);
             return;
         }
+        if base > self.commit {
+            // The new primary compacted entries this replica has not
+            // committed: join the view and catch up by state transfer.
+            self.ignore(
+                "start_view",
+                view,
+                "log starts after our commit, requesting state",
+            );
+            self.enter_view(view, Status::ViewChange, out);
+            self.request_state(out);
+            return;
+        }
 
-        if !self.replace_log_suffix(0, &log, out) {
+        if !self.replace_log_suffix(base, &log, out) {
             return;
         }
         self.enter_view(view, Status::Normal, out);
@@ -390,6 +434,7 @@ mod tests {
             view: 1,
             log_view: 0,
             op: 5,
+            base: 0,
             log: vec![entry(0, 1)],
             commit: 0,
         };

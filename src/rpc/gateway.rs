@@ -1,5 +1,5 @@
 //! The client port's bootstrap object: register, log in, resume a session,
-//! and report the node's status.
+//! report the node's status, and serve backups.
 
 use std::rc::Rc;
 
@@ -9,17 +9,38 @@ use tracing::{debug, info};
 use crate::calendar::{self, Command, Effect, Outcome, UNTRACKED_CLIENT_ID};
 use crate::node::auth;
 use crate::node::service::Service;
-use crate::rpc::calendar_capnp::{gateway, session_result};
+use crate::rpc::backup::{serve_backup, BackupAuth};
+use crate::rpc::calendar_capnp::{backup_result, gateway, session_result};
 use crate::rpc::convert::{write_rejection, ApiRejection};
 use crate::rpc::session::SessionServer;
 
 pub struct GatewayServer {
     service: Rc<Service>,
+    backup: BackupAuth,
 }
 
 impl GatewayServer {
+    /// Creates a gateway that rejects backups.
     pub fn new(service: Rc<Service>) -> Self {
-        GatewayServer { service }
+        GatewayServer {
+            service,
+            backup: BackupAuth::default(),
+        }
+    }
+
+    /// Serves backups to callers that prove they know `secret`.
+    pub fn with_backup_secret(self, secret: Rc<Vec<u8>>) -> Self {
+        GatewayServer {
+            backup: BackupAuth::new(secret),
+            ..self
+        }
+    }
+}
+
+fn write_backup(mut builder: backup_result::Builder<'_>, result: Result<Vec<u8>, ApiRejection>) {
+    match result {
+        Ok(bytes) => builder.set_snapshot(&bytes),
+        Err(rejection) => write_rejection(builder.init_rejected(), &rejection),
     }
 }
 
@@ -202,6 +223,29 @@ impl gateway::Server for GatewayServer {
         mut results: gateway::StatusResults,
     ) -> Result<(), capnp::Error> {
         crate::rpc::status::write_status(results.get().init_status(), &self.service);
+        Ok(())
+    }
+
+    async fn backup_challenge(
+        self: CapRc<Self>,
+        _params: gateway::BackupChallengeParams,
+        mut results: gateway::BackupChallengeResults,
+    ) -> Result<(), capnp::Error> {
+        let nonce = self.backup.challenge(&self.service);
+        results.get().set_nonce(&nonce);
+        Ok(())
+    }
+
+    async fn backup(
+        self: CapRc<Self>,
+        params: gateway::BackupParams,
+        mut results: gateway::BackupResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let nonce = params.get_nonce()?.to_vec();
+        let proof = params.get_mac()?.to_vec();
+        let result = serve_backup(&self.service, &self.backup, &nonce, &proof).await;
+        write_backup(results.get().init_result(), result);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Cap'n Proto glue: the generated schema code, conversions between schema
 //! structs and calendar types, and the server objects of the client port.
 
+pub mod backup;
 pub mod convert;
 pub mod convert_planning;
 pub mod gateway;

@@ -118,6 +118,7 @@ pub fn write_message(mut builder: message::Builder<'_>, sender: ReplicaId, value
         Message::DoViewChange {
             log_view,
             op,
+            base,
             log,
             commit,
             ..
@@ -125,14 +126,20 @@ pub fn write_message(mut builder: message::Builder<'_>, sender: ReplicaId, value
             let mut group = builder.init_do_view_change();
             group.set_log_view(*log_view);
             group.set_op(*op);
+            group.set_base(*base);
             group.set_commit(*commit);
             write_entries(group.init_log(log.len() as u32), log);
         }
         Message::StartView {
-            op, log, commit, ..
+            op,
+            base,
+            log,
+            commit,
+            ..
         } => {
             let mut group = builder.init_start_view();
             group.set_op(*op);
+            group.set_base(*base);
             group.set_commit(*commit);
             write_entries(group.init_log(log.len() as u32), log);
         }
@@ -148,6 +155,29 @@ pub fn write_message(mut builder: message::Builder<'_>, sender: ReplicaId, value
             group.set_commit(*commit);
             write_entries(group.init_entries(entries.len() as u32), entries);
         }
+        Message::NewSnapshot { op, commit, .. } => {
+            let mut group = builder.init_new_snapshot();
+            group.set_op(*op);
+            group.set_commit(*commit);
+        }
+        Message::SnapshotRead { op, offset, .. } => {
+            let mut group = builder.init_snapshot_read();
+            group.set_op(*op);
+            group.set_offset(*offset);
+        }
+        Message::SnapshotChunk {
+            op,
+            size,
+            offset,
+            data,
+            ..
+        } => {
+            let mut group = builder.init_snapshot_chunk();
+            group.set_op(*op);
+            group.set_size(*size);
+            group.set_offset(*offset);
+            group.set_data(data);
+        }
         Message::Recovery { nonce, .. } => builder.init_recovery().set_nonce(*nonce),
         Message::RecoveryResponse { nonce, primary, .. } => {
             let mut group = builder.init_recovery_response();
@@ -155,6 +185,7 @@ pub fn write_message(mut builder: message::Builder<'_>, sender: ReplicaId, value
             group.set_has_primary_state(primary.is_some());
             if let Some(state) = primary {
                 group.set_commit(state.commit);
+                group.set_base(state.base);
                 write_entries(group.init_log(state.log.len() as u32), &state.log);
             }
         }
@@ -190,12 +221,14 @@ pub fn read_message(reader: message::Reader<'_>) -> capnp::Result<(ReplicaId, Me
             view,
             log_view: group.get_log_view(),
             op: group.get_op(),
+            base: group.get_base(),
             log: read_entries(group.get_log()?)?,
             commit: group.get_commit(),
         },
         Which::StartView(group) => Message::StartView {
             view,
             op: group.get_op(),
+            base: group.get_base(),
             log: read_entries(group.get_log()?)?,
             commit: group.get_commit(),
         },
@@ -209,6 +242,23 @@ pub fn read_message(reader: message::Reader<'_>) -> capnp::Result<(ReplicaId, Me
             entries: read_entries(group.get_entries()?)?,
             commit: group.get_commit(),
         },
+        Which::NewSnapshot(group) => Message::NewSnapshot {
+            view,
+            op: group.get_op(),
+            commit: group.get_commit(),
+        },
+        Which::SnapshotRead(group) => Message::SnapshotRead {
+            view,
+            op: group.get_op(),
+            offset: group.get_offset(),
+        },
+        Which::SnapshotChunk(group) => Message::SnapshotChunk {
+            view,
+            op: group.get_op(),
+            size: group.get_size(),
+            offset: group.get_offset(),
+            data: group.get_data()?.to_vec(),
+        },
         Which::Recovery(group) => Message::Recovery {
             view,
             nonce: group.get_nonce(),
@@ -218,6 +268,7 @@ pub fn read_message(reader: message::Reader<'_>) -> capnp::Result<(ReplicaId, Me
             nonce: group.get_nonce(),
             primary: if group.get_has_primary_state() {
                 Some(PrimaryState {
+                    base: group.get_base(),
                     log: read_entries(group.get_log()?)?,
                     commit: group.get_commit(),
                 })
@@ -490,12 +541,14 @@ mod tests {
                 view: 5,
                 log_view: 4,
                 op: 8,
+                base: 6,
                 log: sample_entries(),
                 commit: 6,
             },
             Message::StartView {
                 view: 5,
                 op: 8,
+                base: 6,
                 log: sample_entries(),
                 commit: 6,
             },
@@ -505,6 +558,23 @@ mod tests {
                 op: 6,
                 entries: sample_entries(),
                 commit: 8,
+            },
+            Message::NewSnapshot {
+                view: 5,
+                op: 6,
+                commit: 8,
+            },
+            Message::SnapshotRead {
+                view: 5,
+                op: 6,
+                offset: 4096,
+            },
+            Message::SnapshotChunk {
+                view: 5,
+                op: 6,
+                size: 9000,
+                offset: 4096,
+                data: b"chunk".to_vec(),
             },
             Message::Recovery { view: 0, nonce: 99 },
             Message::RecoveryResponse {
@@ -516,6 +586,7 @@ mod tests {
                 view: 5,
                 nonce: 99,
                 primary: Some(PrimaryState {
+                    base: 6,
                     log: sample_entries(),
                     commit: 8,
                 }),
@@ -539,6 +610,7 @@ mod tests {
             replica_count: 3,
             replica_id: 0,
             client_addresses: vec![String::new(); 3],
+            snapshot: Default::default(),
         };
         let host = crate::node::host::Host::simulated(1, 0);
         let (service, _driver, inbound) =
@@ -633,6 +705,7 @@ mod tests {
                 replica_count: 1,
                 replica_id: 0,
                 client_addresses: vec![String::new()],
+                snapshot: Default::default(),
             };
             let host = crate::node::host::Host::simulated(1, 0);
             let (service, _driver, _inbound) = driver::open(

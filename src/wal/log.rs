@@ -281,6 +281,15 @@ impl<D: Disk> Wal<D> {
         self.guard(|wal| wal.remove_old_segments(op))
     }
 
+    /// Deletes every record and makes the log continue at `op + 1`, for a
+    /// node that installed a snapshot at `op` from a peer. The snapshot must
+    /// be durable first. Removes the segments oldest first and then creates
+    /// the new one, so a crash part way leaves no gap. A log left empty by
+    /// such a crash opens at op 1, and the caller restarts it again.
+    pub fn restart_after(&mut self, op: u64) -> Result<(), WalError> {
+        self.guard(|wal| wal.replace_all_segments(op))
+    }
+
     /// Returns the op number of the newest record, or `first_op() - 1` if the
     /// log contains none.
     pub fn last_op(&self) -> u64 {
@@ -503,6 +512,28 @@ impl<D: Disk> Wal<D> {
             "removed WAL segments before op {op}"
         );
         Ok(count)
+    }
+
+    fn replace_all_segments(&mut self, op: u64) -> Result<(), WalError> {
+        self.buffer.clear();
+        for segment in &self.segments {
+            self.disk.remove_file(&segment.path).map_err(io_error(
+                "remove",
+                &segment.path,
+                None,
+            ))?;
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(io_error("sync directory", &self.dir, None))?;
+        let segment = Segment::new(&self.dir, op + 1);
+        self.head = create_segment(&self.disk, &self.dir, &segment)?;
+        self.segments = vec![segment];
+        self.head_written = 0;
+        self.last_op = op;
+        self.durable_op = op;
+        info!(dir = %self.dir.display(), next_op = op + 1, "restarted WAL after a snapshot");
+        Ok(())
     }
 
     fn head_segment(&self) -> &Segment {
@@ -1207,6 +1238,26 @@ mod tests {
         let (wal, recovery) = open(root.path(), small_segments());
         assert_eq!(ops(&recovery), (first_op..=30).collect::<Vec<_>>());
         assert_eq!(wal.last_op(), 30);
+    }
+
+    #[test]
+    fn restart_after_continues_at_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = open(dir.path(), small_segments());
+        append_all(&mut wal, 1..=20);
+        wal.sync().unwrap();
+        wal.restart_after(100).unwrap();
+        assert_eq!(wal.first_op(), 101);
+        assert_eq!(wal.last_op(), 100);
+        assert_eq!(wal.segment_count(), 1);
+        append_all(&mut wal, 101..=103);
+        wal.sync().unwrap();
+        drop(wal);
+
+        let (wal, recovery) = open(dir.path(), small_segments());
+        assert_eq!(ops(&recovery), vec![101, 102, 103]);
+        assert_eq!(wal.first_op(), 101);
+        assert_eq!(segment_paths(dir.path()).len(), 1);
     }
 
     #[test]

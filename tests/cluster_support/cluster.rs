@@ -121,9 +121,14 @@ impl Cluster {
     /// Panics if the cluster does not come up within [`CONVERGE_TIMEOUT`]
     /// after [`START_ATTEMPTS`] sets of ports.
     pub fn start() -> Cluster {
+        Cluster::start_with_config("")
+    }
+
+    /// Like [`Cluster::start`], with `extra` TOML appended to the config.
+    pub fn start_with_config(extra: &str) -> Cluster {
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
-            let mut cluster = Cluster::configure();
+            let mut cluster = Cluster::configure(extra);
             for id in 1..=NODE_COUNT {
                 cluster.spawn(id, true);
             }
@@ -144,8 +149,48 @@ impl Cluster {
         );
     }
 
+    /// Starts a cluster on free ports whose every node was seeded with
+    /// `almanac restore BACKUP` and starts without `--init`, and waits until
+    /// it converges.
+    ///
+    /// # Panics
+    ///
+    /// Panics if a restore fails or the cluster does not converge.
+    #[allow(dead_code)] // Only the snapshot tests call it.
+    pub fn start_restored(backup: &Path) -> Cluster {
+        let mut cluster = Cluster::configure("");
+        for id in 1..=NODE_COUNT {
+            let data = cluster.node(id).data.clone();
+            let args = [
+                "restore".as_ref(),
+                backup.as_os_str(),
+                "--data".as_ref(),
+                data.as_os_str(),
+            ];
+            let finished = cluster.run(&args);
+            assert!(
+                finished.status.success(),
+                "restoring node {id} failed: {}",
+                finished.stderr
+            );
+        }
+        for id in 1..=NODE_COUNT {
+            cluster.spawn(id, false);
+        }
+        cluster.converge();
+        cluster
+    }
+
+    /// Runs `almanac ARGS` to its end and returns its status and output.
+    #[allow(dead_code)] // Only the snapshot tests call it.
+    pub fn run(&self, args: &[&std::ffi::OsStr]) -> Finished {
+        let mut command = almanac();
+        command.args(args);
+        run_to_end(command, STATUS_TIMEOUT)
+    }
+
     /// Writes a config with six free loopback ports into a new directory.
-    fn configure() -> Cluster {
+    fn configure(extra: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("creating a temporary directory failed");
         let mut text = format!("cluster_secret = \"{SECRET}\"\n");
         let mut nodes = Vec::new();
@@ -163,6 +208,7 @@ impl Cluster {
                 child: None,
             });
         }
+        text.push_str(extra);
         let config = dir.path().join("cluster.toml");
         fs::write(&config, text).expect("writing the cluster config failed");
         Cluster {
@@ -221,6 +267,18 @@ impl Cluster {
     /// Returns the client address of node `id`.
     pub fn address(&self, id: u8) -> &str {
         &self.node(id).client
+    }
+
+    /// Returns the data directory of node `id`.
+    #[allow(dead_code)] // Only the snapshot tests call it.
+    pub fn data_dir(&self, id: u8) -> &Path {
+        &self.node(id).data
+    }
+
+    /// Returns the config file every node was started with.
+    #[allow(dead_code)] // Only the snapshot tests call it.
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// Ids of all nodes, 1 to [`NODE_COUNT`].
