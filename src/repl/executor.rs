@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calendar::{EventChanges, EventDraft, SearchQuery, Visibility};
+use crate::calendar::{EventChanges, EventDraft, SearchQuery, Timing, Visibility};
 use crate::client::{Client, ClientError, ClientEvent};
 use crate::ical;
 use crate::repl::grammar::{Edit, ReplCommand, Schedule};
@@ -466,6 +466,7 @@ impl Executor {
             duration_minutes: schedule.duration_minutes,
             visibility,
             recurrence: None,
+            timing: Timing::Zoned,
         };
         let (event_id, version) = self.client.schedule(&draft).await?;
         let mut text = String::new();
@@ -604,6 +605,7 @@ impl Executor {
                 rule,
                 ..Default::default()
             }),
+            timing: Timing::Zoned,
         };
         let receipt = self.client.schedule_series(&draft).await?;
         let event = self.client.event(receipt.event_id).await?;

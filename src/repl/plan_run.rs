@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use crate::calendar::{EventDraft, FreeQuery, Rejection, Response, TimeSlot, UnixMinute};
-use crate::calendar::{Visibility, WorkingHours};
+use crate::calendar::{Timing, Visibility, WorkingHours};
 use crate::client::{Client, ClientError};
 use crate::repl::executor::{Reply, View};
 use crate::repl::planning::{FreeRequest, PlanCommand, SuggestRequest};
@@ -244,6 +244,7 @@ async fn schedule_suggestion(
             guests: suggestion.guests.clone(),
         },
         recurrence: None,
+        timing: Timing::Zoned,
     };
     let (event_id, version) = client.schedule(&draft).await?;
     let event = client.event(event_id).await?;

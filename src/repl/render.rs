@@ -997,7 +997,7 @@ mod tests {
     use chrono::TimeZone;
     use chrono_tz::{America::New_York, Asia::Tokyo, Europe::Berlin};
 
-    use crate::calendar::{Calendar, Command, EventBrief, EventDraft, Outcome, Request};
+    use crate::calendar::{Calendar, Command, EventBrief, EventDraft, Outcome, Request, Timing};
 
     /// Converts a local wall-clock time to its minute, panicking on a time that
     /// the zone skips or repeats.
@@ -1023,6 +1023,7 @@ mod tests {
             visibility: Visibility::Public,
             recurrence: None,
             responses: Vec::new(),
+            timing: Timing::Zoned,
         }
     }
 
@@ -1778,6 +1779,7 @@ id  address         role         view   op  commit  lag
                 guests: guests.iter().map(|guest| guest.to_string()).collect(),
             },
             recurrence: None,
+            timing: Timing::Zoned,
         }
     }
 

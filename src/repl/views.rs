@@ -458,7 +458,7 @@ pub fn render_month(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendar::{FieldChange, GuestResponse, Visibility};
+    use crate::calendar::{FieldChange, GuestResponse, Timing, Visibility};
 
     fn minute(text: &str) -> UnixMinute {
         DateTime::parse_from_rfc3339(text).unwrap().timestamp() / 60
@@ -483,6 +483,7 @@ mod tests {
                 occurrence: None,
             }],
             recurrence: None,
+            timing: Timing::Zoned,
         }
     }
 

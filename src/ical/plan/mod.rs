@@ -6,9 +6,10 @@
 //!
 //! What Almanac cannot store is mapped and reported:
 //!
-//! - An all-day (DATE) event starts at midnight in the user's zone and lasts
-//!   until midnight of its end date there.
-//! - A floating time is read in the user's zone.
+//! - An all-day (DATE) event keeps its dates and a floating time its
+//!   wall-clock time. Their instants, which conflict checks use, are read in
+//!   the user's zone: an all-day event runs from midnight of its first date
+//!   there to midnight of its end date.
 //! - Each RDATE becomes a one-off event of its own.
 //! - A zero-length event lasts 1 minute, the shortest Almanac stores.
 //! - Properties Almanac has no field for (LOCATION, VALARM, ...) are listed
@@ -283,6 +284,7 @@ impl Planner<'_> {
             duration_minutes: times.duration_minutes,
             visibility,
             recurrence,
+            timing: times.timing,
         })
     }
 
@@ -592,7 +594,7 @@ mod tests {
         assert!(plan.items[0]
             .notes
             .iter()
-            .any(|note| note.contains("floating time read in your zone Europe/Berlin")));
+            .any(|note| note.contains("with conflicts checked in your zone Europe/Berlin")));
     }
 
     #[test]
