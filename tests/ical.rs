@@ -370,8 +370,9 @@ fn export_parses_with_python_icalendar() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
+    // R01's Exchange TZID text is written back as the file had it.
     for zone in [
-        "Europe/Zurich",
+        "(UTC+01:00) Zürich, Bern, Genève",
         "Europe/Berlin",
         "Europe/London",
         "America/New_York",
@@ -399,4 +400,21 @@ fn export_parses_with_python_icalendar() {
     assert_eq!(planning["exdates_utc"][0], "2024-07-17T06:00Z");
     let offsite = find("Offsite, day 1; room Ost second line \\ end");
     assert_eq!(offsite["end_utc"], "2025-06-12T15:00Z");
+
+    // R03: floating times stay floating.
+    let booking = find("Room booking 160");
+    assert_eq!(booking["start_utc"], "2024-10-06T15:00");
+    assert_eq!(booking["end_utc"], "2024-10-09T10:00");
+    let alarm = find("Wake-up alarm");
+    assert_eq!(alarm["start_utc"], "2025-03-28T07:00");
+    assert_eq!(alarm["rrule"], "FREQ=DAILY;COUNT=3");
+
+    // R04: all-day events are dates, DTEND exclusive.
+    let fair = find("Trade fair");
+    assert_eq!(fair["start_utc"], "2025-09-01");
+    assert_eq!(fair["end_utc"], "2025-09-02");
+    assert_eq!(fair["exdates_utc"], serde_json::json!(["2025-09-02", "2025-09-04"]));
+    let weekend = find("Long weekend");
+    assert_eq!(weekend["start_utc"], "2025-10-31");
+    assert_eq!(weekend["end_utc"], "2025-11-03");
 }
