@@ -124,10 +124,16 @@ fn read_timing(
         (WireTiming::Zoned, false) => Ok(Timing::Labelled { tzid: label }),
         (WireTiming::Floating, true) => Ok(Timing::Floating),
         (WireTiming::AllDay, true) => Ok(Timing::AllDay),
-        (other, false) => Err(capnp::Error::failed(format!(
-            "invalid tzidLabel {label:?}: a TZID text is only kept for zoned events, \
-             not {other:?} ones; send an empty tzidLabel"
-        ))),
+        (other, false) => {
+            let kind = match other {
+                WireTiming::Floating => "floating",
+                _ => "allDay",
+            };
+            Err(capnp::Error::failed(format!(
+                "invalid tzidLabel {label:?}: a TZID text is only kept for zoned events, \
+                 not {kind} ones; send an empty tzidLabel"
+            )))
+        }
     }
 }
 
@@ -521,4 +527,77 @@ fn read_override(reader: occurrence_override::Reader<'_>) -> capnp::Result<Occur
             description::Set(value) => Some(text(value)?),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(timing: Timing) -> EventDraft {
+        EventDraft {
+            title: "Review".into(),
+            description: String::new(),
+            start: 28_684_050,
+            zone: "Europe/Zurich".into(),
+            duration_minutes: 30,
+            visibility: Visibility::Public,
+            recurrence: None,
+            timing,
+        }
+    }
+
+    fn round_trip(value: &EventDraft) -> capnp::Result<EventDraft> {
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<event_draft::Builder<'_>>();
+        write_draft(root.reborrow(), value);
+        read_draft(root.into_reader())
+    }
+
+    #[test]
+    fn draft_timing_round_trips() {
+        for timing in [
+            Timing::Zoned,
+            Timing::Floating,
+            Timing::AllDay,
+            Timing::Labelled {
+                tzid: "(UTC+01:00) Zürich, Bern, Genève".into(),
+            },
+        ] {
+            let value = draft(timing);
+            assert_eq!(round_trip(&value).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn event_timing_round_trips() {
+        let value = EventView {
+            id: 3,
+            version: 1,
+            title: "Fair".into(),
+            description: String::new(),
+            start: 29_276_640,
+            duration_minutes: 24 * 60,
+            zone: "UTC".into(),
+            host: "alice".into(),
+            visibility: Visibility::Public,
+            recurrence: None,
+            responses: Vec::new(),
+            timing: Timing::AllDay,
+        };
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<event::Builder<'_>>();
+        write_event(root.reborrow(), &value);
+        assert_eq!(read_event(root.into_reader()).unwrap(), value);
+    }
+
+    #[test]
+    fn tzid_label_needs_zoned_timing() {
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<event_draft::Builder<'_>>();
+        write_draft(root.reborrow(), &draft(Timing::Floating));
+        root.set_tzid_label("W. Europe Standard Time");
+        let error = read_draft(root.into_reader()).unwrap_err().to_string();
+        assert!(error.contains("invalid tzidLabel"), "{error}");
+        assert!(error.contains("not floating ones"), "{error}");
+    }
 }
