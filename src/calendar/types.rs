@@ -169,6 +169,10 @@ pub enum Visibility {
 }
 
 /// Changes to an event; `None` leaves a field unchanged.
+///
+/// NOTE: an edit keeps the event's timing, so an all-day event cannot become
+/// a timed one (its new times must still be local midnights); delete it and
+/// schedule it again instead.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventChanges {
     pub title: Option<String>,

@@ -557,11 +557,16 @@ pub fn render_series(event: &EventView, viewer_zone: Tz, now: UnixMinute, style:
     }
     for (index, occurrence) in next.iter().enumerate() {
         let label = if index == 0 { "next" } else { "" };
+        // A floating or all-day occurrence moves into the viewer's zone.
+        let mut shown = event.clone();
+        shown.start = occurrence.start;
+        shown.duration_minutes = (occurrence.end - occurrence.start) as u32;
+        let shown = seen_in(&shown, viewer_zone);
         let mut line = format!(
             "  {}{}  {}",
             style.muted(label),
             padding(label, width),
-            dated_span(occurrence.start, occurrence.end, viewer_zone)
+            event_dated_span(&shown, viewer_zone)
         );
         if occurrence.start != occurrence.original_start {
             let original = local(occurrence.original_start, viewer_zone);
@@ -1753,6 +1758,32 @@ id  address         role         view   op  commit  lag
             Style::plain(),
         );
         assert!(after.ends_with("(no more occurrences)"), "{after}");
+    }
+
+    #[test]
+    fn floating_series_rings_at_local_time() {
+        // Scheduled in Tokyo; Berlin changes to CEST on 2027-03-28.
+        let mut alarm = event(6, "Alarm", Tokyo, at(Tokyo, (2027, 3, 27), 7, 0), 15);
+        alarm.timing = Timing::Floating;
+        alarm.recurrence = Some(Box::new(crate::calendar::Recurrence {
+            rule: "FREQ=DAILY;COUNT=3".into(),
+            ..Default::default()
+        }));
+        let now = at(Berlin, (2027, 3, 26), 0, 0);
+        let text = render_series(&alarm, Berlin, now, Style::plain());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1], "  next         Sat 2027-03-27 07:00-07:15",
+            "{text}"
+        );
+        assert_eq!(
+            lines[2], "               Sun 2027-03-28 07:00-07:15",
+            "{text}"
+        );
+        assert_eq!(
+            lines[3], "               Mon 2027-03-29 07:00-07:15",
+            "{text}"
+        );
     }
 
     #[test]
