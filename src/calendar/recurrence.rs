@@ -286,8 +286,8 @@ pub struct Expander<'a> {
     /// The start's wall-clock time in the zone: the rule's DTSTART.
     local_start: NaiveDateTime,
     duration_minutes: u32,
-    /// Number of local days of each occurrence of an all-day series, which
-    /// then ends at a local midnight whatever DST change falls inside it;
+    /// Number of local days of each occurrence of an all-day series, so that
+    /// each ends at a local midnight whatever DST change falls inside it.
     /// `None` for other series, whose occurrences last `duration_minutes`.
     all_day_count: Option<u32>,
     series_start: UnixMinute,

@@ -60,7 +60,7 @@ pub fn seen_in(event: &EventView, viewer_zone: Tz) -> EventView {
     };
     seen.start = start;
     // A floating end in the viewer's DST gap can resolve before a start that
-    // is not in it; one minute is the shortest event Almanac stores.
+    // is not in it. One minute is the shortest event Almanac stores.
     seen.duration_minutes = u32::try_from(end - start).unwrap_or(0).max(1);
     seen.zone = viewer_zone.name().to_string();
     seen
@@ -268,7 +268,8 @@ mod tests {
         // The stored 02:00Z is before `from`, so only the widened scan finds it.
         assert!(floating.end() <= from);
         let (scan_from, scan_to) = scan_range(from, to);
-        assert!(scan_from <= floating.start && zoned.start < scan_to);
+        assert!(scan_from <= floating.start);
+        assert!(zoned.start < scan_to);
         let seen = agenda_for_viewer(vec![zoned, floating], from, to, berlin);
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].id, 1);

@@ -117,7 +117,7 @@ pub struct EventDraft {
     pub timing: Timing,
 }
 
-/// How an event's start and end are anchored in time.
+/// Anchor of an event's start and end in time.
 ///
 /// Conflict checks and the indexes work on instants, so every event stores
 /// `start` as an instant. For a floating or all-day event that instant is its
@@ -144,13 +144,13 @@ pub enum Timing {
 }
 
 impl Timing {
-    /// Whether the event keeps its wall-clock time or date in every viewer's
-    /// zone instead of its instant.
+    /// Returns whether the event keeps its wall-clock time or date in every
+    /// viewer's zone instead of its instant.
     pub fn is_local(&self) -> bool {
         matches!(self, Timing::Floating | Timing::AllDay)
     }
 
-    /// The TZID text kept from an imported file, if any.
+    /// Returns the TZID text kept from an imported file, if any.
     pub fn tzid_label(&self) -> Option<&str> {
         match self {
             Timing::Labelled { tzid } => Some(tzid),
@@ -171,8 +171,8 @@ pub enum Visibility {
 /// Changes to an event; `None` leaves a field unchanged.
 ///
 /// NOTE: an edit keeps the event's timing, so an all-day event cannot become
-/// a timed one (its new times must still be local midnights); delete it and
-/// schedule it again instead.
+/// a timed one, because its new times must still be local midnights. Delete
+/// it and schedule it again instead.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventChanges {
     pub title: Option<String>,

@@ -317,7 +317,7 @@ fn r03_export_keeps_floating_text() {
 
 #[test]
 fn r03_replicas_store_identical_bytes() {
-    // Replicas apply the same log; the state machine reads no zone of its
+    // Replicas apply the same log, and the state machine reads no zone of its
     // own, so their states encode to the same bytes.
     let plan = plan(R03, chrono_tz::Pacific::Auckland);
     let encoded: Vec<Vec<u8>> = (0..3)

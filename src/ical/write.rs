@@ -112,7 +112,7 @@ fn zone_of(event: &EventView) -> Tz {
     event.zone.parse().unwrap_or(Tz::UTC)
 }
 
-/// How one event's times are written, from its timing.
+/// Form in which one event's times are written, chosen by its timing.
 #[derive(Clone, Copy)]
 enum TimeForm<'a> {
     /// A UTC DATE-TIME with `Z`.

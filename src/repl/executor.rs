@@ -848,7 +848,7 @@ fn schedule_timing(schedule: &Schedule) -> Timing {
     }
 }
 
-/// Fetches the agenda of `[from, to)` as a viewer in `zone` sees it. The
+/// Fetches the agenda of `[from, to)` for a viewer in `zone`. The
 /// server returns events at instants resolved in each event's own zone, so
 /// the scan is widened for floating and all-day events, which move into the
 /// viewer's zone, and then cut back to the range there.

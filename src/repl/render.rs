@@ -558,15 +558,15 @@ pub fn render_series(event: &EventView, viewer_zone: Tz, now: UnixMinute, style:
     for (index, occurrence) in next.iter().enumerate() {
         let label = if index == 0 { "next" } else { "" };
         // A floating or all-day occurrence moves into the viewer's zone.
-        let mut shown = event.clone();
-        shown.start = occurrence.start;
-        shown.duration_minutes = (occurrence.end - occurrence.start) as u32;
-        let shown = seen_in(&shown, viewer_zone);
+        let mut stored = event.clone();
+        stored.start = occurrence.start;
+        stored.duration_minutes = (occurrence.end - occurrence.start) as u32;
+        let seen = seen_in(&stored, viewer_zone);
         let mut line = format!(
             "  {}{}  {}",
             style.muted(label),
             padding(label, width),
-            event_dated_span(&shown, viewer_zone)
+            event_dated_span(&seen, viewer_zone)
         );
         if occurrence.start != occurrence.original_start {
             let original = local(occurrence.original_start, viewer_zone);
@@ -905,7 +905,7 @@ pub fn event_json(event: &EventView) -> Value {
     })
 }
 
-/// The timing of an event for JSON output: `zoned`, `floating` or
+/// Converts the timing of an event to JSON: `zoned`, `floating` or
 /// `all_day`, with the kept TZID text of a zoned event or null.
 fn timing_json(timing: &Timing) -> Value {
     let kind = match timing {
@@ -1762,7 +1762,7 @@ id  address         role         view   op  commit  lag
 
     #[test]
     fn floating_series_rings_at_local_time() {
-        // Scheduled in Tokyo; Berlin changes to CEST on 2027-03-28.
+        // Scheduled in Tokyo. Berlin changes to CEST on 2027-03-28.
         let mut alarm = event(6, "Alarm", Tokyo, at(Tokyo, (2027, 3, 27), 7, 0), 15);
         alarm.timing = Timing::Floating;
         alarm.recurrence = Some(Box::new(crate::calendar::Recurrence {
