@@ -337,7 +337,7 @@ struct EventDraft {
   # midnights in `zone`, or the draft is rejected as invalid.
   timing @7 :Timing;
   # As in `Event`: 1 to 200 characters without control characters or double
-  # quotes, only with `zoned`; empty for none.
+  # quotes, not an IANA name, only with `zoned`; empty for none.
   tzidLabel @8 :Text;
 }
 

@@ -94,7 +94,7 @@ pub fn agenda_for_viewer(
 
 /// Rejects timing that does not fit the event's instants: an all-day event
 /// must start and end at a local midnight in its zone, and a kept TZID text
-/// must be short and printable.
+/// must be short, printable and no IANA name.
 pub(crate) fn validate_timing(event: &EventView) -> Result<(), Rejection> {
     match &event.timing {
         Timing::Zoned | Timing::Floating => Ok(()),
@@ -135,6 +135,14 @@ fn validate_tzid_label(tzid: &str) -> Result<(), Rejection> {
         return Err(Rejection::invalid(
             "timing",
             format!("the TZID text {tzid:?} contains a control character or a double quote"),
+        ));
+    }
+    // An export names each VTIMEZONE by its TZID text, so a text that is an
+    // IANA name would clash with the VTIMEZONE of that zone.
+    if tzid.parse::<Tz>().is_ok() {
+        return Err(Rejection::invalid(
+            "timing",
+            format!("the TZID text {tzid:?} is an IANA name; send it as the zone instead"),
         ));
     }
     Ok(())
@@ -308,5 +316,7 @@ mod tests {
         assert!(labelled(&"x".repeat(MAX_TZID_LABEL_CHARS + 1)).is_err());
         let message = labelled("a\"b").unwrap_err().to_string();
         assert!(message.contains("double quote"), "{message}");
+        let message = labelled("Europe/Berlin").unwrap_err().to_string();
+        assert!(message.contains("is an IANA name"), "{message}");
     }
 }

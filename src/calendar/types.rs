@@ -137,6 +137,9 @@ pub enum Timing {
     Labelled { tzid: String },
     /// A wall-clock time without a zone (an RFC 5545 floating DATE-TIME):
     /// 15:00 is 15:00 in whatever zone the viewer uses.
+    ///
+    /// NOTE: a time in a DST gap of the event's zone is stored moved forward
+    /// by the gap, so every viewer then sees the moved time.
     Floating,
     /// Whole local days (RFC 5545 DATE values): `start` is midnight of the
     /// first day in `zone` and the end is midnight after the last day.

@@ -63,8 +63,9 @@ pub const UNTITLED: &str = "(no title)";
 pub struct ImportOptions {
     /// The importing user, who becomes the host of every event.
     pub username: String,
-    /// The user's zone: floating times and all-day dates are read in it,
-    /// and unknown zones fall back to it.
+    /// The user's zone: the instants of floating times and all-day dates,
+    /// which conflict checks use, are resolved in it, and unknown zones fall
+    /// back to it.
     pub user_zone: Tz,
     /// Registered usernames; an ATTENDEE whose CN or address local part is
     /// one of them becomes a guest.
