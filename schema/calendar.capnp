@@ -165,6 +165,31 @@ struct Event {
   # not listed has not responded (needs-action). Visible to everyone who can
   # see the event.
   responses @10 :List(GuestResponse);
+  # How `start` is anchored. For `floating` and `allDay` the server sends
+  # `start` resolved in `zone` (the host's zone when it was scheduled), so a
+  # client in another zone shows the same wall-clock time or dates in its own
+  # zone. An agenda or search returns such an event when it overlaps the
+  # range in some zone, so clients widen the range by 26 hours on both sides
+  # and keep what overlaps the requested range in their own zone.
+  timing @11 :Timing;
+  # For `zoned` events imported from a file: the file's TZID text when it was
+  # not the IANA name in `zone` (a Windows or Exchange name, for instance),
+  # kept byte for byte so that an export names the zone the same way. Empty
+  # otherwise.
+  tzidLabel @12 :Text;
+}
+
+# How an event's start and end are anchored in time.
+enum Timing {
+  # Fixed instants, shown at the same instant in every zone.
+  zoned @0;
+  # A wall-clock time without a zone (an RFC 5545 floating DATE-TIME): shown
+  # at the same wall-clock time in every zone.
+  floating @1;
+  # Whole days (RFC 5545 DATE values): `start` is midnight of the first day
+  # in `zone` and `start + durationMinutes` midnight after the last day; shown
+  # on the same dates in every zone.
+  allDay @2;
 }
 
 # A guest's response to an invitation, named as in RFC 5545's PARTSTAT.
@@ -306,6 +331,14 @@ struct EventDraft {
   # Unset for a one-off event. A new series carries no overrides, and its
   # `occurrence` is `series`.
   recurrence @6 :Recurrence;
+  # As in `Event`; old clients leave it `zoned`. For `floating` the client
+  # sends `start` resolved in `zone`, the host's zone, which conflict checks
+  # use. For `allDay`, `start` and `start + durationMinutes` must be local
+  # midnights in `zone`, or the draft is rejected as invalid.
+  timing @7 :Timing;
+  # As in `Event`: 1 to 200 characters without control characters or double
+  # quotes, not an IANA name, only with `zoned`; empty for none.
+  tzidLabel @8 :Text;
 }
 
 # Each field is `keep` to leave it unchanged, or `set` with the new value,

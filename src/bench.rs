@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::calendar::{EventDraft, Visibility};
+use crate::calendar::{EventDraft, Timing, Visibility};
 use crate::client::{Client, ClientError};
 
 /// Settings of one benchmark run.
@@ -173,6 +173,7 @@ async fn run_one_client(
             duration_minutes: 30,
             visibility: Visibility::Private { guests: Vec::new() },
             recurrence: None,
+            timing: Timing::Zoned,
         };
         start += 30;
         let result = client.schedule(&draft).await;
@@ -311,6 +312,7 @@ pub fn run_calendar(options: CalendarBenchOptions) -> Result<CalendarBenchReport
             duration_minutes: 30,
             visibility: Visibility::Private { guests: Vec::new() },
             recurrence: None,
+            timing: Timing::Zoned,
         };
         let command = Command::Schedule {
             caller: format!("user{user}"),

@@ -108,6 +108,75 @@ fn repl_import_then_agenda() {
     );
 }
 
+/// Runs a scripted REPL with JSON output in `zone` and returns its replies.
+fn replies_in_zone(addresses: &str, zone: &str, script: &str) -> Vec<Value> {
+    let args = [
+        "repl",
+        "--cluster",
+        addresses,
+        "--now",
+        common::NOW,
+        "--tz",
+        zone,
+        "--output",
+        "json",
+    ];
+    let finished = common::almanac(&args, script);
+    finished.expect_code(0);
+    finished.replies()
+}
+
+#[test]
+fn floating_and_all_day_in_viewer_zone() {
+    let _serial = common::serial();
+    let cluster = Cluster::start();
+    let addresses = cluster.addresses();
+    let script = format!(
+        "{}import {}\nimport {}\nschedule \"Offsite\" 2027-01-05 all day\n",
+        register("alice", PASSWORD),
+        case_path("R03.ics").display(),
+        case_path("R04.ics").display()
+    );
+    let imported = replies_in_zone(&addresses, "Europe/Berlin", &script);
+    assert_eq!(imported.len(), 4, "{imported:?}");
+    assert_eq!(imported[3]["ok"], true, "{}", imported[3]);
+
+    // Another session of the same user, in Auckland.
+    let script = format!(
+        "{}agenda 2024-10-06 to 2024-10-07\nagenda 2025-09-01 to 2025-09-05\n\
+         agenda 2027-01-05 to 2027-01-06\n",
+        common::login("alice", PASSWORD)
+    );
+    let replies = replies_in_zone(&addresses, "Pacific/Auckland", &script);
+    assert_eq!(replies.len(), 4, "{replies:?}");
+
+    // 15:00 wall-clock in Auckland, +13:00 then.
+    let booking = events_titled(&replies[1], "Room booking 160");
+    assert_eq!(booking.len(), 1, "{}", replies[1]);
+    assert_eq!(start_utc(booking[0]), "2024-10-06T02:00:00Z");
+    assert_eq!(booking[0]["start_local"], "2024-10-06T15:00:00+13:00");
+    assert_eq!(booking[0]["timing"]["kind"], "floating");
+
+    // The trade fair on 09-01 and 09-03, each one Auckland day.
+    let fair = events_titled(&replies[2], "Trade fair");
+    let starts: Vec<&Value> = fair.iter().map(|event| &event["start_local"]).collect();
+    assert_eq!(
+        starts,
+        ["2025-09-01T00:00:00+12:00", "2025-09-03T00:00:00+12:00"],
+        "{}",
+        replies[2]
+    );
+    for event in &fair {
+        assert_eq!(event["duration_minutes"], 24 * 60, "{event}");
+    }
+
+    let offsite = events_titled(&replies[3], "Offsite");
+    assert_eq!(offsite.len(), 1, "{}", replies[3]);
+    assert_eq!(offsite[0]["start_local"], "2027-01-05T00:00:00+13:00");
+    assert_eq!(offsite[0]["end_local"], "2027-01-06T00:00:00+13:00");
+    assert_eq!(offsite[0]["timing"]["kind"], "all_day");
+}
+
 #[test]
 fn import_subcommand_reports_each_event() {
     let _serial = common::serial();
@@ -370,8 +439,9 @@ fn export_parses_with_python_icalendar() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
+    // R01's Exchange TZID text is written back as the file had it.
     for zone in [
-        "Europe/Zurich",
+        "(UTC+01:00) Zürich, Bern, Genève",
         "Europe/Berlin",
         "Europe/London",
         "America/New_York",
@@ -399,4 +469,24 @@ fn export_parses_with_python_icalendar() {
     assert_eq!(planning["exdates_utc"][0], "2024-07-17T06:00Z");
     let offsite = find("Offsite, day 1; room Ost second line \\ end");
     assert_eq!(offsite["end_utc"], "2025-06-12T15:00Z");
+
+    // R03: floating times stay floating.
+    let booking = find("Room booking 160");
+    assert_eq!(booking["start_utc"], "2024-10-06T15:00");
+    assert_eq!(booking["end_utc"], "2024-10-09T10:00");
+    let alarm = find("Wake-up alarm");
+    assert_eq!(alarm["start_utc"], "2025-03-28T07:00");
+    assert_eq!(alarm["rrule"], "FREQ=DAILY;COUNT=3");
+
+    // R04: all-day events are dates, DTEND exclusive.
+    let fair = find("Trade fair");
+    assert_eq!(fair["start_utc"], "2025-09-01");
+    assert_eq!(fair["end_utc"], "2025-09-02");
+    assert_eq!(
+        fair["exdates_utc"],
+        serde_json::json!(["2025-09-02", "2025-09-04"])
+    );
+    let weekend = find("Long weekend");
+    assert_eq!(weekend["start_utc"], "2025-10-31");
+    assert_eq!(weekend["end_utc"], "2025-11-03");
 }

@@ -239,7 +239,7 @@ pub fn liveness(history: &[Operation], healed: Duration, bound: Duration) -> Vec
 
 #[cfg(test)]
 mod tests {
-    use almanac::calendar::Visibility;
+    use almanac::calendar::{Timing, Visibility};
 
     use super::*;
 
@@ -285,6 +285,7 @@ mod tests {
             visibility: Visibility::Private { guests: Vec::new() },
             recurrence: None,
             responses: Vec::new(),
+            timing: Timing::Zoned,
         }
     }
 

@@ -11,7 +11,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use almanac::calendar::{EventChanges, EventDraft, EventView, Rejection, UnixMinute, Visibility};
+use almanac::calendar::{
+    EventChanges, EventDraft, EventView, Rejection, Timing, UnixMinute, Visibility,
+};
 use almanac::client::{Client, ClientError, ClientEvent};
 use almanac::node::net::TurmoilConnector;
 use almanac::rpc::convert::ApiRejection;
@@ -227,6 +229,7 @@ impl SimClient {
             duration_minutes: EVENT_MINUTES,
             visibility: Visibility::Private { guests: Vec::new() },
             recurrence: None,
+            timing: Timing::Zoned,
         }
     }
 

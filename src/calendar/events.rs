@@ -4,9 +4,10 @@
 use super::history::{edited_fields, Change};
 use super::series::{carry_exceptions, normalized_recurrence, validate_series};
 use super::state::Calendar;
+use super::timing::validate_timing;
 use super::types::UnixMinute;
 use super::types::{Effect, EventChanges, EventDraft, EventId, EventView, NotificationKind};
-use super::types::{Rejection, Visibility};
+use super::types::{Rejection, Timing, Visibility};
 use super::users::user_key;
 use super::validate::{canonical_zone, normalize_title, resolve_guests, validate_description};
 use super::validate::{validate_duration, validate_start};
@@ -31,6 +32,7 @@ impl Calendar {
             visibility: Visibility::Public,
             recurrence: None,
             responses: Vec::new(),
+            timing: Timing::Zoned,
         };
         let changes = EventChanges {
             title: Some(draft.title.clone()),
@@ -41,6 +43,8 @@ impl Calendar {
             visibility: Some(draft.visibility.clone()),
         };
         let mut event = self.changed_event(&blank, &changes)?;
+        event.timing = draft.timing.clone();
+        validate_timing(&event)?;
         let mut checked_until = None;
         if let Some(recurrence) = &draft.recurrence {
             event.recurrence = Some(Box::new(normalized_recurrence(&event, recurrence)?));
@@ -80,6 +84,7 @@ impl Calendar {
             });
         }
         let mut new = self.changed_event(&old, changes)?;
+        validate_timing(&new)?;
         let mut checked_until = None;
         if new.is_recurring() {
             carry_exceptions(&old, &mut new)?;
@@ -174,6 +179,10 @@ impl Calendar {
         }
         if let Some(zone) = &changes.zone {
             new.zone = canonical_zone(zone)?;
+            // A TZID text kept from a file names the old zone, not the new one.
+            if new.zone != event.zone && matches!(new.timing, Timing::Labelled { .. }) {
+                new.timing = Timing::Zoned;
+            }
         }
         if let Some(duration) = changes.duration_minutes {
             validate_duration(duration)?;
@@ -260,6 +269,7 @@ fn written(event: &EventView, checked_until: Option<UnixMinute>) -> Effect {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{guests, private, public, schedule, Harness, HOUR, MONDAY};
+    use super::super::types::Timing;
     use super::super::types::{Command, Effect, EventChanges, Outcome, Rejection, Visibility};
 
     fn invalid_field(rejection: Rejection) -> String {
@@ -267,6 +277,75 @@ mod tests {
             Rejection::Invalid { field, .. } => field,
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn schedule_keeps_timing() {
+        let mut harness = Harness::with_users(&["alice"]);
+        for (offset, timing) in [
+            (0, Timing::Floating),
+            (1, Timing::AllDay),
+            (
+                2,
+                Timing::Labelled {
+                    tzid: "Coordinated, Universal".into(),
+                },
+            ),
+        ] {
+            let mut draft = public("Kept", MONDAY + offset * 24 * HOUR, 24 * 60);
+            draft.timing = timing.clone();
+            let id = harness.schedule("alice", draft);
+            assert_eq!(harness.calendar.events[&id].timing, timing);
+        }
+    }
+
+    #[test]
+    fn all_day_must_be_whole_days() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let mut draft = public("Fair", MONDAY + HOUR, 24 * 60);
+        draft.timing = Timing::AllDay;
+        let rejection = harness.rejected(schedule("alice", draft));
+        assert_eq!(invalid_field(rejection), "timing");
+        let mut draft = public("Fair", MONDAY, 24 * 60);
+        draft.timing = Timing::AllDay;
+        let id = harness.schedule("alice", draft);
+        let moved = harness.edit(
+            "alice",
+            id,
+            EventChanges {
+                duration_minutes: Some(90),
+                ..EventChanges::default()
+            },
+        );
+        let Outcome::Rejected(rejection) = moved else {
+            panic!("an all-day event was given 90 minutes: {moved:?}");
+        };
+        assert_eq!(invalid_field(rejection), "timing");
+    }
+
+    #[test]
+    fn zone_edit_drops_tzid_text() {
+        let mut harness = Harness::with_users(&["alice"]);
+        let mut draft = public("Review", MONDAY + 9 * HOUR, 30);
+        draft.timing = Timing::Labelled {
+            tzid: "(UTC) Coordinated".into(),
+        };
+        let id = harness.schedule("alice", draft);
+        let title_only = EventChanges {
+            title: Some("Review 2".into()),
+            ..EventChanges::default()
+        };
+        assert!(matches!(
+            harness.edit("alice", id, title_only),
+            Outcome::Done(_)
+        ));
+        assert!(harness.calendar.events[&id].timing.tzid_label().is_some());
+        let zone = EventChanges {
+            zone: Some("Europe/Paris".into()),
+            ..EventChanges::default()
+        };
+        assert!(matches!(harness.edit("alice", id, zone), Outcome::Done(_)));
+        assert_eq!(harness.calendar.events[&id].timing, Timing::Zoned);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! - [`working_hours`] and [`freetime`]: working hours, free slots and
 //!   meeting suggestions.
 //! - [`history`]: the committed changes of each event.
+//! - [`timing`]: floating and all-day events as each viewer's zone sees them.
 
 mod client_table;
 mod conflicts;
@@ -39,6 +40,7 @@ mod series;
 mod state;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod timing;
 pub mod types;
 mod users;
 pub mod validate;
@@ -52,7 +54,7 @@ pub use state::{Calendar, UNTRACKED_CLIENT_ID};
 pub use types::{
     format_minute, BusySlot, Command, DecodeError, Effect, EventBrief, EventChanges, EventDraft,
     EventId, EventView, Notification, NotificationKind, OccurrenceOf, OccurrenceOverride, Outcome,
-    Recurrence, Rejection, Request, SearchQuery, UnixMinute, Visibility,
+    Recurrence, Rejection, Request, SearchQuery, Timing, UnixMinute, Visibility,
 };
 pub use validate::{validate_password, validate_username};
 pub use working_hours::WorkingHours;

@@ -19,12 +19,13 @@
 use std::ops::ControlFlow;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone};
 use chrono_tz::Tz;
 use rrule::{Frequency, NWeekday, RRule, RRuleSet, Unvalidated, Weekday};
 
 use super::limits::{LATEST_START, MAX_SERIES_OCCURRENCES};
-use super::types::{EventView, OccurrenceOf, Recurrence, UnixMinute};
+use super::timing::all_day_count;
+use super::types::{EventView, OccurrenceOf, Recurrence, Timing, UnixMinute};
 
 /// One occurrence of a series as it takes place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -285,6 +286,10 @@ pub struct Expander<'a> {
     /// The start's wall-clock time in the zone: the rule's DTSTART.
     local_start: NaiveDateTime,
     duration_minutes: u32,
+    /// Number of local days of each occurrence of an all-day series, so that
+    /// each ends at a local midnight whatever DST change falls inside it.
+    /// `None` for other series, whose occurrences last `duration_minutes`.
+    all_day_count: Option<u32>,
     series_start: UnixMinute,
 }
 
@@ -310,6 +315,8 @@ impl<'a> Expander<'a> {
             zone,
             local_start,
             duration_minutes: event.duration_minutes,
+            all_day_count: (event.timing == Timing::AllDay)
+                .then(|| all_day_count(event.duration_minutes)),
             series_start: event.start,
         };
         expander.rule_set()?;
@@ -411,7 +418,6 @@ impl<'a> Expander<'a> {
     /// without the cancelled ones, with overrides in place of the ones they
     /// replace.
     pub fn occurrences(&self, from: UnixMinute, to: UnixMinute) -> Vec<Occurrence> {
-        let duration = i64::from(self.duration_minutes);
         let mut found = Vec::new();
         self.for_each_rule_start(|start| {
             if start >= to {
@@ -421,7 +427,7 @@ impl<'a> Expander<'a> {
                 || self.override_of(start).is_some();
             let occurrence = Occurrence {
                 start,
-                end: start + duration,
+                end: self.rule_end(start),
                 original_start: start,
             };
             if !skipped && occurrence.overlaps(from, to) {
@@ -473,10 +479,20 @@ impl<'a> Expander<'a> {
             }
             None => Occurrence {
                 start: original_start,
-                end: original_start + i64::from(self.duration_minutes),
+                end: self.rule_end(original_start),
                 original_start,
             },
         }
+    }
+
+    /// End of the occurrence the rule starts at `start`.
+    fn rule_end(&self, start: UnixMinute) -> UnixMinute {
+        let Some(days) = self.all_day_count else {
+            return start + i64::from(self.duration_minutes);
+        };
+        let first = self.local_time(start).date();
+        let after = first + chrono::Days::new(u64::from(days));
+        resolve_local(self.zone, after.and_time(NaiveTime::MIN))
     }
 
     fn first_override_start(&self) -> UnixMinute {
@@ -648,7 +664,7 @@ fn join_words(items: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::types::{EventView, OccurrenceOverride, Recurrence, Visibility};
+    use super::super::types::{EventView, OccurrenceOverride, Recurrence, Timing, Visibility};
     use super::*;
 
     fn local(zone: &str, date: &str, time: &str) -> UnixMinute {
@@ -678,6 +694,7 @@ mod tests {
                 ..Recurrence::default()
             })),
             responses: Vec::new(),
+            timing: Timing::Zoned,
         }
     }
 
@@ -701,6 +718,30 @@ mod tests {
             .iter()
             .map(|occurrence| occurrence.start)
             .collect()
+    }
+
+    #[test]
+    fn all_day_occurrences_end_at_midnight() {
+        let zone = "Europe/Berlin";
+        let start = local(zone, "2025-03-29", "00:00");
+        let mut event = series(zone, start, 24 * 60, "FREQ=DAILY;COUNT=3");
+        event.timing = Timing::AllDay;
+        let expander = Expander::new(&event).unwrap();
+        let ends: Vec<UnixMinute> = expander
+            .occurrences(UnixMinute::MIN, UnixMinute::MAX)
+            .iter()
+            .map(|occurrence| occurrence.end)
+            .collect();
+        // 03-30 has 23 hours in Berlin, so its occurrence is 23 hours long.
+        let expected = [
+            local(zone, "2025-03-30", "00:00"),
+            local(zone, "2025-03-31", "00:00"),
+            local(zone, "2025-04-01", "00:00"),
+        ];
+        assert_eq!(ends, expected);
+        assert_eq!(expected[1] - expected[0], 23 * 60);
+        let at = expander.occurrence_at(local(zone, "2025-03-30", "00:00"));
+        assert_eq!(at.end, expected[1]);
     }
 
     #[test]

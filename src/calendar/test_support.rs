@@ -4,7 +4,7 @@
 use super::responses::Response;
 use super::state::Calendar;
 use super::types::{Command, Effect, EventChanges, EventDraft, EventId, Outcome, Rejection};
-use super::types::{Request, UnixMinute, Visibility};
+use super::types::{Request, Timing, UnixMinute, Visibility};
 
 /// 2027-01-04 00:00 UTC, a Monday.
 pub const MONDAY: UnixMinute = 29_983_680;
@@ -117,6 +117,7 @@ pub fn public(title: &str, start: UnixMinute, duration_minutes: u32) -> EventDra
         duration_minutes,
         visibility: Visibility::Public,
         recurrence: None,
+        timing: Timing::Zoned,
     }
 }
 
@@ -229,6 +230,7 @@ pub fn random_command(rng: &mut Lcg, calendar: &Calendar) -> Command {
                 duration_minutes: rng.duration(),
                 visibility: rng.visibility(&user),
                 recurrence: None,
+                timing: Timing::Zoned,
             };
             Command::Schedule {
                 caller: user,

@@ -113,6 +113,53 @@ pub struct EventDraft {
     pub visibility: Visibility,
     /// Makes the event recurring; `None` for a one-off event.
     pub recurrence: Option<Recurrence>,
+    /// Whether `start` is a fixed instant, a wall-clock time or a date.
+    pub timing: Timing,
+}
+
+/// Anchor of an event's start and end in time.
+///
+/// Conflict checks and the indexes work on instants, so every event stores
+/// `start` as an instant. For a floating or all-day event that instant is its
+/// wall-clock time or date resolved in the event's `zone`. The client records
+/// that zone in the draft at submit time (the host's zone), so every replica
+/// derives the same instants whatever zone its server process runs in.
+/// Viewers in other zones see the event through
+/// [`crate::calendar::timing::seen_in`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Timing {
+    /// A fixed instant, shown in each viewer's zone at the same instant.
+    #[default]
+    Zoned,
+    /// The same zoned timing, with the TZID text of an imported file (such
+    /// as `(UTC+01:00) Zürich, Bern, Genève`) kept byte for byte, so that an
+    /// export names the zone as the file did.
+    Labelled { tzid: String },
+    /// A wall-clock time without a zone (an RFC 5545 floating DATE-TIME):
+    /// 15:00 is 15:00 in whatever zone the viewer uses.
+    ///
+    /// NOTE: a time in a DST gap of the event's zone is stored moved forward
+    /// by the gap, so every viewer then sees the moved time.
+    Floating,
+    /// Whole local days (RFC 5545 DATE values): `start` is midnight of the
+    /// first day in `zone` and the end is midnight after the last day.
+    AllDay,
+}
+
+impl Timing {
+    /// Returns whether the event keeps its wall-clock time or date in every
+    /// viewer's zone instead of its instant.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Timing::Floating | Timing::AllDay)
+    }
+
+    /// Returns the TZID text kept from an imported file, if any.
+    pub fn tzid_label(&self) -> Option<&str> {
+        match self {
+            Timing::Labelled { tzid } => Some(tzid),
+            _ => None,
+        }
+    }
 }
 
 /// Visibility of an event, which also names the guests of a private one.
@@ -125,6 +172,10 @@ pub enum Visibility {
 }
 
 /// Changes to an event; `None` leaves a field unchanged.
+///
+/// NOTE: an edit keeps the event's timing, so an all-day event cannot become
+/// a timed one, because its new times must still be local midnights. Delete
+/// it and schedule it again instead.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventChanges {
     pub title: Option<String>,
@@ -295,6 +346,8 @@ pub struct EventView {
     /// do not change `version`, so a host's edit never goes stale because a
     /// guest responded.
     pub responses: Vec<GuestResponse>,
+    /// Whether `start` is a fixed instant, a wall-clock time or a date.
+    pub timing: Timing,
 }
 
 impl EventView {
@@ -530,6 +583,7 @@ mod tests {
                         guests: vec!["bob".into()],
                     },
                     recurrence: None,
+                    timing: Timing::Floating,
                 },
             },
         }
@@ -639,6 +693,7 @@ mod tests {
             visibility: Visibility::Public,
             recurrence: None,
             responses: Vec::new(),
+            timing: Timing::Zoned,
         };
         assert!(event.overlaps(129, 200));
         assert!(event.overlaps(0, 101));

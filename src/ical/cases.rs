@@ -4,8 +4,9 @@
 use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 
+use crate::calendar::timing::{agenda_for_viewer, scan_range};
 use crate::calendar::{
-    Calendar, Command, Effect, EventView, Outcome, Rejection, Request, UnixMinute,
+    Calendar, Command, Effect, EventView, Outcome, Rejection, Request, Timing, UnixMinute,
 };
 
 use super::plan::{plan_import, ImportOptions, ImportPlan, PlanAction};
@@ -168,6 +169,9 @@ fn item<'a>(plan: &'a ImportPlan, uid: &str) -> &'a super::plan::PlanItem {
         .unwrap_or_else(|| panic!("no item for {uid}"))
 }
 
+/// The Exchange TZID of R01, with its non-ASCII letters and commas.
+const R01_TZID: &str = "(UTC+01:00) Zürich, Bern, Genève";
+
 #[test]
 fn r01_exchange_zone_from_vtimezone() {
     let (store, plan, _) = import(R01, chrono_tz::Asia::Tokyo);
@@ -178,6 +182,7 @@ fn r01_exchange_zone_from_vtimezone() {
     let views = store.agenda(utc(2024, 7, 15, 0, 0), utc(2024, 7, 16, 0, 0));
     assert_eq!(views[0].end(), utc(2024, 7, 15, 12, 0));
     assert_eq!(views[0].zone, "Europe/Zurich");
+    assert_eq!(views[0].timing.tzid_label(), Some(R01_TZID));
     let notes = &item(&plan, "r01-summer@example.invalid").notes;
     assert!(
         notes
@@ -188,7 +193,7 @@ fn r01_exchange_zone_from_vtimezone() {
 }
 
 #[test]
-fn r01_export_writes_vtimezone() {
+fn r01_export_keeps_tzid_text() {
     let (store, _, ids) = import(R01, chrono_tz::Asia::Tokyo);
     let events = store.events(&ids);
     let text = export_calendar(
@@ -196,11 +201,37 @@ fn r01_export_writes_vtimezone() {
         (utc(2024, 1, 1, 0, 0), utc(2025, 1, 1, 0, 0)),
         stamp(),
     );
-    // NOTE: Almanac stores the resolved IANA zone, not the file's TZID text,
-    // so the export names Europe/Zurich rather than the Exchange name.
-    assert!(text.contains("TZID:Europe/Zurich\r\n"), "{text}");
-    assert!(text.contains("DTSTART;TZID=Europe/Zurich:20240715T133000\r\n"));
-    assert!(text.contains("DTSTART;TZID=Europe/Zurich:20240115T090000\r\n"));
+    assert!(text.contains(&format!("\r\nTZID:{R01_TZID}\r\n")), "{text}");
+    assert_eq!(text.matches("BEGIN:VTIMEZONE").count(), 1, "{text}");
+    let summer = format!("DTSTART;TZID=\"{R01_TZID}\":20240715T133000\r\n");
+    assert!(text.contains(&summer), "{text}");
+    let summer_end = format!("DTEND;TZID=\"{R01_TZID}\":20240715T140000\r\n");
+    assert!(text.contains(&summer_end), "{text}");
+    let winter = format!("DTSTART;TZID=\"{R01_TZID}\":20240115T090000\r\n");
+    assert!(text.contains(&winter), "{text}");
+    assert!(!text.contains("Europe/Zurich"), "{text}");
+
+    // The VTIMEZONE written out resolves the text again on import.
+    let (again, _, _) = import(text.as_bytes(), chrono_tz::Asia::Tokyo);
+    assert_eq!(
+        starts_of(&again, "Summer review"),
+        vec![utc(2024, 7, 15, 11, 30)]
+    );
+    assert_eq!(
+        starts_of(&again, "Winter review"),
+        vec![utc(2024, 1, 15, 8, 0)]
+    );
+}
+
+/// Occurrences titled `title` as a viewer in `zone` sees them.
+fn seen_by(store: &Store, title: &str, zone: Tz) -> Vec<EventView> {
+    let (from, to) = (utc(2000, 1, 1, 0, 0), utc(2040, 1, 1, 0, 0));
+    let (scan_from, scan_to) = scan_range(from, to);
+    let events = store.agenda(scan_from, scan_to);
+    agenda_for_viewer(events, from, to, zone)
+        .into_iter()
+        .filter(|view| view.title == title)
+        .collect()
 }
 
 #[test]
@@ -209,36 +240,96 @@ fn r03_floating_in_auckland() {
     let (store, plan, _) = import(R03, auckland);
     let booking = store.agenda(utc(2024, 10, 1, 0, 0), utc(2024, 10, 12, 0, 0));
     assert_eq!(booking.len(), 1);
+    assert_eq!(booking[0].timing, Timing::Floating);
     assert_eq!(booking[0].start, local(auckland, 2024, 10, 6, 15, 0));
     assert_eq!(booking[0].start, utc(2024, 10, 6, 2, 0));
     assert_eq!(booking[0].end(), local(auckland, 2024, 10, 9, 10, 0));
     let notes = &item(&plan, "r03-floating@example.invalid").notes;
     assert!(
-        notes
-            .iter()
-            .any(|note| note.contains("floating time read in your zone Pacific/Auckland")),
+        notes.iter().any(|note| note
+            .contains("floating time kept as wall-clock time, with conflicts checked in your zone Pacific/Auckland")),
         "{notes:?}"
     );
 }
 
 #[test]
-fn r03_floating_in_berlin() {
+fn r03_floating_same_wall_clock_everywhere() {
+    let auckland = chrono_tz::Pacific::Auckland;
     let berlin = chrono_tz::Europe::Berlin;
+    // Imported by a user in Berlin, seen by viewers in both zones.
     let (store, _, _) = import(R03, berlin);
     let booking = starts_of(&store, "Room booking 160");
     assert_eq!(booking, vec![utc(2024, 10, 6, 13, 0)]);
-    let alarm = starts_of(&store, "Wake-up alarm");
-    assert_eq!(
-        alarm,
-        vec![
-            local(berlin, 2025, 3, 28, 7, 0),
-            local(berlin, 2025, 3, 29, 7, 0),
-            local(berlin, 2025, 3, 30, 7, 0),
-        ]
-    );
-    // 07:00 +01:00 twice, then 07:00 +02:00 after the change on 03-30.
-    assert_eq!(alarm[0], utc(2025, 3, 28, 6, 0));
-    assert_eq!(alarm[2], utc(2025, 3, 30, 5, 0));
+    for viewer in [auckland, berlin] {
+        let seen = seen_by(&store, "Room booking 160", viewer);
+        assert_eq!(seen.len(), 1, "{viewer}");
+        assert_eq!(seen[0].start, local(viewer, 2024, 10, 6, 15, 0), "{viewer}");
+        assert_eq!(seen[0].end(), local(viewer, 2024, 10, 9, 10, 0), "{viewer}");
+    }
+    // 15:00 +13:00 in Auckland, 15:00 +02:00 in Berlin.
+    let in_auckland = seen_by(&store, "Room booking 160", auckland);
+    assert_eq!(in_auckland[0].start, utc(2024, 10, 6, 2, 0));
+    let in_berlin = seen_by(&store, "Room booking 160", berlin);
+    assert_eq!(in_berlin[0].start, utc(2024, 10, 6, 13, 0));
+}
+
+#[test]
+fn r03_alarm_rings_at_seven_local() {
+    let auckland = chrono_tz::Pacific::Auckland;
+    let berlin = chrono_tz::Europe::Berlin;
+    for host in [auckland, berlin] {
+        let (store, _, _) = import(R03, host);
+        let alarm: Vec<UnixMinute> = seen_by(&store, "Wake-up alarm", berlin)
+            .iter()
+            .map(|view| view.start)
+            .collect();
+        assert_eq!(
+            alarm,
+            vec![
+                local(berlin, 2025, 3, 28, 7, 0),
+                local(berlin, 2025, 3, 29, 7, 0),
+                local(berlin, 2025, 3, 30, 7, 0),
+            ],
+            "imported in {host}"
+        );
+        // 07:00 +01:00 twice, then 07:00 +02:00 after the change on 03-30.
+        assert_eq!(alarm[0], utc(2025, 3, 28, 6, 0), "imported in {host}");
+        assert_eq!(alarm[2], utc(2025, 3, 30, 5, 0), "imported in {host}");
+    }
+}
+
+#[test]
+fn r03_export_keeps_floating_text() {
+    for host in [chrono_tz::Pacific::Auckland, chrono_tz::Europe::Berlin] {
+        let (store, _, ids) = import(R03, host);
+        let text = export_calendar(
+            &store.events(&ids),
+            (utc(2024, 1, 1, 0, 0), utc(2026, 1, 1, 0, 0)),
+            stamp(),
+        );
+        assert!(text.contains("\r\nDTSTART:20241006T150000\r\n"), "{text}");
+        assert!(text.contains("\r\nDTEND:20241009T100000\r\n"), "{text}");
+        assert!(text.contains("\r\nDTSTART:20250328T070000\r\n"), "{text}");
+        assert!(text.contains("\r\nDTEND:20250328T071500\r\n"), "{text}");
+        assert!(!text.contains("BEGIN:VTIMEZONE"), "{text}");
+    }
+}
+
+#[test]
+fn r03_replicas_store_identical_bytes() {
+    // Replicas apply the same log, and the state machine reads no zone of its
+    // own, so their states encode to the same bytes.
+    let plan = plan(R03, chrono_tz::Pacific::Auckland);
+    let encoded: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            let mut store = Store::new();
+            let (_, rejected) = store.submit(&plan);
+            assert!(rejected.is_empty(), "{rejected:?}");
+            store.calendar.encode()
+        })
+        .collect();
+    assert_eq!(encoded[0], encoded[1]);
+    assert_eq!(encoded[1], encoded[2]);
 }
 
 #[test]
@@ -261,6 +352,7 @@ fn r04_all_day_series_and_multiday() {
             "trade fair in {zone}"
         );
         for view in &fair {
+            assert_eq!(view.timing, Timing::AllDay, "{zone}");
             assert_eq!(view.duration_minutes, 24 * 60, "one day in {zone}");
         }
         let weekend = store.agenda(utc(2025, 10, 20, 0, 0), utc(2025, 11, 20, 0, 0));
@@ -268,6 +360,72 @@ fn r04_all_day_series_and_multiday() {
         assert_eq!(weekend[0].start, local(zone, 2025, 10, 31, 0, 0));
         assert_eq!(weekend[0].end(), local(zone, 2025, 11, 3, 0, 0), "{zone}");
     }
+}
+
+#[test]
+fn r04_one_local_day_for_every_viewer() {
+    let zones = [
+        chrono_tz::Europe::Berlin,
+        chrono_tz::America::Los_Angeles,
+        chrono_tz::Asia::Tokyo,
+    ];
+    for host in zones {
+        let (store, _, _) = import(R04, host);
+        for viewer in zones {
+            let fair = seen_by(&store, "Trade fair", viewer);
+            let spans: Vec<(UnixMinute, UnixMinute)> =
+                fair.iter().map(|view| (view.start, view.end())).collect();
+            assert_eq!(
+                spans,
+                vec![
+                    (
+                        local(viewer, 2025, 9, 1, 0, 0),
+                        local(viewer, 2025, 9, 2, 0, 0)
+                    ),
+                    (
+                        local(viewer, 2025, 9, 3, 0, 0),
+                        local(viewer, 2025, 9, 4, 0, 0)
+                    ),
+                ],
+                "trade fair imported in {host}, seen in {viewer}"
+            );
+            let weekend = seen_by(&store, "Long weekend", viewer);
+            assert_eq!(weekend.len(), 1, "{host} {viewer}");
+            assert_eq!(
+                (weekend[0].start, weekend[0].end()),
+                (
+                    local(viewer, 2025, 10, 31, 0, 0),
+                    local(viewer, 2025, 11, 3, 0, 0)
+                ),
+                "long weekend imported in {host}, seen in {viewer}"
+            );
+        }
+    }
+}
+
+#[test]
+fn r04_export_writes_dates() {
+    let (store, _, ids) = import(R04, chrono_tz::America::Los_Angeles);
+    let text = export_calendar(
+        &store.events(&ids),
+        (utc(2025, 1, 1, 0, 0), utc(2026, 1, 1, 0, 0)),
+        stamp(),
+    );
+    for line in [
+        "DTSTART;VALUE=DATE:20250901",
+        "DTEND;VALUE=DATE:20250902",
+        "RRULE:FREQ=DAILY;COUNT=4",
+        "EXDATE;VALUE=DATE:20250902",
+        "EXDATE;VALUE=DATE:20250904",
+        "DTSTART;VALUE=DATE:20251031",
+        "DTEND;VALUE=DATE:20251103",
+    ] {
+        assert!(
+            text.contains(&format!("\r\n{line}\r\n")),
+            "{line} in {text}"
+        );
+    }
+    assert!(!text.contains("BEGIN:VTIMEZONE"), "{text}");
 }
 
 #[test]
@@ -574,14 +732,15 @@ fn comparable(event: &EventView) -> String {
         )
     });
     format!(
-        "{} | {} | {} | {} | {} | {:?} | {:?}",
+        "{} | {} | {} | {} | {} | {:?} | {:?} | {:?}",
         event.title,
         event.description,
         event.start,
         event.duration_minutes,
         event.zone,
         event.visibility,
-        recurrence
+        recurrence,
+        event.timing
     )
 }
 

@@ -12,7 +12,9 @@ use chrono::{DateTime, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::{OffsetComponents, OffsetName, Tz};
 
 use crate::calendar::recurrence::Expander;
-use crate::calendar::{EventView, UnixMinute, Visibility};
+use crate::calendar::timing::all_day_count;
+use crate::calendar::{EventView, Timing, UnixMinute, Visibility};
+use crate::ical::zones::MATCH_YEARS;
 
 /// Most octets of one physical line, without its CRLF (RFC 5545 section 3.1).
 pub const MAX_LINE_OCTETS: usize = 75;
@@ -40,8 +42,8 @@ pub fn export_calendar(
     push_line(&mut out, "VERSION:2.0");
     push_line(&mut out, &format!("PRODID:{PRODUCT_ID}"));
     push_line(&mut out, "CALSCALE:GREGORIAN");
-    for (zone, span) in zone_spans(events, range).into_values() {
-        write_timezone(&mut out, zone, span);
+    for (tzid, (zone, span)) in zone_spans(events, range) {
+        write_timezone(&mut out, tzid, zone, span);
     }
     let stamp = stamp.format("%Y%m%dT%H%M%SZ").to_string();
     for event in events {
@@ -110,18 +112,69 @@ fn zone_of(event: &EventView) -> Tz {
     event.zone.parse().unwrap_or(Tz::UTC)
 }
 
-/// Formats a minute as a DATE-TIME property: UTC with `Z`, or local with TZID.
-fn time_property(name: &str, zone: Tz, minute: UnixMinute) -> String {
-    let utc = utc_of(minute);
-    if zone == Tz::UTC {
-        return format!("{name}:{}", utc.format("%Y%m%dT%H%M%SZ"));
+/// Form in which one event's times are written, chosen by its timing.
+#[derive(Clone, Copy)]
+enum TimeForm<'a> {
+    /// A UTC DATE-TIME with `Z`.
+    Utc,
+    /// A local DATE-TIME with this TZID text, which names a VTIMEZONE of
+    /// the file.
+    Zoned(Tz, &'a str),
+    /// A local DATE-TIME without TZID, read in the stored zone.
+    Floating(Tz),
+    /// A DATE (`VALUE=DATE`), the local date in the stored zone.
+    Date(Tz),
+}
+
+impl TimeForm<'_> {
+    fn of(event: &EventView) -> TimeForm<'_> {
+        let zone = zone_of(event);
+        match &event.timing {
+            Timing::Floating => TimeForm::Floating(zone),
+            Timing::AllDay => TimeForm::Date(zone),
+            Timing::Labelled { tzid } => TimeForm::Zoned(zone, tzid),
+            Timing::Zoned if zone == Tz::UTC => TimeForm::Utc,
+            Timing::Zoned => TimeForm::Zoned(zone, zone.name()),
+        }
     }
-    let local = utc.with_timezone(&zone).naive_local();
-    format!(
-        "{name};TZID={}:{}",
-        param_value(zone.name()),
-        local.format("%Y%m%dT%H%M%S")
-    )
+}
+
+/// Formats a minute as a DATE-TIME or DATE property in the event's form.
+fn time_property(name: &str, form: TimeForm, minute: UnixMinute) -> String {
+    let utc = utc_of(minute);
+    match form {
+        TimeForm::Utc => format!("{name}:{}", utc.format("%Y%m%dT%H%M%SZ")),
+        TimeForm::Zoned(zone, tzid) => format!(
+            "{name};TZID={}:{}",
+            param_value(tzid),
+            utc.with_timezone(&zone)
+                .naive_local()
+                .format("%Y%m%dT%H%M%S")
+        ),
+        TimeForm::Floating(zone) => format!(
+            "{name}:{}",
+            utc.with_timezone(&zone)
+                .naive_local()
+                .format("%Y%m%dT%H%M%S")
+        ),
+        TimeForm::Date(zone) => format!(
+            "{name};VALUE=DATE:{}",
+            utc.with_timezone(&zone).date_naive().format("%Y%m%d")
+        ),
+    }
+}
+
+/// Formats the DTEND of an event or moved occurrence that starts at `start`
+/// and lasts `duration_minutes`. An all-day end is the date after the last
+/// day, counted in whole days, because a DST change inside the span makes
+/// the minutes no exact multiple of a day.
+fn end_property(form: TimeForm, start: UnixMinute, duration_minutes: u32) -> String {
+    let TimeForm::Date(zone) = form else {
+        return time_property("DTEND", form, start + i64::from(duration_minutes));
+    };
+    let first = utc_of(start).with_timezone(&zone).date_naive();
+    let after = first + chrono::Days::new(u64::from(all_day_count(duration_minutes)));
+    format!("DTEND;VALUE=DATE:{}", after.format("%Y%m%d"))
 }
 
 fn utc_of(minute: UnixMinute) -> DateTime<Utc> {
@@ -129,7 +182,7 @@ fn utc_of(minute: UnixMinute) -> DateTime<Utc> {
 }
 
 fn write_event(out: &mut String, event: &EventView, stamp: &str) {
-    let zone = zone_of(event);
+    let form = TimeForm::of(event);
     let uid = event_uid(event);
     push_line(out, "BEGIN:VEVENT");
     push_line(out, &format!("UID:{uid}"));
@@ -141,8 +194,11 @@ fn write_event(out: &mut String, event: &EventView, stamp: &str) {
             &format!("DESCRIPTION:{}", escape_text(&event.description)),
         );
     }
-    push_line(out, &time_property("DTSTART", zone, event.start));
-    push_line(out, &time_property("DTEND", zone, event.end()));
+    push_line(out, &time_property("DTSTART", form, event.start));
+    push_line(
+        out,
+        &end_property(form, event.start, event.duration_minutes),
+    );
     push_line(
         out,
         &format!("SEQUENCE:{}", event.version.saturating_sub(1)),
@@ -167,10 +223,10 @@ fn write_event(out: &mut String, event: &EventView, stamp: &str) {
     if let Some(recurrence) = &event.recurrence {
         push_line(
             out,
-            &format!("RRULE:{}", export_rule(&recurrence.rule, zone)),
+            &format!("RRULE:{}", export_rule(&recurrence.rule, form)),
         );
         for &exception in &recurrence.exceptions {
-            push_line(out, &time_property("EXDATE", zone, exception));
+            push_line(out, &time_property("EXDATE", form, exception));
         }
     }
     push_line(out, "END:VEVENT");
@@ -184,7 +240,7 @@ fn write_event(out: &mut String, event: &EventView, stamp: &str) {
         push_line(out, &format!("DTSTAMP:{stamp}"));
         push_line(
             out,
-            &time_property("RECURRENCE-ID", zone, moved.original_start),
+            &time_property("RECURRENCE-ID", form, moved.original_start),
         );
         let title = moved.title.as_deref().unwrap_or(&event.title);
         push_line(out, &format!("SUMMARY:{}", escape_text(title)));
@@ -192,51 +248,76 @@ fn write_event(out: &mut String, event: &EventView, stamp: &str) {
         if !description.is_empty() {
             push_line(out, &format!("DESCRIPTION:{}", escape_text(description)));
         }
-        push_line(out, &time_property("DTSTART", zone, moved.start));
-        let end = moved.start + i64::from(moved.duration_minutes);
-        push_line(out, &time_property("DTEND", zone, end));
+        push_line(out, &time_property("DTSTART", form, moved.start));
+        push_line(
+            out,
+            &end_property(form, moved.start, moved.duration_minutes),
+        );
         push_line(out, "END:VEVENT");
     }
 }
 
-/// Writes a rule for a DATE-TIME DTSTART. RFC 5545 requires its UNTIL to be
-/// a UTC date-time then, so an UNTIL date (the last local date, as Almanac
-/// stores it) becomes the last second of that date in the event's zone.
-fn export_rule(rule: &str, zone: Tz) -> String {
+/// Writes a rule with its UNTIL in the form RFC 5545 requires for the
+/// DTSTART: a DATE for a DATE start, a local date-time for a floating start
+/// and a UTC date-time otherwise. Almanac stores UNTIL as the last local
+/// date or as a UTC date-time, and the last second of that date in the
+/// event's zone is the UNTIL date-time.
+fn export_rule(rule: &str, form: TimeForm) -> String {
     let parts: Vec<String> = rule
         .split(';')
-        .map(|part| {
-            let date = part
-                .strip_prefix("UNTIL=")
-                .and_then(|value| chrono::NaiveDate::parse_from_str(value, "%Y%m%d").ok());
-            let Some(date) = date else {
-                return part.to_string();
-            };
-            let next_midnight = date
-                .succ_opt()
-                .unwrap_or(date)
-                .and_time(chrono::NaiveTime::MIN);
-            let last_minute = crate::calendar::recurrence::resolve_local(zone, next_midnight) - 1;
-            let last_second = utc_of(last_minute) + chrono::Duration::seconds(59);
-            format!("UNTIL={}", last_second.format("%Y%m%dT%H%M%SZ"))
+        .map(|part| match part.strip_prefix("UNTIL=") {
+            Some(value) => format!("UNTIL={}", export_until(value, form)),
+            None => part.to_string(),
         })
         .collect();
     parts.join(";")
 }
 
-/// Returns, per zone other than UTC, the span of time its VTIMEZONE must
-/// cover: from the first start to the last end of a series that ends, or to
-/// the end of the exported range for one that does not.
+fn export_until(value: &str, form: TimeForm) -> String {
+    let zone = match form {
+        TimeForm::Utc => Tz::UTC,
+        TimeForm::Zoned(zone, _) | TimeForm::Floating(zone) | TimeForm::Date(zone) => zone,
+    };
+    let last_second = match chrono::NaiveDate::parse_from_str(value, "%Y%m%d") {
+        Ok(date) => {
+            if matches!(form, TimeForm::Date(_)) {
+                return value.to_string();
+            }
+            let next_midnight = date
+                .succ_opt()
+                .unwrap_or(date)
+                .and_time(chrono::NaiveTime::MIN);
+            let last_minute = crate::calendar::recurrence::resolve_local(zone, next_midnight) - 1;
+            utc_of(last_minute) + chrono::Duration::seconds(59)
+        }
+        Err(_) => match NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%SZ") {
+            Ok(utc) => utc.and_utc(),
+            // The state accepts only these two forms, so this keeps a value
+            // it never stores unchanged.
+            Err(_) => return value.to_string(),
+        },
+    };
+    let local = last_second.with_timezone(&zone).naive_local();
+    match form {
+        TimeForm::Date(_) => local.format("%Y%m%d").to_string(),
+        TimeForm::Floating(_) => local.format("%Y%m%dT%H%M%S").to_string(),
+        TimeForm::Utc | TimeForm::Zoned(..) => last_second.format("%Y%m%dT%H%M%SZ").to_string(),
+    }
+}
+
+/// Returns, per TZID text of a zoned event other than UTC, its zone and the
+/// span of time its VTIMEZONE must cover: from the first start to the last
+/// end of a series that ends, or to the end of the exported range for one
+/// that does not. Floating and all-day events need no VTIMEZONE.
 fn zone_spans(
     events: &[EventView],
     range: (UnixMinute, UnixMinute),
-) -> BTreeMap<&'static str, (Tz, (UnixMinute, UnixMinute))> {
-    let mut spans: BTreeMap<&'static str, (Tz, (UnixMinute, UnixMinute))> = BTreeMap::new();
+) -> BTreeMap<&str, (Tz, (UnixMinute, UnixMinute))> {
+    let mut spans: BTreeMap<&str, (Tz, (UnixMinute, UnixMinute))> = BTreeMap::new();
     for event in events {
-        let zone = zone_of(event);
-        if zone == Tz::UTC {
+        let TimeForm::Zoned(zone, tzid) = TimeForm::of(event) else {
             continue;
-        }
+        };
         let mut last = event.end();
         if let Ok(expander) = Expander::new(event) {
             match expander.all_occurrences() {
@@ -246,13 +327,23 @@ fn zone_spans(
                 None => last = last.max(range.1),
             }
         }
-        let (_, span) = spans
-            .entry(zone.name())
-            .or_insert((zone, (event.start, last)));
+        let (_, span) = spans.entry(tzid).or_insert((zone, (event.start, last)));
         span.0 = span.0.min(event.start);
         span.1 = span.1.max(last);
+        if tzid != zone.name() {
+            // Only the VTIMEZONE tells an importer what a kept TZID text
+            // means, and importers such as this crate's match it against
+            // IANA zones over `MATCH_YEARS`, so it covers those years too.
+            span.0 = span.0.min(year_start_minute(*MATCH_YEARS.start()));
+            span.1 = span.1.max(year_start_minute(*MATCH_YEARS.end() + 1));
+        }
     }
     spans
+}
+
+fn year_start_minute(year: i32) -> UnixMinute {
+    let date = chrono::NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or_default();
+    date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp() / 60
 }
 
 fn offset_seconds(zone: Tz, instant: i64) -> i32 {
@@ -305,13 +396,13 @@ fn format_offset(seconds: i32) -> String {
 
 /// Writes one VTIMEZONE with an observance at the span's start and one per
 /// offset change inside the span, each a single onset without RRULE.
-fn write_timezone(out: &mut String, zone: Tz, span: (UnixMinute, UnixMinute)) {
+fn write_timezone(out: &mut String, tzid: &str, zone: Tz, span: (UnixMinute, UnixMinute)) {
     // Start a day early and end a day late, so that events at the span's
     // edges are covered in any offset.
     let from = span.0.saturating_mul(60) - 86_400;
     let to = span.1.saturating_mul(60) + 86_400;
     push_line(out, "BEGIN:VTIMEZONE");
-    push_line(out, &format!("TZID:{}", zone.name()));
+    push_line(out, &format!("TZID:{tzid}"));
     let first = offset_seconds(zone, from);
     write_observance(out, zone, from, first, first);
     let mut previous = first;
@@ -345,7 +436,7 @@ fn write_observance(out: &mut String, zone: Tz, onset: i64, from: i32, to: i32) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendar::Recurrence;
+    use crate::calendar::{Recurrence, Timing};
 
     #[test]
     fn fold_line_leaves_short_lines() {
@@ -394,7 +485,7 @@ mod tests {
 
     #[test]
     fn export_rule_writes_until_in_utc() {
-        let berlin = chrono_tz::Europe::Berlin;
+        let berlin = TimeForm::Zoned(chrono_tz::Europe::Berlin, "Europe/Berlin");
         assert_eq!(
             export_rule("FREQ=DAILY;UNTIL=20270630", berlin),
             "FREQ=DAILY;UNTIL=20270630T215959Z"
@@ -404,8 +495,63 @@ mod tests {
             "FREQ=WEEKLY;UNTIL=20240315T130000Z"
         );
         assert_eq!(
-            export_rule("FREQ=DAILY;COUNT=3", Tz::UTC),
+            export_rule("FREQ=DAILY;COUNT=3", TimeForm::Utc),
             "FREQ=DAILY;COUNT=3"
+        );
+    }
+
+    #[test]
+    fn export_rule_until_matches_start_form() {
+        let berlin = chrono_tz::Europe::Berlin;
+        let date = TimeForm::Date(berlin);
+        assert_eq!(
+            export_rule("FREQ=DAILY;UNTIL=20250904", date),
+            "FREQ=DAILY;UNTIL=20250904"
+        );
+        assert_eq!(
+            export_rule("FREQ=DAILY;UNTIL=20250903T215959Z", date),
+            "FREQ=DAILY;UNTIL=20250903"
+        );
+        let floating = TimeForm::Floating(berlin);
+        assert_eq!(
+            export_rule("FREQ=DAILY;UNTIL=20250330", floating),
+            "FREQ=DAILY;UNTIL=20250330T235959"
+        );
+        assert_eq!(
+            export_rule("FREQ=DAILY;UNTIL=20250330T050000Z", floating),
+            "FREQ=DAILY;UNTIL=20250330T070000"
+        );
+    }
+
+    #[test]
+    fn time_forms_follow_timing() {
+        let berlin = chrono_tz::Europe::Berlin;
+        // 2025-09-01 00:00 in Berlin is 2025-08-31 22:00Z.
+        let minute = 29_276_640 + 22 * 60;
+        assert_eq!(
+            time_property("DTSTART", TimeForm::Date(berlin), minute),
+            "DTSTART;VALUE=DATE:20250901"
+        );
+        assert_eq!(
+            time_property("DTSTART", TimeForm::Floating(berlin), minute),
+            "DTSTART:20250901T000000"
+        );
+        assert_eq!(
+            time_property(
+                "DTSTART",
+                TimeForm::Zoned(berlin, "W. Europe, Berlin"),
+                minute
+            ),
+            "DTSTART;TZID=\"W. Europe, Berlin\":20250901T000000"
+        );
+        assert_eq!(
+            time_property("DTSTART", TimeForm::Utc, minute),
+            "DTSTART:20250831T220000Z"
+        );
+        // Three days over the change of 2025-10-26: 73 hours.
+        assert_eq!(
+            end_property(TimeForm::Date(berlin), minute + 60 * 24 * 55, 73 * 60),
+            "DTEND;VALUE=DATE:20251029"
         );
     }
 
@@ -471,6 +617,7 @@ mod tests {
                 occurrence: None,
             })),
             responses: Vec::new(),
+            timing: Timing::Zoned,
         }
     }
 

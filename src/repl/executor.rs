@@ -6,7 +6,9 @@ use chrono_tz::Tz;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calendar::{EventChanges, EventDraft, SearchQuery, Visibility};
+use crate::calendar::timing::{agenda_for_viewer, scan_range};
+use crate::calendar::Visibility;
+use crate::calendar::{EventChanges, EventDraft, EventView, SearchQuery, Timing, UnixMinute};
 use crate::client::{Client, ClientError, ClientEvent};
 use crate::ical;
 use crate::repl::grammar::{Edit, ReplCommand, Schedule};
@@ -265,7 +267,7 @@ impl Executor {
             ReplCommand::Agenda(range) => {
                 let from = range.from.timestamp() / 60;
                 let to = range.to.timestamp() / 60;
-                let events = self.client.agenda(from, to).await?;
+                let events = agenda_in_zone(&mut self.client, from, to, self.view.zone).await?;
                 let json_events: Vec<Value> = events.iter().map(render::event_json).collect();
                 Ok(Reply::ok(
                     render::render_agenda(&events, from, to, self.view.zone, self.view.style),
@@ -273,13 +275,23 @@ impl Executor {
                 ))
             }
             ReplCommand::Search(query) => {
+                let from = query.from.map(|t| t.timestamp() / 60);
+                let to = query.to.map(|t| t.timestamp() / 60);
+                // Widened like an agenda, so that floating and all-day
+                // events are matched on the viewer's own days.
                 let query = SearchQuery {
                     host: query.host,
                     text: query.text,
-                    from: query.from.map(|t| t.timestamp() / 60),
-                    to: query.to.map(|t| t.timestamp() / 60),
+                    from: from.map(|from| scan_range(from, from).0),
+                    to: to.map(|to| scan_range(to, to).1),
                 };
-                let events = self.client.search(&query).await?;
+                let found = self.client.search(&query).await?;
+                let events = agenda_for_viewer(
+                    found,
+                    from.unwrap_or(UnixMinute::MIN),
+                    to.unwrap_or(UnixMinute::MAX),
+                    self.view.zone,
+                );
                 let json_events: Vec<Value> = events.iter().map(render::event_json).collect();
                 let text = if events.is_empty() {
                     "no events match".to_owned()
@@ -466,6 +478,7 @@ impl Executor {
             duration_minutes: schedule.duration_minutes,
             visibility,
             recurrence: None,
+            timing: schedule_timing(&schedule),
         };
         let (event_id, version) = self.client.schedule(&draft).await?;
         let mut text = String::new();
@@ -604,6 +617,7 @@ impl Executor {
                 rule,
                 ..Default::default()
             }),
+            timing: schedule_timing(&schedule),
         };
         let receipt = self.client.schedule_series(&draft).await?;
         let event = self.client.event(receipt.event_id).await?;
@@ -823,6 +837,30 @@ fn command_name(command: &ReplCommand) -> &'static str {
         ReplCommand::Import { .. } => "import",
         ReplCommand::Export { .. } => "export",
     }
+}
+
+/// Timing of a typed event: `all day` makes an all-day event, in the zone
+/// the date was entered in; everything else is zoned.
+fn schedule_timing(schedule: &Schedule) -> Timing {
+    match schedule.all_day {
+        Some(_) => Timing::AllDay,
+        None => Timing::Zoned,
+    }
+}
+
+/// Fetches the agenda of `[from, to)` for a viewer in `zone`. The
+/// server returns events at instants resolved in each event's own zone, so
+/// the scan is widened for floating and all-day events, which move into the
+/// viewer's zone, and then cut back to the range there.
+pub(crate) async fn agenda_in_zone(
+    client: &mut Client,
+    from: UnixMinute,
+    to: UnixMinute,
+    zone: Tz,
+) -> Result<Vec<EventView>, ClientError> {
+    let (scan_from, scan_to) = scan_range(from, to);
+    let events = client.agenda(scan_from, scan_to).await?;
+    Ok(agenda_for_viewer(events, from, to, zone))
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use crate::calendar::{EventDraft, FreeQuery, Rejection, Response, TimeSlot, UnixMinute};
-use crate::calendar::{Visibility, WorkingHours};
+use crate::calendar::{Timing, Visibility, WorkingHours};
 use crate::client::{Client, ClientError};
-use crate::repl::executor::{Reply, View};
+use crate::repl::executor::{agenda_in_zone, Reply, View};
 use crate::repl::planning::{FreeRequest, PlanCommand, SuggestRequest};
 use crate::repl::recurrence::{self, OccurrenceRef};
 use crate::repl::render::{self, clock_span};
@@ -101,7 +101,7 @@ pub(super) async fn run(
         } => {
             let from = day_minute(monday, zone)?;
             let to = day_minute(monday + Days::new(7), zone)?;
-            let events = client.agenda(from, to).await?;
+            let events = agenda_in_zone(client, from, to, view.zone).await?;
             let viewer = viewer_key(client);
             let text = views::render_week(&events, monday, &viewer, today, view.zone, view.style);
             let json_events: Vec<_> = events.iter().map(render::event_json).collect();
@@ -114,7 +114,7 @@ pub(super) async fn run(
         PlanCommand::Month { first, today, zone } => {
             let from = day_minute(first, zone)?;
             let to = day_minute(first + Months::new(1), zone)?;
-            let events = client.agenda(from, to).await?;
+            let events = agenda_in_zone(client, from, to, view.zone).await?;
             let viewer = viewer_key(client);
             let text = views::render_month(&events, first, &viewer, today, view.zone, view.style);
             let json_events: Vec<_> = events.iter().map(render::event_json).collect();
@@ -244,6 +244,7 @@ async fn schedule_suggestion(
             guests: suggestion.guests.clone(),
         },
         recurrence: None,
+        timing: Timing::Zoned,
     };
     let (event_id, version) = client.schedule(&draft).await?;
     let event = client.event(event_id).await?;

@@ -21,7 +21,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::calendar::recurrence::{Expander, Occurrence};
-use crate::calendar::{EventView, Recurrence, UnixMinute, Visibility};
+use crate::calendar::{EventView, Recurrence, Timing, UnixMinute, Visibility};
 
 /// The end of a repeat typed at the prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,6 +314,7 @@ fn draft_view(rule: &str, start: UnixMinute, zone: Tz, duration_minutes: u32) ->
             ..Recurrence::default()
         })),
         responses: Vec::new(),
+        timing: Timing::Zoned,
     }
 }
 

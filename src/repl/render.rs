@@ -3,19 +3,22 @@
 //! Every function here is pure: the caller passes the viewer's zone and a
 //! [`Style`], and gets text back without a trailing newline. Times are shown
 //! in the viewer's zone, and an event entered in another zone also shows its
-//! time in that zone. Columns are aligned by character count.
+//! time in that zone. Floating events keep their wall-clock time and all-day
+//! events their dates in the viewer's zone, shown as `all day`. Columns are
+//! aligned by character count.
 //!
 //! The JSON forms carry each instant three ways: the raw minute
 //! (`*_minute`, minutes since 1970-01-01T00:00Z), ISO-8601 in UTC (`*_utc`)
 //! and ISO-8601 with the offset of the event's zone (`*_local`).
 
 use anstyle::{AnsiColor, Color};
-use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
+use crate::calendar::timing::{all_day_count, all_day_first_date, seen_in};
 use crate::calendar::{
-    BusySlot, EventView, Notification, NotificationKind, Rejection, UnixMinute, Visibility,
+    BusySlot, EventView, Notification, NotificationKind, Rejection, Timing, UnixMinute, Visibility,
 };
 
 /// Widest title column in an agenda. Longer titles are kept whole and push
@@ -124,6 +127,35 @@ fn instant(minute: UnixMinute) -> DateTime<Utc> {
 
 pub(crate) fn local(minute: UnixMinute, zone: Tz) -> DateTime<Tz> {
     instant(minute).with_timezone(&zone)
+}
+
+/// Formats the dates of an all-day event as the viewer sees it:
+/// `all day` for one day, `all day to Sun 2025-11-02` for several.
+fn all_day_span(event: &EventView) -> String {
+    let days = all_day_count(event.duration_minutes);
+    if days <= 1 {
+        return "all day".to_string();
+    }
+    let last = all_day_first_date(event) + Days::new(u64::from(days - 1));
+    format!("all day to {}", day_label(last))
+}
+
+/// Formats the time of an event seen by the viewer, without its start day.
+fn event_clock_span(event: &EventView, viewer_zone: Tz) -> String {
+    match event.timing {
+        Timing::AllDay => all_day_span(event),
+        _ => clock_span(event.start, end_minute(event), viewer_zone),
+    }
+}
+
+/// Formats the time of an event seen by the viewer, with its start day.
+pub(crate) fn event_dated_span(event: &EventView, viewer_zone: Tz) -> String {
+    let day = local(event.start, viewer_zone).date_naive();
+    format!(
+        "{} {}",
+        day_label(day),
+        event_clock_span(event, viewer_zone)
+    )
 }
 
 /// Parses the event's zone name, returning `None` when it is not an IANA name.
@@ -277,11 +309,12 @@ struct AgendaRow {
 }
 
 impl AgendaRow {
+    /// Builds the row of an event already seen in the viewer's zone.
     fn new(event: &EventView, viewer_zone: Tz) -> Self {
         let day = local(event.start, viewer_zone).date_naive();
         AgendaRow {
             day,
-            time: clock_span(event.start, end_minute(event), viewer_zone),
+            time: event_clock_span(event, viewer_zone),
             id: format!("#{}", event.id),
             title: event.title.clone(),
             detail: format!(
@@ -366,7 +399,10 @@ pub fn render_agenda(
         );
     }
 
-    let mut ordered: Vec<&EventView> = events.iter().collect();
+    let mut ordered: Vec<EventView> = events
+        .iter()
+        .map(|event| seen_in(event, viewer_zone))
+        .collect();
     ordered.sort_by_key(|event| (event.start, event.id));
     let rows: Vec<AgendaRow> = ordered
         .iter()
@@ -403,6 +439,14 @@ fn visibility_detail(visibility: &Visibility) -> String {
 }
 
 fn zone_detail(event: &EventView, viewer_zone: Tz) -> String {
+    match &event.timing {
+        Timing::Floating => return "floating (the same wall-clock time in every zone)".into(),
+        Timing::AllDay => return "all day (the same dates in every zone)".into(),
+        Timing::Labelled { tzid } if event.zone == viewer_zone.name() => {
+            return format!("{} (imported as {})", event.zone, quote(tzid));
+        }
+        Timing::Zoned | Timing::Labelled { .. } => {}
+    }
     if event.zone == viewer_zone.name() {
         return event.zone.clone();
     }
@@ -423,12 +467,23 @@ fn zone_detail(event: &EventView, viewer_zone: Tz) -> String {
 /// Renders every field of one event as labelled lines under a header with
 /// its id and title. A multi-line description keeps its line breaks.
 pub fn render_event(event: &EventView, viewer_zone: Tz, style: Style) -> String {
-    let when = format!(
-        "{} {} ({})",
-        dated_span(event.start, end_minute(event), viewer_zone),
-        viewer_zone.name(),
-        format_duration(event.duration_minutes)
-    );
+    let event = &seen_in(event, viewer_zone);
+    let when = match event.timing {
+        Timing::AllDay => {
+            let days = all_day_count(event.duration_minutes);
+            format!(
+                "{} ({})",
+                event_dated_span(event, viewer_zone),
+                plural(days as usize, "day", "days")
+            )
+        }
+        _ => format!(
+            "{} {} ({})",
+            dated_span(event.start, end_minute(event), viewer_zone),
+            viewer_zone.name(),
+            format_duration(event.duration_minutes)
+        ),
+    };
     let description = if event.description.is_empty() {
         style.muted("(none)")
     } else {
@@ -502,11 +557,16 @@ pub fn render_series(event: &EventView, viewer_zone: Tz, now: UnixMinute, style:
     }
     for (index, occurrence) in next.iter().enumerate() {
         let label = if index == 0 { "next" } else { "" };
+        // A floating or all-day occurrence moves into the viewer's zone.
+        let mut stored = event.clone();
+        stored.start = occurrence.start;
+        stored.duration_minutes = (occurrence.end - occurrence.start) as u32;
+        let seen = seen_in(&stored, viewer_zone);
         let mut line = format!(
             "  {}{}  {}",
             style.muted(label),
             padding(label, width),
-            dated_span(occurrence.start, occurrence.end, viewer_zone)
+            event_dated_span(&seen, viewer_zone)
         );
         if occurrence.start != occurrence.original_start {
             let original = local(occurrence.original_start, viewer_zone);
@@ -644,7 +704,7 @@ fn kind_key(kind: NotificationKind) -> &'static str {
 /// Renders one notification as a line:
 /// `[invited] alice invited you to #3 "Team sync" Fri 2027-01-08 10:00-10:45`.
 pub fn render_notification(notification: &Notification, viewer_zone: Tz, style: Style) -> String {
-    let event = &notification.event;
+    let event = &seen_in(&notification.event, viewer_zone);
     let actor = &notification.actor;
     let mut reference = format!(
         "{} {}",
@@ -676,7 +736,7 @@ pub fn render_notification(notification: &Notification, viewer_zone: Tz, style: 
     let mut line = format!(
         "{} {action} {}",
         style.tag(&format!("[{}]", kind_tag(notification.kind))),
-        dated_span(event.start, end_minute(event), viewer_zone)
+        event_dated_span(event, viewer_zone)
     );
     if let Some(note) = zone_note(event, viewer_zone, viewer_day) {
         line.push_str(&format!(" ({note})"));
@@ -812,6 +872,10 @@ fn iso_in(minute: UnixMinute, zone: Tz) -> String {
 /// - `start_local`, `end_local`: ISO-8601 with the offset of the event's
 ///   zone, such as `2027-01-08T10:00:00-05:00`, or in UTC when the zone
 ///   name does not parse
+/// - `timing`: `{"kind", "tzid"}` with `kind` one of `zoned`, `floating`,
+///   `all_day` and `tzid` the TZID text kept from an imported file or null.
+///   The instants of a floating or all-day event are those of the view
+///   passed in, which callers have already moved into the viewer's zone.
 pub fn event_json(event: &EventView) -> Value {
     let end = end_minute(event);
     let zone = event_zone(event).unwrap_or(Tz::UTC);
@@ -837,7 +901,19 @@ pub fn event_json(event: &EventView) -> Value {
         "start_local": iso_in(event.start, zone),
         "end_local": iso_in(end, zone),
         "recurrence": recurrence_json(event),
+        "timing": timing_json(&event.timing),
     })
+}
+
+/// Converts the timing of an event to JSON: `zoned`, `floating` or
+/// `all_day`, with the kept TZID text of a zoned event or null.
+fn timing_json(timing: &Timing) -> Value {
+    let kind = match timing {
+        Timing::Zoned | Timing::Labelled { .. } => "zoned",
+        Timing::Floating => "floating",
+        Timing::AllDay => "all_day",
+    };
+    json!({ "kind": kind, "tzid": timing.tzid_label() })
 }
 
 /// The rule of a recurring event for JSON output, with `occurrence_start`
@@ -1023,6 +1099,7 @@ mod tests {
             visibility: Visibility::Public,
             recurrence: None,
             responses: Vec::new(),
+            timing: Timing::Zoned,
         }
     }
 
@@ -1590,8 +1667,63 @@ id  address         role         view   op  commit  lag
             "start_local": "2027-01-08T10:00:00-05:00",
             "end_local": "2027-01-08T11:30:00-05:00",
             "recurrence": null,
+            "timing": { "kind": "zoned", "tzid": null },
         });
         assert_eq!(event_json(&planning), expected);
+    }
+
+    #[test]
+    fn all_day_shown_on_viewer_dates() {
+        // Three days from Fri 2027-01-08, scheduled in Tokyo.
+        let mut fair = event(3, "Fair", Tokyo, at(Tokyo, JAN_8, 0, 0), 3 * 24 * 60);
+        fair.timing = Timing::AllDay;
+        let agenda = render_agenda(
+            std::slice::from_ref(&fair),
+            at(New_York, JAN_8, 0, 0),
+            at(New_York, (2027, 1, 11), 0, 0),
+            New_York,
+            Style::plain(),
+        );
+        assert!(agenda.starts_with("Fri 2027-01-08\n"), "{agenda}");
+        assert!(
+            agenda.contains("  all day to Sun 2027-01-10  #3  Fair"),
+            "{agenda}"
+        );
+        assert!(!agenda.contains("Tokyo"), "{agenda}");
+        let shown = render_event(&fair, New_York, Style::plain());
+        assert!(
+            shown.contains("when         Fri 2027-01-08 all day to Sun 2027-01-10 (3 days)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("all day (the same dates in every zone)"),
+            "{shown}"
+        );
+        assert_eq!(event_json(&fair)["timing"]["kind"], "all_day");
+    }
+
+    #[test]
+    fn floating_shown_at_wall_clock() {
+        let mut alarm = event(4, "Alarm", Tokyo, at(Tokyo, JAN_8, 7, 0), 15);
+        alarm.timing = Timing::Floating;
+        let shown = render_event(&alarm, Berlin, Style::plain());
+        assert!(
+            shown.contains("Fri 2027-01-08 07:00-07:15 Europe/Berlin (15m)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("floating (the same wall-clock time"),
+            "{shown}"
+        );
+        let agenda = render_agenda(
+            std::slice::from_ref(&alarm),
+            at(Berlin, JAN_8, 0, 0),
+            at(Berlin, (2027, 1, 9), 0, 0),
+            Berlin,
+            Style::plain(),
+        );
+        assert!(agenda.contains("  07:00-07:15  #4  Alarm"), "{agenda}");
+        assert!(!agenda.contains("Tokyo"), "{agenda}");
     }
 
     #[test]
@@ -1626,6 +1758,32 @@ id  address         role         view   op  commit  lag
             Style::plain(),
         );
         assert!(after.ends_with("(no more occurrences)"), "{after}");
+    }
+
+    #[test]
+    fn floating_series_rings_at_local_time() {
+        // Scheduled in Tokyo. Berlin changes to CEST on 2027-03-28.
+        let mut alarm = event(6, "Alarm", Tokyo, at(Tokyo, (2027, 3, 27), 7, 0), 15);
+        alarm.timing = Timing::Floating;
+        alarm.recurrence = Some(Box::new(crate::calendar::Recurrence {
+            rule: "FREQ=DAILY;COUNT=3".into(),
+            ..Default::default()
+        }));
+        let now = at(Berlin, (2027, 3, 26), 0, 0);
+        let text = render_series(&alarm, Berlin, now, Style::plain());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1], "  next         Sat 2027-03-27 07:00-07:15",
+            "{text}"
+        );
+        assert_eq!(
+            lines[2], "               Sun 2027-03-28 07:00-07:15",
+            "{text}"
+        );
+        assert_eq!(
+            lines[3], "               Mon 2027-03-29 07:00-07:15",
+            "{text}"
+        );
     }
 
     #[test]
@@ -1778,6 +1936,7 @@ id  address         role         view   op  commit  lag
                 guests: guests.iter().map(|guest| guest.to_string()).collect(),
             },
             recurrence: None,
+            timing: Timing::Zoned,
         }
     }
 

@@ -8,10 +8,14 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use crate::calendar::{Change, EventView, HistoryEntry, Response, TimeSlot, UnixMinute};
+use crate::calendar::{Change, EventView, HistoryEntry, Response, TimeSlot, Timing, UnixMinute};
 use crate::repl::render::{
-    clock_span, dated_span, day_label, format_duration, local, padding, quote, zone_note, Style,
+    clock_span, dated_span, day_label, event_dated_span, format_duration, local, padding, quote,
+    zone_note, Style,
 };
+
+/// Row of the week grid for all-day events, above the hour rows.
+const ALL_DAY_ROW: u32 = 0;
 
 /// Width of one day column of the week grid, the separating space included.
 const WEEK_COLUMN_WIDTH: usize = 14;
@@ -283,9 +287,24 @@ fn hours_on_day(event: &EventView, day: NaiveDate, zone: Tz) -> Vec<u32> {
     (first..=last).collect()
 }
 
-/// Renders the seven days from `monday` as a grid with one row per local
-/// hour that has an event. Each cell names the event that runs then, and
-/// the viewer's declined events are dimmed.
+/// Rows of the week grid that `event` fills on `day`: [`ALL_DAY_ROW`] for an
+/// all-day event, and one past each local hour for other events.
+fn week_rows(event: &EventView, day: NaiveDate, zone: Tz) -> Vec<u32> {
+    let hours = hours_on_day(event, day, zone);
+    if event.timing == Timing::AllDay {
+        return if hours.is_empty() {
+            Vec::new()
+        } else {
+            vec![ALL_DAY_ROW]
+        };
+    }
+    hours.into_iter().map(|hour| hour + 1).collect()
+}
+
+/// Renders the seven days from `monday` as a grid with a row for all-day
+/// events and one row per local hour that has an event. Each cell names the
+/// event that runs then, and the viewer's declined events are dimmed. The
+/// events must already be seen in `zone` (see `timing::seen_in`).
 pub fn render_week(
     events: &[EventView],
     monday: NaiveDate,
@@ -298,8 +317,8 @@ pub fn render_week(
     let mut cells: BTreeMap<(u32, usize), Vec<&EventView>> = BTreeMap::new();
     for event in events {
         for (column, day) in days.iter().enumerate() {
-            for hour in hours_on_day(event, *day, zone) {
-                cells.entry((hour, column)).or_default().push(event);
+            for row in week_rows(event, *day, zone) {
+                cells.entry((row, column)).or_default().push(event);
             }
         }
     }
@@ -319,15 +338,19 @@ pub fn render_week(
         header.push_str(&format!("{shown}{}", padding(&label, WEEK_COLUMN_WIDTH)));
     }
     let mut lines = vec![style.heading(&title), header.trim_end().to_string()];
-    let hours: std::collections::BTreeSet<u32> = cells.keys().map(|(hour, _)| *hour).collect();
-    for hour in hours {
-        let mut line = format!("{hour:02}:00  ");
+    let rows: std::collections::BTreeSet<u32> = cells.keys().map(|(row, _)| *row).collect();
+    for row in rows {
+        let mut line = if row == ALL_DAY_ROW {
+            "all    ".to_string()
+        } else {
+            format!("{:02}:00  ", row - 1)
+        };
         for column in 0..days.len() {
-            let text = match cells.get(&(hour, column)) {
+            let text = match cells.get(&(row, column)) {
                 None => style.muted(&fit("·", WEEK_COLUMN_WIDTH - 1)),
                 Some(found) => week_cell(found, viewer, style),
             };
-            let plain = match cells.get(&(hour, column)) {
+            let plain = match cells.get(&(row, column)) {
                 None => "·".to_string(),
                 Some(found) => week_cell(found, viewer, Style::plain()),
             };
@@ -371,7 +394,7 @@ fn week_legend(events: &[EventView], viewer: &str, zone: Tz, style: Style) -> Ve
                 "{} {}  {}",
                 style.id(&format!("#{}", event.id)),
                 quote(&event.title),
-                dated_span(event.start, event.end(), zone)
+                event_dated_span(event, zone)
             );
             if let Some(note) = zone_note(event, zone, viewer_day) {
                 line.push_str(&format!(" ({note})"));
@@ -483,6 +506,7 @@ mod tests {
                 occurrence: None,
             }],
             recurrence: None,
+            timing: Timing::Zoned,
         }
     }
 
@@ -659,6 +683,44 @@ mod tests {
         );
         let json = history_json(&entries);
         assert_eq!(json[1]["change"]["response"], "declined");
+    }
+
+    #[test]
+    fn week_grid_all_day_row() {
+        let mut fair = event(
+            5,
+            "Fair",
+            "2027-01-05T00:00:00+01:00",
+            24 * 60,
+            "Europe/Berlin",
+        );
+        fair.timing = Timing::AllDay;
+        let standup = event(
+            1,
+            "Standup",
+            "2027-01-04T09:00:00+01:00",
+            30,
+            "Europe/Berlin",
+        );
+        let text = render_week(
+            &[standup, fair],
+            day("2027-01-04"),
+            "carol",
+            day("2027-01-04"),
+            berlin(),
+            Style::plain(),
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[2].starts_with("all    ·             #5 Fair   "),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("09:00  #1 Standup"), "{text}");
+        assert_eq!(lines.len(), 7, "{text}");
+        assert!(
+            lines[6].starts_with("#5 \"Fair\"  Tue 2027-01-05 all day"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -5,11 +5,11 @@
 
 use crate::calendar::{
     BusySlot, EventBrief, EventChanges, EventDraft, EventView, Notification, NotificationKind,
-    OccurrenceOf, OccurrenceOverride, Recurrence, Rejection, SearchQuery, Visibility,
+    OccurrenceOf, OccurrenceOverride, Recurrence, Rejection, SearchQuery, Timing, Visibility,
 };
 use crate::rpc::calendar_capnp::{
     busy_slot, event, event_changes, event_draft, notification, occurrence_override, recurrence,
-    rejection, search_query, visibility,
+    rejection, search_query, visibility, Timing as WireTiming,
 };
 use crate::rpc::convert_planning;
 
@@ -88,8 +88,53 @@ pub fn write_event(mut builder: event::Builder<'_>, value: &EventView) {
     if let Some(recurrence) = &value.recurrence {
         write_recurrence(builder.reborrow().init_recurrence(), recurrence);
     }
+    let (timing, label) = wire_timing(&value.timing);
+    builder.set_timing(timing);
+    builder.set_tzid_label(label);
     let responses = builder.init_responses(value.responses.len() as u32);
     convert_planning::write_responses(responses, &value.responses);
+}
+
+/// Splits a `Timing` into the schema's enum and its TZID text, which is
+/// empty unless the timing is `Labelled`.
+fn wire_timing(value: &Timing) -> (WireTiming, &str) {
+    match value {
+        Timing::Zoned => (WireTiming::Zoned, ""),
+        Timing::Labelled { tzid } => (WireTiming::Zoned, tzid),
+        Timing::Floating => (WireTiming::Floating, ""),
+        Timing::AllDay => (WireTiming::AllDay, ""),
+    }
+}
+
+/// Joins the schema's timing enum and TZID text; a TZID text is only
+/// accepted with zoned timing.
+fn read_timing(
+    timing: Result<WireTiming, capnp::NotInSchema>,
+    label: capnp::Result<capnp::text::Reader<'_>>,
+) -> capnp::Result<Timing> {
+    let label = text(label)?;
+    let timing = timing.map_err(|error| {
+        capnp::Error::failed(format!(
+            "invalid timing: enumerant {} is not in the schema; send zoned, floating or allDay",
+            error.0
+        ))
+    })?;
+    match (timing, label.is_empty()) {
+        (WireTiming::Zoned, true) => Ok(Timing::Zoned),
+        (WireTiming::Zoned, false) => Ok(Timing::Labelled { tzid: label }),
+        (WireTiming::Floating, true) => Ok(Timing::Floating),
+        (WireTiming::AllDay, true) => Ok(Timing::AllDay),
+        (other, false) => {
+            let kind = match other {
+                WireTiming::Floating => "floating",
+                _ => "allDay",
+            };
+            Err(capnp::Error::failed(format!(
+                "invalid tzidLabel {label:?}: a TZID text is only kept for zoned events, \
+                 not {kind} ones; send an empty tzidLabel"
+            )))
+        }
+    }
 }
 
 pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
@@ -108,6 +153,7 @@ pub fn read_event(reader: event::Reader<'_>) -> capnp::Result<EventView> {
             false => None,
         },
         responses: convert_planning::read_responses(reader.get_responses()?)?,
+        timing: read_timing(reader.get_timing(), reader.get_tzid_label())?,
     })
 }
 
@@ -136,6 +182,9 @@ pub fn write_draft(mut builder: event_draft::Builder<'_>, value: &EventDraft) {
     if let Some(recurrence) = &value.recurrence {
         write_recurrence(builder.reborrow().init_recurrence(), recurrence);
     }
+    let (timing, label) = wire_timing(&value.timing);
+    builder.set_timing(timing);
+    builder.set_tzid_label(label);
 }
 
 pub fn read_draft(reader: event_draft::Reader<'_>) -> capnp::Result<EventDraft> {
@@ -150,6 +199,7 @@ pub fn read_draft(reader: event_draft::Reader<'_>) -> capnp::Result<EventDraft> 
             true => Some(read_recurrence(reader.get_recurrence()?)?),
             false => None,
         },
+        timing: read_timing(reader.get_timing(), reader.get_tzid_label())?,
     })
 }
 
@@ -477,4 +527,77 @@ fn read_override(reader: occurrence_override::Reader<'_>) -> capnp::Result<Occur
             description::Set(value) => Some(text(value)?),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(timing: Timing) -> EventDraft {
+        EventDraft {
+            title: "Review".into(),
+            description: String::new(),
+            start: 28_684_050,
+            zone: "Europe/Zurich".into(),
+            duration_minutes: 30,
+            visibility: Visibility::Public,
+            recurrence: None,
+            timing,
+        }
+    }
+
+    fn round_trip(value: &EventDraft) -> capnp::Result<EventDraft> {
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<event_draft::Builder<'_>>();
+        write_draft(root.reborrow(), value);
+        read_draft(root.into_reader())
+    }
+
+    #[test]
+    fn draft_timing_round_trips() {
+        for timing in [
+            Timing::Zoned,
+            Timing::Floating,
+            Timing::AllDay,
+            Timing::Labelled {
+                tzid: "(UTC+01:00) Zürich, Bern, Genève".into(),
+            },
+        ] {
+            let value = draft(timing);
+            assert_eq!(round_trip(&value).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn event_timing_round_trips() {
+        let value = EventView {
+            id: 3,
+            version: 1,
+            title: "Fair".into(),
+            description: String::new(),
+            start: 29_276_640,
+            duration_minutes: 24 * 60,
+            zone: "UTC".into(),
+            host: "alice".into(),
+            visibility: Visibility::Public,
+            recurrence: None,
+            responses: Vec::new(),
+            timing: Timing::AllDay,
+        };
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<event::Builder<'_>>();
+        write_event(root.reborrow(), &value);
+        assert_eq!(read_event(root.into_reader()).unwrap(), value);
+    }
+
+    #[test]
+    fn tzid_label_needs_zoned_timing() {
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<event_draft::Builder<'_>>();
+        write_draft(root.reborrow(), &draft(Timing::Floating));
+        root.set_tzid_label("W. Europe Standard Time");
+        let error = read_draft(root.into_reader()).unwrap_err().to_string();
+        assert!(error.contains("invalid tzidLabel"), "{error}");
+        assert!(error.contains("not floating ones"), "{error}");
+    }
 }

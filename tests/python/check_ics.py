@@ -5,6 +5,7 @@ Usage: python3 check_ics.py FILE.ics
 
 Prints {"timezones": [TZID, ...], "events": [{"uid", "summary", "start_utc",
 "end_utc", "recurrence_id_utc", "rrule", "exdates_utc"}, ...]} on success.
+A floating time is printed without Z and a DATE as YYYY-MM-DD.
 Exits 1 with the parser's error when the file does not parse.
 """
 
@@ -16,10 +17,11 @@ import icalendar
 
 
 def utc_text(value):
-    """Return an ISO 8601 UTC string for a decoded DATE or DATE-TIME value."""
+    """Return an ISO 8601 string for a decoded DATE or DATE-TIME value: in UTC
+    with Z for a zoned date-time, as written without Z for a floating one."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ValueError(f"floating date-time {value} where a zone was expected")
+            return value.strftime("%Y-%m-%dT%H:%M")
         return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
     if isinstance(value, date):
         return value.isoformat()

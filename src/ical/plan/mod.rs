@@ -6,9 +6,10 @@
 //!
 //! What Almanac cannot store is mapped and reported:
 //!
-//! - An all-day (DATE) event starts at midnight in the user's zone and lasts
-//!   until midnight of its end date there.
-//! - A floating time is read in the user's zone.
+//! - An all-day (DATE) event keeps its dates and a floating time its
+//!   wall-clock time. Their instants, which conflict checks use, are read in
+//!   the user's zone: an all-day event runs from midnight of its first date
+//!   there to midnight of its end date.
 //! - Each RDATE becomes a one-off event of its own.
 //! - A zero-length event lasts 1 minute, the shortest Almanac stores.
 //! - Properties Almanac has no field for (LOCATION, VALARM, ...) are listed
@@ -62,8 +63,9 @@ pub const UNTITLED: &str = "(no title)";
 pub struct ImportOptions {
     /// The importing user, who becomes the host of every event.
     pub username: String,
-    /// The user's zone: floating times and all-day dates are read in it,
-    /// and unknown zones fall back to it.
+    /// The user's zone: the instants of floating times and all-day dates,
+    /// which conflict checks use, are resolved in it, and unknown zones fall
+    /// back to it.
     pub user_zone: Tz,
     /// Registered usernames; an ATTENDEE whose CN or address local part is
     /// one of them becomes a guest.
@@ -283,6 +285,7 @@ impl Planner<'_> {
             duration_minutes: times.duration_minutes,
             visibility,
             recurrence,
+            timing: times.timing,
         })
     }
 
@@ -592,7 +595,7 @@ mod tests {
         assert!(plan.items[0]
             .notes
             .iter()
-            .any(|note| note.contains("floating time read in your zone Europe/Berlin")));
+            .any(|note| note.contains("with conflicts checked in your zone Europe/Berlin")));
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! Recurrence of planned events: RRULE and EXDATE, RECURRENCE-ID overrides
 //! and RDATEs, checked against the rule before anything is submitted.
 
-use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 use crate::calendar::recurrence::{Expander, ParsedRule};
-use crate::calendar::{EventChanges, EventDraft, EventView, Recurrence, Visibility};
+use crate::calendar::{EventChanges, EventDraft, EventView, Recurrence, Timing, Visibility};
 use crate::ical::read::{parse_time, parse_time_list, IcsComponent};
 
 use super::times::{utc_until, Times};
@@ -52,14 +51,12 @@ impl Planner<'_> {
             return extra;
         }
         let zone: Tz = draft.zone.parse().unwrap_or(self.options.user_zone);
-        let local_start = crate::calendar::recurrence::local_time_in(&draft.zone, draft.start)
-            .unwrap_or_default();
         let series = Times {
             start: draft.start,
             zone,
             duration_minutes: draft.duration_minutes,
-            all_day: local_start.time() == NaiveTime::MIN
-                && draft.duration_minutes % (24 * 60) == 0,
+            all_day: draft.timing == Timing::AllDay,
+            timing: draft.timing.clone(),
         };
         for component in overrides {
             let uid = component.value("UID").unwrap_or("");
@@ -151,6 +148,7 @@ impl Planner<'_> {
             zone,
             duration_minutes: draft.duration_minutes,
             all_day: false,
+            timing: draft.timing.clone(),
         };
         for rdate in master.all("RDATE") {
             let times = match parse_time_list(rdate) {
@@ -224,6 +222,7 @@ pub(super) fn match_rule(
             ..Recurrence::default()
         })),
         responses: Vec::new(),
+        timing: draft.timing.clone(),
     };
     // The rule parsed when the draft was planned, so this succeeds.
     let Ok(expander) = Expander::new(&view) else {

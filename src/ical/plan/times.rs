@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 
 use crate::calendar::recurrence::resolve_local;
 use crate::calendar::validate::validate_start;
-use crate::calendar::{UnixMinute, MAX_DURATION_MINUTES};
+use crate::calendar::{Timing, UnixMinute, MAX_DURATION_MINUTES};
 use crate::ical::read::{parse_duration, parse_time, IcsComponent, IcsTime};
 
 use super::{push_once, Planner};
@@ -18,6 +18,9 @@ pub(super) struct Times {
     pub(super) duration_minutes: u32,
     /// Whether DTSTART was a DATE.
     pub(super) all_day: bool,
+    /// The kind of DTSTART: a DATE, a floating DATE-TIME or a zoned one,
+    /// with the file's TZID text when it is not the IANA name stored.
+    pub(super) timing: Timing,
 }
 
 impl Planner<'_> {
@@ -53,9 +56,18 @@ impl Planner<'_> {
         };
         let start = resolve_local(zone, start_local);
         validate_start(start).map_err(|rejection| rejection.to_string())?;
+        let timing = match &start_value {
+            IcsTime::Date(_) => Timing::AllDay,
+            IcsTime::Floating(_) => Timing::Floating,
+            IcsTime::Zoned(_, tzid) if tzid != zone.name() => {
+                Timing::Labelled { tzid: tzid.clone() }
+            }
+            IcsTime::Zoned(..) | IcsTime::Utc(_) => Timing::Zoned,
+        };
         if all_day {
             notes.push(format!(
-                "all-day event placed from midnight in your zone {}",
+                "all-day event kept as whole days, placed for conflict checks from \
+                 midnight in your zone {}",
                 zone.name()
             ));
         }
@@ -109,6 +121,7 @@ impl Planner<'_> {
             zone,
             duration_minutes: minutes as u32,
             all_day,
+            timing,
         })
     }
 
@@ -121,7 +134,8 @@ impl Planner<'_> {
                 push_once(
                     notes,
                     format!(
-                        "floating time read in your zone {}",
+                        "floating time kept as wall-clock time, with conflicts checked \
+                         in your zone {}",
                         self.options.user_zone.name()
                     ),
                 );
