@@ -366,8 +366,8 @@ fn run_server(args: ServerArgs) -> ExitCode {
             }
         },
         (None, Some(listen)) => {
-            // A single node dials no peers, so its own certificate stands in
-            // for the CA.
+            // A single node dials no peers, so its own certificate serves as
+            // the CA.
             let files = args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles {
                 ca: cert.clone(),
                 cert,

@@ -105,6 +105,17 @@ fn one_word_over_limit() -> Vec<u8> {
     frame
 }
 
+/// Returns a whole message one word over the client port's request limit,
+/// which is far below the peer port's.
+fn client_request_over_limit() -> Vec<u8> {
+    let words = almanac::rpc::serve::CLIENT_REQUEST_WORDS_MAX + 1;
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&(words as u32).to_le_bytes());
+    frame.resize(frame.len() + words * 8, 0);
+    frame
+}
+
 /// Returns a frame that announces 100,000 segments, which the reader
 /// rejects before it allocates them.
 fn too_many_segments() -> Vec<u8> {
@@ -152,6 +163,11 @@ fn malformed_input_closes_only_that_connection() {
             );
         }
     }
+
+    assert!(
+        closed_after(&node.client, &client_request_over_limit()),
+        "the client port kept the connection open after a request over its limit"
+    );
 
     // The node still serves, and the garbage wrote nothing: the log holds
     // exactly the register, its session and the schedule.

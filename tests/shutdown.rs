@@ -1,6 +1,6 @@
-//! Graceful shutdown of a real `almanac server` process: SIGTERM or SIGINT
-//! makes it stop accepting, answer what it accepted, and exit 0, and a
-//! restart on the same data directory has every acknowledged write.
+//! Graceful shutdown of a real `almanac server` process. SIGTERM or SIGINT
+//! makes it stop accepting, reply to the calls it accepted, and exit 0, and
+//! a restart on the same data directory has every acknowledged write.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{free_port, login, register, repl_json, wait_until, wait_with_deadline, Scratch};
 use serde_json::Value;
 
-/// Longest a node may take from the signal to its exit: the shutdown grace
+/// Maximum time a node may take from the signal to its exit: the shutdown grace
 /// for waiting writes is 5 s, and an idle node needs none of it.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 

@@ -1,7 +1,7 @@
 //! TLS on both ports of a real three-node cluster, with certificates that
-//! rcgen makes for the test: a client that trusts the cluster's CA is
-//! served, and a client that trusts another CA fails with an error that
-//! names the certificate problem.
+//! rcgen makes for the test. A client that trusts the cluster's CA is
+//! served. A client that trusts another CA fails with an error that names
+//! the certificate problem.
 
 mod common;
 

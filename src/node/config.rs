@@ -55,7 +55,7 @@ pub struct ClusterTls {
 }
 
 impl ClusterTls {
-    /// The TLS files of the node with this id.
+    /// Returns the TLS files of the node with this id.
     pub fn files(&self, id: u8) -> Option<TlsFiles> {
         let (cert, key) = self.node_files.get((id as usize).checked_sub(1)?)?;
         Some(TlsFiles {

@@ -31,7 +31,9 @@ use crate::rpc::gateway::login_limit::LoginLimiter;
 use crate::rpc::gateway::GatewayServer;
 use crate::rpc::peer::{self, PeerGatewayServer, PEER_QUEUE_MAX};
 use crate::rpc::replication_capnp::peer_gateway;
-use crate::rpc::serve::{serve_port, PortOptions, Transport};
+use crate::rpc::serve::{
+    client_port_reader_options, reader_options, serve_port, PortOptions, Transport,
+};
 use crate::wal::{Disk, StdDisk};
 pub use config::ClusterConfig;
 pub use driver::StartMode;
@@ -39,13 +41,13 @@ use driver::{ReplicaSettings, StartError};
 use net::{Connector, Listener, PlainConnector, TlsConnector};
 use tls::NodeTls;
 
-/// How long a shutdown waits for writes already submitted to commit and be
-/// answered before it closes the connections. Long enough for a view change
+/// How long a shutdown waits for writes already submitted to commit and get
+/// their replies before it closes the connections. Long enough for a view change
 /// (under half a second) and a few commits; a node whose peers are gone
 /// cannot commit at all, and then fails those writes after this wait.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// How often a shutdown checks whether the submitted writes are answered.
+/// How often a shutdown checks whether the submitted writes got replies.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(10);
 
 /// Settings of one node.
@@ -172,7 +174,7 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
 
     /// Serves clients and peers until `shutdown` completes, then shuts down
     /// gracefully: stops accepting, waits up to `SHUTDOWN_GRACE` for the
-    /// writes already submitted to be answered, and closes every connection.
+    /// writes already submitted to get replies, and closes every connection.
     /// Every appended record was fsynced before it was acknowledged, so
     /// nothing is left to flush. Returns the log's error if it fails first.
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
@@ -183,9 +185,10 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
             Some(tls) => Transport::tls(tls.server.clone()),
             None => Transport::Plain,
         };
-        let port_options = |port| PortOptions {
+        let port_options = |port, reader| PortOptions {
             port,
             transport: transport.clone(),
+            reader,
             stop_accepting: stop_receiver.clone(),
             close: close_receiver.clone(),
         };
@@ -200,23 +203,27 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
         let replica_count = self.options.cluster.nodes.len();
         let inbound = self.inbound;
         let peer_service = self.service.clone();
-        let peers = serve_port(self.peer_listener, port_options("peer"), move |remote| {
-            let server = PeerGatewayServer::new(
-                peer_service.clone(),
-                secret.clone(),
-                replica_count,
-                inbound.clone(),
-                remote,
-            );
-            let client: peer_gateway::Client = capnp_rpc::new_client(server);
-            client.client
-        });
+        let peers = serve_port(
+            self.peer_listener,
+            port_options("peer", reader_options()),
+            move |remote| {
+                let server = PeerGatewayServer::new(
+                    peer_service.clone(),
+                    secret.clone(),
+                    replica_count,
+                    inbound.clone(),
+                    remote,
+                );
+                let client: peer_gateway::Client = capnp_rpc::new_client(server);
+                client.client
+            },
+        );
         tokio::task::spawn_local(peers);
         let logins = Rc::new(RefCell::new(LoginLimiter::default()));
         let client_service = self.service.clone();
         let clients = serve_port(
             self.client_listener,
-            port_options("client"),
+            port_options("client", client_port_reader_options()),
             move |remote| {
                 let server = GatewayServer::for_connection(
                     client_service.clone(),

@@ -17,14 +17,33 @@ use tracing::{debug, info, warn};
 
 use crate::node::net::{Listener, Stream};
 
-/// Largest message either side of a connection reads, in 8-byte words
-/// (64 MiB). Cap'n Proto rejects a frame whose segment table adds up to more
-/// before it allocates, so a hostile length prefix cannot make the node
-/// allocate without bound. The limit also caps how many words one message
-/// may make the reader visit, which stops pointer tricks that read the same
-/// words many times. The largest legitimate messages, a replica's prepare
-/// batch or a year's agenda with full descriptions, stay below 16 MiB.
+/// Largest message read on the peer port and by clients reading replies, in
+/// 8-byte words (64 MiB). Cap'n Proto rejects a frame whose segment table
+/// adds up to more before it allocates, so a hostile length prefix cannot
+/// make the reader allocate without bound. The limit also caps how many
+/// words one message may make the reader visit, which stops pointer tricks
+/// that read the same words many times. It leaves room for a prepare batch
+/// of 64 client requests of the largest size the client port reads.
+///
+/// NOTE: prepare batches are not bounded in bytes, so a batch of more than
+/// 64 requests of the maximum size would be rejected by the backups.
 pub const TRAVERSAL_LIMIT_WORDS: usize = 8 * 1024 * 1024;
+
+/// Largest message the client port reads, in words (1 MiB). By our
+/// estimate an event with a 4000-character description and 200 guests takes
+/// under 32 KiB. Any client, logged in or not, can make the node allocate
+/// this much per connection before anything checks the message.
+///
+/// NOTE: a series written in one call with hundreds of overrides that each
+/// carry a long description can exceed it; such a call fails as a dropped
+/// connection, not as an invalid request.
+pub const CLIENT_REQUEST_WORDS_MAX: usize = 128 * 1024;
+
+// Decoded and postcard-encoded for the log, a message grows at most eightfold
+// (a one-bit boolean becomes a byte), so a request read within the limit
+// stays below the log's maximum record size.
+const _: () = assert!(CLIENT_REQUEST_WORDS_MAX * 8 * 8 <= crate::wal::PAYLOAD_BYTES_MAX);
+const _: () = assert!(CLIENT_REQUEST_WORDS_MAX * 64 <= TRAVERSAL_LIMIT_WORDS);
 
 /// Deepest pointer nesting accepted. The schemas nest structs at most about
 /// ten levels (a call, its params, a series, its exceptions, their texts), so
@@ -34,7 +53,7 @@ pub const NESTING_LIMIT: i32 = 32;
 
 /// Connections one remote IP address may keep open on one port at a time.
 /// Every connection costs a task, buffers and a file descriptor, so one host
-/// must not take them all; 64 still lets a few dozen people behind one NAT
+/// must not take them all. 64 still lets a few dozen people behind one NAT
 /// address work at once, and a node dials each peer over one connection.
 pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 64;
 
@@ -51,15 +70,26 @@ const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// flood does not flood the log too.
 const REJECTIONS_PER_WARNING: u64 = 1000;
 
+/// Returns the reader limits of the peer port and of clients reading
+/// replies.
 pub fn reader_options() -> ReaderOptions {
+    reader_options_with(TRAVERSAL_LIMIT_WORDS)
+}
+
+/// Returns the reader limits of the client port.
+pub fn client_port_reader_options() -> ReaderOptions {
+    reader_options_with(CLIENT_REQUEST_WORDS_MAX)
+}
+
+fn reader_options_with(traversal_limit_words: usize) -> ReaderOptions {
     let mut options = ReaderOptions::new();
     options
-        .traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS))
+        .traversal_limit_in_words(Some(traversal_limit_words))
         .nesting_limit(NESTING_LIMIT);
     options
 }
 
-/// How a port wraps the streams it accepts.
+/// The layer a port runs beneath Cap'n Proto on each accepted stream.
 #[derive(Clone, Default)]
 pub enum Transport {
     /// Cap'n Proto straight on TCP.
@@ -79,13 +109,15 @@ impl Transport {
     }
 }
 
-/// How one port serves: its name in logs, its transport, and the signal that
-/// stops it.
+/// Settings of one port: its name in logs, its transport, and the signals
+/// that stop it.
 #[derive(Clone)]
 pub struct PortOptions {
     /// "client" or "peer", for log lines.
     pub port: &'static str,
     pub transport: Transport,
+    /// Limits on each message the port reads.
+    pub reader: ReaderOptions,
     /// Becomes true when the node shuts down: the port stops accepting, and
     /// open connections close once `close` becomes true.
     pub stop_accepting: watch::Receiver<bool>,
@@ -101,6 +133,7 @@ impl PortOptions {
         PortOptions {
             port,
             transport: Transport::Plain,
+            reader: reader_options(),
             stop_accepting: receiver.clone(),
             close: receiver,
         }
@@ -115,15 +148,12 @@ pub async fn serve_connection(
     peer: SocketAddr,
     bootstrap: capnp::capability::Client,
     port: &'static str,
+    limits: ReaderOptions,
     mut close: watch::Receiver<bool>,
 ) {
     let (reader, writer) = tokio::io::split(stream);
-    let network = twoparty::VatNetwork::new(
-        reader.compat(),
-        writer.compat_write(),
-        Side::Server,
-        reader_options(),
-    );
+    let network =
+        twoparty::VatNetwork::new(reader.compat(), writer.compat_write(), Side::Server, limits);
     let mut system = RpcSystem::new(Box::new(network), Some(bootstrap));
     system.set_background_error_handler(move |error| {
         debug!(%peer, port, %error, "background RPC error");
@@ -176,7 +206,7 @@ impl Drop for ConnectionSlot {
 }
 
 /// Takes a connection slot for `address`, or returns None when the address
-/// already holds `CONNECTIONS_PER_ADDRESS_MAX` connections.
+/// already has `CONNECTIONS_PER_ADDRESS_MAX` connections open.
 fn take_slot(
     counts: &Rc<RefCell<ConnectionCounts>>,
     address: IpAddr,
@@ -236,11 +266,15 @@ pub async fn serve_port<L: Listener>(
                 };
                 debug!(%peer, port, "accepted a connection");
                 let capability = bootstrap(peer);
-                let transport = options.transport.clone();
-                let close = options.close.clone();
+                let connection = ConnectionOptions {
+                    port,
+                    transport: options.transport.clone(),
+                    reader: options.reader,
+                    close: options.close.clone(),
+                };
                 tokio::task::spawn_local(async move {
                     let _slot = slot;
-                    serve_accepted(stream, peer, capability, port, transport, close).await;
+                    serve_accepted(stream, peer, capability, connection).await;
                 });
             }
             Err(error) => {
@@ -252,20 +286,32 @@ pub async fn serve_port<L: Listener>(
     info!(port, "stopped accepting connections");
 }
 
+/// The port's settings one connection task takes along.
+struct ConnectionOptions {
+    port: &'static str,
+    transport: Transport,
+    reader: ReaderOptions,
+    close: watch::Receiver<bool>,
+}
+
 /// Runs the TLS handshake if the port has TLS, then serves the connection.
 async fn serve_accepted(
     stream: impl Stream,
     peer: SocketAddr,
     capability: capnp::capability::Client,
-    port: &'static str,
-    transport: Transport,
-    close: watch::Receiver<bool>,
+    options: ConnectionOptions,
 ) {
+    let ConnectionOptions {
+        port,
+        transport,
+        reader,
+        close,
+    } = options;
     match transport {
-        Transport::Plain => serve_connection(stream, peer, capability, port, close).await,
+        Transport::Plain => serve_connection(stream, peer, capability, port, reader, close).await,
         Transport::Tls(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_connection(tls, peer, capability, port, close).await,
+                Ok(Ok(tls)) => serve_connection(tls, peer, capability, port, reader, close).await,
                 Ok(Err(error)) => {
                     warn!(%peer, port, %error, "TLS handshake failed; connection closed");
                 }
@@ -344,6 +390,27 @@ mod tests {
         frame.resize(frame.len() + words * 8, 0);
         let message = capnp::serialize::read_message(&mut frame.as_slice(), reader_options());
         assert!(message.is_ok(), "{:?}", message.err());
+    }
+
+    #[test]
+    fn client_request_over_limit_is_rejected() {
+        let mut frame = frame_header(CLIENT_REQUEST_WORDS_MAX as u32 + 1);
+        frame.resize(frame.len() + (CLIENT_REQUEST_WORDS_MAX + 1) * 8, 0);
+        let result =
+            capnp::serialize::read_message(&mut frame.as_slice(), client_port_reader_options());
+        let error = result
+            .err()
+            .expect("a request over the limit must be rejected");
+        assert!(error.to_string().contains("too large"), "{error}");
+    }
+
+    #[test]
+    fn client_request_at_limit_is_read() {
+        let mut frame = frame_header(CLIENT_REQUEST_WORDS_MAX as u32);
+        frame.resize(frame.len() + CLIENT_REQUEST_WORDS_MAX * 8, 0);
+        let result =
+            capnp::serialize::read_message(&mut frame.as_slice(), client_port_reader_options());
+        assert!(result.is_ok(), "{:?}", result.err());
     }
 
     #[test]

@@ -14,12 +14,18 @@ use crate::rpc::calendar_capnp::{ack, event_result, listener, session, subscript
 use crate::rpc::convert::{self, write_rejection, ApiRejection};
 use crate::rpc::convert_planning;
 
-/// Calls one session may have in flight at once. Each waiting call holds
+/// Calls one session may have in flight at once. Each waiting call keeps
 /// its decoded request and a reply slot, so a client that pipelines without
 /// waiting must not grow them without bound. The REPL sends one call at a
 /// time and a notification subscription returns at once, so 16 leaves room
 /// for clients that overlap a few reads with a write.
 pub const SESSION_CALLS_IN_FLIGHT_MAX: usize = 16;
+
+/// Largest encoded command a session submits for the log, in bytes (half the
+/// log's maximum record size). The client port's message limit keeps
+/// requests far below it already. This check keeps a request that slips past
+/// that estimate from failing the log write, which would stop the node.
+pub const LOGGED_COMMAND_BYTES_MAX: usize = crate::wal::PAYLOAD_BYTES_MAX / 2;
 
 pub struct SessionServer {
     service: Rc<Service>,
@@ -89,6 +95,7 @@ impl SessionServer {
         // checked; a backup redirects before looking.
         self.service.ensure_primary()?;
         self.check_open()?;
+        check_command_size(&command)?;
         let outcome = self
             .service
             .submit(request_id.get_client_id(), request_id.get_seq(), command)
@@ -107,6 +114,24 @@ impl SessionServer {
         self.check_open()?;
         query(&self.service.calendar(), &self.username)
     }
+}
+
+/// Rejects a command whose log record would exceed
+/// `LOGGED_COMMAND_BYTES_MAX`.
+fn check_command_size(command: &Command) -> Result<(), ApiRejection> {
+    let bytes = crate::calendar::types::encode_value(command).len();
+    if bytes > LOGGED_COMMAND_BYTES_MAX {
+        return Err(ApiRejection::Calendar(
+            crate::calendar::Rejection::Invalid {
+                field: "request".into(),
+                message: format!(
+                "the request is {bytes} bytes, more than the maximum {LOGGED_COMMAND_BYTES_MAX}; \
+                 send fewer or shorter fields"
+            ),
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn write_ack(builder: ack::Builder<'_>, result: Result<Effect, ApiRejection>) {
@@ -609,6 +634,7 @@ mod tests {
             host,
         )
         .unwrap();
+
         let session = SessionServer::new(service, "alice".into(), [0; 32]);
         let mut calls: Vec<InFlightCall> = (0..SESSION_CALLS_IN_FLIGHT_MAX)
             .map(|_| session.start_call().expect("below the maximum"))
@@ -616,10 +642,42 @@ mod tests {
         let error = session.start_call().err().expect("one call too many");
         assert_eq!(error.kind, capnp::ErrorKind::Overloaded);
         assert!(error.extra.contains("16 calls in flight"), "{error}");
+
         calls.pop();
         assert!(
             session.start_call().is_ok(),
             "a finished call frees its place"
         );
+    }
+
+    fn schedule_with_description(description: String) -> Command {
+        Command::Schedule {
+            caller: "alice".into(),
+            draft: crate::calendar::EventDraft {
+                title: "Huge".into(),
+                description,
+                start: 29_000_000,
+                zone: "UTC".into(),
+                duration_minutes: 30,
+                visibility: crate::calendar::Visibility::Public,
+                recurrence: None,
+            },
+        }
+    }
+
+    #[test]
+    fn command_over_logged_size_rejected() {
+        let command = schedule_with_description("x".repeat(LOGGED_COMMAND_BYTES_MAX));
+        let error = check_command_size(&command).unwrap_err();
+        assert!(
+            error.to_string().contains("more than the maximum"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn command_within_logged_size_passes() {
+        let command = schedule_with_description("x".repeat(LOGGED_COMMAND_BYTES_MAX - 1024));
+        assert!(check_command_size(&command).is_ok());
     }
 }

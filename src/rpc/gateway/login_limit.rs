@@ -1,7 +1,7 @@
 //! Rate limits on failed logins, per user and per remote address.
 //!
 //! Each key (a username or an IP address) has a token bucket, kept as one
-//! timestamp in the style of the generic cell rate algorithm: the bucket is
+//! timestamp in the style of the generic cell rate algorithm. The bucket is
 //! full once the clock passes `refilled_at_ms`, and every failed login moves
 //! that time one refill interval further. A login that would overdraw a
 //! bucket is rejected with the wait until the next token.
@@ -46,7 +46,7 @@ pub const TRUSTED_ADDRESS_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 /// a flood of made-up usernames can take.
 pub const TRACKED_ENTRIES_MAX: usize = 10_000;
 
-/// Which limit rejected a login.
+/// The limit that rejected a login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LimitedBy {
     User(String),
@@ -61,8 +61,8 @@ pub struct LoginWait {
 }
 
 impl LoginWait {
-    /// Returns the wait in whole seconds, rounded up so that retrying after
-    /// it always succeeds.
+    /// Returns the wait in whole seconds, rounded up, so that a retry after
+    /// it finds a token unless other attempts took it first.
     pub fn wait_seconds(&self) -> i64 {
         (self.wait_ms + 999) / 1000
     }
