@@ -101,12 +101,19 @@ fn start_nodes(scratch: &Scratch, config: &Path, clients: &[String]) -> Nodes {
             .expect("spawn almanac server");
         nodes.0.push(child);
     }
-    let up = wait_until(common::STARTUP_TIMEOUT, || {
-        clients
+    // A node listens before it has opened its data directory, and a TLS
+    // handshake waits until it serves, so wait for every node's start line.
+    let serving = wait_until(common::STARTUP_TIMEOUT, || {
+        let listening = clients
             .iter()
-            .all(|address| TcpStream::connect(address).is_ok())
+            .all(|address| TcpStream::connect(address).is_ok());
+        listening && node_logs(scratch).matches("serving node=").count() == clients.len()
     });
-    assert!(up, "the TLS nodes did not listen");
+    assert!(
+        serving,
+        "the TLS nodes did not start:\n{}",
+        node_logs(scratch)
+    );
     nodes
 }
 
