@@ -124,3 +124,88 @@ fn sigint_exits_zero_and_keeps_writes() {
     let _serial = common::serial();
     shutdown_keeps_acked_writes("INT");
 }
+
+/// Writes a three-node config of which only node 1 will run, and returns
+/// its path and node 1's client address.
+fn lonely_primary_config(scratch: &Scratch) -> (std::path::PathBuf, String) {
+    let mut text = String::from("cluster_secret = \"a-secret-for-the-shutdown-tests\"\n");
+    let mut client_one = String::new();
+    for id in 1..=3 {
+        let client = format!("127.0.0.1:{}", free_port());
+        let peer = format!("127.0.0.1:{}", free_port());
+        text.push_str(&format!(
+            "[[node]]\nid = {id}\nclient = \"{client}\"\npeer = \"{peer}\"\n"
+        ));
+        if id == 1 {
+            client_one = client;
+        }
+    }
+    let config = scratch.path("cluster.toml");
+    std::fs::write(&config, text).unwrap();
+    (config, client_one)
+}
+
+#[test]
+fn sigterm_fails_writes_that_cannot_commit() {
+    let _serial = common::serial();
+    let scratch = Scratch::new();
+    let (config, client) = lonely_primary_config(&scratch);
+    let log_path = scratch.path("node-1.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(common::ALMANAC)
+        .args(["server", "--config"])
+        .arg(&config)
+        .args(["--id", "1", "--init", "--data"])
+        .arg(scratch.path("data"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawn almanac server");
+    let mut server = Running(child);
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let serving = wait_until(common::STARTUP_TIMEOUT, || {
+        read_log().contains("serving node=")
+    });
+    assert!(serving, "node 1 did not start:\n{}", read_log());
+
+    // Without its backups, node 1 can log the registration but never commit
+    // it, so the call waits until the shutdown fails it.
+    let mut repl = Command::new(common::ALMANAC)
+        .args(["repl", "--cluster", &client, "--output", "json"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn almanac repl");
+    {
+        use std::io::Write;
+        let mut stdin = repl.stdin.take().expect("piped stdin");
+        stdin
+            .write_all(register("stuck", "stuck-password").as_bytes())
+            .unwrap();
+    }
+    let repl = Running(repl);
+    // Hashing the password takes well under a second, so after two the
+    // registration waits for its commit.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let signalled = std::time::Instant::now();
+    send_signal(&server.0, "TERM");
+    let status = wait_with_deadline(&mut server.0, EXIT_TIMEOUT);
+    let output = read_log();
+    let status = status.unwrap_or_else(|| panic!("no exit within {EXIT_TIMEOUT:?}:\n{output}"));
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM:\n{output}");
+    assert!(
+        output.contains("writes still waiting to commit"),
+        "the shutdown did not report the write it failed:\n{output}"
+    );
+    assert!(
+        signalled.elapsed() >= almanac::node::SHUTDOWN_GRACE,
+        "the shutdown did not wait for the write"
+    );
+    drop(repl);
+}
