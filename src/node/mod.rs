@@ -42,9 +42,9 @@ use net::{Connector, Listener, PlainConnector, TlsConnector};
 use tls::NodeTls;
 
 /// How long a shutdown waits for writes already submitted to commit and get
-/// their replies before it closes the connections. Long enough for a view change
-/// (under half a second) and a few commits; a node whose peers are gone
-/// cannot commit at all, and then fails those writes after this wait.
+/// their replies before it closes the connections. It is long enough for a
+/// view change (under half a second) and a few commits. A node whose peers
+/// are gone cannot commit at all, so it fails those writes after this wait.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often a shutdown checks whether the submitted writes got replies.

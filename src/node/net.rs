@@ -117,7 +117,7 @@ pub fn set_client_tls(config: Arc<rustls::ClientConfig>) -> bool {
 }
 
 /// Dials with tokio's TCP, with TLS when the process set a client TLS
-/// configuration with [`set_client_tls`]. Clients use it; a node dials its
+/// configuration with [`set_client_tls`]. Clients use it. A node dials its
 /// peers with [`PlainConnector`], wrapped in its own [`TlsConnector`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TokioConnector;

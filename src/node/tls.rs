@@ -41,7 +41,7 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
-    /// The CA that signed every node's certificate; peers check each other
+    /// The CA that signed every node's certificate. Peers check each other
     /// against it.
     pub ca: PathBuf,
 }

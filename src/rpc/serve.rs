@@ -35,7 +35,7 @@ pub const TRAVERSAL_LIMIT_WORDS: usize = 8 * 1024 * 1024;
 /// this much per connection before anything checks the message.
 ///
 /// NOTE: a series written in one call with hundreds of overrides that each
-/// carry a long description can exceed it; such a call fails as a dropped
+/// carry a long description can exceed it. Such a call fails as a dropped
 /// connection, not as an invalid request.
 pub const CLIENT_REQUEST_WORDS_MAX: usize = 128 * 1024;
 
@@ -45,10 +45,10 @@ pub const CLIENT_REQUEST_WORDS_MAX: usize = 128 * 1024;
 const _: () = assert!(CLIENT_REQUEST_WORDS_MAX * 8 * 8 <= crate::wal::PAYLOAD_BYTES_MAX);
 const _: () = assert!(CLIENT_REQUEST_WORDS_MAX * 64 <= TRAVERSAL_LIMIT_WORDS);
 
-/// Deepest pointer nesting accepted. The schemas nest structs at most about
-/// ten levels (a call, its params, a series, its exceptions, their texts), so
-/// 32 leaves room for growth while a hostile chain of nested pointers stops
-/// long before it can exhaust the stack.
+/// Deepest pointer nesting accepted. By our count the schemas nest structs
+/// about ten levels deep (a call, its params, a draft, its recurrence, its
+/// overrides, their texts), so 32 leaves room for growth, while a hostile
+/// chain of nested pointers stops long before it can exhaust the stack.
 pub const NESTING_LIMIT: i32 = 32;
 
 /// Connections one remote IP address may keep open on one port at a time.
@@ -170,8 +170,8 @@ pub async fn serve_connection(
     }
 }
 
-/// Waits until the watched flag is true; never returns if its sender is
-/// dropped while it is false.
+/// Waits until the watched flag is true. Never returns if its sender is
+/// dropped while the flag is false.
 async fn wait_until_true(flag: &mut watch::Receiver<bool>) {
     if flag.wait_for(|value| *value).await.is_err() {
         std::future::pending::<()>().await;
@@ -218,7 +218,7 @@ fn take_slot(
         let rejected = all.rejected.entry(address).or_insert(0);
         if *rejected % REJECTIONS_PER_WARNING == 0 {
             warn!(%address, port, limit = CONNECTIONS_PER_ADDRESS_MAX, rejected_before = *rejected,
-                "rejected a connection: this address already holds the maximum number of connections");
+                "rejected a connection: the address has the maximum number of connections open");
         }
         *rejected += 1;
         return None;

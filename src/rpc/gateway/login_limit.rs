@@ -8,11 +8,15 @@
 //!
 //! Lockout: a per-user limit lets a stranger who guesses from elsewhere keep
 //! the user's bucket empty. So an address that logged in as a user within
-//! `TRUSTED_ADDRESS_TTL` skips that user's bucket and is limited only by its
-//! own address bucket: the owner of an account keeps logging in from where
-//! they usually do while someone else hammers it. From a new address, the
-//! owner waits at most one user refill interval between tries during such an
-//! attack, never forever.
+//! `TRUSTED_ADDRESS_TTL_MS` skips that user's bucket and is limited only by
+//! its own address bucket. The owner of an account thus keeps logging in
+//! from their usual places while someone else hammers it. Once the attack
+//! stops, the next token for everyone else arrives within one refill
+//! interval.
+//!
+//! NOTE: from an address it never logged in from, the owner competes with
+//! the attacker for the user's tokens while the attack lasts, and may lose
+//! every time to an attacker who retries faster.
 //!
 //! The limits are per node and not replicated: a client that moves to
 //! another node starts with full buckets there, so a cluster of n nodes
@@ -41,9 +45,9 @@ pub const USER_REFILL_MS: i64 = 12_000;
 /// the user's bucket: 30 days, so a person's usual places stay trusted.
 pub const TRUSTED_ADDRESS_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
-/// Buckets and trusted pairs kept at most, each; beyond it the entries that
-/// refill soonest or were trusted longest ago are dropped. Bounds the memory
-/// a flood of made-up usernames can take.
+/// Maximum number of buckets, and of trusted pairs, kept. Beyond it the
+/// entries that refill soonest or were trusted longest ago are dropped, which
+/// bounds the memory a flood of made-up usernames can take.
 pub const TRACKED_ENTRIES_MAX: usize = 10_000;
 
 /// The limit that rejected a login.
@@ -78,7 +82,8 @@ impl std::fmt::Display for LoginWait {
             ),
             LimitedBy::Address(address) => write!(
                 f,
-                "too many failed logins from address {address}; wait {seconds} s before trying again"
+                "too many failed logins from address {address}; \
+                 wait {seconds} s before trying again"
             ),
         }
     }
@@ -344,14 +349,14 @@ mod tests {
     #[test]
     fn concurrent_attempts_cannot_overdraw() {
         let mut limiter = LoginLimiter::default();
-        let held: Vec<Reservation> = (0..USER_FAILURES_BURST)
+        let pending: Vec<Reservation> = (0..USER_FAILURES_BURST)
             .map(|_| limiter.reserve("dave", address(5), 0).unwrap())
             .collect();
         assert!(
             limiter.reserve("dave", address(6), 0).is_err(),
             "attempts still being checked must count against the bucket"
         );
-        for reservation in held {
+        for reservation in pending {
             limiter.failed(reservation);
         }
     }
