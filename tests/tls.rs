@@ -228,3 +228,58 @@ fn plain_client_cannot_use_tls_port() {
         "a plain client read the status of a TLS node: {output}"
     );
 }
+
+#[test]
+fn single_node_serves_tls_from_flags() {
+    let _serial = common::serial();
+    let scratch = Scratch::new();
+    let authority = Authority::new("Almanac test CA");
+    authority.write_cert(&scratch.path("ca.pem"));
+    authority.write_node_pair(&scratch.path("node.pem"), &scratch.path("node-key.pem"));
+    let address = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(scratch.path("node-1.log")).unwrap();
+    let child = Command::new(common::ALMANAC)
+        .args(["server", "--listen", &address, "--data"])
+        .arg(scratch.path("data"))
+        .arg("--tls-cert")
+        .arg(scratch.path("node.pem"))
+        .arg("--tls-key")
+        .arg(scratch.path("node-key.pem"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawn almanac server");
+    let _node = Nodes(vec![child]);
+    let serving = wait_until(common::STARTUP_TIMEOUT, || {
+        let log = std::fs::read_to_string(scratch.path("node-1.log")).unwrap_or_default();
+        log.contains("serving node=")
+    });
+    assert!(
+        serving,
+        "the TLS node did not start:\n{}",
+        node_logs(&scratch)
+    );
+
+    let ca = scratch.path("ca.pem").display().to_string();
+    let script = register("sina", "sina-password");
+    let finished = common::almanac(
+        &[
+            "repl",
+            "--cluster",
+            &address,
+            "--ca",
+            &ca,
+            "--now",
+            common::NOW,
+            "--output",
+            "json",
+        ],
+        &script,
+    );
+    let replies = finished.replies();
+    assert_eq!(replies.len(), 1, "{finished}");
+    assert_eq!(replies[0]["ok"], true, "{finished}");
+}
