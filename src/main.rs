@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use almanac::node::config::NodeAddresses;
+use almanac::node::tls::TlsFiles;
 use almanac::node::{self, ClusterConfig, NodeOptions, StartMode};
 use almanac::repl::{self, OutputFormat, ReplOptions};
 use almanac::snapshot::backup;
@@ -202,19 +203,33 @@ struct ClusterArgs {
         env = "ALMANAC_CLUSTER"
     )]
     cluster: Vec<String>,
-    /// Takes the nodes' client addresses from a cluster config file instead.
+    /// Takes the nodes' client addresses from a cluster config file instead,
+    /// and its tls_ca_file unless --ca is given.
     #[arg(long, value_name = "FILE", conflicts_with = "cluster")]
     config: Option<PathBuf>,
+    /// Connects with TLS and accepts only node certificates signed by the CA
+    /// in this PEM file.
+    #[arg(long, value_name = "FILE", env = "ALMANAC_CA")]
+    ca: Option<PathBuf>,
 }
 
 impl ClusterArgs {
+    /// Returns the nodes' client addresses, and sets up TLS for every client
+    /// of this process when a CA is given.
     fn addresses(&self) -> Result<Vec<String>, String> {
-        match &self.config {
-            Some(path) => ClusterConfig::load(path)
-                .map(|cluster| cluster.client_addresses())
-                .map_err(|error| error.to_string()),
-            None => Ok(self.cluster.clone()),
+        let (addresses, config_ca) = match &self.config {
+            Some(path) => {
+                let (cluster, tls) =
+                    ClusterConfig::load_with_tls(path).map_err(|error| error.to_string())?;
+                (cluster.client_addresses(), tls.map(|tls| tls.ca))
+            }
+            None => (self.cluster.clone(), None),
+        };
+        if let Some(ca) = self.ca.clone().or(config_ca) {
+            let config = node::tls::client_config(&ca).map_err(|error| error.to_string())?;
+            node::net::set_client_tls(config);
         }
+        Ok(addresses)
     }
 }
 
@@ -245,6 +260,23 @@ struct ServerArgs {
     /// it, a node with an empty directory recovers its state from the others.
     #[arg(long)]
     init: bool,
+    /// With --listen: serves TLS with this certificate chain (PEM). With
+    /// --config, set tls_cert_file in the config instead.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "config"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// With --listen: the private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        conflicts_with = "config"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -501,15 +533,27 @@ fn print_report<T: serde::Serialize>(
 
 fn run_server(args: ServerArgs) -> ExitCode {
     init_logging("info", None);
-    let (cluster, id) = match (&args.config, args.listen) {
-        (Some(path), _) => match ClusterConfig::load(path) {
-            Ok(cluster) => (cluster, args.id),
+    let (cluster, id, tls) = match (&args.config, args.listen) {
+        (Some(path), _) => match ClusterConfig::load_with_tls(path) {
+            Ok((cluster, tls)) => {
+                let files = tls.and_then(|tls| tls.files(args.id));
+                (cluster, args.id, files)
+            }
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::from(2);
             }
         },
-        (None, Some(listen)) => (single_node_cluster(listen.to_string()), 1),
+        (None, Some(listen)) => {
+            // A single node dials no peers, so its own certificate serves as
+            // the CA.
+            let files = args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles {
+                ca: cert.clone(),
+                cert,
+                key,
+            });
+            (single_node_cluster(listen.to_string()), 1, files)
+        }
         (None, None) => {
             eprintln!("error: give --config FILE --id N for a cluster node, or --listen ADDR for a single node");
             return ExitCode::from(2);
@@ -525,7 +569,7 @@ fn run_server(args: ServerArgs) -> ExitCode {
             StartMode::Rejoin
         },
     };
-    match node::run_blocking(options) {
+    match node::run_blocking(options, tls) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

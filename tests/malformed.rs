@@ -93,6 +93,29 @@ fn oversized_frame() -> Vec<u8> {
     frame
 }
 
+/// Returns a frame that announces one word more than the traversal limit
+/// and sends the first megabyte of it, as a client that really sent an
+/// oversized message would.
+fn one_word_over_limit() -> Vec<u8> {
+    let words = almanac::rpc::serve::TRAVERSAL_LIMIT_WORDS as u32 + 1;
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&words.to_le_bytes());
+    frame.resize(frame.len() + 1024 * 1024, 0);
+    frame
+}
+
+/// Returns a whole message one word over the client port's request limit,
+/// which is far below the peer port's.
+fn client_request_over_limit() -> Vec<u8> {
+    let words = almanac::rpc::serve::CLIENT_REQUEST_WORDS_MAX + 1;
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&(words as u32).to_le_bytes());
+    frame.resize(frame.len() + words * 8, 0);
+    frame
+}
+
 /// Returns a frame that announces 100,000 segments, which the reader
 /// rejects before it allocates them.
 fn too_many_segments() -> Vec<u8> {
@@ -125,9 +148,10 @@ fn malformed_input_closes_only_that_connection() {
     let _serial = common::serial();
     let scratch = Scratch::new();
     let node = Node::start(&scratch);
-    let inputs: [(&str, Vec<u8>); 4] = [
+    let inputs: [(&str, Vec<u8>); 5] = [
         ("garbage", garbage()),
         ("oversized frame", oversized_frame()),
+        ("message one word over the limit", one_word_over_limit()),
         ("too many segments", too_many_segments()),
         ("wild pointer", wild_pointer()),
     ];
@@ -139,6 +163,11 @@ fn malformed_input_closes_only_that_connection() {
             );
         }
     }
+
+    assert!(
+        closed_after(&node.client, &client_request_over_limit()),
+        "the client port kept the connection open after a request over its limit"
+    );
 
     // The node still serves, and the garbage wrote nothing: the log holds
     // exactly the register, its session and the schedule.

@@ -69,6 +69,7 @@ impl StartSet {
         self.keys.is_empty()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.keys.len()
     }

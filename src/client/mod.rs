@@ -105,8 +105,10 @@ pub struct Client<C: Connector = TokioConnector> {
 }
 
 impl Client {
-    /// Creates a client for the given node addresses over tokio's TCP.
-    /// Nothing connects until the first call. Events (notifications, node
+    /// Creates a client for the given node addresses over tokio's TCP, with
+    /// TLS if the process set a client TLS configuration
+    /// ([`set_client_tls`](crate::node::net::set_client_tls)). Nothing
+    /// connects until the first call. Events (notifications, node
     /// switches) go to `events`.
     pub fn new(addresses: Vec<String>, events: mpsc::UnboundedSender<ClientEvent>) -> Client {
         Client::with_connector(TokioConnector, addresses, events, rand::random())

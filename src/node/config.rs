@@ -5,10 +5,16 @@
 //! # read from the config file's directory).
 //! cluster_secret_file = "cluster-secret"
 //!
+//! # Optional TLS on both ports: the CA that signed every node's
+//! # certificate. Clients given this file with --config trust it too.
+//! tls_ca_file = "ca.pem"
+//!
 //! [[node]]
 //! id = 1
 //! client = "127.0.0.1:7401"   # where clients connect
 //! peer = "127.0.0.1:7501"     # where the other nodes connect
+//! tls_cert_file = "node-1.pem"     # with tls_ca_file: this node's chain
+//! tls_key_file = "node-1-key.pem"  # and its private key
 //!
 //! # Optional; the defaults are shown.
 //! [snapshot]
@@ -17,11 +23,16 @@
 //! ```
 //!
 //! Node ids run from 1 to n without gaps, and n is odd: a cluster of
-//! n = 2f + 1 nodes keeps working while f of them are down.
+//! n = 2f + 1 nodes keeps working while f of them are down. TLS is all or
+//! nothing: with `tls_ca_file` every node names a certificate and a key, and
+//! without it none does. Relative paths are read from the config file's
+//! directory.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::node::tls::TlsFiles;
 
 /// The shortest cluster secret accepted, in bytes.
 pub const SECRET_MIN_BYTES: usize = 16;
@@ -71,6 +82,26 @@ pub struct ClusterConfig {
     pub snapshot: SnapshotPolicy,
 }
 
+/// The TLS files a cluster config names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterTls {
+    pub ca: PathBuf,
+    /// Certificate and key per node, in id order like `ClusterConfig::nodes`.
+    pub node_files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl ClusterTls {
+    /// Returns the TLS files of the node with this id.
+    pub fn files(&self, id: u8) -> Option<TlsFiles> {
+        let (cert, key) = self.node_files.get((id as usize).checked_sub(1)?)?;
+        Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: self.ca.clone(),
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
@@ -88,6 +119,8 @@ struct FileNode {
     id: u8,
     client: String,
     peer: String,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +128,7 @@ struct FileNode {
 struct File {
     cluster_secret: Option<String>,
     cluster_secret_file: Option<PathBuf>,
+    tls_ca_file: Option<PathBuf>,
     node: Vec<FileNode>,
     #[serde(default)]
     snapshot: SnapshotPolicy,
@@ -103,12 +137,17 @@ struct File {
 impl ClusterConfig {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        Ok(Self::load_with_tls(path)?.0)
+    }
+
+    /// Reads and checks a config file, with the TLS files it names, if any.
+    pub fn load_with_tls(path: &Path) -> Result<(ClusterConfig, Option<ClusterTls>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|message| ConfigError::Invalid {
+        Self::parse_with_tls(&text, base).map_err(|message| ConfigError::Invalid {
             path: path.display().to_string(),
             message,
         })
@@ -116,7 +155,18 @@ impl ClusterConfig {
 
     /// Parses config text; `base` resolves a relative `cluster_secret_file`.
     pub fn parse(text: &str, base: &Path) -> Result<ClusterConfig, String> {
-        let file: File = toml::from_str(text).map_err(|error| error.to_string())?;
+        Ok(Self::parse_with_tls(text, base)?.0)
+    }
+
+    /// Parses config text with its TLS files; `base` resolves relative
+    /// paths.
+    pub fn parse_with_tls(
+        text: &str,
+        base: &Path,
+    ) -> Result<(ClusterConfig, Option<ClusterTls>), String> {
+        let mut file: File = toml::from_str(text).map_err(|error| error.to_string())?;
+        file.node.sort_by_key(|node| node.id);
+        let tls = cluster_tls(&file, base)?;
         let secret = match (file.cluster_secret, file.cluster_secret_file) {
             (Some(secret), None) => secret.into_bytes(),
             (None, Some(secret_path)) => {
@@ -140,7 +190,7 @@ impl ClusterConfig {
                 secret.len()
             ));
         }
-        let mut nodes: Vec<NodeAddresses> = file
+        let nodes: Vec<NodeAddresses> = file
             .node
             .into_iter()
             .map(|node| NodeAddresses {
@@ -149,7 +199,6 @@ impl ClusterConfig {
                 peer: node.peer,
             })
             .collect();
-        nodes.sort_by_key(|node| node.id);
         Self::check_nodes(&nodes)?;
         let snapshot = file.snapshot;
         if snapshot.every_ops == 0 || snapshot.every_log_bytes == 0 {
@@ -158,11 +207,14 @@ impl ClusterConfig {
                 snapshot.every_ops, snapshot.every_log_bytes
             ));
         }
-        Ok(ClusterConfig {
-            nodes,
-            secret,
-            snapshot,
-        })
+        Ok((
+            ClusterConfig {
+                nodes,
+                secret,
+                snapshot,
+            },
+            tls,
+        ))
     }
 
     fn check_nodes(nodes: &[NodeAddresses]) -> Result<(), String> {
@@ -204,6 +256,41 @@ impl ClusterConfig {
     pub fn client_addresses(&self) -> Vec<String> {
         self.nodes.iter().map(|node| node.client.clone()).collect()
     }
+}
+
+/// Checks that TLS is set for every node or for none, and resolves the
+/// paths against `base`. Expects `file.node` sorted by id.
+fn cluster_tls(file: &File, base: &Path) -> Result<Option<ClusterTls>, String> {
+    let any_node_file = file
+        .node
+        .iter()
+        .any(|node| node.tls_cert_file.is_some() || node.tls_key_file.is_some());
+    let Some(ca) = &file.tls_ca_file else {
+        if any_node_file {
+            return Err(
+                "a node names tls_cert_file or tls_key_file, but tls_ca_file is \
+                        missing; set tls_ca_file to the CA that signed the nodes' certificates"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    };
+    let mut node_files = Vec::new();
+    for node in &file.node {
+        match (&node.tls_cert_file, &node.tls_key_file) {
+            (Some(cert), Some(key)) => node_files.push((base.join(cert), base.join(key))),
+            _ => {
+                return Err(format!(
+                    "tls_ca_file is set, so node {} needs both tls_cert_file and tls_key_file",
+                    node.id
+                ))
+            }
+        }
+    }
+    Ok(Some(ClusterTls {
+        ca: base.join(ca),
+        node_files,
+    }))
 }
 
 #[cfg(test)]
@@ -281,6 +368,49 @@ peer = "127.0.0.1:7503"
         let text = THREE.replace("id = 3", "id = 4");
         let error = ClusterConfig::parse(&text, Path::new(".")).unwrap_err();
         assert!(error.contains("without gaps"), "{error}");
+    }
+
+    /// Adds TLS files to every node of `THREE`.
+    fn three_with_tls() -> String {
+        let mut text = format!("tls_ca_file = \"ca.pem\"\n{THREE}");
+        for id in 1..=3 {
+            let peer = format!("peer = \"127.0.0.1:750{id}\"\n");
+            let files = format!(
+                "{peer}tls_cert_file = \"node-{id}.pem\"\ntls_key_file = \"/keys/node-{id}.pem\"\n"
+            );
+            text = text.replace(&peer, &files);
+        }
+        text
+    }
+
+    #[test]
+    fn parses_tls_files_per_node() {
+        let text = three_with_tls();
+        let (_, tls) = ClusterConfig::parse_with_tls(&text, Path::new("/etc/almanac")).unwrap();
+        let files = tls.expect("TLS is configured").files(2).unwrap();
+        assert_eq!(files.cert, Path::new("/etc/almanac/node-2.pem"));
+        assert_eq!(files.key, Path::new("/keys/node-2.pem"));
+        assert_eq!(files.ca, Path::new("/etc/almanac/ca.pem"));
+    }
+
+    #[test]
+    fn no_tls_without_ca_file() {
+        let (_, tls) = ClusterConfig::parse_with_tls(THREE, Path::new(".")).unwrap();
+        assert_eq!(tls, None);
+    }
+
+    #[test]
+    fn rejects_tls_on_some_nodes_only() {
+        let text = three_with_tls().replace("tls_key_file = \"/keys/node-3.pem\"\n", "");
+        let error = ClusterConfig::parse_with_tls(&text, Path::new(".")).unwrap_err();
+        assert!(error.contains("node 3 needs both"), "{error}");
+    }
+
+    #[test]
+    fn rejects_node_tls_without_ca() {
+        let text = three_with_tls().replace("tls_ca_file = \"ca.pem\"\n", "");
+        let error = ClusterConfig::parse_with_tls(&text, Path::new(".")).unwrap_err();
+        assert!(error.contains("tls_ca_file is missing"), "{error}");
     }
 
     #[test]

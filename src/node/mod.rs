@@ -15,25 +15,42 @@ pub mod net;
 pub mod restart_bench;
 pub mod service;
 mod snapshot;
+pub mod tls;
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tracing::info;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
 
 use crate::replication::Message;
 use crate::rpc::calendar_capnp::gateway;
+use crate::rpc::gateway::login_limit::LoginLimiter;
 use crate::rpc::gateway::GatewayServer;
 use crate::rpc::peer::{self, PeerGatewayServer, PEER_QUEUE_MAX};
 use crate::rpc::replication_capnp::peer_gateway;
-use crate::rpc::serve::accept_loop;
+use crate::rpc::serve::{
+    client_port_reader_options, reader_options, serve_port, PortOptions, Transport,
+};
 use crate::wal::{Disk, StdDisk};
 pub use config::ClusterConfig;
 pub use driver::StartMode;
 use driver::{ReplicaSettings, StartError};
-use net::{Connector, Listener, TokioConnector};
+use net::{Connector, Listener, PlainConnector, TlsConnector};
+use tls::NodeTls;
+
+/// How long a shutdown waits for writes already submitted to commit and get
+/// their replies before it closes the connections. It is long enough for a
+/// view change (under half a second) and a few commits. A node whose peers
+/// are gone cannot commit at all, so it fails those writes after this wait.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a shutdown checks whether the submitted writes got replies.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(10);
 
 /// Settings of one node.
 #[derive(Clone, Debug)]
@@ -73,6 +90,10 @@ pub enum NodeError {
     Runtime { source: std::io::Error },
     #[error("node id {id} is not in the cluster config, which lists ids 1 to {count}")]
     UnknownId { id: u8, count: usize },
+    #[error("cannot set up TLS: {source}")]
+    Tls { source: tls::TlsError },
+    #[error("cannot listen for the shutdown signals: {source}")]
+    Signals { source: std::io::Error },
 }
 
 fn busy_hint(error: &std::io::Error) -> &'static str {
@@ -94,6 +115,8 @@ pub struct BoundNode<D: Disk + Clone, L: Listener, C: Connector> {
     service: Rc<service::Service>,
     driver: driver::Driver<D>,
     inbound: mpsc::UnboundedSender<peer::Inbound>,
+    /// TLS of both ports and of the links to peers; None for plain TCP.
+    tls: Option<NodeTls>,
 }
 
 /// Opens the data directory and prepares a node on the given listeners.
@@ -128,6 +151,7 @@ pub fn prepare<D: Disk + Clone + 'static, L: Listener, C: Connector>(
         service,
         driver,
         inbound,
+        tls: None,
     })
 }
 
@@ -136,11 +160,118 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
         self.service.clone()
     }
 
+    /// Serves both ports, and dials the peers, with TLS.
+    pub fn with_tls(mut self, tls: NodeTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Serves clients and peers until the task is dropped, or until the log
     /// fails to write, which is returned.
-    pub async fn serve(mut self) -> NodeError {
+    pub async fn serve(self) -> NodeError {
+        match self.serve_until(std::future::pending()).await {
+            Ok(()) => unreachable!("a pending shutdown signal never fires"),
+            Err(error) => error,
+        }
+    }
+
+    /// Serves clients and peers until `shutdown` completes, then shuts down
+    /// gracefully: stops accepting, waits up to `SHUTDOWN_GRACE` for the
+    /// writes already submitted to get replies, and closes every connection.
+    /// Every appended record was fsynced before it was acknowledged, so
+    /// nothing is left to flush. Returns the log's error if it fails first.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
         let id = self.options.id;
+        let (stop_accepting, stop_receiver) = watch::channel(false);
+        let (close, close_receiver) = watch::channel(false);
+        let transport = match &self.tls {
+            Some(tls) => Transport::tls(tls.server.clone()),
+            None => Transport::Plain,
+        };
+        let port_options = |port, reader| PortOptions {
+            port,
+            transport: transport.clone(),
+            reader,
+            stop_accepting: stop_receiver.clone(),
+            close: close_receiver.clone(),
+        };
+        self.warn_if_exposed(&transport);
         let secret = Rc::new(self.options.cluster.secret.clone());
+        let queues = self.dial_peers(&secret);
+        let mut driver = self.driver;
+        driver.set_peers(queues);
+        let driver = driver.run();
+        tokio::pin!(driver);
+
+        let replica_count = self.options.cluster.nodes.len();
+        let inbound = self.inbound;
+        let peer_service = self.service.clone();
+        let backup_secret = secret.clone();
+        let peers = serve_port(
+            self.peer_listener,
+            port_options("peer", reader_options()),
+            move |remote| {
+                let server = PeerGatewayServer::new(
+                    peer_service.clone(),
+                    secret.clone(),
+                    replica_count,
+                    inbound.clone(),
+                    remote,
+                );
+                let client: peer_gateway::Client = capnp_rpc::new_client(server);
+                client.client
+            },
+        );
+        tokio::task::spawn_local(peers);
+        let logins = Rc::new(RefCell::new(LoginLimiter::default()));
+        let client_service = self.service.clone();
+        let clients = serve_port(
+            self.client_listener,
+            port_options("client", client_port_reader_options()),
+            move |remote| {
+                let server = GatewayServer::for_connection(
+                    client_service.clone(),
+                    remote.ip(),
+                    logins.clone(),
+                )
+                .with_backup_secret(backup_secret.clone());
+                let client: gateway::Client = capnp_rpc::new_client(server);
+                client.client
+            },
+        );
+        tokio::task::spawn_local(clients);
+        info!(node = id, client = %self.client_address, tls = transport.is_tls(), "serving");
+
+        tokio::select! {
+            biased;
+            error = &mut driver => return Err(NodeError::Log { source: error }),
+            () = shutdown => {}
+        }
+        info!(node = id, "shutting down: no longer accepting connections");
+        let _ = stop_accepting.send(true);
+        let service = self.service.clone();
+        tokio::select! {
+            biased;
+            error = &mut driver => return Err(NodeError::Log { source: error }),
+            answered = tokio::time::timeout(SHUTDOWN_GRACE, writes_answered(&service)) => {
+                if answered.is_err() {
+                    let waiting = service.writes.borrow().len();
+                    warn!(node = id, waiting, seconds = SHUTDOWN_GRACE.as_secs(),
+                        "shutting down with writes still waiting to commit; they fail");
+                }
+            }
+        }
+        let _ = close.send(true);
+        // Lets the connection tasks see the close and send their last replies.
+        tokio::task::yield_now().await;
+        info!(node = id, "stopped");
+        Ok(())
+    }
+
+    /// Starts one outgoing link per peer and returns the queues that feed
+    /// them, indexed by replica id.
+    fn dial_peers(&self, secret: &Rc<Vec<u8>>) -> Vec<Option<mpsc::Sender<Message>>> {
+        let id = self.options.id;
         let mut queues = Vec::new();
         for node in &self.options.cluster.nodes {
             if node.id == id {
@@ -149,61 +280,91 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
             }
             let (sender, receiver) = mpsc::channel::<Message>(PEER_QUEUE_MAX);
             queues.push(Some(sender));
-            tokio::task::spawn_local(peer::run_outgoing_link(
-                self.connector.clone(),
-                id - 1,
-                node.id - 1,
-                node.peer.clone(),
-                secret.clone(),
-                receiver,
-            ));
+            let (from, to, address) = (id - 1, node.id - 1, node.peer.clone());
+            match &self.tls {
+                Some(tls) => {
+                    let connector = TlsConnector::new(self.connector.clone(), tls.client.clone());
+                    let link = peer::run_outgoing_link(
+                        connector,
+                        from,
+                        to,
+                        address,
+                        secret.clone(),
+                        receiver,
+                    );
+                    tokio::task::spawn_local(link);
+                }
+                None => {
+                    let link = peer::run_outgoing_link(
+                        self.connector.clone(),
+                        from,
+                        to,
+                        address,
+                        secret.clone(),
+                        receiver,
+                    );
+                    tokio::task::spawn_local(link);
+                }
+            }
         }
-        self.driver.set_peers(queues);
-        let driver = self.driver.run();
+        queues
+    }
 
-        let replica_count = self.options.cluster.nodes.len();
-        let inbound = self.inbound;
-        let peer_secret = secret.clone();
-        let peer_service = self.service.clone();
-        tokio::task::spawn_local(accept_loop(self.peer_listener, "peer", move |remote| {
-            let server = PeerGatewayServer::new(
-                peer_service.clone(),
-                peer_secret.clone(),
-                replica_count,
-                inbound.clone(),
-                remote,
-            );
-            let client: peer_gateway::Client = capnp_rpc::new_client(server);
-            client.client
-        }));
-        let gateway: gateway::Client = capnp_rpc::new_client(
-            GatewayServer::new(self.service.clone()).with_backup_secret(secret),
-        );
-        info!(node = id, client = %self.client_address, "serving");
-        let clients = accept_loop(self.client_listener, "client", move |_| {
-            gateway.client.clone()
-        });
-        tokio::select! {
-            error = driver => NodeError::Log { source: error },
-            () = clients => unreachable!("the accept loop never ends"),
+    /// Warns when a port listens beyond loopback without TLS, where anyone on
+    /// the network could read passwords and calendars.
+    fn warn_if_exposed(&self, transport: &Transport) {
+        if transport.is_tls() {
+            return;
         }
+        let Some(me) = self.options.cluster.node(self.options.id) else {
+            return;
+        };
+        for (port, address) in [("client", &me.client), ("peer", &me.peer)] {
+            if !is_loopback(address) {
+                warn!(node = self.options.id, port, %address,
+                    "listening beyond loopback without TLS: passwords and calendars cross \
+                     the network in plain text; set tls_ca_file, tls_cert_file and \
+                     tls_key_file in the config");
+            }
+        }
+    }
+}
+
+/// Returns whether a listen address ("host:port") is on loopback. A host
+/// name other than localhost counts as not loopback.
+fn is_loopback(address: &str) -> bool {
+    if let Ok(socket) = address.parse::<SocketAddr>() {
+        return socket.ip().is_loopback();
+    }
+    matches!(address.rsplit_once(':'), Some(("localhost", _)))
+}
+
+/// Waits until no submitted write waits for its commit.
+async fn writes_answered(service: &service::Service) {
+    while !service.writes.borrow().is_empty() {
+        tokio::time::sleep(SHUTDOWN_POLL).await;
     }
 }
 
 /// Binds a node's two ports on tokio's TCP and opens its data directory.
 async fn bind_tcp(
     options: NodeOptions,
-) -> Result<BoundNode<StdDisk, tokio::net::TcpListener, TokioConnector>, NodeError> {
+    tls: Option<NodeTls>,
+) -> Result<BoundNode<StdDisk, tokio::net::TcpListener, PlainConnector>, NodeError> {
     let me = options.own_addresses()?;
     let client = bind_one(&me.client).await?;
     let peers = bind_one(&me.peer).await?;
-    prepare(
+    let node = prepare(
         options,
         StdDisk,
         (client, peers),
-        TokioConnector,
+        PlainConnector,
         host::Host::production(),
-    )
+    )?;
+    Ok(match tls {
+        Some(tls) => node.with_tls(tls),
+        None => node,
+    })
 }
 
 async fn bind_one(address: &str) -> Result<tokio::net::TcpListener, NodeError> {
@@ -221,12 +382,35 @@ fn node_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Runs a node on the calling thread until the process ends.
-pub fn run_blocking(options: NodeOptions) -> Result<(), NodeError> {
+/// Runs a node on the calling thread, with TLS when `tls` names its files,
+/// until SIGTERM or Ctrl-C (SIGINT) shuts it down gracefully (returns Ok)
+/// or the log fails.
+pub fn run_blocking(options: NodeOptions, tls: Option<tls::TlsFiles>) -> Result<(), NodeError> {
+    let tls = tls
+        .map(|files| NodeTls::load(&files))
+        .transpose()
+        .map_err(|source| NodeError::Tls { source })?;
     let runtime = node_runtime().map_err(|source| NodeError::Runtime { source })?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        Err(bind_tcp(options).await?.serve().await)
+        // Installed before binding, so that a signal during start-up also
+        // shuts down gracefully instead of killing the process.
+        let shutdown = shutdown_signal().map_err(|source| NodeError::Signals { source })?;
+        bind_tcp(options, tls).await?.serve_until(shutdown).await
+    })
+}
+
+/// Returns a future that completes on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        info!(signal = name, "received a shutdown signal");
     })
 }
 
@@ -246,7 +430,7 @@ pub fn spawn_background(options: NodeOptions) -> Result<SocketAddr, NodeError> {
             };
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async move {
-                match bind_tcp(options).await {
+                match bind_tcp(options, None).await {
                     Ok(node) => {
                         let address = node.client_listener.local_addr();
                         let _ = ready.send(address.map_err(|source| NodeError::Listen {
@@ -268,4 +452,23 @@ pub fn spawn_background(options: NodeOptions) -> Result<SocketAddr, NodeError> {
             source: std::io::Error::other("the node thread stopped before it listened"),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_addresses_detected() {
+        assert!(is_loopback("127.0.0.1:7401"));
+        assert!(is_loopback("[::1]:7401"));
+        assert!(is_loopback("localhost:7401"));
+    }
+
+    #[test]
+    fn other_addresses_not_loopback() {
+        assert!(!is_loopback("0.0.0.0:7401"));
+        assert!(!is_loopback("192.0.2.1:7401"));
+        assert!(!is_loopback("calendar.example.org:7401"));
+    }
 }

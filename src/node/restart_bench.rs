@@ -98,6 +98,7 @@ fn schedule(event: u64) -> Command {
             duration_minutes: 45,
             visibility: Visibility::Private { guests: Vec::new() },
             recurrence: None,
+            timing: crate::calendar::types::Timing::Zoned,
         },
     }
 }

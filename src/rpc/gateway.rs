@@ -1,6 +1,10 @@
 //! The client port's bootstrap object: register, log in, resume a session,
 //! report the node's status, and serve backups.
 
+pub mod login_limit;
+
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 
 use capnp::capability::Rc as CapRc;
@@ -13,18 +17,38 @@ use crate::rpc::backup::{serve_backup, BackupAuth};
 use crate::rpc::calendar_capnp::{backup_result, gateway, session_result};
 use crate::rpc::convert::{write_rejection, ApiRejection};
 use crate::rpc::session::SessionServer;
+use login_limit::LoginLimiter;
 
 pub struct GatewayServer {
     service: Rc<Service>,
     backup: BackupAuth,
+    /// The remote address of the connection this gateway serves, which the
+    /// per-address login limit counts against.
+    remote: IpAddr,
+    /// Failed-login buckets, shared by every connection to this node.
+    logins: Rc<RefCell<LoginLimiter>>,
 }
 
 impl GatewayServer {
-    /// Creates a gateway that rejects backups.
+    /// Creates a gateway with login limits of its own, counted as if every
+    /// caller came from 0.0.0.0.
     pub fn new(service: Rc<Service>) -> Self {
+        let logins = Rc::new(RefCell::new(LoginLimiter::default()));
+        GatewayServer::for_connection(service, IpAddr::V4(Ipv4Addr::UNSPECIFIED), logins)
+    }
+
+    /// Creates the gateway of one connection from `remote`, sharing the
+    /// node's login limits.
+    pub fn for_connection(
+        service: Rc<Service>,
+        remote: IpAddr,
+        logins: Rc<RefCell<LoginLimiter>>,
+    ) -> Self {
         GatewayServer {
             service,
             backup: BackupAuth::default(),
+            remote,
+            logins,
         }
     }
 
@@ -103,6 +127,38 @@ impl GatewayServer {
             ))),
             Outcome::Rejected(rejection) => Err(rejection.into()),
         }
+    }
+
+    /// Logs in within the failed-login limits: a wrong password keeps the
+    /// tokens it took, anything else gives them back.
+    async fn login_limited(
+        &self,
+        username: String,
+        password: String,
+    ) -> Result<Grant, ApiRejection> {
+        let now_ms = self.service.host.clock.now_ms();
+        let reserved = self
+            .logins
+            .borrow_mut()
+            .reserve(&username, self.remote, now_ms);
+        let reservation = match reserved {
+            Ok(reservation) => reservation,
+            Err(wait) => {
+                info!(node = self.service.replica_id + 1, user = %username,
+                    remote = %self.remote, wait_ms = wait.wait_ms, "login rate-limited");
+                return Err(ApiRejection::Calendar(calendar::Rejection::Forbidden {
+                    reason: wait.to_string(),
+                }));
+            }
+        };
+        let grant = self.login_user(username, password).await;
+        let mut logins = self.logins.borrow_mut();
+        match &grant {
+            Ok(_) => logins.succeeded(reservation, self.service.host.clock.now_ms()),
+            Err(ApiRejection::WrongPassword) => logins.failed(reservation),
+            Err(_) => logins.cancelled(reservation),
+        }
+        grant
     }
 
     async fn login_user(&self, username: String, password: String) -> Result<Grant, ApiRejection> {
@@ -201,7 +257,7 @@ impl gateway::Server for GatewayServer {
         let params = params.get()?;
         let username = text_param(params.get_username())?;
         let password = text_param(params.get_password())?;
-        let grant = self.login_user(username, password).await;
+        let grant = self.login_limited(username, password).await;
         self.write_grant(results.get().init_result(), grant);
         Ok(())
     }

@@ -1,74 +1,437 @@
-//! Serving Cap'n Proto on accepted streams.
+//! Serving Cap'n Proto on accepted streams, with the limits every connection
+//! gets at the RPC boundary: message size, nesting depth, connections per
+//! remote address, the TLS handshake deadline, and shutdown.
 
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
 use capnp::message::ReaderOptions;
 use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
+use tokio::sync::watch;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::node::net::{Listener, Stream};
 
-/// Largest message a peer may send, in 8-byte words (64 MiB). Cap'n Proto
-/// refuses to read past it, so a hostile length prefix cannot make the node
-/// allocate without bound.
+/// Largest message read on the peer port and by clients reading replies, in
+/// 8-byte words (64 MiB). Cap'n Proto rejects a frame whose segment table
+/// adds up to more before it allocates, so a hostile length prefix cannot
+/// make the reader allocate without bound. The limit also caps how many
+/// words one message may make the reader visit, which stops pointer tricks
+/// that read the same words many times. It leaves room for a prepare batch
+/// of 64 client requests of the largest size the client port reads.
+///
+/// NOTE: prepare batches are not bounded in bytes, so a batch of more than
+/// 64 requests of the maximum size would be rejected by the backups.
 pub const TRAVERSAL_LIMIT_WORDS: usize = 8 * 1024 * 1024;
 
-/// Deepest struct nesting accepted; the schemas nest at most a few levels.
+/// Largest message the client port reads, in words (1 MiB). By our
+/// estimate an event with a 4000-character description and 200 guests takes
+/// under 32 KiB. Any client, logged in or not, can make the node allocate
+/// this much per connection before anything checks the message.
+///
+/// NOTE: a series written in one call with hundreds of overrides that each
+/// carry a long description can exceed it. Such a call fails as a dropped
+/// connection, not as an invalid request.
+pub const CLIENT_REQUEST_WORDS_MAX: usize = 128 * 1024;
+
+// Decoded and postcard-encoded for the log, a message grows at most eightfold
+// (a one-bit boolean becomes a byte), so a request read within the limit
+// stays below the log's maximum record size.
+const _: () = assert!(CLIENT_REQUEST_WORDS_MAX * 8 * 8 <= crate::wal::PAYLOAD_BYTES_MAX);
+const _: () = assert!(CLIENT_REQUEST_WORDS_MAX * 64 <= TRAVERSAL_LIMIT_WORDS);
+
+/// Deepest pointer nesting accepted. By our count the schemas nest structs
+/// about ten levels deep (a call, its params, a draft, its recurrence, its
+/// overrides, their texts), so 32 leaves room for growth, while a hostile
+/// chain of nested pointers stops long before it can exhaust the stack.
 pub const NESTING_LIMIT: i32 = 32;
 
+/// Connections one remote IP address may keep open on one port at a time.
+/// Every connection costs a task, buffers and a file descriptor, so one host
+/// must not take them all. 64 still lets a few dozen people behind one NAT
+/// address work at once, and a node dials each peer over one connection.
+pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 64;
+
+/// Time a new connection has to finish its TLS handshake. A client that
+/// opens a socket and stops sending would otherwise hold its connection
+/// slot forever.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed `accept`, which fails when the process runs out of
+/// file descriptors: retrying at once would spin.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Rejected connections from one address between two warnings, so that a
+/// flood does not flood the log too.
+const REJECTIONS_PER_WARNING: u64 = 1000;
+
+/// Returns the reader limits of the peer port and of clients reading
+/// replies.
 pub fn reader_options() -> ReaderOptions {
+    reader_options_with(TRAVERSAL_LIMIT_WORDS)
+}
+
+/// Returns the reader limits of the client port.
+pub fn client_port_reader_options() -> ReaderOptions {
+    reader_options_with(CLIENT_REQUEST_WORDS_MAX)
+}
+
+fn reader_options_with(traversal_limit_words: usize) -> ReaderOptions {
     let mut options = ReaderOptions::new();
     options
-        .traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS))
+        .traversal_limit_in_words(Some(traversal_limit_words))
         .nesting_limit(NESTING_LIMIT);
     options
 }
 
+/// The layer a port runs beneath Cap'n Proto on each accepted stream.
+#[derive(Clone, Default)]
+pub enum Transport {
+    /// Cap'n Proto straight on TCP.
+    #[default]
+    Plain,
+    /// TLS first, with this server configuration.
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+impl Transport {
+    pub fn tls(config: Arc<rustls::ServerConfig>) -> Transport {
+        Transport::Tls(tokio_rustls::TlsAcceptor::from(config))
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls(_))
+    }
+}
+
+/// Settings of one port: its name in logs, its transport, and the signals
+/// that stop it.
+#[derive(Clone)]
+pub struct PortOptions {
+    /// "client" or "peer", for log lines.
+    pub port: &'static str,
+    pub transport: Transport,
+    /// Limits on each message the port reads.
+    pub reader: ReaderOptions,
+    /// Becomes true when the node shuts down: the port stops accepting, and
+    /// open connections close once `close` becomes true.
+    pub stop_accepting: watch::Receiver<bool>,
+    pub close: watch::Receiver<bool>,
+}
+
+impl PortOptions {
+    /// Plain TCP that is never stopped, for tests and tools.
+    pub fn plain(port: &'static str) -> PortOptions {
+        let (stop, receiver) = watch::channel(false);
+        // The receivers only ever see `false` once the sender is gone.
+        drop(stop);
+        PortOptions {
+            port,
+            transport: Transport::Plain,
+            reader: reader_options(),
+            stop_accepting: receiver.clone(),
+            close: receiver,
+        }
+    }
+}
+
 /// Runs one two-party RPC connection on `stream`, bootstrapping `bootstrap`,
-/// until the peer disconnects or sends something malformed. Only this
-/// connection is closed on an error.
+/// until the peer disconnects, sends something malformed, or `close` turns
+/// true. Only this connection is closed on an error.
 pub async fn serve_connection(
     stream: impl Stream,
     peer: SocketAddr,
     bootstrap: capnp::capability::Client,
     port: &'static str,
+    limits: ReaderOptions,
+    mut close: watch::Receiver<bool>,
 ) {
     let (reader, writer) = tokio::io::split(stream);
-    let network = twoparty::VatNetwork::new(
-        reader.compat(),
-        writer.compat_write(),
-        Side::Server,
-        reader_options(),
-    );
+    let network =
+        twoparty::VatNetwork::new(reader.compat(), writer.compat_write(), Side::Server, limits);
     let mut system = RpcSystem::new(Box::new(network), Some(bootstrap));
     system.set_background_error_handler(move |error| {
         debug!(%peer, port, %error, "background RPC error");
     });
-    match system.await {
-        Ok(()) => debug!(%peer, port, "connection closed"),
-        Err(error) => warn!(%peer, port, %error, "connection closed on an error"),
+    tokio::select! {
+        biased;
+        result = system => match result {
+            Ok(()) => debug!(%peer, port, "connection closed"),
+            Err(error) => warn!(%peer, port, %error, "connection closed on an error"),
+        },
+        () = wait_until_true(&mut close) => {
+            debug!(%peer, port, "connection closed by the shutdown");
+        }
     }
 }
 
-/// Accepts connections forever, serving each on the current `LocalSet` with
-/// the bootstrap capability `bootstrap` makes for the remote address.
-pub async fn accept_loop<L: Listener>(
-    mut listener: L,
+/// Waits until the watched flag is true. Never returns if its sender is
+/// dropped while the flag is false.
+async fn wait_until_true(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|value| *value).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Open connections per remote IP address on one port.
+#[derive(Default)]
+struct ConnectionCounts {
+    open: BTreeMap<IpAddr, usize>,
+    /// Connections rejected per address since the last warning about it.
+    rejected: BTreeMap<IpAddr, u64>,
+}
+
+/// Holds one connection slot of an address; frees it when dropped.
+struct ConnectionSlot {
+    counts: Rc<RefCell<ConnectionCounts>>,
+    address: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.borrow_mut();
+        if let Some(open) = counts.open.get_mut(&self.address) {
+            *open -= 1;
+            if *open == 0 {
+                counts.open.remove(&self.address);
+                counts.rejected.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Takes a connection slot for `address`, or returns None when the address
+/// already has `CONNECTIONS_PER_ADDRESS_MAX` connections open.
+fn take_slot(
+    counts: &Rc<RefCell<ConnectionCounts>>,
+    address: IpAddr,
     port: &'static str,
+) -> Option<ConnectionSlot> {
+    let mut all = counts.borrow_mut();
+    let open = all.open.entry(address).or_insert(0);
+    if *open >= CONNECTIONS_PER_ADDRESS_MAX {
+        let rejected = all.rejected.entry(address).or_insert(0);
+        if *rejected % REJECTIONS_PER_WARNING == 0 {
+            warn!(%address, port, limit = CONNECTIONS_PER_ADDRESS_MAX, rejected_before = *rejected,
+                "rejected a connection: the address has the maximum number of connections open");
+        }
+        *rejected += 1;
+        return None;
+    }
+    *open += 1;
+    Some(ConnectionSlot {
+        counts: counts.clone(),
+        address,
+    })
+}
+
+/// Accepts connections forever on plain TCP, serving each on the current
+/// `LocalSet` with the bootstrap capability `bootstrap` makes for the remote
+/// address.
+pub async fn accept_loop<L: Listener>(
+    listener: L,
+    port: &'static str,
+    bootstrap: impl FnMut(SocketAddr) -> capnp::capability::Client,
+) {
+    serve_port(listener, PortOptions::plain(port), bootstrap).await
+}
+
+/// Accepts connections until `options.stop_accepting` turns true, serving
+/// each on the current `LocalSet` with the bootstrap capability `bootstrap`
+/// makes for the remote address. Drops the listener before it returns, so
+/// new connections are refused from then on.
+pub async fn serve_port<L: Listener>(
+    mut listener: L,
+    options: PortOptions,
     mut bootstrap: impl FnMut(SocketAddr) -> capnp::capability::Client,
 ) {
+    let port = options.port;
+    let counts = Rc::new(RefCell::new(ConnectionCounts::default()));
+    let mut stop = options.stop_accepting.clone();
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            biased;
+            () = wait_until_true(&mut stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
             Ok((stream, peer)) => {
+                let Some(slot) = take_slot(&counts, peer.ip(), port) else {
+                    continue;
+                };
                 debug!(%peer, port, "accepted a connection");
                 let capability = bootstrap(peer);
-                tokio::task::spawn_local(serve_connection(stream, peer, capability, port));
+                let connection = ConnectionOptions {
+                    port,
+                    transport: options.transport.clone(),
+                    reader: options.reader,
+                    close: options.close.clone(),
+                };
+                tokio::task::spawn_local(async move {
+                    let _slot = slot;
+                    serve_accepted(stream, peer, capability, connection).await;
+                });
             }
             Err(error) => {
                 warn!(port, %error, "accepting a connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
             }
         }
+    }
+    info!(port, "stopped accepting connections");
+}
+
+/// The port's settings one connection task takes along.
+struct ConnectionOptions {
+    port: &'static str,
+    transport: Transport,
+    reader: ReaderOptions,
+    close: watch::Receiver<bool>,
+}
+
+/// Runs the TLS handshake if the port has TLS, then serves the connection.
+async fn serve_accepted(
+    stream: impl Stream,
+    peer: SocketAddr,
+    capability: capnp::capability::Client,
+    options: ConnectionOptions,
+) {
+    let ConnectionOptions {
+        port,
+        transport,
+        reader,
+        close,
+    } = options;
+    match transport {
+        Transport::Plain => serve_connection(stream, peer, capability, port, reader, close).await,
+        Transport::Tls(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(tls, peer, capability, port, reader, close).await,
+                Ok(Err(error)) => {
+                    warn!(%peer, port, %error, "TLS handshake failed; connection closed");
+                }
+                Err(_) => warn!(
+                    %peer, port, seconds = TLS_HANDSHAKE_TIMEOUT.as_secs(),
+                    "TLS handshake timed out; connection closed"
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns the words of a message whose root pointer starts a chain of
+    /// `depth` struct pointers: each struct has no data and one pointer to
+    /// the next, and the last one's pointer is null.
+    fn nested_chain(depth: usize) -> Vec<capnp::Word> {
+        // Offset 0 (the struct starts at the next word), no data words, one
+        // pointer word.
+        let pointer: u64 = 1 << 48;
+        let mut words = vec![capnp::word(0, 0, 0, 0, 0, 0, 1, 0); depth];
+        assert_eq!(u64::from_le_bytes([0, 0, 0, 0, 0, 0, 1, 0]), pointer);
+        words.push(capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
+        words
+    }
+
+    fn total_words(words: &[capnp::Word]) -> capnp::Result<u64> {
+        let bytes = capnp::Word::words_to_bytes(words);
+        let segments: &[&[u8]] = &[bytes];
+        let message = capnp::message::Reader::new(
+            capnp::message::SegmentArray::new(segments),
+            reader_options(),
+        );
+        let root: capnp::any_pointer::Reader<'_> = message.get_root()?;
+        Ok(root.target_size()?.word_count)
+    }
+
+    #[test]
+    fn nesting_at_limit_is_read() {
+        let words = nested_chain(NESTING_LIMIT as usize);
+        assert_eq!(total_words(&words).unwrap(), NESTING_LIMIT as u64);
+    }
+
+    #[test]
+    fn nesting_past_limit_is_rejected() {
+        let words = nested_chain(NESTING_LIMIT as usize + 1);
+        let error = total_words(&words).unwrap_err();
+        assert!(error.to_string().contains("nested"), "{error}");
+    }
+
+    /// Returns a one-segment frame header announcing `words` words.
+    fn frame_header(words: u32) -> Vec<u8> {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&0u32.to_le_bytes());
+        frame.extend_from_slice(&words.to_le_bytes());
+        frame
+    }
+
+    #[test]
+    fn frame_over_traversal_limit_is_rejected() {
+        let mut frame = frame_header(TRAVERSAL_LIMIT_WORDS as u32 + 1);
+        frame.extend_from_slice(&[0u8; 64]);
+        let error = capnp::serialize::read_message(&mut frame.as_slice(), reader_options())
+            .err()
+            .expect("a frame over the limit must be rejected");
+        assert!(error.to_string().contains("too large"), "{error}");
+    }
+
+    #[test]
+    fn frame_at_traversal_limit_is_read() {
+        let words = TRAVERSAL_LIMIT_WORDS;
+        let mut frame = frame_header(words as u32);
+        frame.resize(frame.len() + words * 8, 0);
+        let message = capnp::serialize::read_message(&mut frame.as_slice(), reader_options());
+        assert!(message.is_ok(), "{:?}", message.err());
+    }
+
+    #[test]
+    fn client_request_over_limit_is_rejected() {
+        let mut frame = frame_header(CLIENT_REQUEST_WORDS_MAX as u32 + 1);
+        frame.resize(frame.len() + (CLIENT_REQUEST_WORDS_MAX + 1) * 8, 0);
+        let result =
+            capnp::serialize::read_message(&mut frame.as_slice(), client_port_reader_options());
+        let error = result
+            .err()
+            .expect("a request over the limit must be rejected");
+        assert!(error.to_string().contains("too large"), "{error}");
+    }
+
+    #[test]
+    fn client_request_at_limit_is_read() {
+        let mut frame = frame_header(CLIENT_REQUEST_WORDS_MAX as u32);
+        frame.resize(frame.len() + CLIENT_REQUEST_WORDS_MAX * 8, 0);
+        let result =
+            capnp::serialize::read_message(&mut frame.as_slice(), client_port_reader_options());
+        assert!(result.is_ok(), "{:?}", result.err());
+    }
+
+    #[test]
+    fn connection_slots_stop_at_maximum() {
+        let counts = Rc::new(RefCell::new(ConnectionCounts::default()));
+        let address: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        let mut slots: Vec<ConnectionSlot> = (0..CONNECTIONS_PER_ADDRESS_MAX)
+            .map(|_| take_slot(&counts, address, "client").expect("below the maximum"))
+            .collect();
+        assert!(take_slot(&counts, address, "client").is_none());
+        assert!(
+            take_slot(&counts, other, "client").is_some(),
+            "another address is not limited by the first"
+        );
+        slots.pop();
+        assert!(
+            take_slot(&counts, address, "client").is_some(),
+            "a closed connection frees its slot"
+        );
+        drop(slots);
+        assert_eq!(counts.borrow().open.get(&address), None);
     }
 }

@@ -1,6 +1,7 @@
 //! A logged-in user's capability: every calendar operation, with the caller
 //! fixed to the user the session was opened for.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use capnp::capability::Rc as CapRc;
@@ -13,10 +14,36 @@ use crate::rpc::calendar_capnp::{ack, event_result, listener, session, subscript
 use crate::rpc::convert::{self, write_rejection, ApiRejection};
 use crate::rpc::convert_planning;
 
+/// Calls one session may have in flight at once. Each waiting call keeps
+/// its decoded request and a reply slot, so a client that pipelines without
+/// waiting must not grow them without bound. The REPL sends one call at a
+/// time and a notification subscription returns at once, so 16 leaves room
+/// for clients that overlap a few reads with a write.
+pub const SESSION_CALLS_IN_FLIGHT_MAX: usize = 16;
+
+/// Largest encoded command a session submits for the log, in bytes (half the
+/// log's maximum record size). The client port's message limit keeps
+/// requests far below it already. This check keeps a request that slips past
+/// that estimate from failing the log write, which would stop the node.
+pub const LOGGED_COMMAND_BYTES_MAX: usize = crate::wal::PAYLOAD_BYTES_MAX / 2;
+
 pub struct SessionServer {
     service: Rc<Service>,
     username: String,
     token_digest: [u8; 32],
+    /// Calls of this session that started and have not returned.
+    in_flight: Rc<Cell<usize>>,
+}
+
+/// Counts one call as in flight until dropped.
+struct InFlightCall {
+    in_flight: Rc<Cell<usize>>,
+}
+
+impl Drop for InFlightCall {
+    fn drop(&mut self) {
+        self.in_flight.set(self.in_flight.get() - 1);
+    }
 }
 
 impl SessionServer {
@@ -25,7 +52,26 @@ impl SessionServer {
             service,
             username,
             token_digest,
+            in_flight: Rc::new(Cell::new(0)),
         }
+    }
+
+    /// Counts a call in flight, or fails with an overloaded error when the
+    /// session already has `SESSION_CALLS_IN_FLIGHT_MAX`.
+    fn start_call(&self) -> Result<InFlightCall, capnp::Error> {
+        let count = self.in_flight.get();
+        if count >= SESSION_CALLS_IN_FLIGHT_MAX {
+            debug!(node = self.service.replica_id + 1, user = %self.username, count,
+                "rejected a call: the session has the maximum number of calls in flight");
+            return Err(capnp::Error::overloaded(format!(
+                "this session already has {count} calls in flight, the maximum; \
+                 wait for their replies before sending more"
+            )));
+        }
+        self.in_flight.set(count + 1);
+        Ok(InFlightCall {
+            in_flight: self.in_flight.clone(),
+        })
     }
 
     /// Fails unless the session is still open: a logout, an account deletion
@@ -49,6 +95,7 @@ impl SessionServer {
         // checked; a backup redirects before looking.
         self.service.ensure_primary()?;
         self.check_open()?;
+        check_command_size(&command)?;
         let outcome = self
             .service
             .submit(request_id.get_client_id(), request_id.get_seq(), command)
@@ -67,6 +114,24 @@ impl SessionServer {
         self.check_open()?;
         query(&self.service.calendar(), &self.username)
     }
+}
+
+/// Rejects a command whose log record would exceed
+/// `LOGGED_COMMAND_BYTES_MAX`.
+fn check_command_size(command: &Command) -> Result<(), ApiRejection> {
+    let bytes = crate::calendar::types::encode_value(command).len();
+    if bytes > LOGGED_COMMAND_BYTES_MAX {
+        return Err(ApiRejection::Calendar(
+            crate::calendar::Rejection::Invalid {
+                field: "request".into(),
+                message: format!(
+                "the request is {bytes} bytes, more than the maximum {LOGGED_COMMAND_BYTES_MAX}; \
+                 send fewer or shorter fields"
+            ),
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn write_ack(builder: ack::Builder<'_>, result: Result<Effect, ApiRejection>) {
@@ -111,6 +176,7 @@ impl session::Server for SessionServer {
         _params: session::UsernameParams,
         mut results: session::UsernameResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         results.get().set_username(self.username.as_str());
         Ok(())
     }
@@ -120,6 +186,7 @@ impl session::Server for SessionServer {
         params: session::LogoutParams,
         mut results: session::LogoutResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let request_id = params.get()?.get_request_id()?;
         let command = Command::CloseSession {
             token_digest: self.token_digest,
@@ -134,6 +201,7 @@ impl session::Server for SessionServer {
         params: session::DeleteAccountParams,
         mut results: session::DeleteAccountResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let request_id = params.get()?.get_request_id()?;
         let command = Command::DeleteAccount {
             caller: self.username.clone(),
@@ -148,6 +216,7 @@ impl session::Server for SessionServer {
         params: session::UsersParams,
         mut results: session::UsersResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let pattern = params.get()?.get_pattern()?.to_str()?.to_owned();
         let found = self.read(|calendar, _| Ok(calendar.users(&pattern))).await;
         let builder = results.get().init_result();
@@ -168,6 +237,7 @@ impl session::Server for SessionServer {
         params: session::UserExistsParams,
         mut results: session::UserExistsResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let name = params.get()?.get_username()?.to_str()?.to_owned();
         let found = self
             .read(|calendar, _| Ok(calendar.user_exists(&name)))
@@ -185,6 +255,7 @@ impl session::Server for SessionServer {
         params: session::ScheduleParams,
         mut results: session::ScheduleResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let draft = convert::read_draft(params.get_draft()?)?;
         let command = Command::Schedule {
@@ -201,6 +272,7 @@ impl session::Server for SessionServer {
         params: session::EditParams,
         mut results: session::EditResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let command = Command::Edit {
             caller: self.username.clone(),
@@ -218,6 +290,7 @@ impl session::Server for SessionServer {
         params: session::DeleteParams,
         mut results: session::DeleteResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let command = Command::Delete {
             caller: self.username.clone(),
@@ -233,6 +306,7 @@ impl session::Server for SessionServer {
         params: session::EditOccurrenceParams,
         mut results: session::EditOccurrenceResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let command = Command::EditOccurrence {
             caller: self.username.clone(),
@@ -252,6 +326,7 @@ impl session::Server for SessionServer {
         params: session::DeleteOccurrenceParams,
         mut results: session::DeleteOccurrenceResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let command = Command::DeleteOccurrence {
             caller: self.username.clone(),
@@ -269,6 +344,7 @@ impl session::Server for SessionServer {
         params: session::GetEventParams,
         mut results: session::GetEventResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let id = params.get()?.get_event_id();
         let found = self
             .read(|calendar, caller| Ok(vec![calendar.event(caller, id)?]))
@@ -282,6 +358,7 @@ impl session::Server for SessionServer {
         params: session::AgendaParams,
         mut results: session::AgendaResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let (from, to) = (params.get_from(), params.get_to());
         let found = self
@@ -296,6 +373,7 @@ impl session::Server for SessionServer {
         params: session::SearchParams,
         mut results: session::SearchResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let query = convert::read_query(params.get()?.get_query()?)?;
         let found = self
             .read(|calendar, caller| Ok(calendar.search(caller, &query)?))
@@ -309,6 +387,7 @@ impl session::Server for SessionServer {
         params: session::InboxParams,
         mut results: session::InboxResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let after = params.get()?.get_after_seq();
         let found = self
             .read(|calendar, caller| {
@@ -338,6 +417,7 @@ impl session::Server for SessionServer {
         params: session::AckParams,
         mut results: session::AckResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let command = Command::AckNotifications {
             caller: self.username.clone(),
@@ -353,6 +433,7 @@ impl session::Server for SessionServer {
         params: session::SubscribeParams,
         mut results: session::SubscribeResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let listener = params.get_listener()?;
         let after = params.get_after_seq();
@@ -380,6 +461,7 @@ impl session::Server for SessionServer {
         params: session::RespondParams,
         mut results: session::RespondResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let command = Command::Respond {
             caller: self.username.clone(),
@@ -399,6 +481,7 @@ impl session::Server for SessionServer {
         params: session::FreeSlotsParams,
         mut results: session::FreeSlotsResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let query = convert_planning::read_free_query(params.get()?.get_query()?)?;
         let found = self
             .read(|calendar, caller| Ok(calendar.free_slots(caller, &query)?))
@@ -412,6 +495,7 @@ impl session::Server for SessionServer {
         params: session::SuggestParams,
         mut results: session::SuggestResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let query = convert_planning::read_free_query(params.get()?.get_query()?)?;
         let found = self
             .read(|calendar, caller| Ok(calendar.suggest(caller, &query)?))
@@ -425,6 +509,7 @@ impl session::Server for SessionServer {
         params: session::HistoryParams,
         mut results: session::HistoryResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let id = params.get()?.get_event_id();
         let found = self
             .read(|calendar, caller| Ok(calendar.history(caller, id)?))
@@ -444,6 +529,7 @@ impl session::Server for SessionServer {
         params: session::SetWorkingHoursParams,
         mut results: session::SetWorkingHoursResults,
     ) -> Result<(), capnp::Error> {
+        let _call = self.start_call()?;
         let params = params.get()?;
         let command = Command::SetWorkingHours {
             caller: self.username.clone(),
@@ -518,5 +604,82 @@ async fn push_notifications(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::driver::{self, ReplicaSettings, StartMode};
+
+    #[test]
+    fn calls_in_flight_stop_at_maximum() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let settings = ReplicaSettings {
+            replica_count: 1,
+            replica_id: 0,
+            client_addresses: vec![String::new()],
+            snapshot: crate::node::config::SnapshotPolicy::default(),
+        };
+        let host = crate::node::host::Host::simulated(1, 0);
+        let (service, _driver, _inbound) = driver::open(
+            settings,
+            crate::wal::StdDisk,
+            dir.path(),
+            StartMode::Init,
+            host,
+        )
+        .unwrap();
+
+        let session = SessionServer::new(service, "alice".into(), [0; 32]);
+        let mut calls: Vec<InFlightCall> = (0..SESSION_CALLS_IN_FLIGHT_MAX)
+            .map(|_| session.start_call().expect("below the maximum"))
+            .collect();
+        let error = session.start_call().err().expect("one call too many");
+        assert_eq!(error.kind, capnp::ErrorKind::Overloaded);
+        assert!(error.extra.contains("16 calls in flight"), "{error}");
+
+        calls.pop();
+        assert!(
+            session.start_call().is_ok(),
+            "a finished call frees its place"
+        );
+    }
+
+    fn schedule_with_description(description: String) -> Command {
+        Command::Schedule {
+            caller: "alice".into(),
+            draft: crate::calendar::EventDraft {
+                title: "Huge".into(),
+                description,
+                start: 29_000_000,
+                zone: "UTC".into(),
+                duration_minutes: 30,
+                visibility: crate::calendar::Visibility::Public,
+                recurrence: None,
+                timing: crate::calendar::types::Timing::Zoned,
+            },
+        }
+    }
+
+    #[test]
+    fn command_over_logged_size_rejected() {
+        let command = schedule_with_description("x".repeat(LOGGED_COMMAND_BYTES_MAX));
+        let error = check_command_size(&command).unwrap_err();
+        assert!(
+            error.to_string().contains("more than the maximum"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn command_within_logged_size_passes() {
+        let command = schedule_with_description("x".repeat(LOGGED_COMMAND_BYTES_MAX - 1024));
+        assert!(check_command_size(&command).is_ok());
     }
 }
