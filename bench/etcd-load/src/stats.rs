@@ -20,7 +20,8 @@ pub struct LoadReport {
     pub longest_pause_us: u64,
 }
 
-/// What the clients of one run recorded during the measured phase.
+/// The latencies, errors and longest pause that the clients of one run
+/// recorded during the measured phase.
 #[derive(Clone, Debug, Default)]
 pub struct Samples {
     pub latencies_us: Vec<u64>,
@@ -60,7 +61,7 @@ impl Samples {
     }
 }
 
-/// Returns the nearest-rank percentile `p` (0 to 100) of sorted `values`,
+/// Returns the nearest-rank percentile `p` (0 to 100) of `sorted`,
 /// or 0 when there are none. `almanac bench` ranks the same way.
 pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
