@@ -292,6 +292,7 @@ pub fn open<D: Disk + Clone>(
         sync_in_flight: None,
         deferred: VecDeque::new(),
         applied_op,
+        reported_durable: 0,
         encoded: Vec::new(),
     };
     Ok((service, driver, inbound_sender))
@@ -400,6 +401,8 @@ pub struct Driver<D: Disk + Clone> {
     /// The op of the last entry applied to the calendar. Never above the
     /// log's durable op.
     pub(super) applied_op: u64,
+    /// The durable op last reported to the replica.
+    reported_durable: u64,
     /// Reused buffer for encoding log records.
     encoded: Vec<u8>,
 }
@@ -647,6 +650,7 @@ impl<D: Disk + Clone> Driver<D> {
             self.answer_failed_reads(output.reads_failed);
         }
         self.start_sync()?;
+        self.report_durable();
         self.release();
         self.log_transition();
         Ok(())
@@ -670,6 +674,26 @@ impl<D: Disk + Clone> Driver<D> {
             }
         }
         Ok(())
+    }
+
+    /// Tells the replica how far its own log is durable; the primary counts
+    /// its own copy towards a commit only once it is on disk. Runs after
+    /// the round's outputs are queued, so the commits it adds come after
+    /// theirs.
+    fn report_durable(&mut self) {
+        let durable = self.wal.durable_op();
+        if durable == self.reported_durable {
+            return;
+        }
+        self.reported_durable = durable;
+        let output = self.service.replica.borrow_mut().on_durable(durable);
+        for entry in output.commit {
+            self.defer(entry.op, Action::Apply(entry));
+        }
+        if !output.reads_ready.is_empty() {
+            self.defer(0, Action::ReadsReady(output.reads_ready));
+        }
+        self.answer_failed_reads(output.reads_failed);
     }
 
     /// Carries out the queued work that the durable log now allows, in order.

@@ -407,17 +407,16 @@ impl Replica {
         *acked = (*acked).max(op);
     }
 
-    /// Primary: commits the highest op that f backups acknowledged, then
-    /// releases the reads that became ready.
+    /// Primary: commits the highest op that f + 1 replicas hold durably (its
+    /// own log counts through its durable op), then releases the reads that
+    /// became ready.
     pub(super) fn advance_commit(&mut self, out: &mut Output) {
         let f = self.max_faulty();
-        let quorum_op = if f == 0 {
-            self.op()
-        } else {
-            let mut acked: Vec<u64> = self.acks.values().copied().collect();
-            acked.sort_unstable_by(|a, b| b.cmp(a));
-            acked.get(f - 1).copied().unwrap_or(0)
-        };
+        let own = self.own_durable.unwrap_or(self.op()).min(self.op());
+        let mut durable: Vec<u64> = self.acks.values().copied().collect();
+        durable.push(own);
+        durable.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum_op = durable.get(f).copied().unwrap_or(0);
         self.commit_through(quorum_op, out);
         self.release_reads(out);
     }
@@ -428,6 +427,47 @@ mod tests {
     use super::super::harness::{entry, Cluster};
     use super::super::{Redirect, Status};
     use super::*;
+
+    #[test]
+    fn primary_waits_for_its_own_fsync_once_it_reports_one() {
+        let mut cluster = Cluster::new(3, 1);
+        cluster.isolate(2);
+        cluster.drive(0, |replica| replica.on_durable(0));
+        cluster.request(0, b"a".to_vec());
+        cluster.deliver_all();
+        assert_eq!(
+            cluster.replica(0).commit(),
+            0,
+            "a backup's ack alone must not commit while the primary's copy is not on disk"
+        );
+        let out = cluster.drive(0, |replica| replica.on_durable(1));
+        assert_eq!(out.commit.len(), 1);
+        assert_eq!(cluster.replica(0).commit(), 1);
+    }
+
+    #[test]
+    fn primary_commits_on_f_plus_one_backups_before_its_own_fsync() {
+        let mut cluster = Cluster::new(5, 1);
+        cluster.drive(0, |replica| replica.on_durable(0));
+        cluster.request(0, b"a".to_vec());
+        cluster.deliver_all();
+        assert_eq!(
+            cluster.replica(0).commit(),
+            1,
+            "f + 1 backups hold the op durably, which is a quorum without the primary"
+        );
+        let mut cluster = Cluster::new(5, 1);
+        cluster.isolate(3);
+        cluster.isolate(4);
+        cluster.drive(0, |replica| replica.on_durable(0));
+        cluster.request(0, b"a".to_vec());
+        cluster.deliver_all();
+        assert_eq!(
+            cluster.replica(0).commit(),
+            0,
+            "f backups are not enough alone"
+        );
+    }
 
     #[test]
     fn request_commits_on_all() {

@@ -61,6 +61,10 @@ pub struct Replica {
     pub(super) state_requested_at: Option<u64>,
     /// Primary only: the highest op each backup acknowledged in this view.
     pub(super) acks: BTreeMap<ReplicaId, u64>,
+    /// The op through which this replica's own log is durable, once the
+    /// shell reports it with [`Replica::on_durable`]; `None` means the shell
+    /// makes every output durable before it sends anything.
+    pub(super) own_durable: Option<u64>,
     /// Primary only: the op number when this view started here. Reads wait
     /// until the commit number reaches it, because entries of earlier views
     /// may have committed there without this primary knowing.
@@ -114,6 +118,7 @@ impl Replica {
             ticks_idle: 0,
             state_requested_at: None,
             acks: BTreeMap::new(),
+            own_durable: None,
             op_view_start: 0,
             start_view_change_from: BTreeSet::new(),
             do_view_change_sent: false,
@@ -366,6 +371,22 @@ impl Replica {
         out
     }
 
+    /// Records that this replica's own log is durable through `op`. A shell
+    /// that fsyncs its log while the primary's prepares are already on their
+    /// way calls this after every fsync; from the first call on, the primary
+    /// counts itself towards a commit only through that op, so that every
+    /// committed op is on the disks of f + 1 replicas. A shell that makes
+    /// each output durable before it sends anything never calls it.
+    pub fn on_durable(&mut self, op: u64) -> Output {
+        let mut out = Output::default();
+        self.own_durable = Some(op.min(self.op()));
+        if self.is_primary() && self.status == Status::Normal {
+            self.advance_commit(&mut out);
+        }
+        self.check_invariants();
+        out
+    }
+
     /// Advances the replica by one logical tick: heartbeats on the primary,
     /// the view-change timeout on the others, resends while a view change or
     /// recovery is unfinished, and the read deadline.
@@ -542,6 +563,9 @@ impl Replica {
         if self.op() > keep {
             self.log.truncate((keep - self.op_base) as usize);
             out.truncate_log(keep);
+            // The entries that replace the cut ones are durable only once
+            // the shell says so.
+            self.own_durable = self.own_durable.map(|durable| durable.min(keep));
         }
         let first_new = (keep - base) as usize;
         self.append(&entries[first_new..], out);

@@ -76,6 +76,7 @@ impl Replica {
         self.log.clear();
         self.op_base = op;
         self.commit = op;
+        self.own_durable = self.own_durable.map(|_| op);
         if self.status == Status::Recovering {
             self.recovery_responses.clear();
             self.send_recovery(&mut out);
