@@ -2,6 +2,8 @@
 //! primary's time of the request. Kept in the replicated state, so it
 //! survives failover and restarts, and bounded per event.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
 use super::limits::MAX_HISTORY_PER_EVENT;
@@ -79,7 +81,13 @@ impl Calendar {
         occurrence: Option<UnixMinute>,
         change: Change,
     ) {
-        let entries = self.history.entry(event_id).or_default();
+        // Most events are created and never changed: room for one entry
+        // instead of the four a first push reserves saves a few hundred
+        // bytes per event.
+        let entries = self
+            .history
+            .entry(event_id)
+            .or_insert_with(|| VecDeque::with_capacity(1));
         entries.push_back(HistoryEntry {
             at_ms,
             actor: actor.to_string(),
