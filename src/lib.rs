@@ -20,6 +20,8 @@ pub mod bench;
 pub mod calendar;
 pub mod client;
 pub mod node;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod repl;
 pub mod replication;
 pub mod rpc;

@@ -251,6 +251,8 @@ fn apply_entry(calendar: &mut Calendar, entry: &Entry) -> crate::calendar::Outco
             entry.op, entry.view
         )
     });
+    #[cfg(feature = "planted-bugs")]
+    let request = crate::planted::forget_client_table(calendar, entry.view, request);
     calendar.apply(&request)
 }
 
@@ -402,6 +404,8 @@ impl<D: Disk + Clone> Driver<D> {
                 view_record = Some(record);
             }
         }
+        #[cfg(feature = "planted-bugs")]
+        let appended = appended && !crate::planted::active(crate::planted::Bug::AckBeforeFsync);
         if appended {
             let durable = self.wal.sync()?;
             assert_eq!(
