@@ -662,11 +662,15 @@ impl Cluster {
         let history = self.history.borrow().clone();
         let mut violations = std::mem::take(&mut self.violations);
         violations.extend(check::convergence(&nodes));
-        // A node that is still recovering or changing views is the liveness
-        // checks' business; the state checks read the normal ones.
+        // A node that is still recovering, changing views or behind is the
+        // liveness checks' business (LAG); the state checks read the normal
+        // nodes at the highest commit number.
+        let is_normal = |node: &&NodeState| node.role == "Primary" || node.role == "Backup";
+        let commit_max = nodes.iter().filter(is_normal).map(|node| node.commit).max();
         let normal: Vec<NodeState> = nodes
             .iter()
-            .filter(|node| node.role == "Primary" || node.role == "Backup")
+            .filter(is_normal)
+            .filter(|node| Some(node.commit) == commit_max)
             .cloned()
             .collect();
         violations.extend(check::durability(&history, &normal));

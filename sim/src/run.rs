@@ -20,7 +20,7 @@ use crate::schedule::{Fault, OpKind, Schedule, Step};
 pub const LIVENESS_LIMIT: Duration = Duration::from_secs(45);
 /// Quiet time after every client finished, so that backups learn the last
 /// commit number before the convergence check.
-const QUIET: Duration = Duration::from_secs(2);
+const QUIET: Duration = Duration::from_secs(5);
 /// Slots shared by every client for [`OpKind::ScheduleShared`]: hour slots
 /// just before the first client's own range.
 const SHARED_SLOTS: i64 = 3;
