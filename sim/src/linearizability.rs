@@ -4,7 +4,7 @@
 //!
 //! Each client is a thread of the tester. A call without a domain outcome
 //! (a timeout, or still running when the run ended) may or may not have
-//! taken effect: it stays in flight on a thread of its own, and the client
+//! taken effect. It stays in flight on a thread of its own, and the client
 //! goes on under a fresh thread id. Reads without an outcome changed
 //! nothing and are left out, and so are logins and resends, whose effect is
 //! the exactly-once check's business.

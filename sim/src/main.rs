@@ -180,7 +180,11 @@ fn explore(seeds: u64, from: u64, bug: Option<&str>, verbose: bool, keep_going: 
         }
         let done = seed - from + 1;
         if done % 100 == 0 {
-            eprintln!("{done} seeds passed ({:.1} s)", started.elapsed().as_secs_f64());
+            eprintln!(
+                "{done} seeds run, {} failed ({:.1} s)",
+                failures.len(),
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     let seconds = started.elapsed().as_secs_f64();

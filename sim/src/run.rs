@@ -1,8 +1,8 @@
-//! One run of a [`Schedule`]: a safety phase in which the clients run their
-//! scripts while the schedule's faults strike, then a liveness phase in
-//! which every fault is undone, every node runs and every client must
-//! finish and complete a probe write and read in bounded simulated time.
-//! Then every check runs, and the run ends as a [`Report`].
+//! One run of a [`Schedule`]. In the safety phase the clients run their
+//! scripts while the schedule's faults strike. In the liveness phase every
+//! fault is undone and every node runs, and each client must finish and
+//! complete a probe write and read in bounded simulated time. Then every
+//! check runs, and the run ends as a [`Report`].
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -65,7 +65,7 @@ pub struct Failure {
     pub violations: Vec<String>,
 }
 
-/// What one run produced.
+/// The results of one run.
 #[derive(Clone, Debug)]
 pub struct Report {
     /// The settings line of the schedule.
@@ -74,8 +74,9 @@ pub struct Report {
     pub trace: Vec<String>,
     /// [`fingerprint`] of the trace: equal for two runs of one schedule.
     pub trace_digest: u64,
-    /// Operations in the history, and what the linearizability check said.
+    /// Number of operations in the history.
     pub operations: usize,
+    /// The linearizability check's verdict, as text.
     pub linearizability: String,
     pub failure: Option<Failure>,
 }
@@ -327,6 +328,15 @@ fn apply(cluster: &mut Cluster, fault: &Fault, pauses: &mut Vec<(u64, u8)>) -> R
                 cluster.partition(&names(&side), &names(&rest));
             }
         }
+        Fault::IsolatePrimary(clients) => match cluster.primary() {
+            Some(primary) => {
+                let mut side = vec![format!("n{primary}")];
+                side.extend(clients.iter().filter(|host| host_exists(host)).cloned());
+                let rest: Vec<String> = hosts.iter().filter(|host| !side.contains(host)).cloned().collect();
+                cluster.partition(&names(&side), &names(&rest));
+            }
+            None => cluster.log(format!("skip {fault}: no node is primary now")),
+        },
         Fault::Repair => cluster.repair_all(),
         Fault::OneWay { from, to } if node_exists(from) && node_exists(to) && from != to => {
             let (from, to) = (format!("n{from}"), format!("n{to}"));
@@ -354,7 +364,7 @@ fn apply(cluster: &mut Cluster, fault: &Fault, pauses: &mut Vec<(u64, u8)>) -> R
     Ok(())
 }
 
-/// What a client knows while it runs its script.
+/// The events a client learned of while it runs its script.
 #[derive(Default)]
 struct Known {
     /// The client's own events that it may edit or delete, with the last
@@ -521,6 +531,8 @@ mod tests {
             .map(Class::exit_code)
             .collect();
         assert_eq!(codes.len(), 3);
-        assert!(!codes.contains(&0) && !codes.contains(&1) && !codes.contains(&2));
+        for reserved in [0, 1, 2] {
+            assert!(!codes.contains(&reserved), "exit status {reserved} is taken");
+        }
     }
 }

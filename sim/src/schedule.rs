@@ -1,8 +1,8 @@
-//! What one seeded run does, as data: the cluster's settings, the timed
-//! faults of the safety phase and each client's script. [`Schedule::derive`]
-//! draws it all from the seed; shrinking removes faults and client steps
-//! from it, and [`Schedule::to_text`] writes it as a file that
-//! [`Schedule::parse`] reads back for replay.
+//! A seeded run as data: the cluster's settings, the timed faults of the
+//! safety phase and each client's script. [`Schedule::derive`] draws it all
+//! from the seed. Shrinking removes faults and client steps from it, and
+//! [`Schedule::to_text`] writes it as a file that [`Schedule::parse`] reads
+//! back for replay.
 //!
 //! Derivation is "swarm" style: each seed turns some fault kinds and some
 //! operation kinds on and leaves the others off, so that runs differ in
@@ -75,7 +75,7 @@ impl OpKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Runs an operation. `pick` chooses its target (an event the client
-    /// knows, a shared slot) by index modulo the choices at run time.
+    /// learned of, a shared slot) by index modulo the choices at run time.
     Op { kind: OpKind, pick: u32 },
     /// Waits this many milliseconds.
     Wait(u64),
@@ -145,6 +145,9 @@ pub enum Fault {
     Wipe(u8),
     /// Cuts the hosts listed off from every other host.
     Partition(Vec<String>),
+    /// Cuts the node that is primary when the fault strikes, with the
+    /// clients listed, off from every other host.
+    IsolatePrimary(Vec<String>),
     /// Repairs every partition, both ways.
     Repair,
     OneWay { from: u8, to: u8 },
@@ -163,6 +166,8 @@ impl fmt::Display for Fault {
             Fault::Restart(node) => write!(f, "restart n{node}"),
             Fault::Wipe(node) => write!(f, "wipe n{node}"),
             Fault::Partition(side) => write!(f, "partition {}", side.join(",")),
+            Fault::IsolatePrimary(clients) if clients.is_empty() => write!(f, "isolate-primary"),
+            Fault::IsolatePrimary(clients) => write!(f, "isolate-primary {}", clients.join(",")),
             Fault::Repair => write!(f, "repair"),
             Fault::OneWay { from, to } => write!(f, "one-way n{from} n{to}"),
             Fault::Hold(a, b) => write!(f, "hold {a} {b}"),
@@ -225,17 +230,23 @@ impl Draw {
     }
 }
 
-/// Shortest and longest safety phase in simulated milliseconds.
+/// Minimum and maximum safety phase in simulated milliseconds.
 const SAFETY_MS: (u64, u64) = (6_000, 14_000);
-/// Fewest and most operations per client: with at most 8 clients this
+/// Minimum and maximum operations per client: with at most 8 clients this
 /// keeps a history under about 150 calls, which the linearizability check
 /// handles in milliseconds.
 const OPS_PER_CLIENT: (u64, u64) = (4, 16);
-/// Longest wait between two operations of a client.
+/// Chance that a client only reads, in percent.
+const READERS_PERCENT: u64 = 30;
+/// How many times more operations a reader makes than a writer: enough
+/// that its reads span the safety phase, including the end of a partition.
+const READER_OPS_FACTOR: u64 = 3;
+/// Maximum wait between two operations of a client.
 const WAIT_MS_MAX: u64 = 400;
 /// Most faults of each enabled kind per safety phase.
 const FAULTS_PER_KIND_MAX: u64 = 4;
-/// Slowest and fastest node clock, in parts per million of simulated time.
+/// Minimum and maximum node clock rate, in parts per million of simulated
+/// time.
 const CLOCK_RATE_PPM: (u64, u64) = (900_000, 1_100_000);
 
 impl Schedule {
@@ -269,8 +280,17 @@ impl Schedule {
                 }
             })
             .collect();
+        // Some clients only read, so that a read can begin while another
+        // client's write is outstanding or just acknowledged.
+        let read_kinds: Vec<OpKind> = OpKind::ALL.into_iter().filter(|kind| is_read(*kind)).collect();
         let clients = (0..client_count)
-            .map(|_| client_script(&mut draw, &op_kinds))
+            .map(|_| {
+                if draw.chance(READERS_PERCENT) {
+                    client_script(&mut draw, &read_kinds, READER_OPS_FACTOR)
+                } else {
+                    client_script(&mut draw, &op_kinds, 1)
+                }
+            })
             .collect();
         let mut schedule = Schedule {
             seed,
@@ -310,9 +330,18 @@ impl Schedule {
             }
             FaultKind::Wipe => self.faults.push((at, Fault::Wipe(node))),
             FaultKind::Partition => {
-                let side = self.partition_side(draw);
-                let back = later(draw, 100, 4_000);
-                self.faults.push((at, Fault::Partition(side)));
+                // Half the partitions cut off whichever node is primary, as
+                // that is where a deposed primary can still serve clients.
+                let cut = if draw.chance(50) {
+                    Fault::IsolatePrimary(self.some_clients(draw))
+                } else {
+                    Fault::Partition(self.partition_side(draw))
+                };
+                // Clients of the cut-off side fail over only after their call
+                // times out (3 s), so a partition must last longer than that
+                // for the other side to acknowledge writes meanwhile.
+                let back = later(draw, 500, 8_000);
+                self.faults.push((at, cut));
                 self.faults.push((back, Fault::Repair));
             }
             FaultKind::OneWay => {
@@ -339,7 +368,7 @@ impl Schedule {
         }
     }
 
-    /// A random group of nodes (possibly the majority) with some clients.
+    /// Draws a group of nodes (possibly the majority) with some clients.
     fn partition_side(&self, draw: &mut Draw) -> Vec<String> {
         let mut side: Vec<String> = (1..=self.nodes)
             .filter(|_| draw.chance(40))
@@ -348,12 +377,16 @@ impl Schedule {
         if side.is_empty() {
             side.push(format!("n{}", draw.range(1, self.nodes as u64)));
         }
-        side.extend(
-            (1..=self.clients.len())
-                .filter(|_| draw.chance(40))
-                .map(|client| format!("q{client}")),
-        );
+        side.extend(self.some_clients(draw));
         side
+    }
+
+    /// Draws each client with a chance of 40 %.
+    fn some_clients(&self, draw: &mut Draw) -> Vec<String> {
+        (1..=self.clients.len())
+            .filter(|_| draw.chance(40))
+            .map(|client| format!("q{client}"))
+            .collect()
     }
 
     fn other_node(&self, draw: &mut Draw, node: u8) -> u8 {
@@ -361,7 +394,7 @@ impl Schedule {
         (node - 1 + offset) % self.nodes as u8 + 1
     }
 
-    /// A node and another host: a node or a client.
+    /// Draws a pair of `node` and another host: a node or a client.
     fn host_pair(&self, draw: &mut Draw, node: u8) -> (String, String) {
         let other = if !self.clients.is_empty() && draw.chance(30) {
             format!("q{}", draw.range(1, self.clients.len() as u64))
@@ -518,6 +551,13 @@ impl Schedule {
     }
 }
 
+fn is_read(kind: OpKind) -> bool {
+    matches!(
+        kind,
+        OpKind::Read | OpKind::Agenda | OpKind::Search | OpKind::Inbox
+    )
+}
+
 fn is_schedule(kind: OpKind) -> bool {
     matches!(
         kind,
@@ -525,8 +565,10 @@ fn is_schedule(kind: OpKind) -> bool {
     )
 }
 
-fn client_script(draw: &mut Draw, kinds: &[OpKind]) -> Vec<Step> {
-    let count = draw.range(OPS_PER_CLIENT.0, OPS_PER_CLIENT.1);
+/// Draws a script of `factor` times the usual number of operations, each
+/// of a kind from `kinds`.
+fn client_script(draw: &mut Draw, kinds: &[OpKind], factor: u64) -> Vec<Step> {
+    let count = factor * draw.range(OPS_PER_CLIENT.0, OPS_PER_CLIENT.1);
     let mut steps = Vec::new();
     for _ in 0..count {
         let kind = kinds[draw.range(0, kinds.len() as u64 - 1) as usize];
@@ -593,6 +635,11 @@ fn parse_fault(words: &[&str]) -> Result<Fault, String> {
         "partition" => match rest {
             [side] => Fault::Partition(side.split(',').map(str::to_owned).collect()),
             _ => return Err("partition needs one comma-separated list of hosts".to_owned()),
+        },
+        "isolate-primary" => match rest {
+            [] => Fault::IsolatePrimary(Vec::new()),
+            [clients] => Fault::IsolatePrimary(clients.split(',').map(str::to_owned).collect()),
+            _ => return Err("isolate-primary takes one comma-separated list of clients".to_owned()),
         },
         "repair" => Fault::Repair,
         "one-way" => match rest {

@@ -85,3 +85,60 @@ fn shrunk_schedule_still_fails() {
     let again = run(&replayed).failure.expect("the shrunk schedule fails on replay");
     assert_eq!(again.check, failure.check);
 }
+
+/// A directed run for the unconfirmed-read hook: q1 stays with the deposed
+/// primary and reads an event after q2 edited it through the new primary.
+/// With the bug the read returns the old title.
+#[test]
+fn unconfirmed_read_serves_old_value() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use almanac_sim::history::sleep_until;
+    use almanac_sim::{Cluster, Options, Response};
+
+    const SECOND: Duration = Duration::from_secs(1);
+    almanac::planted::set_active(Some(Bug::UnconfirmedRead));
+    let mut cluster = Cluster::new(11, Options::default());
+    let event = Rc::new(Cell::new(None));
+    let written = event.clone();
+    cluster.client("q2", "q2", move |mut client| async move {
+        client.register().await;
+        let start = client.next_slot();
+        if let Response::Written { event_id, .. } = client.schedule_at("Room 1", start, true).await
+        {
+            written.set(Some(event_id));
+            sleep_until(6 * SECOND).await;
+            client.edit_title(event_id, 1, "Room 7").await;
+        }
+    });
+    let read = event.clone();
+    cluster.client("q1", "q1", move |mut client| async move {
+        client.register().await;
+        sleep_until(12 * SECOND).await;
+        if let Some(event_id) = read.get() {
+            client.read(event_id).await;
+        }
+    });
+    let primary = cluster.await_primary(5 * SECOND).unwrap();
+    cluster.run_until(2 * SECOND).unwrap();
+    let minority = [format!("n{primary}"), "q1".to_owned()];
+    let majority: Vec<String> = (1..=3u8)
+        .filter(|&id| id != primary)
+        .map(|id| format!("n{id}"))
+        .chain(["q2".to_owned()])
+        .collect();
+    let minority: Vec<&str> = minority.iter().map(String::as_str).collect();
+    let majority: Vec<&str> = majority.iter().map(String::as_str).collect();
+    cluster.partition(&minority, &majority);
+    cluster.run_until(14 * SECOND).unwrap();
+    let (violations, outcome) = cluster.check();
+    almanac::planted::set_active(None);
+    let history: Vec<String> = outcome.history.iter().map(|op| op.to_string()).collect();
+    assert!(
+        violations.iter().any(|violation| violation.starts_with("LIN")),
+        "no stale read was flagged: {violations:?}\n{}",
+        history.join("\n")
+    );
+}
