@@ -3,9 +3,10 @@
 //! `planted-bugs` cargo feature, which is off by default and must never be
 //! on in a release of the `almanac` binary.
 //!
-//! The harness selects at most one bug per thread with [`set_active`]; each
-//! hook in the node code asks [`active`]. A thread-local keeps parallel test
-//! threads, each with its own simulation, from seeing each other's choice.
+//! The harness selects at most one bug per thread with [`set_active`], and
+//! each hook in the node code calls [`active`]. A thread-local keeps
+//! parallel test threads, each with its own simulation, from seeing each
+//! other's choice.
 
 use std::cell::Cell;
 
@@ -16,7 +17,8 @@ use crate::calendar::{Calendar, Request, UNTRACKED_CLIENT_ID};
 pub enum Bug {
     /// The primary commits an op without waiting for f prepare-oks.
     SkipQuorum,
-    /// A node sends prepare-ok (and answers) before its log append is synced.
+    /// A node sends prepare-ok (and replies to clients) before its log
+    /// append is synced.
     AckBeforeFsync,
     /// A backup accepts a prepare or commit from an older view and moves
     /// back to that view.

@@ -470,7 +470,9 @@ mod tests {
     #[test]
     fn exactly_once_flags_rejected_but_present() {
         let mut rejected = schedule("t1", 1);
-        rejected.response = Some(Response::Rejected(Rejection::Conflict { slots: Vec::new() }));
+        rejected.response = Some(Response::Rejected(Rejection::Conflict {
+            slots: Vec::new(),
+        }));
         let nodes = [node(1, &[event(1, 1, "t1")])];
         assert_eq!(exactly_once(&[rejected], &nodes).len(), 1);
     }
@@ -594,7 +596,10 @@ mod tests {
         b.log = vec![(0, 7), (1, 9)];
         let violations = convergence(&[a.clone(), b.clone()]);
         assert_eq!(violations.len(), 1, "{violations:?}");
-        assert!(violations[0].starts_with("CONV: committed op 2"), "{violations:?}");
+        assert!(
+            violations[0].starts_with("CONV: committed op 2"),
+            "{violations:?}"
+        );
         b.log.truncate(1);
         assert!(convergence(&[a, b]).is_empty(), "a shorter prefix agrees");
     }
@@ -618,7 +623,9 @@ mod tests {
     #[test]
     fn liveness_accepts_domain_rejection() {
         let mut rejected = schedule("t", 1);
-        rejected.response = Some(Response::Rejected(Rejection::Conflict { slots: Vec::new() }));
+        rejected.response = Some(Response::Rejected(Rejection::Conflict {
+            slots: Vec::new(),
+        }));
         assert!(liveness(&[rejected], at(0), at(5_000)).is_empty());
     }
 

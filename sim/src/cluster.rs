@@ -22,8 +22,8 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use almanac::calendar::{EventView, SearchQuery};
-use almanac::node::config::NodeAddresses;
 use almanac::node::clock::Clock;
+use almanac::node::config::NodeAddresses;
 use almanac::node::host::Host;
 use almanac::node::net::TurmoilConnector;
 use almanac::node::service::Service;
@@ -251,7 +251,10 @@ impl Cluster {
     /// Returns how many nodes restarted with an empty disk and have not yet
     /// taken part in a view since.
     pub fn nodes_without_state(&self) -> usize {
-        self.catch_up.iter().filter(|pending| pending.is_some()).count()
+        self.catch_up
+            .iter()
+            .filter(|pending| pending.is_some())
+            .count()
     }
 
     /// Returns the names of every host: nodes `n1..`, then clients.

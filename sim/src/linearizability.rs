@@ -20,8 +20,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use almanac::calendar::{
-    Calendar, Command, EventChanges, Outcome, Effect, Rejection, Request, SearchQuery,
-    UnixMinute, UNTRACKED_CLIENT_ID,
+    Calendar, Command, Effect, EventChanges, Outcome, Rejection, Request, SearchQuery, UnixMinute,
+    UNTRACKED_CLIENT_ID,
 };
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 
@@ -89,9 +89,15 @@ pub enum SpecOp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SpecRet {
     Registered,
-    Written { event_id: u64, version: u64 },
+    Written {
+        event_id: u64,
+        version: u64,
+    },
     Deleted,
-    Read { version: u64, title: String },
+    Read {
+        version: u64,
+        title: String,
+    },
     Events(Vec<EventSummary>),
     Inbox(Vec<NotificationSummary>),
     Rejected(String),
@@ -131,8 +137,7 @@ impl SequentialSpec for CalendarSpec {
     type Ret = SpecRet;
 
     fn invoke(&mut self, op: &SpecOp) -> SpecRet {
-        self.steps_left
-            .set(self.steps_left.get().saturating_sub(1));
+        self.steps_left.set(self.steps_left.get().saturating_sub(1));
         match op {
             SpecOp::Register { user } => outcome_ret(self.apply(Command::Register {
                 username: user.clone(),
@@ -186,9 +191,9 @@ impl SequentialSpec for CalendarSpec {
                     Err(rejection) => SpecRet::Rejected(rejection_kind(&rejection)),
                 }
             }
-            SpecOp::Inbox { user } => {
-                SpecRet::Inbox(summarize_notifications(&self.calendar.notifications(user, 0)))
-            }
+            SpecOp::Inbox { user } => SpecRet::Inbox(summarize_notifications(
+                &self.calendar.notifications(user, 0),
+            )),
         }
     }
 
@@ -294,7 +299,10 @@ fn tester_events(history: &[Operation]) -> Vec<(Duration, u8, u64, Action)> {
         let ret = operation.response.as_ref().and_then(spec_ret);
         let is_read = matches!(
             op,
-            SpecOp::Read { .. } | SpecOp::Agenda { .. } | SpecOp::Search { .. } | SpecOp::Inbox { .. }
+            SpecOp::Read { .. }
+                | SpecOp::Agenda { .. }
+                | SpecOp::Search { .. }
+                | SpecOp::Inbox { .. }
         );
         if ret.is_none() && is_read {
             continue;
@@ -444,10 +452,15 @@ mod tests {
         let history = [
             register("alice", (0, 10)),
             schedule("alice", "Standup", (20, 30), 1),
-            read("alice", (40, 50), 1, Response::Read {
-                version: 1,
-                title: "Standup".into(),
-            }),
+            read(
+                "alice",
+                (40, 50),
+                1,
+                Response::Read {
+                    version: 1,
+                    title: "Standup".into(),
+                },
+            ),
         ];
         assert_eq!(check(&history), Verdict::Linearizable(3));
     }
@@ -490,7 +503,11 @@ mod tests {
             read("alice", (40, 50), 1, seen),
         ];
         assert_eq!(check(&history), Verdict::Linearizable(3));
-        let history = [register("alice", (0, 10)), lost, read("alice", (40, 50), 1, not_found())];
+        let history = [
+            register("alice", (0, 10)),
+            lost,
+            read("alice", (40, 50), 1, not_found()),
+        ];
         assert_eq!(check(&history), Verdict::Linearizable(3));
     }
 
@@ -516,7 +533,10 @@ mod tests {
 
     #[test]
     fn rejection_kind_names_variant() {
-        assert_eq!(rejection_kind(&Rejection::Conflict { slots: Vec::new() }), "Conflict");
+        assert_eq!(
+            rejection_kind(&Rejection::Conflict { slots: Vec::new() }),
+            "Conflict"
+        );
         assert_eq!(
             rejection_kind(&Rejection::NotFound { what: "x".into() }),
             "NotFound"

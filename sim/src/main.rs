@@ -46,7 +46,11 @@ enum Command {
     /// Runs one seed, or a schedule file written by `shrink`.
     Replay {
         /// Seed to replay.
-        #[arg(long, required_unless_present = "schedule", conflicts_with = "schedule")]
+        #[arg(
+            long,
+            required_unless_present = "schedule",
+            conflicts_with = "schedule"
+        )]
         seed: Option<u64>,
         /// Schedule file to replay instead of a seed.
         #[arg(long)]
@@ -57,6 +61,9 @@ enum Command {
         /// Print the run's trace: faults, primaries, node states, history.
         #[arg(long)]
         trace: bool,
+        /// Print the schedule (the format of a schedule file) before the run.
+        #[arg(long)]
+        print_schedule: bool,
     },
     /// Shrinks a failing seed to a small schedule and writes it to a file.
     Shrink {
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
             schedule,
             bug,
             trace,
+            print_schedule,
         } => {
             let schedule = match (seed, schedule) {
                 (Some(seed), _) => Schedule::derive(seed, bug.as_deref()),
@@ -103,6 +111,9 @@ fn main() -> ExitCode {
                 },
                 (None, None) => unreachable!("clap requires --seed or --schedule"),
             };
+            if print_schedule {
+                print!("{}", schedule.to_text());
+            }
             replay(&schedule, trace)
         }
         Command::Shrink {
@@ -149,7 +160,10 @@ fn report_failure(report: &Report, seed: u64, bug: Option<&str>) -> ExitCode {
     println!("settings: {}", report.settings);
     println!("{}", failure.violations[0]);
     if failure.violations.len() > 1 {
-        println!("({} more violations; replay with --trace to see the run)", failure.violations.len() - 1);
+        println!(
+            "({} more violations; replay with --trace to see the run)",
+            failure.violations.len() - 1
+        );
         for violation in failure.violations.iter().skip(1).take(5) {
             println!("  {}", violation.lines().next().unwrap_or_default());
         }
@@ -179,7 +193,7 @@ fn explore(seeds: u64, from: u64, bug: Option<&str>, verbose: bool, keep_going: 
             failures.push((seed, failure.class));
         }
         let done = seed - from + 1;
-        if done % 100 == 0 {
+        if done.is_multiple_of(100) {
             eprintln!(
                 "{done} seeds run, {} failed ({:.1} s)",
                 failures.len(),
@@ -246,7 +260,11 @@ fn shrink_seed(seed: u64, bug: Option<&str>, output: Option<PathBuf>, runs_max: 
         shrunk.failure.class.name()
     );
     println!("{}", shrunk.failure.violations[0]);
-    let features = if bug.is_some() { " --features planted-bugs" } else { "" };
+    let features = if bug.is_some() {
+        " --features planted-bugs"
+    } else {
+        ""
+    };
     println!(
         "wrote {}; replay it with: cargo run -p almanac-sim --release{features} -- replay --schedule {}",
         path.display(),

@@ -124,7 +124,9 @@ pub fn run(schedule: &Schedule) -> Report {
 
 #[cfg(feature = "planted-bugs")]
 fn set_bug(bug: Option<&str>) {
-    let bug = bug.map(|name| almanac::planted::Bug::from_name(name).unwrap_or_else(|error| panic!("{error}")));
+    let bug = bug.map(|name| {
+        almanac::planted::Bug::from_name(name).unwrap_or_else(|error| panic!("{error}"))
+    });
     almanac::planted::set_active(bug);
 }
 
@@ -304,7 +306,8 @@ fn node_and_others(cluster: &Cluster, node: u8) -> (String, Vec<String>) {
 /// node that is down, a host that a shrunk schedule no longer has).
 fn apply(cluster: &mut Cluster, fault: &Fault, pauses: &mut Vec<(u64, u8)>) -> Result<(), String> {
     let hosts: BTreeSet<String> = cluster.host_names().into_iter().collect();
-    let node_exists = |node: &u8| usize::from(*node) >= 1 && usize::from(*node) <= cluster.node_count();
+    let node_exists =
+        |node: &u8| usize::from(*node) >= 1 && usize::from(*node) <= cluster.node_count();
     let host_exists = |host: &String| hosts.contains(host);
     match fault {
         Fault::Crash(node) if node_exists(node) && cluster.is_up(*node) => cluster.crash(*node),
@@ -322,8 +325,16 @@ fn apply(cluster: &mut Cluster, fault: &Fault, pauses: &mut Vec<(u64, u8)>) -> R
             cluster.wipe_and_restart(*node)
         }
         Fault::Partition(side) => {
-            let side: Vec<String> = side.iter().filter(|host| host_exists(host)).cloned().collect();
-            let rest: Vec<String> = hosts.iter().filter(|host| !side.contains(host)).cloned().collect();
+            let side: Vec<String> = side
+                .iter()
+                .filter(|host| host_exists(host))
+                .cloned()
+                .collect();
+            let rest: Vec<String> = hosts
+                .iter()
+                .filter(|host| !side.contains(host))
+                .cloned()
+                .collect();
             if !side.is_empty() && !rest.is_empty() {
                 cluster.partition(&names(&side), &names(&rest));
             }
@@ -332,7 +343,11 @@ fn apply(cluster: &mut Cluster, fault: &Fault, pauses: &mut Vec<(u64, u8)>) -> R
             Some(primary) => {
                 let mut side = vec![format!("n{primary}")];
                 side.extend(clients.iter().filter(|host| host_exists(host)).cloned());
-                let rest: Vec<String> = hosts.iter().filter(|host| !side.contains(host)).cloned().collect();
+                let rest: Vec<String> = hosts
+                    .iter()
+                    .filter(|host| !side.contains(host))
+                    .cloned()
+                    .collect();
                 cluster.partition(&names(&side), &names(&rest));
             }
             None => cluster.log(format!("skip {fault}: no node is primary now")),
@@ -381,9 +396,9 @@ impl Known {
                 self.seen.insert(*event_id);
             }
             Response::Events(events) => self.seen.extend(events.iter().map(|event| event.0)),
-            Response::Inbox(notifications) => {
-                self.seen.extend(notifications.iter().map(|notification| notification.2))
-            }
+            Response::Inbox(notifications) => self
+                .seen
+                .extend(notifications.iter().map(|notification| notification.2)),
             _ => {}
         }
     }
@@ -461,7 +476,9 @@ async fn run_op(
                 return;
             };
             let (event_id, version) = known.own[index];
-            let response = client.edit_title(event_id, version, &format!("{title}-edit")).await;
+            let response = client
+                .edit_title(event_id, version, &format!("{title}-edit"))
+                .await;
             match response {
                 Response::Written { version, .. } => known.own[index].1 = version,
                 _ => {
@@ -532,7 +549,10 @@ mod tests {
             .collect();
         assert_eq!(codes.len(), 3);
         for reserved in [0, 1, 2] {
-            assert!(!codes.contains(&reserved), "exit status {reserved} is taken");
+            assert!(
+                !codes.contains(&reserved),
+                "exit status {reserved} is taken"
+            );
         }
     }
 }

@@ -150,12 +150,18 @@ pub enum Fault {
     IsolatePrimary(Vec<String>),
     /// Repairs every partition, both ways.
     Repair,
-    OneWay { from: u8, to: u8 },
+    OneWay {
+        from: u8,
+        to: u8,
+    },
     Hold(String, String),
     Release(String, String),
     ConnectionLoss(String, String),
     /// Holds every link of a node for this many milliseconds.
-    Pause { node: u8, ms: u64 },
+    Pause {
+        node: u8,
+        ms: u64,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -238,11 +244,9 @@ const SAFETY_MS: (u64, u64) = (6_000, 14_000);
 const OPS_PER_CLIENT: (u64, u64) = (4, 16);
 /// Chance that a client only reads, in percent.
 const READERS_PERCENT: u64 = 30;
-/// How many times more operations a reader makes than a writer: enough
-/// that its reads span the safety phase, including the end of a partition.
+/// How many times more operations a reader makes than a writer, so that
+/// its reads follow each other closely.
 const READER_OPS_FACTOR: u64 = 3;
-/// Maximum wait between two operations of a client.
-const WAIT_MS_MAX: u64 = 400;
 /// Most faults of each enabled kind per safety phase.
 const FAULTS_PER_KIND_MAX: u64 = 4;
 /// Minimum and maximum node clock rate, in parts per million of simulated
@@ -282,13 +286,16 @@ impl Schedule {
             .collect();
         // Some clients only read, so that a read can begin while another
         // client's write is outstanding or just acknowledged.
-        let read_kinds: Vec<OpKind> = OpKind::ALL.into_iter().filter(|kind| is_read(*kind)).collect();
+        let read_kinds: Vec<OpKind> = OpKind::ALL
+            .into_iter()
+            .filter(|kind| is_read(*kind))
+            .collect();
         let clients = (0..client_count)
             .map(|_| {
                 if draw.chance(READERS_PERCENT) {
-                    client_script(&mut draw, &read_kinds, READER_OPS_FACTOR)
+                    client_script(&mut draw, &read_kinds, READER_OPS_FACTOR, safety_ms)
                 } else {
-                    client_script(&mut draw, &op_kinds, 1)
+                    client_script(&mut draw, &op_kinds, 1, safety_ms)
                 }
             })
             .collect();
@@ -332,15 +339,22 @@ impl Schedule {
             FaultKind::Partition => {
                 // Half the partitions cut off whichever node is primary, as
                 // that is where a deposed primary can still serve clients.
-                let cut = if draw.chance(50) {
-                    Fault::IsolatePrimary(self.some_clients(draw))
-                } else {
-                    Fault::Partition(self.partition_side(draw))
-                };
                 // Clients of the cut-off side fail over only after their call
-                // times out (3 s), so a partition must last longer than that
-                // for the other side to acknowledge writes meanwhile.
-                let back = later(draw, 500, 8_000);
+                // times out (3 s), so an isolated primary stays cut off
+                // longer than that for the other side to acknowledge writes
+                // while it still serves the clients on its side.
+                let (cut, back) = if draw.chance(50) {
+                    let mut clients = self.some_clients(draw);
+                    if clients.is_empty() && !self.clients.is_empty() {
+                        clients.push(format!("q{}", draw.range(1, self.clients.len() as u64)));
+                    }
+                    (Fault::IsolatePrimary(clients), later(draw, 3_500, 8_000))
+                } else {
+                    (
+                        Fault::Partition(self.partition_side(draw)),
+                        later(draw, 100, 8_000),
+                    )
+                };
                 self.faults.push((at, cut));
                 self.faults.push((back, Fault::Repair));
             }
@@ -495,7 +509,7 @@ impl Schedule {
                 .parse_line(line)
                 .map_err(|error| format!("line {}: {error}: {line:?}", index + 1))?;
         }
-        if schedule.nodes % 2 == 0 || schedule.nodes > 9 {
+        if schedule.nodes.is_multiple_of(2) || schedule.nodes > 9 {
             return Err(format!(
                 "nodes {} is invalid; use an odd number up to 9",
                 schedule.nodes
@@ -513,7 +527,10 @@ impl Schedule {
             "latency-ms" => self.max_latency_ms = number(rest)?,
             "safety-ms" => self.safety_ms = number(rest)?,
             "clock-ppm" => {
-                self.clock_rates_ppm = words.iter().map(|word| number(word)).collect::<Result<_, _>>()?
+                self.clock_rates_ppm = words
+                    .iter()
+                    .map(|word| number(word))
+                    .collect::<Result<_, _>>()?
             }
             "bug" => self.bug = Some(rest.trim().to_owned()),
             "fault-kinds" => {
@@ -542,7 +559,10 @@ impl Schedule {
                 self.faults.push((number(at)?, parse_fault(fault)?));
             }
             "client" => {
-                let steps = words.iter().map(|word| parse_step(word)).collect::<Result<_, _>>()?;
+                let steps = words
+                    .iter()
+                    .map(|word| parse_step(word))
+                    .collect::<Result<_, _>>()?;
                 self.clients.push(steps);
             }
             other => return Err(format!("unknown key {other:?}")),
@@ -566,9 +586,12 @@ fn is_schedule(kind: OpKind) -> bool {
 }
 
 /// Draws a script of `factor` times the usual number of operations, each
-/// of a kind from `kinds`.
-fn client_script(draw: &mut Draw, kinds: &[OpKind], factor: u64) -> Vec<Step> {
+/// of a kind from `kinds`. The waits between them spread the script over
+/// about the safety phase of `safety_ms`, so that faults late in the phase
+/// still meet client calls.
+fn client_script(draw: &mut Draw, kinds: &[OpKind], factor: u64, safety_ms: u64) -> Vec<Step> {
     let count = factor * draw.range(OPS_PER_CLIENT.0, OPS_PER_CLIENT.1);
+    let wait_max = (2 * safety_ms / count).max(1);
     let mut steps = Vec::new();
     for _ in 0..count {
         let kind = kinds[draw.range(0, kinds.len() as u64 - 1) as usize];
@@ -576,9 +599,7 @@ fn client_script(draw: &mut Draw, kinds: &[OpKind], factor: u64) -> Vec<Step> {
             kind,
             pick: draw.next() as u32,
         });
-        if draw.chance(60) {
-            steps.push(Step::Wait(draw.range(1, WAIT_MS_MAX)));
-        }
+        steps.push(Step::Wait(draw.range(1, wait_max)));
     }
     steps
 }
@@ -690,11 +711,17 @@ mod tests {
             assert!(matches!(schedule.nodes, 3 | 5), "seed {seed}");
             assert!((1..=8).contains(&schedule.clients.len()), "seed {seed}");
             assert!(
-                schedule.faults.iter().all(|(at, _)| *at <= schedule.safety_ms),
+                schedule
+                    .faults
+                    .iter()
+                    .all(|(at, _)| *at <= schedule.safety_ms),
                 "seed {seed}: a fault after the safety phase"
             );
             assert!(
-                schedule.faults.windows(2).all(|pair| pair[0].0 <= pair[1].0),
+                schedule
+                    .faults
+                    .windows(2)
+                    .all(|pair| pair[0].0 <= pair[1].0),
                 "seed {seed}: faults out of order"
             );
         }
@@ -705,7 +732,11 @@ mod tests {
         let kinds: std::collections::BTreeSet<Vec<FaultKind>> = (0..50)
             .map(|seed| Schedule::derive(seed, None).fault_kinds)
             .collect();
-        assert!(kinds.len() > 10, "only {} distinct fault mixes", kinds.len());
+        assert!(
+            kinds.len() > 10,
+            "only {} distinct fault mixes",
+            kinds.len()
+        );
     }
 
     #[test]

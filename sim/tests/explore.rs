@@ -15,7 +15,10 @@ fn same_seed_same_trace() {
         let schedule = Schedule::derive(seed, None);
         let first = run(&schedule);
         let second = run(&schedule);
-        assert!(!first.trace.is_empty(), "seed {seed}: the run left no trace");
+        assert!(
+            !first.trace.is_empty(),
+            "seed {seed}: the run left no trace"
+        );
         assert_eq!(
             first.trace_digest, second.trace_digest,
             "seed {seed}: two runs gave different traces; replay it twice with \
@@ -46,7 +49,11 @@ fn sweep_finds_no_safety_violation() {
         let Some(failure) = report.failure else {
             continue;
         };
-        let first = failure.violations[0].lines().next().unwrap_or_default().to_owned();
+        let first = failure.violations[0]
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         // TODO: make liveness failures fail this test once peer links notice
         // a connection that a partition killed within a heartbeat or two;
         // today they take 10-15 s, longer than the liveness bound.
