@@ -1,9 +1,9 @@
 //! The checks run after every simulation, over the clients' history and the
 //! final state of each live node. Each returns one line per violation.
 //!
-//! - [`convergence`] (CONV): live nodes' committed logs agree op for op and
-//!   nodes at the same commit number have equal calendar digests; (LAG)
-//!   every live node reached the same commit number.
+//! - [`convergence`] (CONV): live nodes' committed logs agree op for op,
+//!   and nodes at the same commit number have equal calendar digests.
+//!   (LAG) Every live node reached the same commit number.
 //! - [`durability`] (DUR): every acknowledged write is in every live node's
 //!   final state.
 //! - [`exactly_once`] (ONCE): no request took effect twice, a rejected one

@@ -665,8 +665,8 @@ impl Cluster {
         let history = self.history.borrow().clone();
         let mut violations = std::mem::take(&mut self.violations);
         violations.extend(check::convergence(&nodes));
-        // A node that is still recovering, changing views or behind is the
-        // liveness checks' business (LAG); the state checks read the normal
+        // A node that is still recovering, changing views or behind fails
+        // the liveness check LAG, so the state checks read only the normal
         // nodes at the highest commit number.
         let is_normal = |node: &&NodeState| node.role == "Primary" || node.role == "Backup";
         let commit_max = nodes.iter().filter(is_normal).map(|node| node.commit).max();

@@ -244,6 +244,8 @@ const SAFETY_MS: (u64, u64) = (6_000, 14_000);
 const OPS_PER_CLIENT: (u64, u64) = (4, 16);
 /// Chance that a client only reads, in percent.
 const READERS_PERCENT: u64 = 30;
+/// Maximum wait between two operations of a busy client.
+const BUSY_WAIT_MS_MAX: u64 = 60;
 /// How many times more operations a reader makes than a writer, so that
 /// its reads follow each other closely.
 const READER_OPS_FACTOR: u64 = 3;
@@ -586,12 +588,17 @@ fn is_schedule(kind: OpKind) -> bool {
 }
 
 /// Draws a script of `factor` times the usual number of operations, each
-/// of a kind from `kinds`. The waits between them spread the script over
-/// about the safety phase of `safety_ms`, so that faults late in the phase
-/// still meet client calls.
+/// of a kind from `kinds`. Half the clients are busy, with short waits, so
+/// that many calls are in flight when a fault strikes. The others spread
+/// their script over about the safety phase of `safety_ms`, so that faults
+/// late in the phase still meet client calls.
 fn client_script(draw: &mut Draw, kinds: &[OpKind], factor: u64, safety_ms: u64) -> Vec<Step> {
     let count = factor * draw.range(OPS_PER_CLIENT.0, OPS_PER_CLIENT.1);
-    let wait_max = (2 * safety_ms / count).max(1);
+    let wait_max = if draw.chance(50) {
+        BUSY_WAIT_MS_MAX
+    } else {
+        (2 * safety_ms / count).max(1)
+    };
     let mut steps = Vec::new();
     for _ in 0..count {
         let kind = kinds[draw.range(0, kinds.len() as u64 - 1) as usize];

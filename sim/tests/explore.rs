@@ -55,8 +55,8 @@ fn sweep_finds_no_safety_violation() {
             .unwrap_or_default()
             .to_owned();
         // TODO: make liveness failures fail this test once peer links notice
-        // a connection that a partition killed within a heartbeat or two;
-        // today they take 10-15 s, longer than the liveness bound.
+        // a connection that a partition killed within a heartbeat or two.
+        // Today they take 10-15 s, which is longer than the liveness bound.
         if failure.class == Class::Liveness {
             liveness.push(format!("seed {seed}: {first}"));
             continue;

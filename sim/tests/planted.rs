@@ -67,10 +67,10 @@ fn forget_client_table_caught() {
     assert_caught(Bug::ForgetClientTable);
 }
 
-// TODO: random seeds have not yet produced the stale read this bug allows
-// (a client left with a deposed primary reading after the majority
-// acknowledged a write) within the seed budget; the directed run below
-// shows that the checks catch it once it happens.
+// TODO: within the seed budget, random seeds have not yet produced the
+// stale read that this bug allows. It needs a client left with a deposed
+// primary that reads after the majority acknowledged a write. The directed
+// run below shows that the checks catch it once it happens.
 #[test]
 #[ignore = "the explorer does not yet reach a stale read within the seed budget"]
 fn unconfirmed_read_caught() {
