@@ -22,6 +22,8 @@ pub mod calendar;
 pub mod client;
 pub mod ical;
 pub mod node;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod repl;
 pub mod replication;
 pub mod rpc;

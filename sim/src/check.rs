@@ -1,8 +1,9 @@
 //! The checks run after every simulation, over the clients' history and the
 //! final state of each live node. Each returns one line per violation.
 //!
-//! - [`convergence`] (CONV): live nodes have equal calendar digests and
-//!   equal commit numbers.
+//! - [`convergence`] (CONV): live nodes' committed logs agree op for op,
+//!   and nodes at the same commit number have equal calendar digests.
+//!   (LAG) Every live node reached the same commit number.
 //! - [`durability`] (DUR): every acknowledged write is in every live node's
 //!   final state.
 //! - [`exactly_once`] (ONCE): no request took effect twice, a rejected one
@@ -10,6 +11,8 @@
 //! - [`linearizable_reads`] (LIN): no read returned a version older than a
 //!   write acknowledged before the read began.
 //! - [`liveness`] (LIVE): writes invoked after healing completed in time.
+//! - [`notifications`] (NOTIFY): each client's stream delivered its user's
+//!   notifications in order, each once, as the committed state has them.
 //!
 //! Election safety (ONE) is sampled on every step by the harness instead.
 //! Every written title is unique within a run, which lets a title stand for
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use almanac::calendar::EventView;
 
-use crate::history::{Call, Operation, Response};
+use crate::history::{Call, Delivery, NotificationSummary, Operation, Response};
 
 /// The final state of one live node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +37,18 @@ pub struct NodeState {
     pub digest: [u8; 32],
     /// Every event hosted by a simulated user, by id.
     pub events: BTreeMap<u64, EventView>,
+    /// Every notification of each simulated user, by username.
+    pub inboxes: BTreeMap<String, Vec<NotificationSummary>>,
+    /// The committed log: (view, [`fingerprint`] of the payload) per op.
+    pub log: Vec<(u64, u64)>,
+}
+
+/// FNV-1a hash of `bytes`: a short, stable stand-in for a log entry or a
+/// trace in comparisons.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl NodeState {
@@ -55,28 +70,71 @@ impl NodeState {
     }
 }
 
-/// CONV: all live nodes hold the same calendar and commit number.
+/// CONV and LAG: all live nodes hold the same committed log, calendar and
+/// commit number.
 pub fn convergence(nodes: &[NodeState]) -> Vec<String> {
     let Some(first) = nodes.first() else {
-        return vec!["CONV: no node is live at the end of the run".to_owned()];
+        return vec!["LAG: no node is live at the end of the run".to_owned()];
     };
-    nodes[1..]
+    let mut violations = Vec::new();
+    for node in &nodes[1..] {
+        let common = first.log.len().min(node.log.len());
+        let differing = (0..common).find(|&index| first.log[index] != node.log[index]);
+        if let Some(index) = differing {
+            violations.push(format!(
+                "CONV: committed op {} differs: n{} has (view, entry) {:?}, n{} has {:?}",
+                index + 1,
+                first.id,
+                first.log[index],
+                node.id,
+                node.log[index]
+            ));
+        }
+        if node.commit != first.commit {
+            violations.push(format!(
+                "LAG: {} has another commit number than {}",
+                node.summary(),
+                first.summary()
+            ));
+        } else if node.digest != first.digest {
+            violations.push(format!(
+                "CONV: {} has another calendar than {}",
+                node.summary(),
+                first.summary()
+            ));
+        }
+    }
+    violations
+}
+
+/// Ids of the events that a delete may have removed: every delete that was
+/// not rejected.
+fn maybe_deleted(history: &[Operation]) -> std::collections::BTreeSet<u64> {
+    history
         .iter()
-        .filter(|node| node.digest != first.digest || node.commit != first.commit)
-        .map(|node| format!("CONV: {} differs from {}", node.summary(), first.summary()))
+        .filter_map(|operation| match operation.call {
+            Call::Delete { event_id } if !operation.failed() => Some(event_id),
+            _ => None,
+        })
         .collect()
 }
 
 /// DUR: each acknowledged schedule or edit is present on every live node,
 /// at its version or a later one, hosted by its user.
 pub fn durability(history: &[Operation], nodes: &[NodeState]) -> Vec<String> {
+    let deleted = maybe_deleted(history);
     let mut violations = Vec::new();
     for operation in history {
         let Some((event_id, version)) = operation.written() else {
             continue;
         };
+        if deleted.contains(&event_id) {
+            continue;
+        }
         let title = match &operation.call {
-            Call::Schedule { title } | Call::Resend { title } | Call::Edit { title, .. } => title,
+            Call::Schedule { title, .. } | Call::Resend { title } | Call::Edit { title, .. } => {
+                title
+            }
             _ => continue,
         };
         for node in nodes {
@@ -122,7 +180,7 @@ pub fn exactly_once(history: &[Operation], nodes: &[NodeState]) -> Vec<String> {
             ));
         }
         for operation in history.iter().filter(|operation| operation.failed()) {
-            let Call::Schedule { title } = &operation.call else {
+            let Call::Schedule { title, .. } = &operation.call else {
                 continue;
             };
             if by_title.contains_key(title.as_str()) {
@@ -143,7 +201,7 @@ fn resent_outcomes(history: &[Operation]) -> Vec<String> {
     let mut violations = Vec::new();
     for operation in history {
         match &operation.call {
-            Call::Schedule { title } => {
+            Call::Schedule { title, .. } => {
                 first.insert((&operation.client, title), operation);
             }
             Call::Resend { title } => {
@@ -178,7 +236,9 @@ pub fn linearizable_reads(history: &[Operation]) -> Vec<String> {
             continue;
         };
         let title = match &operation.call {
-            Call::Schedule { title } | Call::Resend { title } | Call::Edit { title, .. } => title,
+            Call::Schedule { title, .. } | Call::Resend { title } | Call::Edit { title, .. } => {
+                title
+            }
             _ => continue,
         };
         writes
@@ -212,14 +272,15 @@ pub fn linearizable_reads(history: &[Operation]) -> Vec<String> {
     violations
 }
 
-/// LIVE: every schedule or edit invoked at or after `healed` was
-/// acknowledged within `bound` of its invocation.
+/// LIVE: every write invoked at or after `healed` got a domain outcome (it
+/// took effect, or the calendar rejected it) within `bound` of its
+/// invocation.
 pub fn liveness(history: &[Operation], healed: Duration, bound: Duration) -> Vec<String> {
     let mut violations = Vec::new();
     for operation in history {
         let is_write = matches!(
             operation.call,
-            Call::Schedule { .. } | Call::Resend { .. } | Call::Edit { .. }
+            Call::Schedule { .. } | Call::Resend { .. } | Call::Edit { .. } | Call::Delete { .. }
         );
         if !is_write || operation.invoked < healed {
             continue;
@@ -227,7 +288,11 @@ pub fn liveness(history: &[Operation], healed: Duration, bound: Duration) -> Vec
         let in_time = operation
             .completed
             .is_some_and(|completed| completed - operation.invoked <= bound);
-        if operation.written().is_none() || !in_time {
+        let answered = matches!(
+            operation.response,
+            Some(Response::Written { .. } | Response::Deleted | Response::Rejected(_))
+        );
+        if !answered || !in_time {
             violations.push(format!(
                 "LIVE: {operation} did not complete within {bound:?} after healing at \
                  {healed:?}"
@@ -237,9 +302,50 @@ pub fn liveness(history: &[Operation], healed: Duration, bound: Duration) -> Vec
     violations
 }
 
+/// NOTIFY: each client's stream delivered notifications with consecutive
+/// sequence numbers (in order, none twice, none skipped), each equal in kind
+/// and event to the committed notification of that number on the first
+/// live node.
+// NOTE: completeness is not checked: a stream may still be catching up
+// when the run ends, so a client may have received fewer notifications than
+// its user has.
+pub fn notifications(
+    deliveries: &BTreeMap<String, Vec<Delivery>>,
+    nodes: &[NodeState],
+) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (client, received) in deliveries {
+        for pair in received.windows(2) {
+            if pair[1].seq != pair[0].seq + 1 {
+                violations.push(format!(
+                    "NOTIFY: {client} received notification {} of {} at {:?} after {} at {:?}",
+                    pair[1].seq, pair[1].user, pair[1].at, pair[0].seq, pair[0].at
+                ));
+            }
+        }
+        let Some(node) = nodes.first() else {
+            continue;
+        };
+        for delivery in received {
+            let committed = node
+                .inboxes
+                .get(&delivery.user)
+                .and_then(|inbox| inbox.iter().find(|(seq, _, _)| *seq == delivery.seq));
+            let expected = (delivery.seq, delivery.kind, delivery.event_id);
+            if committed != Some(&expected) {
+                violations.push(format!(
+                    "NOTIFY: {client} received {expected:?} for {} at {:?}, but n{} has {committed:?}",
+                    delivery.user, delivery.at, node.id
+                ));
+            }
+        }
+    }
+    violations
+}
+
 #[cfg(test)]
 mod tests {
-    use almanac::calendar::{Timing, Visibility};
+    use almanac::calendar::{NotificationKind, Rejection, Timing, Visibility};
 
     use super::*;
 
@@ -262,6 +368,8 @@ mod tests {
         operation(
             Call::Schedule {
                 title: title.into(),
+                start: 0,
+                public: false,
             },
             0,
             10,
@@ -298,6 +406,8 @@ mod tests {
             commit: 5,
             digest: [id; 32],
             events: events.iter().map(|e| (e.id, e.clone())).collect(),
+            inboxes: BTreeMap::new(),
+            log: Vec::new(),
         }
     }
 
@@ -361,7 +471,9 @@ mod tests {
     #[test]
     fn exactly_once_flags_rejected_but_present() {
         let mut rejected = schedule("t1", 1);
-        rejected.response = Some(Response::Rejected("conflict".into()));
+        rejected.response = Some(Response::Rejected(Rejection::Conflict {
+            slots: Vec::new(),
+        }));
         let nodes = [node(1, &[event(1, 1, "t1")])];
         assert_eq!(exactly_once(&[rejected], &nodes).len(), 1);
     }
@@ -404,6 +516,7 @@ mod tests {
         operation(
             Call::Edit {
                 event_id: 1,
+                version: version - 1,
                 title: title.into(),
             },
             completed - 5,
@@ -449,7 +562,11 @@ mod tests {
     #[test]
     fn liveness_flags_slow_write() {
         let slow = operation(
-            Call::Schedule { title: "t".into() },
+            Call::Schedule {
+                title: "t".into(),
+                start: 0,
+                public: false,
+            },
             1_000,
             20_000,
             Response::Written {
@@ -469,5 +586,91 @@ mod tests {
         lost.response = None;
         lost.completed = None;
         assert_eq!(liveness(&[lost], at(0), at(5_000)).len(), 1);
+    }
+
+    #[test]
+    fn convergence_flags_differing_log_entry() {
+        let mut a = node(1, &[]);
+        let mut b = node(2, &[]);
+        b.digest = a.digest;
+        a.log = vec![(0, 7), (0, 8)];
+        b.log = vec![(0, 7), (1, 9)];
+        let violations = convergence(&[a.clone(), b.clone()]);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].starts_with("CONV: committed op 2"),
+            "{violations:?}"
+        );
+        b.log.truncate(1);
+        assert!(convergence(&[a, b]).is_empty(), "a shorter prefix agrees");
+    }
+
+    #[test]
+    fn convergence_reports_lag_apart() {
+        let a = node(1, &[]);
+        let mut b = node(2, &[]);
+        b.commit = 3;
+        let violations = convergence(&[a, b]);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].starts_with("LAG:"), "{violations:?}");
+    }
+
+    #[test]
+    fn durability_skips_deleted_event() {
+        let delete = operation(Call::Delete { event_id: 1 }, 20, 30, Response::Deleted);
+        assert!(durability(&[schedule("t1", 1), delete], &[node(1, &[])]).is_empty());
+    }
+
+    #[test]
+    fn liveness_accepts_domain_rejection() {
+        let mut rejected = schedule("t", 1);
+        rejected.response = Some(Response::Rejected(Rejection::Conflict {
+            slots: Vec::new(),
+        }));
+        assert!(liveness(&[rejected], at(0), at(5_000)).is_empty());
+    }
+
+    fn delivery(seq: u64, event_id: u64) -> Delivery {
+        Delivery {
+            user: "alice".into(),
+            seq,
+            kind: NotificationKind::Invited,
+            event_id,
+            at: at(seq),
+        }
+    }
+
+    fn inbox_node(notifications: &[(u64, u64)]) -> NodeState {
+        let mut state = node(1, &[]);
+        let inbox = notifications
+            .iter()
+            .map(|&(seq, event_id)| (seq, NotificationKind::Invited, event_id))
+            .collect();
+        state.inboxes.insert("alice".into(), inbox);
+        state
+    }
+
+    #[test]
+    fn notifications_accept_consecutive() {
+        let deliveries = BTreeMap::from([("q1".to_owned(), vec![delivery(2, 5), delivery(3, 6)])]);
+        let nodes = [inbox_node(&[(1, 4), (2, 5), (3, 6)])];
+        assert!(notifications(&deliveries, &nodes).is_empty());
+    }
+
+    #[test]
+    fn notifications_flag_repeat_and_gap() {
+        let repeat = BTreeMap::from([("q1".to_owned(), vec![delivery(1, 4), delivery(1, 4)])]);
+        let nodes = [inbox_node(&[(1, 4), (2, 5), (3, 6)])];
+        assert_eq!(notifications(&repeat, &nodes).len(), 1);
+        let gap = BTreeMap::from([("q1".to_owned(), vec![delivery(1, 4), delivery(3, 6)])]);
+        assert_eq!(notifications(&gap, &nodes).len(), 1);
+    }
+
+    #[test]
+    fn notifications_flag_uncommitted() {
+        let deliveries = BTreeMap::from([("q1".to_owned(), vec![delivery(1, 9)])]);
+        let violations = notifications(&deliveries, &[inbox_node(&[(1, 4)])]);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].contains("n1 has Some"), "{violations:?}");
     }
 }

@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use almanac::calendar::{EventView, SearchQuery};
+use almanac::node::clock::Clock;
 use almanac::node::config::{NodeAddresses, SnapshotPolicy};
 use almanac::node::host::Host;
 use almanac::node::net::TurmoilConnector;
@@ -31,7 +32,7 @@ use almanac::rpc::calendar_capnp::node_status::Role;
 
 use crate::check::{self, NodeState};
 use crate::disk::{wipe_dir, DiskFaults, FaultDisk};
-use crate::history::{History, Operation, SimClient};
+use crate::history::{summarize_notifications, Deliveries, History, Operation, SimClient};
 use crate::seed::mix;
 
 /// Wall-clock time at which every simulation starts: 2026-01-01T00:00Z.
@@ -56,8 +57,8 @@ const UNSYNCED_WAIT_MAX: Duration = Duration::from_secs(2);
 /// First event start of the first client, in minutes since the Unix epoch
 /// (2030-01-01T00:00Z). Each further client starts `CLIENT_START_SPACING`
 /// later, so that no two clients' events overlap.
-const FIRST_START_MINUTE: i64 = 31_557_600;
-const CLIENT_START_SPACING: i64 = 1_000_000;
+pub const FIRST_START_MINUTE: i64 = 31_557_600;
+pub const CLIENT_START_SPACING: i64 = 1_000_000;
 const CLUSTER_SECRET: &[u8] = b"simulated cluster secret, 32 bytes";
 
 /// Settings of one simulated cluster.
@@ -72,6 +73,9 @@ pub struct Options {
     pub max_latency: Duration,
     /// When the nodes take snapshots and compact their logs.
     pub snapshot: SnapshotPolicy,
+    /// Speed of each node's wall clock in parts per million of simulated
+    /// time, by node index; nodes past the end run at 1,000,000.
+    pub clock_rates_ppm: Vec<u64>,
 }
 
 impl Default for Options {
@@ -81,6 +85,7 @@ impl Default for Options {
             duration: Duration::from_secs(120),
             max_latency: Duration::from_millis(10),
             snapshot: SnapshotPolicy::default(),
+            clock_rates_ppm: Vec::new(),
         }
     }
 }
@@ -95,6 +100,8 @@ struct NodeSlot {
     /// node opens its data directory.
     disk_edit: RefCell<Option<DiskEdit>>,
     faults: Rc<DiskFaults>,
+    /// Speed of the node's wall clock in parts per million.
+    clock_rate_ppm: u64,
     /// The service of the current boot; None while the node is down or
     /// before it opened its data directory.
     service: RefCell<Option<Rc<Service>>>,
@@ -112,8 +119,10 @@ pub struct Cluster {
     up: Vec<bool>,
     addresses: Vec<String>,
     history: History,
+    deliveries: Deliveries,
     users: Rc<RefCell<BTreeSet<String>>>,
     client_count: u64,
+    client_names: Vec<String>,
     /// Faults and first sightings of primaries, with simulated times; part
     /// of the trace the determinism check compares.
     trace: Vec<String>,
@@ -159,8 +168,10 @@ impl Cluster {
             up: vec![true; options.nodes],
             addresses: config.client_addresses(),
             history: History::default(),
+            deliveries: Deliveries::default(),
             users: Rc::default(),
             client_count: 0,
+            client_names: Vec::new(),
             trace: vec![format!("seed {seed}, {} nodes", options.nodes)],
             primaries: BTreeMap::new(),
             views: vec![0; options.nodes],
@@ -176,6 +187,11 @@ impl Cluster {
                 wipe_next_boot: Cell::new(false),
                 disk_edit: RefCell::new(None),
                 faults: Rc::default(),
+                clock_rate_ppm: options
+                    .clock_rates_ppm
+                    .get(usize::from(node.id) - 1)
+                    .copied()
+                    .unwrap_or(1_000_000),
                 service: RefCell::new(None),
                 start_error: RefCell::new(None),
             });
@@ -198,6 +214,7 @@ impl Cluster {
     {
         let index = self.client_count;
         self.client_count += 1;
+        self.client_names.push(name.to_owned());
         self.users.borrow_mut().insert(user.to_owned());
         let client = SimClient::new(
             name,
@@ -205,6 +222,7 @@ impl Cluster {
             self.addresses.clone(),
             mix(self.seed, 1000 + index),
             self.history.clone(),
+            self.deliveries.clone(),
             FIRST_START_MINUTE + CLIENT_START_SPACING * index as i64,
         );
         self.sim.client(name, async move {
@@ -216,6 +234,37 @@ impl Cluster {
     /// Returns the shared history of every client.
     pub fn history(&self) -> History {
         self.history.clone()
+    }
+
+    /// Returns the notifications each client's stream delivered.
+    pub fn deliveries(&self) -> Deliveries {
+        self.deliveries.clone()
+    }
+
+    /// Returns the number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Returns whether node `id` runs (it may still be opening its disk).
+    pub fn is_up(&self, id: u8) -> bool {
+        self.up[usize::from(id) - 1]
+    }
+
+    /// Returns how many nodes restarted with an empty disk and have not yet
+    /// taken part in a view since.
+    pub fn nodes_without_state(&self) -> usize {
+        self.catch_up
+            .iter()
+            .filter(|pending| pending.is_some())
+            .count()
+    }
+
+    /// Returns the names of every host: nodes `n1..`, then clients.
+    pub fn host_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.nodes.iter().map(|slot| slot.name.clone()).collect();
+        names.extend(self.client_names.iter().cloned());
+        names
     }
 
     /// Returns the simulated time since the run began.
@@ -264,7 +313,8 @@ impl Cluster {
         Ok(condition(self))
     }
 
-    fn log(&mut self, what: String) {
+    /// Adds a line to the trace, with the simulated time.
+    pub fn log(&mut self, what: String) {
         tracing::info!(at = ?self.now(), "{what}");
         self.trace.push(format!("{:?} {what}", self.now()));
     }
@@ -392,6 +442,13 @@ impl Cluster {
             .iter()
             .map(|&id| self.slot(id).faults.clone())
             .collect();
+        // Views a node enters from now on may never reach its disk, and a
+        // node that failed to store a view stops before it sends anything
+        // in that view, so after the crash only the views seen so far count.
+        let durable_views: Vec<u64> = unsynced
+            .iter()
+            .map(|&id| self.views[usize::from(id) - 1])
+            .collect();
         for (id, faults) in unsynced.iter().zip(&faults) {
             faults.fail_syncs.set(true);
             self.log(format!("fail every sync on n{id}"));
@@ -405,6 +462,9 @@ impl Cluster {
         }
         for &id in ids {
             self.crash(id);
+        }
+        for (&id, view) in unsynced.iter().zip(durable_views) {
+            self.views[usize::from(id) - 1] = view;
         }
         Ok(())
     }
@@ -486,6 +546,21 @@ impl Cluster {
         self.log(format!("release {a:?} with {b:?}"));
     }
 
+    /// Repairs every partition between any two hosts, in both directions,
+    /// and delivers every held message.
+    pub fn repair_all(&mut self) {
+        let hosts = self.host_names();
+        for a in &hosts {
+            for b in &hosts {
+                if a != b {
+                    self.sim.repair_oneway(a.as_str(), b.as_str());
+                    self.sim.release(a.as_str(), b.as_str());
+                }
+            }
+        }
+        self.log("repair and release every link".to_owned());
+    }
+
     /// Sets the latency of every link between the hosts of `a` and `b`.
     pub fn delay(&mut self, a: &[&str], b: &[&str], latency: Duration) {
         self.for_pairs(a, b, |sim, x, y| sim.set_link_latency(x, y, latency));
@@ -540,19 +615,21 @@ impl Cluster {
             }
             if status.view < self.views[index] {
                 self.violations.push(format!(
-                    "view of n{id} went back from {} to {} (at {:?})",
+                    "VIEW: the view of n{id} went back from {} to {} (at {:?})",
                     self.views[index],
                     status.view,
                     self.now()
                 ));
+                // Report each decrease once, not on every later step.
+                self.views[index] = status.view;
             }
             self.views[index] = self.views[index].max(status.view);
             if let Some(required) = self.catch_up[index] {
                 if matches!(status.role, Role::Primary | Role::Backup) {
                     if status.op < required {
                         self.violations.push(format!(
-                            "n{id} took part in view {} with op {} before it caught up to \
-                             commit {required} (at {:?})",
+                            "CATCHUP: n{id} took part in view {} with op {} before it caught \
+                             up to commit {required} (at {:?})",
                             status.view,
                             status.op,
                             self.now()
@@ -570,32 +647,54 @@ impl Cluster {
     pub fn finish(&mut self, quiet: Duration) -> Result<Outcome, String> {
         while !self.step()? {}
         self.run_for(quiet)?;
+        let (violations, outcome) = self.check();
+        if violations.is_empty() {
+            return Ok(outcome);
+        }
+        Err(format!(
+            "{} violations:\n  {}\ntrace:\n  {}",
+            violations.len(),
+            violations.join("\n  "),
+            outcome.trace.join("\n  ")
+        ))
+    }
+
+    /// Applies every check to the run so far: the violations sampled on
+    /// each step, then the checks of [`check`] over the history and the
+    /// live nodes. Returns the violations, each starting with its check's
+    /// name, and the run's trace, history and node states.
+    pub fn check(&mut self) -> (Vec<String>, Outcome) {
         let nodes = self.node_states();
         let history = self.history.borrow().clone();
         let mut violations = std::mem::take(&mut self.violations);
         violations.extend(check::convergence(&nodes));
-        violations.extend(check::durability(&history, &nodes));
-        violations.extend(check::exactly_once(&history, &nodes));
+        // A node that is still recovering, changing views or behind fails
+        // the liveness check LAG, so the state checks read only the normal
+        // nodes at the highest commit number.
+        let is_normal = |node: &&NodeState| node.role == "Primary" || node.role == "Backup";
+        let commit_max = nodes.iter().filter(is_normal).map(|node| node.commit).max();
+        let normal: Vec<NodeState> = nodes
+            .iter()
+            .filter(is_normal)
+            .filter(|node| Some(node.commit) == commit_max)
+            .cloned()
+            .collect();
+        violations.extend(check::durability(&history, &normal));
+        violations.extend(check::exactly_once(&history, &normal));
         violations.extend(check::linearizable_reads(&history));
+        violations.extend(check::notifications(&self.deliveries.borrow(), &normal));
         if let Some(healed) = self.healed_at {
             violations.extend(check::liveness(&history, healed, LIVE_BOUND));
         }
         let mut trace = self.trace.clone();
         trace.extend(nodes.iter().map(NodeState::summary));
         trace.extend(history.iter().map(Operation::to_string));
-        if violations.is_empty() {
-            return Ok(Outcome {
-                trace,
-                history,
-                nodes,
-            });
-        }
-        Err(format!(
-            "{} violations:\n  {}\ntrace:\n  {}",
-            violations.len(),
-            violations.join("\n  "),
-            trace.join("\n  ")
-        ))
+        let outcome = Outcome {
+            trace,
+            history,
+            nodes,
+        };
+        (violations, outcome)
     }
 
     fn node_states(&self) -> Vec<NodeState> {
@@ -607,6 +706,7 @@ impl Cluster {
                 let status = service.status();
                 let calendar = service.calendar();
                 let mut events = BTreeMap::new();
+                let mut inboxes = BTreeMap::new();
                 for user in users.iter() {
                     let query = SearchQuery {
                         host: Some(user.clone()),
@@ -614,7 +714,14 @@ impl Cluster {
                     };
                     let found: Vec<EventView> = calendar.search(user, &query).unwrap_or_default();
                     events.extend(found.into_iter().map(|event| (event.id, event)));
+                    let inbox = summarize_notifications(&calendar.notifications(user, 0));
+                    inboxes.insert(user.clone(), inbox);
                 }
+                let log = service
+                    .committed_log()
+                    .iter()
+                    .map(|entry| (entry.view, check::fingerprint(&entry.payload)))
+                    .collect();
                 NodeState {
                     id: status.id,
                     role: format!("{:?}", status.role),
@@ -623,6 +730,8 @@ impl Cluster {
                     commit: status.commit,
                     digest: calendar.digest(),
                     events,
+                    inboxes,
+                    log,
                 }
             })
             .collect()
@@ -672,10 +781,11 @@ async fn boot_node(slot: Rc<NodeSlot>, config: ClusterConfig, seed: u64) -> turm
     let client = turmoil::net::TcpListener::bind(("0.0.0.0", CLIENT_PORT)).await?;
     let peer = turmoil::net::TcpListener::bind(("0.0.0.0", PEER_PORT)).await?;
     let since_epoch = turmoil::since_epoch().expect("a booting node runs inside the simulation");
-    let host = Host::simulated(
+    let mut host = Host::simulated(
         mix(seed, u64::from(slot.id) << 32 | u64::from(boot)),
         since_epoch.as_millis() as i64,
     );
+    host.clock = Clock::simulated_at_rate(since_epoch.as_millis() as i64, slot.clock_rate_ppm);
     let options = NodeOptions {
         cluster: config,
         id: slot.id,

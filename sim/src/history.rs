@@ -7,12 +7,14 @@
 //! not have taken effect.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
 use almanac::calendar::{
-    EventChanges, EventDraft, EventView, Rejection, Timing, UnixMinute, Visibility,
+    EventChanges, EventDraft, EventView, Notification, NotificationKind, Rejection, SearchQuery,
+    Timing, UnixMinute, Visibility,
 };
 use almanac::client::{Client, ClientError, ClientEvent};
 use almanac::node::net::TurmoilConnector;
@@ -37,21 +39,47 @@ pub enum Call {
     Login {
         user: String,
     },
+    /// A new event: private without guests, or public (every user is
+    /// invited), starting at `start`.
     Schedule {
         title: String,
+        start: UnixMinute,
+        public: bool,
     },
     /// A schedule sent again under the request id of the previous call.
     Resend {
         title: String,
     },
+    /// A new title for an event, expected at `version`.
     Edit {
         event_id: u64,
+        version: u64,
         title: String,
+    },
+    Delete {
+        event_id: u64,
     },
     Read {
         event_id: u64,
     },
+    /// The events visible to the user that overlap `[from, to)`.
+    Agenda {
+        from: UnixMinute,
+        to: UnixMinute,
+    },
+    /// The visible events whose title or description contains `text`.
+    Search {
+        text: String,
+    },
+    /// Every notification of the user.
+    Inbox,
 }
+
+/// One event as a read returned it: id, version and title.
+pub type EventSummary = (u64, u64, String);
+
+/// One notification as a read returned it: sequence number, kind and event id.
+pub type NotificationSummary = (u64, NotificationKind, u64);
 
 /// The result of one operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,12 +88,19 @@ pub enum Response {
     Session,
     /// A write took effect and produced this version of this event.
     Written { event_id: u64, version: u64 },
+    /// A delete took effect.
+    Deleted,
     /// A read returned the event at this version.
     Read { version: u64, title: String },
-    /// The cluster rejected the call (a domain outcome): it had no effect.
-    Rejected(String),
-    /// The client gave up without a response, so the call may or may not
-    /// have taken effect.
+    /// An agenda or search returned these events, in its order.
+    Events(Vec<EventSummary>),
+    /// An inbox read returned these notifications.
+    Inbox(Vec<NotificationSummary>),
+    /// The calendar rejected the call (a domain outcome): it changed
+    /// nothing but the client table.
+    Rejected(Rejection),
+    /// The client gave up without a domain outcome (a timeout, or a node
+    /// that could not serve), so the call may or may not have taken effect.
     Unknown(String),
 }
 
@@ -115,6 +150,21 @@ impl fmt::Display for Operation {
 /// one run.
 pub type History = Rc<RefCell<Vec<Operation>>>;
 
+/// The notifications each client received on its stream, in arrival order,
+/// by client name.
+pub type Deliveries = Rc<RefCell<BTreeMap<String, Vec<Delivery>>>>;
+
+/// One notification a client's stream delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub user: String,
+    pub seq: u64,
+    pub kind: NotificationKind,
+    pub event_id: u64,
+    /// Simulated time of the delivery.
+    pub at: Duration,
+}
+
 /// Simulated time since the run began. Must run inside a turmoil host.
 pub fn now() -> Duration {
     turmoil::sim_elapsed().expect("sim_elapsed is known inside a simulated host")
@@ -136,7 +186,9 @@ pub struct SimClient {
     pub user: String,
     client: Client<TurmoilConnector>,
     history: History,
-    /// Notifications and node switches; drained so the channel stays small.
+    deliveries: Deliveries,
+    /// Notifications and node switches; drained after every call into
+    /// `deliveries`, so the channel stays small.
     events: mpsc::UnboundedReceiver<ClientEvent>,
     /// Minute at which this client's next event starts; each event gets a
     /// slot of its own, so no two events of one user conflict.
@@ -152,6 +204,7 @@ impl SimClient {
         addresses: Vec<String>,
         seed: u64,
         history: History,
+        deliveries: Deliveries,
         first_start: UnixMinute,
     ) -> SimClient {
         let (sender, events) = mpsc::unbounded_channel();
@@ -160,6 +213,7 @@ impl SimClient {
             user: user.to_owned(),
             client: Client::with_connector(TurmoilConnector, addresses, sender, seed),
             history,
+            deliveries,
             events,
             next_start: first_start,
             last_draft: None,
@@ -179,8 +233,26 @@ impl SimClient {
         history.len() - 1
     }
 
+    /// Moves the notifications the stream delivered so far into the run's
+    /// deliveries.
+    pub fn drain_notifications(&mut self) {
+        let mut deliveries = self.deliveries.borrow_mut();
+        let received = deliveries.entry(self.name.clone()).or_default();
+        while let Ok(event) = self.events.try_recv() {
+            if let ClientEvent::Notification(notification) = event {
+                received.push(Delivery {
+                    user: self.user.clone(),
+                    seq: notification.seq,
+                    kind: notification.kind,
+                    event_id: notification.event.id,
+                    at: now(),
+                });
+            }
+        }
+    }
+
     fn end(&mut self, index: usize, response: Response) -> Response {
-        while self.events.try_recv().is_ok() {}
+        self.drain_notifications();
         let mut history = self.history.borrow_mut();
         let operation = &mut history[index];
         operation.completed = Some(now());
@@ -218,27 +290,29 @@ impl SimClient {
         self.end(index, session_response(result.map(|_| ()))) == Response::Session
     }
 
-    fn draft(&mut self, title: &str) -> EventDraft {
+    /// Returns the start of the next slot of this client's own, so that no
+    /// two of its events overlap.
+    pub fn next_slot(&mut self) -> UnixMinute {
         let start = self.next_start;
         self.next_start += 60;
-        EventDraft {
-            title: title.to_owned(),
-            description: format!("written by {} as {}", self.name, self.user),
-            start,
-            zone: ZONE.to_owned(),
-            duration_minutes: EVENT_MINUTES,
-            visibility: Visibility::Private { guests: Vec::new() },
-            recurrence: None,
-            timing: Timing::Zoned,
-        }
+        start
     }
 
     /// Schedules a private event in a slot of its own.
     pub async fn schedule(&mut self, title: &str) -> Response {
+        let start = self.next_slot();
+        self.schedule_at(title, start, false).await
+    }
+
+    /// Schedules an event at `start`, public (every user invited) or
+    /// private without guests.
+    pub async fn schedule_at(&mut self, title: &str, start: UnixMinute, public: bool) -> Response {
         let index = self.begin(Call::Schedule {
             title: title.to_owned(),
+            start,
+            public,
         });
-        let draft = self.draft(title);
+        let draft = draft(&self.name, &self.user, title, start, public);
         let result = self.client.schedule(&draft).await;
         self.last_draft = Some(draft);
         self.end(index, write_response(result))
@@ -269,6 +343,7 @@ impl SimClient {
     pub async fn edit_title(&mut self, event_id: u64, version: u64, title: &str) -> Response {
         let index = self.begin(Call::Edit {
             event_id,
+            version,
             title: title.to_owned(),
         });
         let changes = EventChanges {
@@ -279,11 +354,99 @@ impl SimClient {
         self.end(index, write_response(result))
     }
 
+    /// Deletes an event the user hosts.
+    pub async fn delete(&mut self, event_id: u64) -> Response {
+        let index = self.begin(Call::Delete { event_id });
+        let response = match self.client.delete(event_id).await {
+            Ok(()) => Response::Deleted,
+            Err(error) => failure(error),
+        };
+        self.end(index, response)
+    }
+
     /// Reads one event through a linearizable read.
     pub async fn read(&mut self, event_id: u64) -> Response {
         let index = self.begin(Call::Read { event_id });
         let result = self.client.event(event_id).await;
         self.end(index, read_response(result))
+    }
+
+    /// Reads the user's agenda for `[from, to)`.
+    pub async fn agenda(&mut self, from: UnixMinute, to: UnixMinute) -> Response {
+        let index = self.begin(Call::Agenda { from, to });
+        let result = self.client.agenda(from, to).await;
+        self.end(index, events_response(result))
+    }
+
+    /// Searches the visible events for `text`.
+    pub async fn search(&mut self, text: &str) -> Response {
+        let index = self.begin(Call::Search {
+            text: text.to_owned(),
+        });
+        let query = SearchQuery {
+            text: Some(text.to_owned()),
+            ..SearchQuery::default()
+        };
+        let result = self.client.search(&query).await;
+        self.end(index, events_response(result))
+    }
+
+    /// Reads every notification of the user.
+    pub async fn inbox(&mut self) -> Response {
+        let index = self.begin(Call::Inbox);
+        let response = match self.client.inbox_after(Some(0)).await {
+            Ok((notifications, _)) => Response::Inbox(summarize_notifications(&notifications)),
+            Err(error) => failure(error),
+        };
+        self.end(index, response)
+    }
+
+    /// Starts the notification stream. Returns whether it started; the
+    /// notifications that were waiting are not recorded, because the stream
+    /// check follows only what the stream pushed.
+    pub async fn start_notifications(&mut self) -> bool {
+        self.client.start_notifications().await.is_ok()
+    }
+}
+
+/// Returns the draft of one simulated event.
+pub fn draft(client: &str, user: &str, title: &str, start: UnixMinute, public: bool) -> EventDraft {
+    EventDraft {
+        title: title.to_owned(),
+        description: format!("written by {client} as {user}"),
+        start,
+        zone: ZONE.to_owned(),
+        duration_minutes: EVENT_MINUTES,
+        visibility: if public {
+            Visibility::Public
+        } else {
+            Visibility::Private { guests: Vec::new() }
+        },
+        recurrence: None,
+        timing: Timing::Zoned,
+    }
+}
+
+/// Returns the (seq, kind, event id) of each notification.
+pub fn summarize_notifications(notifications: &[Notification]) -> Vec<NotificationSummary> {
+    notifications
+        .iter()
+        .map(|notification| (notification.seq, notification.kind, notification.event.id))
+        .collect()
+}
+
+/// Returns the (id, version, title) of each event.
+pub fn summarize_events(events: &[EventView]) -> Vec<EventSummary> {
+    events
+        .iter()
+        .map(|event| (event.id, event.version, event.title.clone()))
+        .collect()
+}
+
+fn events_response(result: Result<Vec<EventView>, ClientError>) -> Response {
+    match result {
+        Ok(events) => Response::Events(summarize_events(&events)),
+        Err(error) => failure(error),
     }
 }
 
@@ -313,7 +476,7 @@ fn read_response(result: Result<EventView, ClientError>) -> Response {
 
 fn failure(error: ClientError) -> Response {
     match error {
-        ClientError::Rejected(rejection) => Response::Rejected(rejection.to_string()),
+        ClientError::Rejected(ApiRejection::Calendar(rejection)) => Response::Rejected(rejection),
         other => Response::Unknown(other.to_string()),
     }
 }

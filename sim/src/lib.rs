@@ -17,7 +17,11 @@ pub mod check;
 pub mod cluster;
 pub mod disk;
 pub mod history;
+pub mod linearizability;
+pub mod run;
+pub mod schedule;
 pub mod seed;
+pub mod shrink;
 pub mod workload;
 
 pub use cluster::{Cluster, Options, Outcome};

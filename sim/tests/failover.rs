@@ -162,7 +162,7 @@ fn split_brain(seed: u64) -> Result<Outcome, String> {
     cluster.healed();
     let outcome = cluster.finish(3 * SECOND)?;
     for operation in &outcome.history {
-        let Call::Schedule { title } = &operation.call else {
+        let Call::Schedule { title, .. } = &operation.call else {
             continue;
         };
         if title == "Standup 09:00" && operation.written().is_some() {
@@ -330,7 +330,7 @@ fn retried_request(seed: u64) -> Result<Outcome, String> {
         .history
         .iter()
         .filter(|operation| {
-            matches!(&operation.call, Call::Schedule { title } | Call::Resend { title }
+            matches!(&operation.call, Call::Schedule { title, .. } | Call::Resend { title }
                 if title == "shift u6")
         })
         .filter_map(|operation| operation.response.as_ref())

@@ -363,6 +363,8 @@ pub(super) fn apply_entry(calendar: &mut Calendar, entry: &Entry) -> crate::cale
             entry.op, entry.view
         )
     });
+    #[cfg(feature = "planted-bugs")]
+    let request = crate::planted::forget_client_table(calendar, entry.view, request);
     calendar.apply(&request)
 }
 

@@ -148,6 +148,12 @@ impl Replica {
             op: self.op(),
         };
         out.send.push((from, prepare_ok));
+        #[cfg(feature = "planted-bugs")]
+        let commit = if crate::planted::active(crate::planted::Bug::ApplyUncommitted) {
+            self.op()
+        } else {
+            commit
+        };
         self.commit_through(commit, out);
     }
 
@@ -327,6 +333,10 @@ impl Replica {
         view: u64,
         out: &mut Output,
     ) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        if view < self.view && crate::planted::active(crate::planted::Bug::StaleView) {
+            (self.view, self.log_view) = (view, view);
+        }
         if view < self.view {
             self.ignore(kind, view, "stale view");
             return false;
@@ -417,6 +427,12 @@ impl Replica {
         durable.push(own);
         durable.sort_unstable_by(|a, b| b.cmp(a));
         let quorum_op = durable.get(f).copied().unwrap_or(0);
+        #[cfg(feature = "planted-bugs")]
+        let quorum_op = if crate::planted::active(crate::planted::Bug::SkipQuorum) {
+            self.op()
+        } else {
+            quorum_op
+        };
         self.commit_through(quorum_op, out);
         self.release_reads(out);
     }

@@ -22,6 +22,11 @@ impl Replica {
             out.reads_failed.push((read, redirect));
             return out;
         }
+        #[cfg(feature = "planted-bugs")]
+        if crate::planted::active(crate::planted::Bug::UnconfirmedRead) {
+            out.reads_ready.push(read);
+            return out;
+        }
         self.reads_waiting.push(read);
         if self.reads_in_round.is_empty() {
             self.start_read_round(&mut out);
