@@ -147,4 +147,9 @@ interface PeerLink {
   # Delivers one message. Fails with an exception when `message.replica` is
   # not the authenticated peer or the message is malformed.
   send @0 (message :Message) -> stream;
+  # Answers at once. The sending side calls it a few times a second: a
+  # stream send returns as soon as flow control has room, so a connection
+  # whose bytes a network fault dropped would otherwise look alive until the
+  # window filled, which takes many seconds of heartbeats.
+  ping @1 () -> ();
 }

@@ -39,8 +39,11 @@ pub struct NodeState {
     pub events: BTreeMap<u64, EventView>,
     /// Every notification of each simulated user, by username.
     pub inboxes: BTreeMap<String, Vec<NotificationSummary>>,
-    /// The committed log: (view, [`fingerprint`] of the payload) per op.
+    /// The committed log after the node's newest snapshot: (view,
+    /// [`fingerprint`] of the payload) of op `log_base + 1 + index`. The ops
+    /// up to `log_base` are compacted; the digest covers them.
     pub log: Vec<(u64, u64)>,
+    pub log_base: u64,
 }
 
 /// FNV-1a hash of `bytes`: a short, stable stand-in for a log entry or a
@@ -78,16 +81,18 @@ pub fn convergence(nodes: &[NodeState]) -> Vec<String> {
     };
     let mut violations = Vec::new();
     for node in &nodes[1..] {
-        let common = first.log.len().min(node.log.len());
-        let differing = (0..common).find(|&index| first.log[index] != node.log[index]);
-        if let Some(index) = differing {
+        let at = |state: &NodeState, op: u64| state.log[(op - state.log_base - 1) as usize];
+        let from = first.log_base.max(node.log_base) + 1;
+        let through =
+            (first.log_base + first.log.len() as u64).min(node.log_base + node.log.len() as u64);
+        let differing = (from..=through).find(|&op| at(first, op) != at(node, op));
+        if let Some(op) = differing {
             violations.push(format!(
-                "CONV: committed op {} differs: n{} has (view, entry) {:?}, n{} has {:?}",
-                index + 1,
+                "CONV: committed op {op} differs: n{} has (view, entry) {:?}, n{} has {:?}",
                 first.id,
-                first.log[index],
+                at(first, op),
                 node.id,
-                node.log[index]
+                at(node, op)
             ));
         }
         if node.commit != first.commit {
@@ -408,6 +413,7 @@ mod tests {
             events: events.iter().map(|e| (e.id, e.clone())).collect(),
             inboxes: BTreeMap::new(),
             log: Vec::new(),
+            log_base: 0,
         }
     }
 
@@ -602,7 +608,19 @@ mod tests {
             "{violations:?}"
         );
         b.log.truncate(1);
-        assert!(convergence(&[a, b]).is_empty(), "a shorter prefix agrees");
+        assert!(
+            convergence(&[a.clone(), b.clone()]).is_empty(),
+            "a shorter prefix agrees"
+        );
+        b.log = vec![(1, 9)];
+        b.log_base = 1;
+        let violations = convergence(&[a.clone(), b.clone()]);
+        assert!(
+            violations[0].starts_with("CONV: committed op 2"),
+            "ops line up after a compacted prefix: {violations:?}"
+        );
+        b.log = vec![(0, 8)];
+        assert!(convergence(&[a, b]).is_empty(), "{violations:?}");
     }
 
     #[test]

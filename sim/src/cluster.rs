@@ -717,8 +717,11 @@ impl Cluster {
                     let inbox = summarize_notifications(&calendar.notifications(user, 0));
                     inboxes.insert(user.clone(), inbox);
                 }
-                let log = service
-                    .committed_log()
+                let committed = service.committed_log();
+                let log_base = committed
+                    .first()
+                    .map_or(status.commit, |entry| entry.op - 1);
+                let log = committed
                     .iter()
                     .map(|entry| (entry.view, check::fingerprint(&entry.payload)))
                     .collect();
@@ -732,6 +735,7 @@ impl Cluster {
                     events,
                     inboxes,
                     log,
+                    log_base,
                 }
             })
             .collect()

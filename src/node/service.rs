@@ -120,12 +120,13 @@ impl Service {
         self.calendar.borrow()
     }
 
-    /// Returns the committed prefix of this node's log, for the
-    /// simulation's check that the nodes' logs agree op for op.
+    /// Returns the committed entries of this node's log after its newest
+    /// snapshot, for the simulation's check that the nodes' logs agree op
+    /// for op.
     #[cfg(feature = "sim")]
     pub fn committed_log(&self) -> Vec<crate::replication::Entry> {
         let replica = self.replica.borrow();
-        replica.log()[..replica.commit() as usize].to_vec()
+        replica.log()[..(replica.commit() - replica.op_base()) as usize].to_vec()
     }
 
     /// Returns a receiver that changes whenever new entries have been applied.

@@ -30,6 +30,9 @@ const CHALLENGE_BYTES: usize = 32;
 /// Deadline for connecting, authenticating, and for each send on a link.
 /// A peer slower than this is treated as gone and dialled again.
 pub const PEER_CALL_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Time between two pings on an outgoing peer link: a few a second cost
+/// nothing next to the heartbeats and find a dead connection quickly.
+const PEER_PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Messages queued for one peer before new ones are dropped. The protocol
 /// resends what matters (heartbeats, prepares), so dropping under back
@@ -365,6 +368,14 @@ struct PeerLinkServer {
 }
 
 impl peer_link::Server for PeerLinkServer {
+    async fn ping(
+        self: CapRc<Self>,
+        _: peer_link::PingParams,
+        _: peer_link::PingResults,
+    ) -> Result<(), capnp::Error> {
+        Ok(())
+    }
+
     async fn send(self: CapRc<Self>, params: peer_link::SendParams) -> Result<(), capnp::Error> {
         let (claimed, message) = read_message(params.get()?.get_message()?)?;
         if claimed != self.peer {
@@ -418,22 +429,43 @@ pub async fn run_outgoing_link<C: Connector>(
 }
 
 /// Sends queued messages until the link fails (Some(reason)) or the queue
-/// closes (None).
+/// closes (None). A ping every [`PEER_PROBE_INTERVAL`] that gets no answer
+/// within [`PEER_CALL_TIMEOUT`] fails the link, so that a connection that
+/// silently lost bytes is dialled again within about a second.
 async fn forward(
     link: &peer_link::Client,
     self_id: ReplicaId,
     outgoing: &mut mpsc::Receiver<Message>,
 ) -> Option<String> {
-    while let Some(message) = outgoing.recv().await {
-        let mut request = link.send_request();
-        write_message(request.get().init_message(), self_id, &message);
-        match tokio::time::timeout(PEER_CALL_TIMEOUT, request.send()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return Some(error.to_string()),
-            Err(_) => return Some("send timed out".into()),
+    let mut probe = tokio::time::interval(PEER_PROBE_INTERVAL);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ping = None;
+    loop {
+        tokio::select! {
+            message = outgoing.recv() => {
+                let message = message?;
+                let mut request = link.send_request();
+                write_message(request.get().init_message(), self_id, &message);
+                match tokio::time::timeout(PEER_CALL_TIMEOUT, request.send()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => return Some(error.to_string()),
+                    Err(_) => return Some("send timed out".into()),
+                }
+            }
+            _ = probe.tick(), if ping.is_none() => {
+                let answer = link.ping_request().send().promise;
+                ping = Some(Box::pin(tokio::time::timeout(PEER_CALL_TIMEOUT, answer)));
+            }
+            answer = async { ping.as_mut().expect("guarded by is_some").await }, if ping.is_some() => {
+                ping = None;
+                match answer {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => return Some(format!("ping failed: {error}")),
+                    Err(_) => return Some("the peer stopped answering pings".into()),
+                }
+            }
         }
     }
-    None
 }
 
 async fn dial<C: Connector>(
