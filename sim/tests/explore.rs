@@ -1,7 +1,7 @@
 //! The seed explorer on the real code: runs are deterministic, and a
 //! bounded sweep passes every check: safety, liveness and no panic.
 
-use almanac_sim::run::{run, Class};
+use almanac_sim::run::run;
 use almanac_sim::schedule::Schedule;
 use almanac_sim::seed::SEEDS_VAR;
 
