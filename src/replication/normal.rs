@@ -4,7 +4,9 @@
 
 use super::message::{check_entries, Entry, Message};
 use super::replica::Replica;
-use super::{Accepted, Output, ReplicaId, RequestRef, Status};
+use super::{
+    count_within_bytes, Accepted, Output, ReplicaId, RequestRef, Status, PREPARE_BYTES_MAX,
+};
 
 /// The maximum number of entries resent to a lagging backup in one prepare, so that one
 /// message stays small; the next heartbeat round resends the next batch.
@@ -84,11 +86,13 @@ impl Replica {
             out.send.push((to, self.new_snapshot()));
             return;
         }
-        let count = (self.op() - acked).min(PREPARE_RESEND_ENTRIES_MAX as u64);
+        let missing = self.log_after(acked);
+        let lengths = missing.iter().map(|entry| entry.payload.len());
+        let count = count_within_bytes(lengths, PREPARE_BYTES_MAX).min(PREPARE_RESEND_ENTRIES_MAX);
         let prepare = Message::Prepare {
             view: self.view,
             commit: self.commit,
-            entries: self.log_after(acked)[..count as usize].to_vec(),
+            entries: missing[..count].to_vec(),
         };
         out.send.push((to, prepare));
     }
@@ -230,10 +234,16 @@ impl Replica {
             out.send.push((from, self.new_snapshot()));
             return;
         }
+        // A reply bounded in bytes is a prefix of the log, and the backup
+        // fetches the rest through the resends that its commit-ok replies
+        // trigger.
+        let entries = self.log_after(op);
+        let lengths = entries.iter().map(|entry| entry.payload.len());
+        let count = count_within_bytes(lengths, PREPARE_BYTES_MAX);
         let new_state = Message::NewState {
             view: self.view,
             op,
-            entries: self.log_after(op).to_vec(),
+            entries: entries[..count].to_vec(),
             commit: self.commit,
         };
         out.send.push((from, new_state));
