@@ -1,6 +1,7 @@
 //! Limits of a real node that a client can hit: connections per remote
 //! address, failed logins per user, and prepares of many large requests.
 
+#[allow(dead_code, unused_imports)]
 mod cluster_support;
 mod common;
 
@@ -10,7 +11,6 @@ use std::thread;
 use std::time::Duration;
 
 use almanac::calendar::limits::{MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS};
-
 use almanac::rpc::gateway::login_limit::USER_FAILURES_BURST;
 use almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_MAX;
 use cluster_support::{Cluster, Repl};

@@ -1,7 +1,7 @@
 //! A snapshot transfer fed honest chunks of a file, forged chunks and
-//! restarts of the receiver, in an order the fuzzer picks: it never panics,
-//! and a transfer that completes hands over a file that decodes to a state
-//! at the requested op.
+//! restarts of the receiver, in an order the fuzzer picks. The receiver
+//! must not panic, and a transfer that completes must hand over a file that
+//! decodes to a state at the requested op.
 
 #![no_main]
 

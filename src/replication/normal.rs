@@ -479,6 +479,53 @@ mod tests {
         );
     }
 
+    /// Returns the payload bytes of a prepare's or new-state's entries.
+    fn entry_bytes(message: &Message) -> usize {
+        let entries = match message {
+            Message::Prepare { entries, .. } | Message::NewState { entries, .. } => entries,
+            other => panic!("expected a prepare or new-state, got {other:?}"),
+        };
+        entries.iter().map(|entry| entry.payload.len()).sum()
+    }
+
+    #[test]
+    fn lagging_backup_catch_up_bounded() {
+        const OPS: u64 = 8;
+        let mut cluster = Cluster::new(3, 1);
+        cluster.isolate(2);
+        for index in 0..OPS {
+            cluster.request(0, vec![index as u8; 3 << 20]);
+            cluster.deliver_all();
+        }
+        assert_eq!(cluster.replica(0).commit(), OPS);
+        assert_eq!(cluster.replica(2).op(), 0);
+
+        let view = cluster.replica(0).view();
+        let out = cluster.drive(0, |replica| {
+            let mut out = Output::default();
+            replica.on_get_state(2, view, 0, &mut out);
+            replica.resend_prepare(2, 0, &mut out);
+            out
+        });
+        assert_eq!(out.send.len(), 2, "one new-state and one prepare");
+        for (to, message) in &out.send {
+            let bytes = entry_bytes(message);
+            assert_eq!(*to, 2);
+            assert!(bytes > 0, "{} carries no entries", message.kind());
+            assert!(
+                bytes <= PREPARE_BYTES_MAX,
+                "{} carries {bytes} bytes",
+                message.kind()
+            );
+        }
+
+        cluster.heal();
+        for _ in 0..OPS {
+            cluster.heartbeat();
+        }
+        assert_eq!(cluster.replica(2).op(), OPS, "the backup caught up");
+    }
+
     #[test]
     fn request_commits_on_all() {
         let mut cluster = Cluster::new(3, 1);
