@@ -10,6 +10,10 @@
 # `-Z` flags to rustc; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 # them. A crash leaves its input in fuzz/artifacts/TARGET/; turn it into a
 # regression test beside the code that failed.
+#
+# Seeds in fuzz/seeds/TARGET/ start a target's corpus: the iCalendar files
+# of tests/data/ical for ical_import, and a backup of a small calendar (a
+# snapshot file) for snapshot_file and snapshot_transfer.
 set -euo pipefail
 
 budget="${1:-60}"

@@ -64,6 +64,14 @@ impl ParsedRule {
     /// describe what is wrong with the text in a way a user can act on.
     pub fn parse(text: &str) -> Result<ParsedRule, String> {
         let text = text.trim();
+        // RFC 5545 writes a rule in ASCII, and the rrule crate (0.14) panics
+        // on a multi-byte character inside a BYDAY value.
+        if let Some(found) = text.chars().find(|character| !character.is_ascii()) {
+            return Err(format!(
+                "\"{text}\" is not a valid RRULE: it contains the non-ASCII character {found:?}; \
+                 write the rule in ASCII, such as FREQ=WEEKLY;BYDAY=MO,TH"
+            ));
+        }
         let text = text
             .strip_prefix("RRULE:")
             .or_else(|| text.strip_prefix("rrule:"))
@@ -666,6 +674,15 @@ fn join_words(items: &[String]) -> String {
 mod tests {
     use super::super::types::{EventView, OccurrenceOverride, Recurrence, Timing, Visibility};
     use super::*;
+
+    #[test]
+    fn non_ascii_weekday_rejected() {
+        // Found by fuzzing the iCalendar import: the rrule crate panicked on
+        // the two-byte character inside "THԷR".
+        let rule = "RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH\u{537}R;BYSETPOS=-1;COUNT=3";
+        let error = ParsedRule::parse(rule).expect_err("a rule with a non-ASCII weekday");
+        assert!(error.contains("non-ASCII character"), "{error}");
+    }
 
     fn local(zone: &str, date: &str, time: &str) -> UnixMinute {
         let naive =

@@ -34,7 +34,8 @@ use crate::node::config::SnapshotPolicy;
 use crate::node::host::Host;
 use crate::node::service::{LogEntry, Service};
 use crate::replication::{
-    self, Durable, Entry, Message, Output, ReadRef, Replica, ReplicaId, ViewRecord,
+    self, count_within_bytes, Durable, Entry, Message, Output, ReadRef, Replica, ReplicaId,
+    RequestRef, ViewRecord, PREPARE_BYTES_MAX,
 };
 use crate::rpc::convert::ApiRejection;
 use crate::rpc::peer::Inbound;
@@ -57,6 +58,25 @@ const ROUND_MESSAGES_MAX: usize = 1024;
 /// Queued requests that go out in a prepare at once even while this node's
 /// fdatasync runs, so that a burst cannot grow one prepare without bound.
 const PREPARE_REQUESTS_MAX: usize = 1024;
+
+/// Returns whether the queued requests fill one prepare, by count or by
+/// bytes, so that waiting for more would not grow the batch.
+fn prepare_is_full(queued: &[(RequestRef, Vec<u8>)]) -> bool {
+    let bytes: usize = queued.iter().map(|(_, payload)| payload.len()).sum();
+    queued.len() >= PREPARE_REQUESTS_MAX || bytes >= PREPARE_BYTES_MAX
+}
+
+/// Removes the next prepare's requests from the front of `queued`: in
+/// order, at most [`PREPARE_REQUESTS_MAX`] of them and at most
+/// [`PREPARE_BYTES_MAX`] bytes of payload, but always at least one. The
+/// rest stay queued for the next round.
+fn take_prepare_batch(queued: &mut Vec<(RequestRef, Vec<u8>)>) -> Vec<(RequestRef, Vec<u8>)> {
+    let lengths = queued.iter().map(|(_, payload)| payload.len());
+    let count = count_within_bytes(lengths, PREPARE_BYTES_MAX).min(PREPARE_REQUESTS_MAX);
+    let rest = queued.split_off(count);
+    std::mem::replace(queued, rest)
+}
+
 /// How often the commit number is written to the meta file when it moved,
 /// so that a restart re-applies committed ops without waiting for a peer.
 const COMMIT_RECORD_INTERVAL: Duration = Duration::from_secs(1);
@@ -573,12 +593,17 @@ impl<D: Disk + Clone> Driver<D> {
         // and then go out together in one prepare. Records appended now
         // would wait for the next fdatasync anyway, and one prepare per
         // fdatasync costs the node and its backups far fewer messages.
-        let hold = self.sync_in_flight.is_some() && queue.requests.len() < PREPARE_REQUESTS_MAX;
+        let hold = self.sync_in_flight.is_some() && !prepare_is_full(&queue.requests);
         let requests = if hold {
             Vec::new()
         } else {
-            std::mem::take(&mut queue.requests)
+            take_prepare_batch(&mut queue.requests)
         };
+        if !hold && !queue.requests.is_empty() {
+            // The rest did not fit in this prepare: the next round takes
+            // it at once instead of waiting for the next tick.
+            self.service.wake_driver.notify_one();
+        }
         drop(queue);
         if !requests.is_empty() {
             outputs.push(replica.on_requests(requests));
@@ -967,6 +992,74 @@ mod tests {
     use super::*;
     use crate::calendar::Command;
     use crate::wal::{DetachedSync, DiskFile, StdDisk};
+
+    /// Queued requests of `lengths` payload bytes, numbered from 0.
+    fn queued_of(lengths: &[usize]) -> Vec<(RequestRef, Vec<u8>)> {
+        let requests = lengths.iter().enumerate();
+        requests
+            .map(|(index, &length)| (index as RequestRef, vec![0xa5; length]))
+            .collect()
+    }
+
+    #[test]
+    fn prepare_batch_bounded_in_bytes() {
+        let large = crate::rpc::session::LOGGED_COMMAND_BYTES_MAX - 100;
+        let mut queued = queued_of(&[large; 9]);
+        let mut taken = Vec::new();
+        for _ in 0..9 {
+            if queued.is_empty() {
+                break;
+            }
+            let batch = take_prepare_batch(&mut queued);
+            let bytes: usize = batch.iter().map(|(_, payload)| payload.len()).sum();
+            assert!(!batch.is_empty(), "a prepare takes at least one request");
+            assert!(bytes <= PREPARE_BYTES_MAX, "a prepare of {bytes} bytes");
+            taken.extend(batch.into_iter().map(|(request, _)| request));
+        }
+        assert!(queued.is_empty(), "{} requests left queued", queued.len());
+        assert_eq!(
+            taken,
+            (0..9).collect::<Vec<RequestRef>>(),
+            "requests keep their order"
+        );
+    }
+
+    #[test]
+    fn prepare_batch_leaves_rest_queued() {
+        let half = PREPARE_BYTES_MAX / 2;
+        let mut queued = queued_of(&[half, half, 1, half]);
+        let batch = take_prepare_batch(&mut queued);
+        let first: Vec<RequestRef> = batch.iter().map(|(request, _)| *request).collect();
+        assert_eq!(first, vec![0, 1]);
+        let rest: Vec<RequestRef> = queued.iter().map(|(request, _)| *request).collect();
+        assert_eq!(rest, vec![2, 3]);
+    }
+
+    #[test]
+    fn prepare_batch_takes_one_oversized() {
+        let mut queued = queued_of(&[PREPARE_BYTES_MAX + 1, 10]);
+        let batch = take_prepare_batch(&mut queued);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(queued.len(), 1);
+    }
+
+    #[test]
+    fn prepare_batch_bounded_in_count() {
+        let mut queued = queued_of(&[8; PREPARE_REQUESTS_MAX + 5]);
+        assert!(prepare_is_full(&queued));
+        let batch = take_prepare_batch(&mut queued);
+        assert_eq!(batch.len(), PREPARE_REQUESTS_MAX);
+        assert_eq!(queued.len(), 5);
+        assert!(!prepare_is_full(&queued));
+    }
+
+    #[test]
+    fn prepare_full_by_bytes() {
+        let queued = queued_of(&[PREPARE_BYTES_MAX / 2, PREPARE_BYTES_MAX / 2]);
+        assert!(prepare_is_full(&queued));
+        let queued = queued_of(&[PREPARE_BYTES_MAX / 2]);
+        assert!(!prepare_is_full(&queued));
+    }
 
     /// How long a test waits for something that must happen.
     const PATIENCE: Duration = Duration::from_secs(10);

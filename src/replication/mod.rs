@@ -53,6 +53,32 @@ pub use snapshot::SnapshotFetch;
 
 use serde::{Deserialize, Serialize};
 
+/// The maximum payload bytes of the entries in one prepare or new-state
+/// message: 16 MiB, a quarter of the peer port's 64 MiB traversal limit
+/// (`rpc::serve::TRAVERSAL_LIMIT_WORDS`). Cap'n Proto adds a few words of
+/// framing per entry, so a full batch of 1024 entries stays far below the
+/// limit, and one request of the largest loggable size (8 MiB) always fits.
+pub const PREPARE_BYTES_MAX: usize = 16 << 20;
+
+/// Returns how many entries, taken in order, fit in one message: the
+/// longest prefix of `payload_lengths` that adds up to at most
+/// `bytes_max`, but at least one entry when there is any.
+pub(crate) fn count_within_bytes(
+    payload_lengths: impl IntoIterator<Item = usize>,
+    bytes_max: usize,
+) -> usize {
+    let mut total = 0usize;
+    let mut count = 0;
+    for length in payload_lengths {
+        total = total.saturating_add(length);
+        if count > 0 && total > bytes_max {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
 /// Index of a replica in the cluster, from 0 to `replica_count - 1`.
 pub type ReplicaId = u8;
 
@@ -309,6 +335,22 @@ mod tests {
             heartbeat_ticks: 2,
             view_change_timeout_ticks: (10, 20),
             seed: 1,
+        }
+    }
+
+    #[test]
+    fn count_within_bytes_cases() {
+        let cases: [(&[usize], usize, usize); 6] = [
+            (&[], 10, 0),
+            (&[4, 4, 4], 10, 2),
+            (&[4, 6, 1], 10, 2),
+            (&[11, 1], 10, 1),
+            (&[0, 0, 10, 0], 10, 4),
+            (&[usize::MAX, 1], 10, 1),
+        ];
+        for (lengths, bytes_max, expected) in cases {
+            let count = count_within_bytes(lengths.iter().copied(), bytes_max);
+            assert_eq!(count, expected, "lengths {lengths:?} within {bytes_max}");
         }
     }
 

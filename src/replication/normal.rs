@@ -4,7 +4,9 @@
 
 use super::message::{check_entries, Entry, Message};
 use super::replica::Replica;
-use super::{Accepted, Output, ReplicaId, RequestRef, Status};
+use super::{
+    count_within_bytes, Accepted, Output, ReplicaId, RequestRef, Status, PREPARE_BYTES_MAX,
+};
 
 /// The maximum number of entries resent to a lagging backup in one prepare, so that one
 /// message stays small; the next heartbeat round resends the next batch.
@@ -84,11 +86,13 @@ impl Replica {
             out.send.push((to, self.new_snapshot()));
             return;
         }
-        let count = (self.op() - acked).min(PREPARE_RESEND_ENTRIES_MAX as u64);
+        let missing = self.log_after(acked);
+        let lengths = missing.iter().map(|entry| entry.payload.len());
+        let count = count_within_bytes(lengths, PREPARE_BYTES_MAX).min(PREPARE_RESEND_ENTRIES_MAX);
         let prepare = Message::Prepare {
             view: self.view,
             commit: self.commit,
-            entries: self.log_after(acked)[..count as usize].to_vec(),
+            entries: missing[..count].to_vec(),
         };
         out.send.push((to, prepare));
     }
@@ -236,10 +240,16 @@ impl Replica {
             out.send.push((from, self.new_snapshot()));
             return;
         }
+        // A reply bounded in bytes is a prefix of the log, and the backup
+        // fetches the rest through the resends that its commit-ok replies
+        // trigger.
+        let entries = self.log_after(op);
+        let lengths = entries.iter().map(|entry| entry.payload.len());
+        let count = count_within_bytes(lengths, PREPARE_BYTES_MAX);
         let new_state = Message::NewState {
             view: self.view,
             op,
-            entries: self.log_after(op).to_vec(),
+            entries: entries[..count].to_vec(),
             commit: self.commit,
         };
         out.send.push((from, new_state));
@@ -483,6 +493,53 @@ mod tests {
             0,
             "f backups are not enough alone"
         );
+    }
+
+    /// Returns the payload bytes of a prepare's or new-state's entries.
+    fn entry_bytes(message: &Message) -> usize {
+        let entries = match message {
+            Message::Prepare { entries, .. } | Message::NewState { entries, .. } => entries,
+            other => panic!("expected a prepare or new-state, got {other:?}"),
+        };
+        entries.iter().map(|entry| entry.payload.len()).sum()
+    }
+
+    #[test]
+    fn lagging_backup_catch_up_bounded() {
+        const OPS: u64 = 8;
+        let mut cluster = Cluster::new(3, 1);
+        cluster.isolate(2);
+        for index in 0..OPS {
+            cluster.request(0, vec![index as u8; 3 << 20]);
+            cluster.deliver_all();
+        }
+        assert_eq!(cluster.replica(0).commit(), OPS);
+        assert_eq!(cluster.replica(2).op(), 0);
+
+        let view = cluster.replica(0).view();
+        let out = cluster.drive(0, |replica| {
+            let mut out = Output::default();
+            replica.on_get_state(2, view, 0, &mut out);
+            replica.resend_prepare(2, 0, &mut out);
+            out
+        });
+        assert_eq!(out.send.len(), 2, "one new-state and one prepare");
+        for (to, message) in &out.send {
+            let bytes = entry_bytes(message);
+            assert_eq!(*to, 2);
+            assert!(bytes > 0, "{} carries no entries", message.kind());
+            assert!(
+                bytes <= PREPARE_BYTES_MAX,
+                "{} carries {bytes} bytes",
+                message.kind()
+            );
+        }
+
+        cluster.heal();
+        for _ in 0..OPS {
+            cluster.heartbeat();
+        }
+        assert_eq!(cluster.replica(2).op(), OPS, "the backup caught up");
     }
 
     #[test]

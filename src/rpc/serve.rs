@@ -23,10 +23,12 @@ use crate::node::net::{Listener, Stream};
 /// make the reader allocate without bound. The limit also caps how many
 /// words one message may make the reader visit, which stops pointer tricks
 /// that read the same words many times. It leaves room for a prepare batch
-/// of 64 client requests of the largest size the client port reads.
+/// of 64 client requests of the largest size the client port reads, and
+/// prepares and new-state replies stay below a quarter of it
+/// (`replication::PREPARE_BYTES_MAX`).
 ///
-/// NOTE: prepare batches are not bounded in bytes, so a batch of more than
-/// 64 requests of the maximum size would be rejected by the backups.
+/// NOTE: view-change messages carry the whole log after the last snapshot
+/// and are not bounded below this limit.
 pub const TRAVERSAL_LIMIT_WORDS: usize = 8 * 1024 * 1024;
 
 /// Largest message the client port reads, in words (1 MiB). By our

@@ -73,6 +73,11 @@ pub enum FormatError {
     Digest { stored: String, computed: String },
     #[error("the body is not a valid calendar state: {reason}")]
     Body { reason: String },
+    #[error(
+        "the body decodes, but its state encodes to other bytes (SHA-256 {computed}): \
+         the body was not written by Almanac; use another snapshot or backup"
+    )]
+    NotCanonical { computed: String },
 }
 
 /// Returns `bytes` as lowercase hexadecimal.
@@ -106,6 +111,16 @@ impl Snapshot {
             Calendar::decode(&bytes[HEADER_BYTES..]).map_err(|error| FormatError::Body {
                 reason: error.to_string(),
             })?;
+        // The header's digest doubles as the state digest by which nodes and
+        // backups are compared, so it must also be the digest of the state's
+        // own encoding. The decoder accepts some bodies that the encoder
+        // never writes, and those would break that.
+        let canonical = calendar.digest();
+        if canonical != header.digest {
+            return Err(FormatError::NotCanonical {
+                computed: hex(&canonical),
+            });
+        }
         Ok(Snapshot {
             op: header.op,
             calendar,
@@ -164,6 +179,79 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, FormatError> {
 mod tests {
     use super::*;
     use crate::calendar::test_support::{Harness, RANDOM_USERS};
+
+    /// Returns a file with a valid header around any `body`.
+    fn file_with_body(op: u64, body: &[u8]) -> Vec<u8> {
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&op.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&digest);
+        let crc = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// A body the fuzzer derived from a backup of a small calendar. It
+    /// decodes, but the decoded state encodes to different bytes.
+    const NOT_CANONICAL_BODY: &[&str] = &[
+        "01036f7073036f707361246172676f6e32696424763d3139246d3d31393435362c743d322c703d31242b5873",
+        "494a394b486e325947643471516450366e5a41244e673133413559437468374a35756c460000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "00000000000000000000000000000000000000000066674a446769544a614b63325556784345724a45353269",
+        "4342756f017b8d8396e2006fd30d1960a3f2028807318cc79f114c39796b20804ac8b9c989000000017b8d83",
+        "96e2006fd30d1960a3f2028807318cc79f114c39796b20804ac8b9c989036f707319010101044576203100f8",
+        "99d61c3c074574632f555443036f70730100000000020201044576203200b8b0d61c3c074574632f55544303",
+        "6f7073010000000003030000000000000000000000000000000000000000000001044576203300f8c6d61c3c",
+        "074574632f555443036f70730100000000040401044576203400b8ddd61c3c074574632f555443036f707301",
+        "00000000050501044576203500f8f3d61c3c074574632f555443036f70730100000000060601044576203600",
+        "b88ad71c3c074574632f555443036f70730100000000070701044576203700f8a0d71c3c074574632f555443",
+        "036f70730100000000080801044576203800b8b7d71c3c074574632f555443036f7073010000000009090104",
+        "4576203900f8cdd71c3c074574632f555443036f707301000000000a0a0105457620313000b8e4d71c3c0745",
+        "74632f555443036f707301000000000b0b0105457620313100f8fad71c3c074574632f555443036f70730100",
+        "0000000c0c0105457620313200b891d81c3c074574632f555443036f707301000000000d0d01054576203133",
+        "00f8a7d81c3c074574632f555443036f707301000000000e0e0105457620313400b8bed81c3c074574632f55",
+        "5443036f707301000000000f0f0105457620313500f8d4d81c3c074574632f555443036f7073010000000010",
+        "100105457620313600b8ebd81c3c074574632f555443036f7073010000000011110105457620313700f881d9",
+        "1c3c074574632f555443036f7073010000000012120105457620313800b898d91c3c074574632f555443036f",
+        "7073010000000013130105457620313900f8aed91c3c074574632f555443036f707301000000001414010545",
+        "7620323000b8c5d91c3c074574632f555443036f7073010000000015150105457620323100f8dbd91c3c0745",
+        "74632f555443036f7073010000000016160105457620323200b8f2d91c3c074574632f555443036f70730100",
+        "00000017170105457620323300f888da1c3c074574632f555443036f70730100000000181801054576203234",
+        "00b89fda1c3c074574632f555443036f7073010000000019190105457620323500f8b5da1c3c074574632f55",
+        "5443036f7073010000000019f899d61c01b8b0d61c02f8c6d61c03b8ddd61c04f8f3d61c05b88ad71c06f8a0",
+        "d71c07b8b7d71c08f8cdd71c09b8e4d71c0af8fad71c0bb89125d81c0cf8a7d81c0db8bed81c0ef8d4d81c0f",
+        "b8ebd81c10f881d91c11b898d91c12f8aed91c13b8c5d91c14f8dbd91c15b8f2036f70730000120188caf3a7",
+        "c868036f707300001301b0caf3a7c868036f707300001401d6caf3a7c868036f707300001501e4caf3a7c868",
+        "036f707300001601f2caf3a7c868036f70730000170180cbf3a7c868036f70730000180192cbf3a7c868036f",
+        "707300001901a0cbf3a7c868036f70730000",
+    ];
+
+    fn from_hex(lines: &[&str]) -> Vec<u8> {
+        let text: String = lines.concat();
+        (0..text.len())
+            .step_by(2)
+            .map(|index| u8::from_str_radix(&text[index..index + 2], 16).expect("hex digits"))
+            .collect()
+    }
+
+    #[test]
+    fn not_canonical_body_rejected() {
+        let body = from_hex(NOT_CANONICAL_BODY);
+        let bytes = file_with_body(7, &body);
+        assert!(verify(&bytes).is_ok(), "the header and digest are valid");
+        let state = Calendar::decode(&body).expect("the body decodes as a state");
+        assert_ne!(state.encode(), body, "the body is not the state's encoding");
+        let error = Snapshot::decode(&bytes).expect_err("a body that is not canonical");
+        assert!(
+            matches!(error, FormatError::NotCanonical { .. }),
+            "unexpected error {error}"
+        );
+    }
 
     fn sample() -> (Calendar, Vec<u8>) {
         let calendar = Harness::with_users(&RANDOM_USERS).calendar;
