@@ -106,6 +106,11 @@ struct BackupArgs {
     /// File that contains the cluster secret, with --cluster.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     secret_file: Option<PathBuf>,
+    /// Connects with TLS and accepts only node certificates signed by the CA
+    /// in this PEM file; with --config, its tls_ca_file is used unless this
+    /// is given.
+    #[arg(long, value_name = "FILE", env = "ALMANAC_CA")]
+    ca: Option<PathBuf>,
     /// The path of the backup file to write.
     #[arg(value_name = "OUT")]
     out: PathBuf,
@@ -682,11 +687,23 @@ fn run_local(args: LocalArgs) -> ExitCode {
 }
 
 /// Returns the node addresses and the cluster secret a backup uses.
+/// Returns the nodes' client addresses and the cluster secret, and sets up
+/// TLS for the connection when a CA is given or the config names one.
 fn backup_source(args: &BackupArgs) -> Result<(Vec<String>, Vec<u8>), String> {
+    let use_ca = |ca: Option<PathBuf>| -> Result<(), String> {
+        if let Some(ca) = ca {
+            let config = node::tls::client_config(&ca).map_err(|error| error.to_string())?;
+            node::net::set_client_tls(config);
+        }
+        Ok(())
+    };
     if let Some(path) = &args.config {
-        let cluster = ClusterConfig::load(path).map_err(|error| error.to_string())?;
+        let (cluster, tls) =
+            ClusterConfig::load_with_tls(path).map_err(|error| error.to_string())?;
+        use_ca(args.ca.clone().or(tls.map(|tls| tls.ca)))?;
         return Ok((cluster.client_addresses(), cluster.secret));
     }
+    use_ca(args.ca.clone())?;
     let addresses = args.cluster.clone().unwrap_or_default();
     let secret_path = args
         .secret_file

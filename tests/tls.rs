@@ -167,6 +167,14 @@ fn tls_cluster_serves_trusting_client() {
         !logs.contains("without TLS"),
         "a TLS node warned about plain text: {logs}"
     );
+
+    // A backup takes the CA from the config as well.
+    let out = scratch.path("tls-backup.alsn");
+    let out_arg = out.display().to_string();
+    let backup = common::almanac(&["backup", "--config", &config_arg, &out_arg], "");
+    assert!(backup.status.success(), "{backup}\n{}", node_logs(&scratch));
+    let verify = common::almanac(&["verify", &out_arg], "");
+    assert!(verify.status.success(), "{verify}");
 }
 
 #[test]

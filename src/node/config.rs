@@ -19,7 +19,7 @@
 //! # Optional; the defaults are shown.
 //! [snapshot]
 //! every_ops = 10000           # committed ops between snapshots
-//! every_log_bytes = 67108864  # bytes of log between snapshots
+//! every_log_bytes = 16777216  # bytes of log between snapshots, at most 32 MiB
 //! ```
 //!
 //! Node ids run from 1 to n without gaps, and n is odd: a cluster of
@@ -50,10 +50,15 @@ pub struct NodeAddresses {
 /// a large calendar.
 pub const SNAPSHOT_EVERY_OPS_DEFAULT: u64 = 10_000;
 
-/// The default log bytes between two snapshots (64 MiB, one WAL segment),
-/// so that a log of large requests is compacted before the op count is
-/// reached.
-pub const SNAPSHOT_EVERY_LOG_BYTES_DEFAULT: u64 = 64 << 20;
+/// The default log bytes between two snapshots (16 MiB), so that a log of
+/// large requests is compacted before the op count is reached.
+pub const SNAPSHOT_EVERY_LOG_BYTES_DEFAULT: u64 = 16 << 20;
+
+/// The most log bytes allowed between two snapshots (32 MiB). A view
+/// change sends the whole log after the sender's snapshot in one message,
+/// so this plus one prepare batch (`replication::PREPARE_BYTES_MAX`, 16 MiB)
+/// must stay below the peer port's traversal limit of 64 MiB.
+pub const SNAPSHOT_EVERY_LOG_BYTES_MAX: u64 = 32 << 20;
 
 /// When a node takes a snapshot: after `every_ops` committed ops or
 /// `every_log_bytes` bytes of log since the last one, whichever comes first.
@@ -201,6 +206,14 @@ impl ClusterConfig {
             .collect();
         Self::check_nodes(&nodes)?;
         let snapshot = file.snapshot;
+        if snapshot.every_log_bytes > SNAPSHOT_EVERY_LOG_BYTES_MAX {
+            return Err(format!(
+                "[snapshot] every_log_bytes {} is above the maximum {SNAPSHOT_EVERY_LOG_BYTES_MAX}: \
+                 a view change sends the log since the last snapshot in one message; use a \
+                 smaller value",
+                snapshot.every_log_bytes
+            ));
+        }
         if snapshot.every_ops == 0 || snapshot.every_log_bytes == 0 {
             return Err(format!(
                 "[snapshot] every_ops {} and every_log_bytes {} must both be at least 1",
@@ -340,6 +353,19 @@ peer = "127.0.0.1:7503"
         let text = format!("{THREE}\n[snapshot]\nevery_ops = 0\n");
         let error = ClusterConfig::parse(&text, Path::new(".")).unwrap_err();
         assert!(error.contains("every_ops 0"), "{error}");
+    }
+
+    #[test]
+    fn snapshot_log_bytes_over_maximum_rejected() {
+        let text = format!(
+            "{THREE}\n[snapshot]\nevery_log_bytes = {}\n",
+            SNAPSHOT_EVERY_LOG_BYTES_MAX + 1
+        );
+        let error = ClusterConfig::parse(&text, Path::new(".")).unwrap_err();
+        assert!(error.contains("above the maximum"), "{error}");
+        let text =
+            format!("{THREE}\n[snapshot]\nevery_log_bytes = {SNAPSHOT_EVERY_LOG_BYTES_MAX}\n");
+        assert!(ClusterConfig::parse(&text, Path::new(".")).is_ok());
     }
 
     #[test]

@@ -60,13 +60,11 @@ impl Replica {
         self.votes.insert(self.id(), vote);
     }
 
-    // NOTE: DoViewChange and StartView carry the whole log after the
-    // sender's snapshot, because the new primary must learn every op a
-    // quorum may have acknowledged, so PREPARE_BYTES_MAX does not bound
-    // them. Only the snapshot interval bounds that log, and the default
-    // `every_log_bytes` (64 MiB) equals the peer port's traversal limit, so
-    // a view change just before a snapshot is due can send a message that
-    // the receivers reject, and the view change then does not finish.
+    // DoViewChange and StartView carry the whole log after the sender's
+    // snapshot, because the new primary must learn every op a quorum may
+    // have acknowledged, so PREPARE_BYTES_MAX does not bound them. The
+    // snapshot interval does: the node config caps `every_log_bytes` so that
+    // this log stays below the peer port's traversal limit.
     fn do_view_change(&self) -> Message {
         Message::DoViewChange {
             view: self.view,
