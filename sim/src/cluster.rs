@@ -595,6 +595,11 @@ impl Cluster {
             let Some(service) = self.service(id) else {
                 continue;
             };
+            // A node whose log failed has stopped; what its replica last
+            // held in memory says nothing about its disk.
+            if service.log_failed() {
+                continue;
+            }
             let status = service.status();
             if status.role == Role::Primary {
                 let ids = self.primaries.entry(status.view).or_default();

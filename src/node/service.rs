@@ -220,6 +220,11 @@ impl Service {
         }
     }
 
+    /// Returns true once writing the log failed and the node stopped.
+    pub fn log_failed(&self) -> bool {
+        self.failed.get()
+    }
+
     fn check_failed(&self) -> Result<(), ApiRejection> {
         if self.failed.get() {
             return Err(ApiRejection::Unavailable(format!(
