@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, as the README gives it and as CI runs it: installs
-# the Python packages the integration tests drive Almanac with, runs every
-# workspace test in release mode (unit, real-process integration and
-# simulation tests), then the simulation tests that plant protocol bugs and
-# check that the explorer catches each one.
+# The whole test suite, as the README gives it and as CI runs it. It
+# installs the Python packages that some integration tests drive Almanac
+# with, and runs every workspace test in release mode: unit, real-process
+# integration and simulation tests. Last come the simulation tests that
+# plant protocol bugs and check that the explorer catches each one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
