@@ -595,8 +595,8 @@ impl Cluster {
             let Some(service) = self.service(id) else {
                 continue;
             };
-            // A node whose log failed has stopped; what its replica last
-            // held in memory says nothing about its disk.
+            // A node whose log failed has stopped, and the role its replica
+            // last had in memory does not reflect its disk.
             if service.log_failed() {
                 continue;
             }

@@ -455,7 +455,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn primary_waits_for_its_own_fsync_once_it_reports_one() {
+    fn primary_commit_waits_own_fsync() {
         let mut cluster = Cluster::new(3, 1);
         cluster.isolate(2);
         cluster.drive(0, |replica| replica.on_durable(0));
@@ -472,7 +472,7 @@ mod tests {
     }
 
     #[test]
-    fn primary_commits_on_f_plus_one_backups_before_its_own_fsync() {
+    fn primary_commits_on_backup_quorum() {
         let mut cluster = Cluster::new(5, 1);
         cluster.drive(0, |replica| replica.on_durable(0));
         cluster.request(0, b"a".to_vec());

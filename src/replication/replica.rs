@@ -372,11 +372,9 @@ impl Replica {
     }
 
     /// Records that this replica's own log is durable through `op`. A shell
-    /// that fsyncs its log while the primary's prepares are already on their
-    /// way calls this after every fsync; from the first call on, the primary
-    /// counts itself towards a commit only through that op, so that every
-    /// committed op is on the disks of f + 1 replicas. A shell that makes
-    /// each output durable before it sends anything never calls it.
+    /// that fsyncs while its prepares are in flight calls this after every
+    /// fsync. From the first call on, the primary counts itself towards a
+    /// commit only through that op, so every committed op is on f + 1 disks.
     pub fn on_durable(&mut self, op: u64) -> Output {
         let mut out = Output::default();
         self.own_durable = Some(op.min(self.op()));
@@ -563,8 +561,8 @@ impl Replica {
         if self.op() > keep {
             self.log.truncate((keep - self.op_base) as usize);
             out.truncate_log(keep);
-            // The entries that replace the cut ones are durable only once
-            // the shell says so.
+            // The entries that replace the cut ones count as durable only
+            // after the shell reports them.
             self.own_durable = self.own_durable.map(|durable| durable.min(keep));
         }
         let first_new = (keep - base) as usize;

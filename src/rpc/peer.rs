@@ -429,8 +429,8 @@ pub async fn run_outgoing_link<C: Connector>(
 }
 
 /// Sends queued messages until the link fails (Some(reason)) or the queue
-/// closes (None). A ping every [`PEER_PROBE_INTERVAL`] that gets no answer
-/// within [`PEER_CALL_TIMEOUT`] fails the link, so that a connection that
+/// closes (None). A ping every [`PEER_PROBE_INTERVAL`] without a reply
+/// within [`PEER_CALL_TIMEOUT`] fails the link, so a connection that
 /// silently lost bytes is dialled again within about a second.
 async fn forward(
     link: &peer_link::Client,
