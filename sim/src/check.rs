@@ -10,6 +10,9 @@
 //!   took none, and a resent request got the first outcome back.
 //! - [`linearizable_reads`] (LIN): no read returned a version older than a
 //!   write acknowledged before the read began.
+//! - [`crate::freshness::fresh_reads`] (STALE): every read, agenda, search
+//!   and inbox shows the schedules, edits and deletes acknowledged before
+//!   it began.
 //! - [`liveness`] (LIVE): writes invoked after healing completed in time.
 //! - [`notifications`] (NOTIFY): each client's stream delivered its user's
 //!   notifications in order, each once, as the committed state has them.

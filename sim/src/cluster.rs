@@ -687,6 +687,7 @@ impl Cluster {
         violations.extend(check::durability(&history, &normal));
         violations.extend(check::exactly_once(&history, &normal));
         violations.extend(check::linearizable_reads(&history));
+        violations.extend(crate::freshness::fresh_reads(&history));
         violations.extend(check::notifications(&self.deliveries.borrow(), &normal));
         if let Some(healed) = self.healed_at {
             violations.extend(check::liveness(&history, healed, LIVE_BOUND));

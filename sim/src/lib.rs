@@ -16,6 +16,7 @@
 pub mod check;
 pub mod cluster;
 pub mod disk;
+pub mod freshness;
 pub mod history;
 pub mod linearizability;
 pub mod run;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use almanac_sim::run::{run, Class, Report};
+use almanac_sim::run::{run, Class, Report, INCONCLUSIVE};
 use almanac_sim::schedule::Schedule;
 use almanac_sim::shrink::{shrink, RUNS_MAX};
 use clap::{Parser, Subcommand};
@@ -177,6 +177,7 @@ fn explore(seeds: u64, from: u64, bug: Option<&str>, verbose: bool, keep_going: 
     let started = Instant::now();
     let mut operations = 0;
     let mut failures: Vec<(u64, Class)> = Vec::new();
+    let mut inconclusive: Vec<u64> = Vec::new();
     for seed in from..from.saturating_add(seeds) {
         let schedule = Schedule::derive(seed, bug);
         if verbose {
@@ -184,6 +185,9 @@ fn explore(seeds: u64, from: u64, bug: Option<&str>, verbose: bool, keep_going: 
         }
         let report = run(&schedule);
         operations += report.operations;
+        if report.linearizability.starts_with(INCONCLUSIVE) {
+            inconclusive.push(seed);
+        }
         if let Some(failure) = &report.failure {
             if !keep_going {
                 return report_failure(&report, seed, bug);
@@ -203,6 +207,15 @@ fn explore(seeds: u64, from: u64, bug: Option<&str>, verbose: bool, keep_going: 
     }
     let seconds = started.elapsed().as_secs_f64();
     let rate = seeds as f64 / seconds.max(1e-9);
+    if !inconclusive.is_empty() {
+        let listed: Vec<String> = inconclusive.iter().map(u64::to_string).collect();
+        println!(
+            "the linearizability search was inconclusive on {} of {seeds} seeds (the other \
+             checks, the per-read STALE check among them, ran on every seed): {}",
+            inconclusive.len(),
+            listed.join(" ")
+        );
+    }
     if let Some(worst) = failures.iter().map(|(_, class)| *class).min() {
         let listed: Vec<String> = failures.iter().map(|(seed, _)| seed.to_string()).collect();
         println!(

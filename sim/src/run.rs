@@ -26,6 +26,10 @@ const QUIET: Duration = Duration::from_secs(5);
 /// just before the first client's own range.
 const SHARED_SLOTS: i64 = 3;
 
+/// First word of [`Report::linearizability`] when the search ran out of
+/// steps or the history was too long to check.
+pub const INCONCLUSIVE: &str = "inconclusive";
+
 /// Exit status of `almanac-sim` for each class of failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
@@ -195,7 +199,7 @@ fn run_checked(schedule: &Schedule) -> Report {
             violations.push(model_violation(&history));
             "violated".to_owned()
         }
-        Verdict::Inconclusive(reason) => format!("inconclusive: {reason}"),
+        Verdict::Inconclusive(reason) => format!("{INCONCLUSIVE}: {reason}"),
     };
     let mut trace = outcome.trace;
     trace.push(format!("linearizability: {linearizability}"));

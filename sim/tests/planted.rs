@@ -67,12 +67,7 @@ fn forget_client_table_caught() {
     assert_caught(Bug::ForgetClientTable);
 }
 
-// TODO: within the seed budget, random seeds have not yet produced the
-// stale read that this bug allows. It needs a client left with a deposed
-// primary that reads after the majority acknowledged a write. The directed
-// run below shows that the checks catch it once it happens.
 #[test]
-#[ignore = "the explorer does not yet reach a stale read within the seed budget"]
 fn unconfirmed_read_caught() {
     assert_caught(Bug::UnconfirmedRead);
 }
@@ -95,7 +90,8 @@ fn shrunk_schedule_still_fails() {
 
 /// A directed run for the unconfirmed-read hook: q1 stays with the deposed
 /// primary and reads an event after q2 edited it through the new primary.
-/// With the bug the read returns the old title.
+/// With the bug the read returns the old title, which both the
+/// linearizability search and the per-read STALE check flag.
 #[test]
 fn unconfirmed_read_serves_old_value() {
     use std::cell::Cell;
@@ -148,6 +144,13 @@ fn unconfirmed_read_serves_old_value() {
             .iter()
             .any(|violation| violation.starts_with("LIN")),
         "no stale read was flagged: {violations:?}\n{}",
+        history.join("\n")
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|violation| violation.starts_with("STALE")),
+        "the per-read check missed the stale read: {violations:?}\n{}",
         history.join("\n")
     );
 }
