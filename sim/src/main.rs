@@ -3,7 +3,7 @@
 //! Exit status: 0 when every run passed, 10 for a safety failure, 11 for a
 //! liveness failure, 12 for a panic, 1 for a bad input file, 2 for bad flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -100,10 +100,10 @@ fn main() -> ExitCode {
             trace,
             print_schedule,
         } => {
-            let schedule = match (seed, schedule) {
-                (Some(seed), _) => Schedule::derive(seed, bug.as_deref()),
+            let (schedule, file) = match (seed, schedule) {
+                (Some(seed), _) => (Schedule::derive(seed, bug.as_deref()), None),
                 (None, Some(path)) => match load(&path) {
-                    Ok(schedule) => schedule,
+                    Ok(schedule) => (schedule, Some(path)),
                     Err(error) => {
                         eprintln!("error: {error}");
                         return ExitCode::from(1);
@@ -114,7 +114,7 @@ fn main() -> ExitCode {
             if print_schedule {
                 print!("{}", schedule.to_text());
             }
-            replay(&schedule, trace)
+            replay(&schedule, file.as_deref(), trace)
         }
         Command::Shrink {
             seed,
@@ -231,7 +231,8 @@ fn explore(seeds: u64, from: u64, bug: Option<&str>, verbose: bool, keep_going: 
     ExitCode::SUCCESS
 }
 
-fn replay(schedule: &Schedule, trace: bool) -> ExitCode {
+/// Runs `schedule`, derived from its seed or read from `file`.
+fn replay(schedule: &Schedule, file: Option<&Path>, trace: bool) -> ExitCode {
     println!("{}", schedule.settings());
     let report = run(schedule);
     if trace {
@@ -242,7 +243,21 @@ fn replay(schedule: &Schedule, trace: bool) -> ExitCode {
     println!("trace digest {:016x}", report.trace_digest);
     println!("linearizability: {}", report.linearizability);
     if report.failure.is_some() {
-        return report_failure(&report, schedule.seed, schedule.bug.as_deref());
+        let Some(file) = file else {
+            return report_failure(&report, schedule.seed, schedule.bug.as_deref());
+        };
+        let code = report_failure(&report, schedule.seed, schedule.bug.as_deref());
+        let features = if schedule.bug.is_some() {
+            " --features planted-bugs"
+        } else {
+            ""
+        };
+        println!(
+            "this run replayed the schedule file {0}; replay it again with: cargo run -p \
+             almanac-sim --release{features} -- replay --schedule {0}",
+            file.display()
+        );
+        return code;
     }
     println!("passed: {} client calls", report.operations);
     ExitCode::SUCCESS

@@ -30,6 +30,10 @@ const SHARED_SLOTS: i64 = 3;
 /// steps or the history was too long to check.
 pub const INCONCLUSIVE: &str = "inconclusive";
 
+/// First word of [`Report::linearizability`] when another safety check
+/// had already failed, so the search did not run.
+pub const SKIPPED: &str = "skipped";
+
 /// Exit status of `almanac-sim` for each class of failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
@@ -192,14 +196,25 @@ fn run_checked(schedule: &Schedule) -> Report {
     let (found, outcome) = cluster.check();
     violations.extend(found);
     let history = outcome.history;
-    let verdict = linearizability::check(&history);
-    let linearizability = match &verdict {
-        Verdict::Linearizable(count) => format!("linearizable ({count} operations checked)"),
-        Verdict::Violated => {
-            violations.push(model_violation(&history));
-            "violated".to_owned()
-        }
-        Verdict::Inconclusive(reason) => format!("{INCONCLUSIVE}: {reason}"),
+    // The search is the slowest check, and on a violating history it
+    // usually runs out of steps, so a run that already failed a safety
+    // check skips it. Shrinking reruns failing schedules many times.
+    let failed_safety = violations
+        .iter()
+        .find(|violation| classify(violation).0 == Class::Safety);
+    let linearizability = match failed_safety {
+        Some(violation) => format!(
+            "{SKIPPED}: the {} check failed first",
+            classify(violation).1
+        ),
+        None => match linearizability::check(&history) {
+            Verdict::Linearizable(count) => format!("linearizable ({count} operations checked)"),
+            Verdict::Violated => {
+                violations.push(model_violation(&history));
+                "violated".to_owned()
+            }
+            Verdict::Inconclusive(reason) => format!("{INCONCLUSIVE}: {reason}"),
+        },
     };
     let mut trace = outcome.trace;
     trace.push(format!("linearizability: {linearizability}"));

@@ -1,6 +1,7 @@
 //! Proof that the explorer works: each planted bug is caught within a
-//! bounded number of seeds, on a seed that passes without the bug. Runs
-//! only with `--features planted-bugs`.
+//! bounded number of seeds, on a seed that passes without the bug, reported
+//! with its replay command, and shrunk. Runs only with `--features
+//! planted-bugs`.
 #![cfg(feature = "planted-bugs")]
 
 use almanac::planted::Bug;
@@ -32,6 +33,12 @@ fn first_catch(bug: Bug) -> (u64, Failure) {
     );
 }
 
+/// Run budget of each shrink: enough to drop most faults and steps.
+const SHRINK_RUNS_MAX: usize = 60;
+
+/// Checks that `bug` is caught, that the explorer binary reports the seed
+/// with its replay command and exit status, and that the seed
+/// shrinks to a schedule file that still fails the same check.
 fn assert_caught(bug: Bug) {
     let (seed, failure) = first_catch(bug);
     eprintln!(
@@ -40,6 +47,44 @@ fn assert_caught(bug: Bug) {
         failure.check,
         failure.violations[0].lines().next().unwrap_or_default()
     );
+    assert_reported(bug, seed, &failure);
+    assert_shrinks(bug, seed, &failure);
+}
+
+fn assert_reported(bug: Bug, seed: u64, failure: &Failure) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_almanac-sim"))
+        .args(["explore", "--seeds", "1", "--from", &seed.to_string()])
+        .args(["--bug", bug.name()])
+        .output()
+        .expect("almanac-sim runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(failure.class.exit_code()),
+        "{stdout}"
+    );
+    let replay = format!(
+        "replay: cargo run -p almanac-sim --release --features planted-bugs -- replay --seed \
+         {seed} --bug {}",
+        bug.name()
+    );
+    assert!(stdout.contains(&replay), "no replay command in:\n{stdout}");
+    let check = format!("first violated check {}", failure.check);
+    assert!(stdout.contains(&check), "no check name in:\n{stdout}");
+}
+
+fn assert_shrinks(bug: Bug, seed: u64, failure: &Failure) {
+    let schedule = Schedule::derive(seed, Some(bug.name()));
+    let shrunk = shrink(&schedule, SHRINK_RUNS_MAX, &mut |_| {}).expect("the caught seed fails");
+    assert_eq!(shrunk.failure.check, failure.check);
+    assert!(shrunk.schedule.faults.len() <= schedule.faults.len());
+    let steps = |schedule: &Schedule| schedule.clients.iter().map(Vec::len).sum::<usize>();
+    assert!(steps(&shrunk.schedule) <= steps(&schedule));
+    let replayed = Schedule::parse(&shrunk.schedule.to_text()).expect("the shrunk file parses");
+    let again = run(&replayed)
+        .failure
+        .expect("the shrunk schedule fails on replay");
+    assert_eq!(again.check, failure.check);
 }
 
 #[test]
@@ -70,22 +115,6 @@ fn forget_client_table_caught() {
 #[test]
 fn unconfirmed_read_caught() {
     assert_caught(Bug::UnconfirmedRead);
-}
-
-#[test]
-fn shrunk_schedule_still_fails() {
-    let (seed, failure) = first_catch(Bug::SkipQuorum);
-    let schedule = Schedule::derive(seed, Some(Bug::SkipQuorum.name()));
-    let shrunk = shrink(&schedule, 80, &mut |_| {}).expect("the caught seed fails");
-    assert_eq!(shrunk.failure.check, failure.check);
-    assert!(shrunk.schedule.faults.len() <= schedule.faults.len());
-    let steps = |schedule: &Schedule| schedule.clients.iter().map(Vec::len).sum::<usize>();
-    assert!(steps(&shrunk.schedule) <= steps(&schedule));
-    let replayed = Schedule::parse(&shrunk.schedule.to_text()).expect("the shrunk file parses");
-    let again = run(&replayed)
-        .failure
-        .expect("the shrunk schedule fails on replay");
-    assert_eq!(again.check, failure.check);
 }
 
 /// A directed run for the unconfirmed-read hook: q1 stays with the deposed
