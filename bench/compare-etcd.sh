@@ -13,7 +13,8 @@
 #   --rounds N     alternating rounds per client count; medians are shown (default 3)
 #   --seconds S    measured seconds per load run (default 5)
 #   --trials T     failover trials per system (default 10)
-#   --no-calendar  skip the in-process calendar benchmark (agenda, memory, replay)
+#   --no-calendar  skip the in-process calendar and restart benchmarks (agenda,
+#                  memory, restart)
 #
 # Installs etcd-server, etcd-client and protobuf-compiler with apt-get when
 # they are missing, builds both load generators in release mode (unless
@@ -239,6 +240,11 @@ if ((calendar)); then
   echo "running the calendar benchmark (1,000,000 events, 10,000 users)"
   "$almanac" bench --calendar --users 10000 --events 1000000 --output json \
     >"$results/calendar.json"
+  # The worst case of the default snapshot policy: the newest snapshot is
+  # 9,999 ops behind the log's end, so a restart loads it and replays them.
+  echo "running the restart benchmark (1,009,999 committed ops on disk)"
+  "$almanac" bench --restart --ops 1009999 --data "$work/restart" --output json \
+    >"$results/restart.json"
 fi
 
 # --- report -------------------------------------------------------------------
@@ -318,7 +324,8 @@ if path.exists():
     per_event = calendar["resident_bytes_per_event"]
     target(f"memory: {per_event:.0f} resident bytes per event (target below 1024)",
            per_event < 1024)
-    replay_s = 1_000_000 / calendar["apply_ops_per_second"]
-    target(f"restart: replay {calendar['apply_ops_per_second']:,.0f} ops/s, so 1,000,000 ops "
-           f"in about {replay_s:.1f} s, an estimate without decoding (target 2 s)", replay_s <= 2)
+    restart = json.loads((results / "restart.json").read_text())
+    target(f"restart: {restart['ops']:,} ops on disk, {restart['replayed_ops']:,} of them after "
+           f"the snapshot, serving again in {restart['restart_seconds']:.2f} s (target 2 s)",
+           restart["restart_seconds"] <= 2)
 EOF
