@@ -85,7 +85,12 @@ trap cleanup EXIT
 etcd_endpoints=http://127.0.0.1:22379,http://127.0.0.1:22479,http://127.0.0.1:22579
 etcd_cluster=m1=http://127.0.0.1:22380,m2=http://127.0.0.1:22480,m3=http://127.0.0.1:22580
 almanac_cluster=127.0.0.1:19601,127.0.0.1:19602,127.0.0.1:19603
-sed 's/74\([0-9][0-9]\)/196\1/; s/75\([0-9][0-9]\)/197\1/' examples/cluster.toml >"$work/cluster.toml"
+# Every load client connects from 127.0.0.1, so the client port must admit
+# more than the default 64 connections per address for the 256-client runs.
+{
+  echo "client_connections_per_address = 1024"
+  sed 's/74\([0-9][0-9]\)/196\1/; s/75\([0-9][0-9]\)/197\1/' examples/cluster.toml
+} >"$work/cluster.toml"
 
 # Member PIDs of each running cluster, by member number 1-3.
 etcd_members=()

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::node::tls::TlsFiles;
+use crate::rpc::serve::CONNECTIONS_PER_ADDRESS_MAX;
 
 /// The shortest cluster secret accepted, in bytes.
 pub const SECRET_MIN_BYTES: usize = 16;
@@ -85,6 +86,9 @@ pub struct ClusterConfig {
     pub secret: Vec<u8>,
     /// When each node takes a snapshot and compacts its log.
     pub snapshot: SnapshotPolicy,
+    /// Connections one remote IP address may keep open on a node's client
+    /// port at a time.
+    pub client_connections_per_address: usize,
 }
 
 /// The TLS files a cluster config names.
@@ -137,6 +141,12 @@ struct File {
     node: Vec<FileNode>,
     #[serde(default)]
     snapshot: SnapshotPolicy,
+    #[serde(default = "default_client_connections_per_address")]
+    client_connections_per_address: usize,
+}
+
+fn default_client_connections_per_address() -> usize {
+    CONNECTIONS_PER_ADDRESS_MAX
 }
 
 impl ClusterConfig {
@@ -220,11 +230,17 @@ impl ClusterConfig {
                 snapshot.every_ops, snapshot.every_log_bytes
             ));
         }
+        if file.client_connections_per_address == 0 {
+            return Err(
+                "client_connections_per_address is 0; use at least 1 (the default is 64)".into(),
+            );
+        }
         Ok((
             ClusterConfig {
                 nodes,
                 secret,
                 snapshot,
+                client_connections_per_address: file.client_connections_per_address,
             },
             tls,
         ))
@@ -345,6 +361,28 @@ peer = "127.0.0.1:7503"
         assert_eq!(
             config.snapshot.every_log_bytes,
             SNAPSHOT_EVERY_LOG_BYTES_DEFAULT
+        );
+    }
+
+    #[test]
+    fn client_connection_limit_defaults_and_overrides() {
+        let config = ClusterConfig::parse(THREE, Path::new(".")).unwrap();
+        assert_eq!(
+            config.client_connections_per_address,
+            CONNECTIONS_PER_ADDRESS_MAX
+        );
+        let text = format!("client_connections_per_address = 512\n{THREE}");
+        let config = ClusterConfig::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(config.client_connections_per_address, 512);
+    }
+
+    #[test]
+    fn client_connection_limit_zero_rejected() {
+        let text = format!("client_connections_per_address = 0\n{THREE}");
+        let error = ClusterConfig::parse(&text, Path::new(".")).unwrap_err();
+        assert!(
+            error.contains("client_connections_per_address is 0"),
+            "{error}"
         );
     }
 

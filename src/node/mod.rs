@@ -35,6 +35,7 @@ use crate::rpc::peer::{self, PeerGatewayServer, PEER_QUEUE_MAX};
 use crate::rpc::replication_capnp::peer_gateway;
 use crate::rpc::serve::{
     client_port_reader_options, reader_options, serve_port, PortOptions, Transport,
+    CONNECTIONS_PER_ADDRESS_MAX,
 };
 use crate::wal::{Disk, StdDisk};
 pub use config::ClusterConfig;
@@ -188,10 +189,11 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
             Some(tls) => Transport::tls(tls.server.clone()),
             None => Transport::Plain,
         };
-        let port_options = |port, reader| PortOptions {
+        let port_options = |port, reader, connections_per_address| PortOptions {
             port,
             transport: transport.clone(),
             reader,
+            connections_per_address,
             stop_accepting: stop_receiver.clone(),
             close: close_receiver.clone(),
         };
@@ -204,12 +206,13 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
         tokio::pin!(driver);
 
         let replica_count = self.options.cluster.nodes.len();
+        let client_connections_per_address = self.options.cluster.client_connections_per_address;
         let inbound = self.inbound;
         let peer_service = self.service.clone();
         let backup_secret = secret.clone();
         let peers = serve_port(
             self.peer_listener,
-            port_options("peer", reader_options()),
+            port_options("peer", reader_options(), CONNECTIONS_PER_ADDRESS_MAX),
             move |remote| {
                 let server = PeerGatewayServer::new(
                     peer_service.clone(),
@@ -227,7 +230,11 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
         let client_service = self.service.clone();
         let clients = serve_port(
             self.client_listener,
-            port_options("client", client_port_reader_options()),
+            port_options(
+                "client",
+                client_port_reader_options(),
+                client_connections_per_address,
+            ),
             move |remote| {
                 let server = GatewayServer::for_connection(
                     client_service.clone(),

@@ -53,10 +53,12 @@ const _: () = assert!(CLIENT_REQUEST_WORDS_MAX * 64 <= TRAVERSAL_LIMIT_WORDS);
 /// chain of nested pointers stops long before it can exhaust the stack.
 pub const NESTING_LIMIT: i32 = 32;
 
-/// Connections one remote IP address may keep open on one port at a time.
-/// Every connection costs a task, buffers and a file descriptor, so one host
-/// must not take them all. 64 still lets a few dozen people behind one NAT
-/// address work at once, and a node dials each peer over one connection.
+/// Connections one remote IP address may keep open on one port at a time,
+/// unless the config's `client_connections_per_address` sets another value
+/// for the client port. Every connection costs a task, buffers and a file
+/// descriptor, so one host must not take them all. 64 still lets a few
+/// dozen people behind one NAT address work at once, and a node dials each
+/// peer over one connection.
 pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 64;
 
 /// Time a new connection has to finish its TLS handshake. A client that
@@ -120,6 +122,8 @@ pub struct PortOptions {
     pub transport: Transport,
     /// Limits on each message the port reads.
     pub reader: ReaderOptions,
+    /// Connections one remote IP address may keep open at a time.
+    pub connections_per_address: usize,
     /// Becomes true when the node shuts down: the port stops accepting, and
     /// open connections close once `close` becomes true.
     pub stop_accepting: watch::Receiver<bool>,
@@ -136,6 +140,7 @@ impl PortOptions {
             port,
             transport: Transport::Plain,
             reader: reader_options(),
+            connections_per_address: CONNECTIONS_PER_ADDRESS_MAX,
             stop_accepting: receiver.clone(),
             close: receiver,
         }
@@ -208,18 +213,19 @@ impl Drop for ConnectionSlot {
 }
 
 /// Takes a connection slot for `address`, or returns None when the address
-/// already has `CONNECTIONS_PER_ADDRESS_MAX` connections open.
+/// already has `limit` connections open.
 fn take_slot(
     counts: &Rc<RefCell<ConnectionCounts>>,
     address: IpAddr,
     port: &'static str,
+    limit: usize,
 ) -> Option<ConnectionSlot> {
     let mut all = counts.borrow_mut();
     let open = all.open.entry(address).or_insert(0);
-    if *open >= CONNECTIONS_PER_ADDRESS_MAX {
+    if *open >= limit {
         let rejected = all.rejected.entry(address).or_insert(0);
         if *rejected % REJECTIONS_PER_WARNING == 0 {
-            warn!(%address, port, limit = CONNECTIONS_PER_ADDRESS_MAX, rejected_before = *rejected,
+            warn!(%address, port, limit, rejected_before = *rejected,
                 "rejected a connection: the address has the maximum number of connections open");
         }
         *rejected += 1;
@@ -263,7 +269,8 @@ pub async fn serve_port<L: Listener>(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Some(slot) = take_slot(&counts, peer.ip(), port) else {
+                let limit = options.connections_per_address;
+                let Some(slot) = take_slot(&counts, peer.ip(), port, limit) else {
                     continue;
                 };
                 debug!(%peer, port, "accepted a connection");
@@ -416,21 +423,39 @@ mod tests {
     }
 
     #[test]
+    fn connection_slots_follow_configured_limit() {
+        let counts = Rc::new(RefCell::new(ConnectionCounts::default()));
+        let address: IpAddr = "192.0.2.9".parse().unwrap();
+        let slots: Vec<ConnectionSlot> = (0..2)
+            .map(|_| take_slot(&counts, address, "client", 2).expect("below the limit"))
+            .collect();
+        assert_eq!(slots.len(), 2);
+        assert!(take_slot(&counts, address, "client", 2).is_none());
+        assert!(
+            take_slot(&counts, address, "client", 3).is_some(),
+            "a higher limit admits one more"
+        );
+    }
+
+    #[test]
     fn connection_slots_stop_at_maximum() {
         let counts = Rc::new(RefCell::new(ConnectionCounts::default()));
         let address: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         let mut slots: Vec<ConnectionSlot> = (0..CONNECTIONS_PER_ADDRESS_MAX)
-            .map(|_| take_slot(&counts, address, "client").expect("below the maximum"))
+            .map(|_| {
+                take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_MAX)
+                    .expect("below the maximum")
+            })
             .collect();
-        assert!(take_slot(&counts, address, "client").is_none());
+        assert!(take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_MAX).is_none());
         assert!(
-            take_slot(&counts, other, "client").is_some(),
+            take_slot(&counts, other, "client", CONNECTIONS_PER_ADDRESS_MAX).is_some(),
             "another address is not limited by the first"
         );
         slots.pop();
         assert!(
-            take_slot(&counts, address, "client").is_some(),
+            take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_MAX).is_some(),
             "a closed connection frees its slot"
         );
         drop(slots);
