@@ -61,6 +61,9 @@ struct Writes<'a> {
 }
 
 impl<'a> Writes<'a> {
+    /// Collects the writes of `history`, which is in invocation order. An
+    /// edit names an event id its client learned from a returned schedule,
+    /// so the schedule comes before its edits.
     fn collect(history: &'a [Operation]) -> Writes<'a> {
         let mut writes = Writes::default();
         for operation in history {
@@ -71,6 +74,16 @@ impl<'a> Writes<'a> {
 
     fn add(&mut self, operation: &'a Operation) {
         let completed = operation.completed;
+        if let Call::Edit {
+            event_id, title, ..
+        } = &operation.call
+        {
+            // A search expects an event only if every title it may have
+            // by then matches, acknowledged edit or not.
+            if let Some(event) = self.scheduled.get_mut(event_id) {
+                event.titles.push((operation.invoked, title.as_str()));
+            }
+        }
         match (&operation.call, &operation.response, completed) {
             (
                 Call::Register { .. } | Call::Login { .. },
@@ -126,22 +139,6 @@ impl<'a> Writes<'a> {
         }
     }
 
-    /// Adds every edit's title to its event, so that a search only expects
-    /// events whose every possible title matches. Runs after `collect`,
-    /// because an edit can be invoked before its event's schedule returns.
-    fn add_edit_titles(&mut self, history: &'a [Operation]) {
-        for operation in history {
-            if let Call::Edit {
-                event_id, title, ..
-            } = &operation.call
-            {
-                if let Some(event) = self.scheduled.get_mut(event_id) {
-                    event.titles.push((operation.invoked, title.as_str()));
-                }
-            }
-        }
-    }
-
     /// Returns whether a delete invoked before `until` may have removed
     /// the event.
     fn maybe_deleted(&self, event_id: u64, until: Duration) -> bool {
@@ -152,11 +149,13 @@ impl<'a> Writes<'a> {
 
     /// The events `read` must show: acknowledged before it began, visible
     /// to its user, and certainly not deleted by the time it ended.
-    fn expected(&self, read: &Operation) -> impl Iterator<Item = (u64, &Acknowledged<'a>)> + '_ {
-        let user = read.user.clone();
+    fn expected<'s>(
+        &'s self,
+        read: &'s Operation,
+    ) -> impl Iterator<Item = (u64, &'s Acknowledged<'a>)> + 's {
         let (invoked, ended) = (read.invoked, read.completed.unwrap_or(Duration::MAX));
         self.scheduled.iter().filter_map(move |(id, event)| {
-            let visible = event.public || event.host.eq_ignore_ascii_case(&user);
+            let visible = event.public || event.host.eq_ignore_ascii_case(&read.user);
             let certain = event.completed < invoked && !self.maybe_deleted(*id, ended);
             (visible && certain).then_some((*id, event))
         })
@@ -166,8 +165,7 @@ impl<'a> Writes<'a> {
 /// Returns one STALE line per read that missed an earlier acknowledged
 /// write.
 pub fn fresh_reads(history: &[Operation]) -> Vec<String> {
-    let mut writes = Writes::collect(history);
-    writes.add_edit_titles(history);
+    let writes = Writes::collect(history);
     let mut violations = Vec::new();
     for read in history {
         let Some(response) = &read.response else {
@@ -298,46 +296,12 @@ fn check_inbox(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(ms: u64) -> Duration {
-        Duration::from_millis(ms)
-    }
-
-    fn operation(client: &str, call: Call, span: (u64, u64), response: Response) -> Operation {
-        Operation {
-            client: client.to_owned(),
-            user: client.to_owned(),
-            call,
-            invoked: at(span.0),
-            completed: Some(at(span.1)),
-            response: Some(response),
-        }
-    }
-
-    fn register(client: &str, span: (u64, u64)) -> Operation {
-        let call = Call::Register {
-            user: client.to_owned(),
-        };
-        operation(client, call, span, Response::Session)
-    }
-
-    fn schedule(client: &str, title: &str, span: (u64, u64), event_id: u64) -> Operation {
-        let call = Call::Schedule {
-            title: title.to_owned(),
-            start: 1_000,
-            public: true,
-        };
-        let written = Response::Written {
-            event_id,
-            version: 1,
-        };
-        operation(client, call, span, written)
-    }
+    use crate::history::build::{operation, register, schedule, START};
 
     fn agenda(client: &str, span: (u64, u64), shown: Vec<EventSummary>) -> Operation {
         let call = Call::Agenda {
-            from: 900,
-            to: 1_100,
+            from: START - 100,
+            to: START + 100,
         };
         operation(client, call, span, Response::Events(shown))
     }

@@ -480,3 +480,51 @@ fn failure(error: ClientError) -> Response {
         other => Response::Unknown(other.to_string()),
     }
 }
+
+/// Builders of recorded operations for the checkers' unit tests.
+#[cfg(test)]
+pub(crate) mod build {
+    use super::*;
+
+    /// Start of every event [`schedule`] builds.
+    pub const START: UnixMinute = 31_557_600;
+
+    pub fn at(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// Returns a completed call of `client`, whose user has the same name,
+    /// invoked and completed at the milliseconds of `span`.
+    pub fn operation(client: &str, call: Call, span: (u64, u64), response: Response) -> Operation {
+        Operation {
+            client: client.into(),
+            user: client.into(),
+            call,
+            invoked: at(span.0),
+            completed: Some(at(span.1)),
+            response: Some(response),
+        }
+    }
+
+    pub fn register(client: &str, span: (u64, u64)) -> Operation {
+        let call = Call::Register {
+            user: client.into(),
+        };
+        operation(client, call, span, Response::Session)
+    }
+
+    /// Returns an acknowledged public schedule at [`START`] that created
+    /// `event_id` at version 1.
+    pub fn schedule(client: &str, title: &str, span: (u64, u64), event_id: u64) -> Operation {
+        let call = Call::Schedule {
+            title: title.into(),
+            start: START,
+            public: true,
+        };
+        let written = Response::Written {
+            event_id,
+            version: 1,
+        };
+        operation(client, call, span, written)
+    }
+}

@@ -401,41 +401,7 @@ fn spec_ret(response: &Response) -> Option<SpecRet> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(ms: u64) -> Duration {
-        Duration::from_millis(ms)
-    }
-
-    fn operation(client: &str, call: Call, span: (u64, u64), response: Response) -> Operation {
-        Operation {
-            client: client.into(),
-            user: client.into(),
-            call,
-            invoked: at(span.0),
-            completed: Some(at(span.1)),
-            response: Some(response),
-        }
-    }
-
-    fn register(client: &str, span: (u64, u64)) -> Operation {
-        let call = Call::Register {
-            user: client.into(),
-        };
-        operation(client, call, span, Response::Session)
-    }
-
-    fn schedule(client: &str, title: &str, span: (u64, u64), event_id: u64) -> Operation {
-        let call = Call::Schedule {
-            title: title.into(),
-            start: 31_557_600,
-            public: true,
-        };
-        let written = Response::Written {
-            event_id,
-            version: 1,
-        };
-        operation(client, call, span, written)
-    }
+    use crate::history::build::{operation, register, schedule};
 
     fn read(client: &str, span: (u64, u64), event_id: u64, response: Response) -> Operation {
         operation(client, Call::Read { event_id }, span, response)

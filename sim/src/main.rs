@@ -146,6 +146,15 @@ fn shrink_command(seed: u64, bug: Option<&str>) -> String {
     replay_command(seed, bug).replacen("replay", "shrink", 1)
 }
 
+/// Returns the cargo flag that a run with planted bug `bug` needs, if any.
+fn features_flag(bug: Option<&str>) -> &'static str {
+    if bug.is_some() {
+        " --features planted-bugs"
+    } else {
+        ""
+    }
+}
+
 /// Prints a failed run and returns its exit status.
 fn report_failure(report: &Report, seed: u64, bug: Option<&str>) -> ExitCode {
     let failure = report
@@ -243,20 +252,15 @@ fn replay(schedule: &Schedule, file: Option<&Path>, trace: bool) -> ExitCode {
     println!("trace digest {:016x}", report.trace_digest);
     println!("linearizability: {}", report.linearizability);
     if report.failure.is_some() {
-        let Some(file) = file else {
-            return report_failure(&report, schedule.seed, schedule.bug.as_deref());
-        };
         let code = report_failure(&report, schedule.seed, schedule.bug.as_deref());
-        let features = if schedule.bug.is_some() {
-            " --features planted-bugs"
-        } else {
-            ""
-        };
-        println!(
-            "this run replayed the schedule file {0}; replay it again with: cargo run -p \
-             almanac-sim --release{features} -- replay --schedule {0}",
-            file.display()
-        );
+        if let Some(file) = file {
+            println!(
+                "this run replayed the schedule file {0}; replay it again with: cargo run -p \
+                 almanac-sim --release{1} -- replay --schedule {0}",
+                file.display(),
+                features_flag(schedule.bug.as_deref())
+            );
+        }
         return code;
     }
     println!("passed: {} client calls", report.operations);
@@ -288,14 +292,10 @@ fn shrink_seed(seed: u64, bug: Option<&str>, output: Option<PathBuf>, runs_max: 
         shrunk.failure.class.name()
     );
     println!("{}", shrunk.failure.violations[0]);
-    let features = if bug.is_some() {
-        " --features planted-bugs"
-    } else {
-        ""
-    };
     println!(
-        "wrote {}; replay it with: cargo run -p almanac-sim --release{features} -- replay --schedule {}",
+        "wrote {}; replay it with: cargo run -p almanac-sim --release{} -- replay --schedule {}",
         path.display(),
+        features_flag(bug),
         path.display()
     );
     ExitCode::from(shrunk.failure.class.exit_code() as u8)

@@ -201,12 +201,10 @@ fn run_checked(schedule: &Schedule) -> Report {
     // check skips it. Shrinking reruns failing schedules many times.
     let failed_safety = violations
         .iter()
-        .find(|violation| classify(violation).0 == Class::Safety);
+        .map(|violation| classify(violation))
+        .find(|(class, _)| *class == Class::Safety);
     let linearizability = match failed_safety {
-        Some(violation) => format!(
-            "{SKIPPED}: the {} check failed first",
-            classify(violation).1
-        ),
+        Some((_, check)) => format!("{SKIPPED}: the {check} check failed first"),
         None => match linearizability::check(&history) {
             Verdict::Linearizable(count) => format!("linearizable ({count} operations checked)"),
             Verdict::Violated => {
