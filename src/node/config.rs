@@ -46,20 +46,28 @@ pub struct NodeAddresses {
 }
 
 /// The default committed ops between two snapshots. A restart replays up to
-/// about this many ops after loading the newest snapshot. Each snapshot
-/// writes the whole state, so a much smaller value costs write bandwidth on
-/// a large calendar.
-pub const SNAPSHOT_EVERY_OPS_DEFAULT: u64 = 10_000;
+/// about this many ops after loading the newest snapshot, at about 250,000
+/// ops per second. Each snapshot writes the whole state, and at 10,000 the
+/// snapshots of a large calendar took a quarter of the disk's time under
+/// load (docs/BENCHMARKS.md).
+pub const SNAPSHOT_EVERY_OPS_DEFAULT: u64 = 100_000;
 
-/// The default log bytes between two snapshots (16 MiB), so that a log of
-/// large requests is compacted before the op count is reached.
-pub const SNAPSHOT_EVERY_LOG_BYTES_DEFAULT: u64 = 16 << 20;
+/// The default log bytes between two snapshots (8 MiB), so that a log of
+/// large requests is compacted before the op count is reached. A schedule
+/// logs about 90 bytes, so for ordinary writes the op count comes first.
+pub const SNAPSHOT_EVERY_LOG_BYTES_DEFAULT: u64 = 8 << 20;
 
-/// The most log bytes allowed between two snapshots (32 MiB). A view
-/// change sends the whole log after the sender's snapshot in one message,
-/// so this plus one prepare batch (`replication::PREPARE_BYTES_MAX`, 16 MiB)
-/// must stay below the peer port's traversal limit of 64 MiB.
-pub const SNAPSHOT_EVERY_LOG_BYTES_MAX: u64 = 32 << 20;
+/// The most log bytes allowed between two snapshots (12 MiB). A node keeps
+/// its log back to the older of its two snapshots, so a view change sends up
+/// to two intervals of log in one message, each at most this plus one
+/// prepare batch (`replication::PREPARE_BYTES_MAX`): together they must stay
+/// below the peer port's traversal limit of 64 MiB.
+pub const SNAPSHOT_EVERY_LOG_BYTES_MAX: u64 = 12 << 20;
+
+const _: () = assert!(
+    2 * (SNAPSHOT_EVERY_LOG_BYTES_MAX as usize + crate::replication::PREPARE_BYTES_MAX)
+        < crate::rpc::serve::TRAVERSAL_LIMIT_WORDS * 8
+);
 
 /// When a node takes a snapshot: after `every_ops` committed ops or
 /// `every_log_bytes` bytes of log since the last one, whichever comes first.

@@ -17,13 +17,16 @@
 //!
 //! At start the node loads its newest valid snapshot and replays the log
 //! after it. Every `every_ops` committed ops (or `every_log_bytes` of log)
-//! it writes a new snapshot and deletes the log segments that lie wholly
-//! before the older of the two snapshots it keeps.
+//! it takes a new snapshot on blocking threads, applying no op while the
+//! state is encoded, then keeps its log back to the older of the two
+//! snapshots it keeps and deletes the segments before that
+//! (`node::snapshot`).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -33,6 +36,7 @@ use crate::calendar::{Calendar, Request};
 use crate::node::config::SnapshotPolicy;
 use crate::node::host::Host;
 use crate::node::service::{LogEntry, Service};
+use crate::node::snapshot::{snapshot_encoded, snapshot_written, SnapshotEncode, SnapshotWrite};
 use crate::replication::{
     self, count_within_bytes, Durable, Entry, Message, Output, ReadRef, Replica, ReplicaId,
     RequestRef, ViewRecord, PREPARE_BYTES_MAX,
@@ -302,6 +306,8 @@ pub fn open<D: Disk + Clone>(
         snapshots,
         policy: settings.snapshot,
         log_bytes_since_snapshot: 0,
+        last_snapshot_op: op_base,
+        replica_count: settings.replica_count as u64,
         serving: None,
         incoming: None,
         completed: None,
@@ -310,6 +316,8 @@ pub fn open<D: Disk + Clone>(
         last_commit_record,
         last_role: None,
         sync_in_flight: None,
+        snapshot_encoding: None,
+        snapshot_in_flight: None,
         deferred: VecDeque::new(),
         applied_op,
         reported_durable: 0,
@@ -400,6 +408,11 @@ pub struct Driver<D: Disk + Clone> {
     pub(super) policy: SnapshotPolicy,
     /// Payload bytes appended to the log since the last snapshot.
     pub(super) log_bytes_since_snapshot: u64,
+    /// The op of the newest snapshot, written or being written; the next
+    /// is due `every_ops` after it.
+    pub(super) last_snapshot_op: u64,
+    /// Nodes in the cluster, which spreads their snapshot points.
+    pub(super) replica_count: u64,
     /// The snapshot file last read to serve a peer's chunk reads, by op.
     pub(super) serving: Option<(u64, Rc<Vec<u8>>)>,
     /// The snapshot being fetched from a peer, if any.
@@ -416,6 +429,12 @@ pub struct Driver<D: Disk + Clone> {
     /// The fdatasync running on a blocking thread, if any. At most one runs
     /// at a time; records appended meanwhile wait for the next one.
     sync_in_flight: Option<InFlightSync>,
+    /// The snapshot being written on a blocking thread, if any; the log is
+    /// compacted once it is durable.
+    pub(super) snapshot_in_flight: Option<SnapshotWrite>,
+    /// The state being encoded for a snapshot on a blocking thread, if any;
+    /// no op applies meanwhile.
+    pub(super) snapshot_encoding: Option<SnapshotEncode>,
     /// Work that waits for the log to be durable, in the order it was
     /// produced. It is carried out in that order, so commits apply in op
     /// order and a read is served after the commits before it.
@@ -427,6 +446,58 @@ pub struct Driver<D: Disk + Clone> {
     reported_durable: u64,
     /// Reused buffer for encoding log records.
     encoded: Vec<u8>,
+}
+
+/// A round of the event loop longer than this is logged as a warning: the
+/// node answers nothing meanwhile, and at the shortest view-change timeout
+/// (120 ms) its backups would depose it.
+const ROUND_WARN: Duration = Duration::from_millis(50);
+
+/// Times the phases of one round of the event loop, so that a stall names
+/// the phase that caused it.
+struct RoundTimer {
+    arm: &'static str,
+    began: Instant,
+    last: Instant,
+    longest: (&'static str, Duration),
+}
+
+impl RoundTimer {
+    /// Starts timing after the select arm `arm` ran; `arm_began` is when
+    /// it began, for the arms that do I/O.
+    fn new(arm: &'static str, arm_began: Option<Instant>) -> RoundTimer {
+        let now = Instant::now();
+        let began = arm_began.unwrap_or(now);
+        RoundTimer {
+            arm,
+            began,
+            last: now,
+            longest: (arm, now - began),
+        }
+    }
+
+    fn lap(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        let took = now - self.last;
+        if took > self.longest.1 {
+            self.longest = (phase, took);
+        }
+        self.last = now;
+    }
+
+    fn warn_if_long(&self, replica_id: ReplicaId) {
+        let took = self.began.elapsed();
+        if took >= ROUND_WARN {
+            warn!(
+                node = replica_id + 1,
+                millis = took.as_millis() as u64,
+                woken_by = self.arm,
+                slowest = self.longest.0,
+                slowest_millis = self.longest.1.as_millis() as u64,
+                "the event loop stalled; nothing was answered meanwhile"
+            );
+        }
+    }
 }
 
 struct InFlightSync {
@@ -493,17 +564,31 @@ impl<D: Disk + Clone> Driver<D> {
         let mut commit_timer = tokio::time::interval(COMMIT_RECORD_INTERVAL);
         loop {
             let mut outputs = Vec::new();
+            let mut arm = "wake";
+            let mut arm_began = None;
             // Ticks come first: under a steady stream of requests the other
             // arms are always ready, and a primary that stops ticking stops
             // sending heartbeats and gets deposed.
             tokio::select! {
                 biased;
                 _ = ticker.tick() => {
+                    arm = "tick";
                     outputs.push(self.service.replica.borrow_mut().on_tick());
                     self.tick_transfer();
                 }
                 (ticket, result) = sync_finished(&mut self.sync_in_flight) => {
                     if let Err(error) = self.wal.finish_sync(ticket, result) {
+                        return self.fail(error);
+                    }
+                }
+                (encode, body) = snapshot_encoded(&mut self.snapshot_encoding) => {
+                    arm = "snapshot encoded";
+                    self.write_encoded(encode, body);
+                }
+                (start, result) = snapshot_written(&mut self.snapshot_in_flight) => {
+                    arm = "snapshot written";
+                    arm_began = Some(Instant::now());
+                    if let Err(error) = self.finish_snapshot(start, result) {
                         return self.fail(error);
                     }
                 }
@@ -515,23 +600,31 @@ impl<D: Disk + Clone> Driver<D> {
                 }
                 _ = self.service.wake_driver.notified() => {}
                 _ = commit_timer.tick() => {
+                    arm = "commit record";
+                    arm_began = Some(Instant::now());
                     if let Err(error) = self.record_commit() {
                         return self.fail(error);
                     }
                 }
             }
+            let mut round = RoundTimer::new(arm, arm_began);
             if let Err(error) = self.gather(&mut outputs) {
                 return self.fail(error);
             }
+            round.lap("gather");
             if let Err(error) = self.carry_out(outputs).await {
                 return self.fail(error);
             }
+            round.lap("carry out");
             if let Err(error) = self.install_completed_snapshot().await {
                 return self.fail(error);
             }
-            if let Err(error) = self.take_snapshot_if_due() {
+            round.lap("install");
+            if let Err(error) = self.take_snapshot_if_due().await {
                 return self.fail(error);
             }
+            round.lap("snapshot");
+            round.warn_if_long(self.service.replica_id);
         }
     }
 
@@ -726,11 +819,13 @@ impl<D: Disk + Clone> Driver<D> {
     /// Carries out the queued work that the durable log now allows, in order.
     fn release(&mut self) {
         let durable = self.wal.durable_op();
-        while self
-            .deferred
-            .front()
-            .is_some_and(|deferred| deferred.needs_op <= durable)
-        {
+        // While a thread encodes the state for a snapshot, nothing applies,
+        // and what follows the first waiting op waits with it, in order.
+        let encoding = self.snapshot_encoding.is_some();
+        while self.deferred.front().is_some_and(|deferred| {
+            deferred.needs_op <= durable
+                && !(encoding && matches!(deferred.action, Action::Apply(_)))
+        }) {
             let deferred = self.deferred.pop_front().expect("front exists");
             match deferred.action {
                 Action::Apply(entry) => self.apply_commit(entry),
@@ -775,6 +870,7 @@ impl<D: Disk + Clone> Driver<D> {
     /// carries out all queued work, so that a truncation or a view record
     /// starts from a durable log and an empty queue.
     pub(super) async fn drain(&mut self) -> Result<(), WalError> {
+        self.wait_for_encoding().await;
         if self.sync_in_flight.is_some() {
             let (ticket, result) = sync_finished(&mut self.sync_in_flight).await;
             self.wal.finish_sync(ticket, result)?;
@@ -915,7 +1011,12 @@ impl<D: Disk + Clone> Driver<D> {
             entry.op,
             self.applied_op
         );
-        let outcome = apply_entry(&mut self.service.calendar.borrow_mut(), &entry);
+        let outcome = {
+            let mut calendar = self.service.calendar.borrow_mut();
+            let calendar = Arc::get_mut(&mut calendar)
+                .expect("no snapshot encodes the state while an op applies");
+            apply_entry(calendar, &entry)
+        };
         self.applied_op = entry.op;
         self.service
             .commit_seen

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch, Notify};
@@ -71,7 +72,9 @@ pub struct Service {
     pub replica_id: u8,
     /// Client addresses of all nodes by replica id, for not-primary hints.
     pub client_addresses: Vec<String>,
-    pub(crate) calendar: RefCell<Calendar>,
+    /// Shared with a thread that encodes it for a snapshot, during which
+    /// the driver applies nothing (see `node::snapshot`).
+    pub(crate) calendar: RefCell<Arc<Calendar>>,
     pub(crate) replica: RefCell<Replica>,
     pub(crate) queue: RefCell<Queue>,
     pub(crate) writes: RefCell<BTreeMap<RequestRef, WaitingWrite>>,
@@ -101,7 +104,7 @@ impl Service {
         Service {
             replica_id,
             client_addresses,
-            calendar: RefCell::new(calendar),
+            calendar: RefCell::new(Arc::new(calendar)),
             replica: RefCell::new(replica),
             queue: RefCell::new(Queue::default()),
             writes: RefCell::new(BTreeMap::new()),
@@ -117,7 +120,7 @@ impl Service {
     }
 
     pub fn calendar(&self) -> Ref<'_, Calendar> {
-        self.calendar.borrow()
+        Ref::map(self.calendar.borrow(), |calendar| &**calendar)
     }
 
     /// Returns the committed entries of this node's log after its newest

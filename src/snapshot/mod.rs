@@ -88,8 +88,15 @@ pub fn hex(bytes: &[u8]) -> String {
 impl Snapshot {
     /// Encodes the file bytes of the state `calendar` after op `op`.
     pub fn encode(op: u64, calendar: &Calendar) -> Vec<u8> {
-        let body = calendar.encode();
-        let digest: [u8; 32] = Sha256::digest(&body).into();
+        Snapshot::frame(op, &calendar.encode())
+    }
+
+    /// Puts the header in front of `body`, the encoded state after op `op`.
+    /// Split from [`Snapshot::encode`] so that a node encodes the state on
+    /// its event loop, which owns it, and digests and writes the file on
+    /// another thread.
+    pub fn frame(op: u64, body: &[u8]) -> Vec<u8> {
+        let digest: [u8; 32] = Sha256::digest(body).into();
         let mut bytes = Vec::with_capacity(HEADER_BYTES + body.len());
         bytes.extend_from_slice(&MAGIC);
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -99,7 +106,7 @@ impl Snapshot {
         let crc = crc32c::crc32c(&bytes);
         bytes.extend_from_slice(&crc.to_le_bytes());
         debug_assert_eq!(bytes.len(), HEADER_BYTES);
-        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(body);
         bytes
     }
 

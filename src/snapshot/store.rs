@@ -13,6 +13,10 @@ use crate::wal::{Disk, DiskFile};
 /// one on, so that fallback can replay up to the newest state.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
+/// The bytes of a snapshot written between two fdatasyncs: 1 MiB, a few
+/// milliseconds of the disk's time, which is the most a snapshot being
+/// written can add to the log's fdatasync.
+const WRITE_PIECE_BYTES: usize = 1 << 20;
 const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".snap";
 
@@ -99,6 +103,15 @@ impl<D: Disk> SnapshotStore<D> {
     /// [`SnapshotError::Invalid`] when `bytes` has no valid header, and
     /// [`SnapshotError::Io`] when the disk fails.
     pub fn write(&self, bytes: &[u8]) -> Result<u64, SnapshotError> {
+        let op = self.put(bytes)?;
+        self.prune()?;
+        Ok(op)
+    }
+
+    /// Stores the snapshot file `bytes` durably like [`SnapshotStore::write`],
+    /// but removes no older file: a node writing on another thread prunes
+    /// on its own thread, which also serves the files to peers.
+    pub fn put(&self, bytes: &[u8]) -> Result<u64, SnapshotError> {
         let path_unknown = self.dir.join("(new snapshot)");
         let header = read_header(bytes).map_err(|reason| SnapshotError::Invalid {
             path: path_unknown,
@@ -110,21 +123,28 @@ impl<D: Disk> SnapshotStore<D> {
             .disk
             .create_file(&temp)
             .map_err(io_error("create", &temp))?;
-        file.write_all_at(bytes, 0)
-            .map_err(io_error("write to", &temp))?;
-        file.sync_data().map_err(io_error("sync", &temp))?;
+        // Synced a piece at a time: on ext4 an fsync of the log commits the
+        // journal, which first writes out the dirty data of every file, so
+        // a snapshot written whole would stall the log's fdatasync for as
+        // long as the disk takes to write the entire snapshot.
+        let mut offset = 0;
+        for piece in bytes.chunks(WRITE_PIECE_BYTES) {
+            file.write_all_at(piece, offset as u64)
+                .map_err(io_error("write to", &temp))?;
+            file.sync_data().map_err(io_error("sync", &temp))?;
+            offset += piece.len();
+        }
         drop(file);
         self.disk
             .rename(&temp, &path)
             .map_err(io_error("rename into place", &temp))?;
         self.sync_dir()?;
         info!(path = %path.display(), op = header.op, bytes = bytes.len(), "wrote snapshot");
-        self.prune()?;
         Ok(header.op)
     }
 
     /// Removes every snapshot file but the newest [`SNAPSHOTS_KEPT`].
-    fn prune(&self) -> Result<(), SnapshotError> {
+    pub fn prune(&self) -> Result<(), SnapshotError> {
         let ops = self.list()?;
         let excess = ops.len().saturating_sub(SNAPSHOTS_KEPT);
         if excess == 0 {

@@ -43,6 +43,14 @@ pub trait Disk {
 
     /// Makes the entries of `dir` (creations, removals, renames) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Returns a handle to the same files that another thread may own, for
+    /// work too long to run on the caller's thread, such as writing a
+    /// snapshot. None keeps that work on the caller's thread, as a disk
+    /// bound to one thread (the simulation's) needs.
+    fn detached_disk(&self) -> Option<StdDisk> {
+        None
+    }
 }
 
 /// A `sync_data` of one file that owns what it needs, so that it can run on
@@ -124,6 +132,10 @@ impl Disk for StdDisk {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         // On Linux a directory opened read-only can be fsynced like a file.
         File::open(dir)?.sync_all()
+    }
+
+    fn detached_disk(&self) -> Option<StdDisk> {
+        Some(StdDisk)
     }
 }
 
