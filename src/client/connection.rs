@@ -4,9 +4,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
+use capnp_rpc::{rpc_twoparty_capnp::Side, RpcSystem};
 use tokio::task::JoinHandle;
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::debug;
 
 use crate::node::net::Connector;
@@ -31,13 +30,7 @@ impl Connection {
             .await
             .map_err(|_| format!("connecting to {address} timed out"))?
             .map_err(|error| format!("connecting to {address} failed: {error}"))?;
-        let (reader, writer) = tokio::io::split(stream);
-        let network = twoparty::VatNetwork::new(
-            reader.compat(),
-            writer.compat_write(),
-            Side::Client,
-            reader_options(),
-        );
+        let network = crate::rpc::serve::network(stream, Side::Client, reader_options());
         let mut system = RpcSystem::new(Box::new(network), None);
         let gateway: gateway::Client = system.bootstrap(Side::Server);
         let peer = address.to_owned();

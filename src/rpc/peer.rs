@@ -12,11 +12,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use capnp::capability::Rc as CapRc;
-use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
+use capnp_rpc::{rpc_twoparty_capnp::Side, RpcSystem};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc;
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, info, warn};
 
 use crate::node::net::{Connector, Stream};
@@ -505,13 +504,7 @@ async fn dial<C: Connector>(
 }
 
 fn start_client_rpc(stream: impl Stream) -> (peer_gateway::Client, tokio::task::JoinHandle<()>) {
-    let (reader, writer) = tokio::io::split(stream);
-    let network = twoparty::VatNetwork::new(
-        reader.compat(),
-        writer.compat_write(),
-        Side::Client,
-        reader_options(),
-    );
+    let network = crate::rpc::serve::network(stream, Side::Client, reader_options());
     let mut system = RpcSystem::new(Box::new(network), None);
     let gateway: peer_gateway::Client = system.bootstrap(Side::Server);
     system.set_background_error_handler(
@@ -709,13 +702,7 @@ mod tests {
         run_local(async {
             let address = serve_peer_port(dir.path()).await;
             let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-            let (reader, writer) = tokio::io::split(stream);
-            let network = twoparty::VatNetwork::new(
-                reader.compat(),
-                writer.compat_write(),
-                Side::Client,
-                reader_options(),
-            );
+            let network = crate::rpc::serve::network(stream, Side::Client, reader_options());
             let mut system = RpcSystem::new(Box::new(network), None);
             let gateway: crate::rpc::calendar_capnp::gateway::Client =
                 system.bootstrap(Side::Server);
