@@ -52,20 +52,20 @@ pub struct NodeAddresses {
 /// load (docs/BENCHMARKS.md).
 pub const SNAPSHOT_EVERY_OPS_DEFAULT: u64 = 100_000;
 
-/// The default log bytes between two snapshots (8 MiB), so that a log of
+/// The default log bytes between two snapshots (16 MiB), so that a log of
 /// large requests is compacted before the op count is reached. A schedule
 /// logs about 90 bytes, so for ordinary writes the op count comes first.
-pub const SNAPSHOT_EVERY_LOG_BYTES_DEFAULT: u64 = 8 << 20;
+pub const SNAPSHOT_EVERY_LOG_BYTES_DEFAULT: u64 = 16 << 20;
 
-/// The most log bytes allowed between two snapshots (12 MiB). A node keeps
-/// its log back to the older of its two snapshots, so a view change sends up
-/// to two intervals of log in one message, each at most this plus one
-/// prepare batch (`replication::PREPARE_BYTES_MAX`): together they must stay
-/// below the peer port's traversal limit of 64 MiB.
-pub const SNAPSHOT_EVERY_LOG_BYTES_MAX: u64 = 12 << 20;
+/// The most log bytes allowed between two snapshots (32 MiB). A view
+/// change sends the whole log after the sender's snapshot in one message,
+/// so this plus one prepare batch (`replication::PREPARE_BYTES_MAX`, 16 MiB)
+/// must stay below the peer port's traversal limit of 64 MiB. A node
+/// writing a snapshot waits for it once its log reaches this size.
+pub const SNAPSHOT_EVERY_LOG_BYTES_MAX: u64 = 32 << 20;
 
 const _: () = assert!(
-    2 * (SNAPSHOT_EVERY_LOG_BYTES_MAX as usize + crate::replication::PREPARE_BYTES_MAX)
+    SNAPSHOT_EVERY_LOG_BYTES_MAX as usize + crate::replication::PREPARE_BYTES_MAX
         < crate::rpc::serve::TRAVERSAL_LIMIT_WORDS * 8
 );
 

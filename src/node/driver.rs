@@ -18,8 +18,8 @@
 //! At start the node loads its newest valid snapshot and replays the log
 //! after it. Every `every_ops` committed ops (or `every_log_bytes` of log)
 //! it takes a new snapshot on blocking threads, applying no op while the
-//! state is encoded, then keeps its log back to the older of the two
-//! snapshots it keeps and deletes the segments before that
+//! state is encoded, then compacts the log up to it and deletes the
+//! segments that lie wholly before the older of the two snapshots it keeps
 //! (`node::snapshot`).
 
 use std::collections::VecDeque;
