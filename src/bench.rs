@@ -245,8 +245,9 @@ pub struct CalendarBenchReport {
     pub agenda_p50_us: f64,
     pub agenda_p99_us: f64,
     pub agenda_max_us: f64,
-    /// Time to clone the whole state, which is what the node's event loop
-    /// spends before a snapshot is encoded and written on another thread.
+    /// Time to clone the whole state: what a node's event loop would spend
+    /// to hand a snapshot thread its own copy, which is why it shares the
+    /// state instead.
     pub clone_ms: f64,
     /// Time to encode the state as a snapshot file, digest included.
     pub snapshot_encode_ms: f64,

@@ -48,8 +48,8 @@ pub struct NodeAddresses {
 /// The default committed ops between two snapshots. A restart replays up to
 /// about this many ops after loading the newest snapshot, at about 250,000
 /// ops per second. Each snapshot writes the whole state, and at 10,000 the
-/// snapshots of a large calendar took a quarter of the disk's time under
-/// load (docs/BENCHMARKS.md).
+/// snapshots of a large calendar cost about a quarter of the write
+/// throughput under load (docs/BENCHMARKS.md).
 pub const SNAPSHOT_EVERY_OPS_DEFAULT: u64 = 100_000;
 
 /// The default log bytes between two snapshots (16 MiB), so that a log of

@@ -66,8 +66,7 @@ pub(super) struct SnapshotStart {
 
 /// The state being encoded on a blocking thread. The thread shares the
 /// state machine through its `Arc`, so the driver applies no op until the
-/// encoding ends; everything else (logging, replicating, heartbeats, reads)
-/// goes on.
+/// encoding ends. Logging, replicating, heartbeats and reads go on.
 pub(super) struct SnapshotEncode {
     start: SnapshotStart,
     disk: StdDisk,

@@ -153,9 +153,9 @@ pub type Network<S> = twoparty::VatNetwork<Compat<BufReader<ReadHalf<S>>>>;
 
 /// Splits `stream` into buffered halves and makes a two-party RPC network
 /// on them. Cap'n Proto writes a message's segment table and its segments
-/// separately, and flushes once per batch of queued messages: buffered, the
-/// batch leaves in one system call and usually one TCP segment, and the
-/// reader takes what arrived in one call instead of two per message.
+/// separately and flushes once per batch of queued messages. Buffered, a
+/// batch leaves in one system call, and the reader takes what arrived in
+/// one call instead of two per message.
 pub fn network<S: Stream>(stream: S, side: Side, limits: ReaderOptions) -> Network<S> {
     let (reader, writer) = tokio::io::split(stream);
     twoparty::VatNetwork::new(

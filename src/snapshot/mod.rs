@@ -92,9 +92,8 @@ impl Snapshot {
     }
 
     /// Puts the header in front of `body`, the encoded state after op `op`.
-    /// Split from [`Snapshot::encode`] so that a node encodes the state on
-    /// its event loop, which owns it, and digests and writes the file on
-    /// another thread.
+    /// Split from [`Snapshot::encode`] so that a node can apply ops again as
+    /// soon as the state is encoded, while the digest and the write go on.
     pub fn frame(op: u64, body: &[u8]) -> Vec<u8> {
         let digest: [u8; 32] = Sha256::digest(body).into();
         let mut bytes = Vec::with_capacity(HEADER_BYTES + body.len());

@@ -123,10 +123,10 @@ impl<D: Disk> SnapshotStore<D> {
             .disk
             .create_file(&temp)
             .map_err(io_error("create", &temp))?;
-        // Synced a piece at a time: on ext4 an fsync of the log commits the
-        // journal, which first writes out the dirty data of every file, so
-        // a snapshot written whole would stall the log's fdatasync for as
-        // long as the disk takes to write the entire snapshot.
+        // Synced a piece at a time, because on ext4 an fsync of the log
+        // commits the journal, which first writes out the dirty data of
+        // every file. A snapshot written whole would stall the log's
+        // fdatasync until the disk had written all of it.
         let mut offset = 0;
         for piece in bytes.chunks(WRITE_PIECE_BYTES) {
             file.write_all_at(piece, offset as u64)
