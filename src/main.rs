@@ -594,7 +594,7 @@ fn single_node_cluster(client: String) -> ClusterConfig {
         }],
         secret: b"single-node-cluster-secret".to_vec(),
         snapshot: Default::default(),
-        client_connections_per_address: almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_MAX,
+        client_connections_per_address: almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_DEFAULT,
     }
 }
 
@@ -663,7 +663,7 @@ fn run_local(args: LocalArgs) -> ExitCode {
         nodes,
         secret,
         snapshot: Default::default(),
-        client_connections_per_address: almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_MAX,
+        client_connections_per_address: almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_DEFAULT,
     };
     let mut addresses = Vec::new();
     for id in 1..=args.nodes {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use almanac::calendar::limits::{MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS};
 use almanac::rpc::gateway::login_limit::USER_FAILURES_BURST;
-use almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_MAX;
+use almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_DEFAULT;
 use cluster_support::{Cluster, Repl};
 use common::{login, register, repl, Scratch, Server};
 
@@ -36,14 +36,14 @@ fn connections_per_address_are_limited() {
     let _serial = common::serial();
     let scratch = Scratch::new();
     let server = Server::start(&scratch.path("data"));
-    let mut open: Vec<TcpStream> = (0..CONNECTIONS_PER_ADDRESS_MAX)
+    let mut open: Vec<TcpStream> = (0..CONNECTIONS_PER_ADDRESS_DEFAULT)
         .map(|_| TcpStream::connect(server.address).unwrap())
         .collect();
     let mut extra = TcpStream::connect(server.address).unwrap();
     assert!(
         closed_within(&mut extra, Duration::from_secs(5)),
         "connection {} from one address stayed open",
-        CONNECTIONS_PER_ADDRESS_MAX + 1
+        CONNECTIONS_PER_ADDRESS_DEFAULT + 1
     );
     assert!(
         !closed_within(&mut open[0], Duration::from_millis(200)),

@@ -771,7 +771,7 @@ fn cluster_config(nodes: usize, snapshot: SnapshotPolicy) -> ClusterConfig {
         nodes,
         secret: CLUSTER_SECRET.to_vec(),
         snapshot,
-        client_connections_per_address: almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_MAX,
+        client_connections_per_address: almanac::rpc::serve::CONNECTIONS_PER_ADDRESS_DEFAULT,
     }
 }
 

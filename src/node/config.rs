@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::node::tls::TlsFiles;
-use crate::rpc::serve::CONNECTIONS_PER_ADDRESS_MAX;
+use crate::rpc::serve::CONNECTIONS_PER_ADDRESS_DEFAULT;
 
 /// The shortest cluster secret accepted, in bytes.
 pub const SECRET_MIN_BYTES: usize = 16;
@@ -154,7 +154,7 @@ struct File {
 }
 
 fn default_client_connections_per_address() -> usize {
-    CONNECTIONS_PER_ADDRESS_MAX
+    CONNECTIONS_PER_ADDRESS_DEFAULT
 }
 
 impl ClusterConfig {
@@ -377,7 +377,7 @@ peer = "127.0.0.1:7503"
         let config = ClusterConfig::parse(THREE, Path::new(".")).unwrap();
         assert_eq!(
             config.client_connections_per_address,
-            CONNECTIONS_PER_ADDRESS_MAX
+            CONNECTIONS_PER_ADDRESS_DEFAULT
         );
         let text = format!("client_connections_per_address = 512\n{THREE}");
         let config = ClusterConfig::parse(&text, Path::new(".")).unwrap();

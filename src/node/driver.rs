@@ -408,8 +408,8 @@ pub struct Driver<D: Disk + Clone> {
     pub(super) policy: SnapshotPolicy,
     /// Payload bytes appended to the log since the last snapshot.
     pub(super) log_bytes_since_snapshot: u64,
-    /// The op of the newest snapshot, written or being written; the next
-    /// is due `every_ops` after it.
+    /// The op of the newest snapshot, written or being written. The next
+    /// is due at this node's next snapshot point after it.
     pub(super) last_snapshot_op: u64,
     /// Nodes in the cluster, which spreads their snapshot points.
     pub(super) replica_count: u64,
@@ -429,11 +429,11 @@ pub struct Driver<D: Disk + Clone> {
     /// The fdatasync running on a blocking thread, if any. At most one runs
     /// at a time; records appended meanwhile wait for the next one.
     sync_in_flight: Option<InFlightSync>,
-    /// The snapshot being written on a blocking thread, if any; the log is
+    /// The snapshot being written on a blocking thread, if any. The log is
     /// compacted once it is durable.
     pub(super) snapshot_in_flight: Option<SnapshotWrite>,
-    /// The state being encoded for a snapshot on a blocking thread, if any;
-    /// no op applies meanwhile.
+    /// The state being encoded for a snapshot on a blocking thread, if any.
+    /// No op applies meanwhile.
     pub(super) snapshot_encoding: Option<SnapshotEncode>,
     /// Work that waits for the log to be durable, in the order it was
     /// produced. It is carried out in that order, so commits apply in op
@@ -448,9 +448,9 @@ pub struct Driver<D: Disk + Clone> {
     encoded: Vec<u8>,
 }
 
-/// A round of the event loop longer than this is logged as a warning: the
-/// node answers nothing meanwhile, and at the shortest view-change timeout
-/// (120 ms) its backups would depose it.
+/// The round length of the event loop from which a warning is logged. The
+/// node replies to nothing during a round, and at the shortest view-change
+/// timeout (120 ms) its backups would depose it.
 const ROUND_WARN: Duration = Duration::from_millis(50);
 
 /// Times the phases of one round of the event loop, so that a stall names
@@ -463,8 +463,8 @@ struct RoundTimer {
 }
 
 impl RoundTimer {
-    /// Starts timing after the select arm `arm` ran; `arm_began` is when
-    /// it began, for the arms that do I/O.
+    /// Starts timing after the select arm `arm` ran. The arms that do I/O
+    /// pass `arm_began`, the moment they began.
     fn new(arm: &'static str, arm_began: Option<Instant>) -> RoundTimer {
         let now = Instant::now();
         let began = arm_began.unwrap_or(now);
@@ -494,7 +494,7 @@ impl RoundTimer {
                 woken_by = self.arm,
                 slowest = self.longest.0,
                 slowest_millis = self.longest.1.as_millis() as u64,
-                "the event loop stalled; nothing was answered meanwhile"
+                "the event loop stalled, and no request or message was handled meanwhile"
             );
         }
     }
@@ -564,7 +564,7 @@ impl<D: Disk + Clone> Driver<D> {
         let mut commit_timer = tokio::time::interval(COMMIT_RECORD_INTERVAL);
         loop {
             let mut outputs = Vec::new();
-            let mut arm = "wake";
+            let arm;
             let mut arm_began = None;
             // Ticks come first: under a steady stream of requests the other
             // arms are always ready, and a primary that stops ticking stops
@@ -577,6 +577,7 @@ impl<D: Disk + Clone> Driver<D> {
                     self.tick_transfer();
                 }
                 (ticket, result) = sync_finished(&mut self.sync_in_flight) => {
+                    arm = "fdatasync";
                     if let Err(error) = self.wal.finish_sync(ticket, result) {
                         return self.fail(error);
                     }
@@ -593,12 +594,15 @@ impl<D: Disk + Clone> Driver<D> {
                     }
                 }
                 Some((from, message)) = self.inbound.recv() => {
+                    arm = "peer message";
                     match self.on_inbound(from, message) {
                         Ok(output) => outputs.extend(output),
                         Err(error) => return self.fail(error),
                     }
                 }
-                _ = self.service.wake_driver.notified() => {}
+                _ = self.service.wake_driver.notified() => {
+                    arm = "client request";
+                }
                 _ = commit_timer.tick() => {
                     arm = "commit record";
                     arm_began = Some(Instant::now());

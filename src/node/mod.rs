@@ -35,7 +35,7 @@ use crate::rpc::peer::{self, PeerGatewayServer, PEER_QUEUE_MAX};
 use crate::rpc::replication_capnp::peer_gateway;
 use crate::rpc::serve::{
     client_port_reader_options, reader_options, serve_port, PortOptions, Transport,
-    CONNECTIONS_PER_ADDRESS_MAX,
+    CONNECTIONS_PER_ADDRESS_DEFAULT,
 };
 use crate::wal::{Disk, StdDisk};
 pub use config::ClusterConfig;
@@ -212,7 +212,7 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
         let backup_secret = secret.clone();
         let peers = serve_port(
             self.peer_listener,
-            port_options("peer", reader_options(), CONNECTIONS_PER_ADDRESS_MAX),
+            port_options("peer", reader_options(), CONNECTIONS_PER_ADDRESS_DEFAULT),
             move |remote| {
                 let server = PeerGatewayServer::new(
                     peer_service.clone(),

@@ -58,7 +58,7 @@ pub(super) struct SnapshotStart {
     /// The op the snapshot covers.
     op: u64,
     /// The log bytes counted towards the next snapshot when this one
-    /// started; they are compacted once it is durable.
+    /// started, which the snapshot covers once it is durable.
     log_bytes: u64,
     /// When the node began encoding the state, for the log line.
     at: Instant,
@@ -121,7 +121,7 @@ pub(super) async fn snapshot_written(
 /// apart, and each node's are shifted by its share of that interval, so
 /// that the nodes of a cluster do not all encode their state at the same
 /// op: a node applies nothing while it encodes, and a quorum that pauses
-/// together answers nothing.
+/// together commits nothing.
 fn crosses_snapshot_point(
     last: u64,
     op: u64,
@@ -134,15 +134,27 @@ fn crosses_snapshot_point(
     (op + shift) / every > (last + shift) / every
 }
 
+/// Frames the encoded state `body` after op `op` as a snapshot file and
+/// stores it durably, returning the file's bytes.
+fn write_file<D: Disk>(
+    store: &SnapshotStore<D>,
+    op: u64,
+    body: &[u8],
+) -> Result<Vec<u8>, SnapshotError> {
+    let bytes = Snapshot::frame(op, body);
+    store.put(&bytes)?;
+    Ok(bytes)
+}
+
 impl<D: Disk + Clone> Driver<D> {
-    /// Starts a snapshot at the applied op when the policy says one is due.
+    /// Starts a snapshot at the applied op when the policy makes one due.
     ///
     /// A blocking thread encodes the state (about 25 ms per 100,000 events
     /// on an idle core, several times that on a loaded one), and then
     /// digests and writes the file while the node goes on serving. The node
     /// applies no op while the state is being encoded, but it goes on
     /// logging, replicating and sending heartbeats, so the pause delays
-    /// answers without deposing a primary. Once the file is durable,
+    /// replies without deposing a primary. Once the file is durable,
     /// [`Driver::finish_snapshot`] compacts the log. A disk that cannot be
     /// used from another thread (the simulation's) does all of it here.
     pub(super) async fn take_snapshot_if_due(&mut self) -> Result<(), WalError> {
@@ -158,7 +170,14 @@ impl<D: Disk + Clone> Driver<D> {
         // The state machine holds the applied ops, which trail the commit
         // number while this node's own fdatasync runs.
         let op = self.applied_op;
-        let due = self.op_count_due(op)
+        let op_count_due = crosses_snapshot_point(
+            self.last_snapshot_op,
+            op,
+            self.policy.every_ops,
+            u64::from(self.service.replica_id),
+            self.replica_count,
+        );
+        let due = op_count_due
             || (op > self.last_snapshot_op
                 && self.log_bytes_since_snapshot >= self.policy.every_log_bytes);
         if !due {
@@ -179,8 +198,7 @@ impl<D: Disk + Clone> Driver<D> {
             }
             None => {
                 let body = self.service.calendar.borrow().encode();
-                let bytes = Snapshot::frame(op, &body);
-                let written = self.snapshots.put(&bytes).map(|_| bytes);
+                let written = write_file(&self.snapshots, op, &body);
                 self.finish_snapshot(start, written)
             }
         }
@@ -192,11 +210,7 @@ impl<D: Disk + Clone> Driver<D> {
         let SnapshotEncode { start, disk, .. } = encode;
         let store = SnapshotStore::new(disk, &self.dir);
         let op = start.op;
-        let task = tokio::task::spawn_blocking(move || {
-            let bytes = Snapshot::frame(op, &body);
-            store.put(&bytes)?;
-            Ok(bytes)
-        });
+        let task = tokio::task::spawn_blocking(move || write_file(&store, op, &body));
         self.snapshot_in_flight = Some(SnapshotWrite { start, task });
     }
 
@@ -207,18 +221,6 @@ impl<D: Disk + Clone> Driver<D> {
             let (encode, body) = snapshot_encoded(&mut self.snapshot_encoding).await;
             self.write_encoded(encode, body);
         }
-    }
-
-    /// Returns whether applying up to `op` crossed this node's next
-    /// snapshot point.
-    fn op_count_due(&self, op: u64) -> bool {
-        crosses_snapshot_point(
-            self.last_snapshot_op,
-            op,
-            self.policy.every_ops,
-            u64::from(self.service.replica_id),
-            self.replica_count,
-        )
     }
 
     /// Waits for the snapshot in flight, if any, to be encoded and written,
@@ -251,7 +253,9 @@ impl<D: Disk + Clone> Driver<D> {
         let op = start.op;
         self.snapshots.prune().map_err(into_wal_error)?;
         self.service.replica.borrow_mut().compact(op);
-        self.log_bytes_since_snapshot -= start.log_bytes.min(self.log_bytes_since_snapshot);
+        self.log_bytes_since_snapshot = self
+            .log_bytes_since_snapshot
+            .saturating_sub(start.log_bytes);
         let size = bytes.len();
         self.serving = Some((op, Rc::new(bytes)));
 
@@ -483,7 +487,7 @@ mod tests {
 
     /// A one-node cluster writing through the real driver on the real
     /// file system, so that snapshots are encoded and written on blocking
-    /// threads while writes go on: each write is applied and answered, the
+    /// threads while writes go on: each write is applied and acknowledged, the
     /// log is compacted up to the newest of the two kept snapshots, and a
     /// restart on the directory comes back with the same state.
     #[test]
@@ -572,7 +576,7 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_points_are_spread_over_the_nodes() {
+    fn snapshot_points_spread_over_nodes() {
         let points = |replica_id| -> Vec<u64> {
             (1..=300)
                 .filter(|&op| super::crosses_snapshot_point(op - 1, op, 100, replica_id, 3))

@@ -54,13 +54,13 @@ const _: () = assert!(CLIENT_REQUEST_WORDS_MAX * 64 <= TRAVERSAL_LIMIT_WORDS);
 /// chain of nested pointers stops long before it can exhaust the stack.
 pub const NESTING_LIMIT: i32 = 32;
 
-/// Connections one remote IP address may keep open on one port at a time,
-/// unless the config's `client_connections_per_address` sets another value
-/// for the client port. Every connection costs a task, buffers and a file
+/// The default number of connections one remote IP address may keep open
+/// on one port at a time. The config's `client_connections_per_address`
+/// sets another value for the client port. Every connection costs a task, buffers and a file
 /// descriptor, so one host must not take them all. 64 still lets a few
 /// dozen people behind one NAT address work at once, and a node dials each
 /// peer over one connection.
-pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 64;
+pub const CONNECTIONS_PER_ADDRESS_DEFAULT: usize = 64;
 
 /// Time a new connection has to finish its TLS handshake. A client that
 /// opens a socket and stops sending would otherwise hold its connection
@@ -141,7 +141,7 @@ impl PortOptions {
             port,
             transport: Transport::Plain,
             reader: reader_options(),
-            connections_per_address: CONNECTIONS_PER_ADDRESS_MAX,
+            connections_per_address: CONNECTIONS_PER_ADDRESS_DEFAULT,
             stop_accepting: receiver.clone(),
             close: receiver,
         }
@@ -459,20 +459,20 @@ mod tests {
         let counts = Rc::new(RefCell::new(ConnectionCounts::default()));
         let address: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
-        let mut slots: Vec<ConnectionSlot> = (0..CONNECTIONS_PER_ADDRESS_MAX)
+        let mut slots: Vec<ConnectionSlot> = (0..CONNECTIONS_PER_ADDRESS_DEFAULT)
             .map(|_| {
-                take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_MAX)
+                take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_DEFAULT)
                     .expect("below the maximum")
             })
             .collect();
-        assert!(take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_MAX).is_none());
+        assert!(take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_DEFAULT).is_none());
         assert!(
-            take_slot(&counts, other, "client", CONNECTIONS_PER_ADDRESS_MAX).is_some(),
+            take_slot(&counts, other, "client", CONNECTIONS_PER_ADDRESS_DEFAULT).is_some(),
             "another address is not limited by the first"
         );
         slots.pop();
         assert!(
-            take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_MAX).is_some(),
+            take_slot(&counts, address, "client", CONNECTIONS_PER_ADDRESS_DEFAULT).is_some(),
             "a closed connection frees its slot"
         );
         drop(slots);

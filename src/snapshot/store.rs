@@ -13,9 +13,9 @@ use crate::wal::{Disk, DiskFile};
 /// one on, so that fallback can replay up to the newest state.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
-/// The bytes of a snapshot written between two fdatasyncs: 1 MiB, a few
-/// milliseconds of the disk's time, which is the most a snapshot being
-/// written can add to the log's fdatasync.
+/// The bytes of a snapshot written between two fdatasyncs: 1 MiB, an
+/// estimated few milliseconds of the disk's time, so that a snapshot being
+/// written adds little to the log's fdatasync.
 const WRITE_PIECE_BYTES: usize = 1 << 20;
 const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".snap";
@@ -123,10 +123,9 @@ impl<D: Disk> SnapshotStore<D> {
             .disk
             .create_file(&temp)
             .map_err(io_error("create", &temp))?;
-        // Synced a piece at a time, because on ext4 an fsync of the log
-        // commits the journal, which first writes out the dirty data of
-        // every file. A snapshot written whole would stall the log's
-        // fdatasync until the disk had written all of it.
+        // Synced a piece at a time, because in ext4's default ordered mode
+        // a journal commit for the log's fdatasync first writes out the new
+        // data of other files, a snapshot being written among them.
         let mut offset = 0;
         for piece in bytes.chunks(WRITE_PIECE_BYTES) {
             file.write_all_at(piece, offset as u64)
