@@ -1,19 +1,22 @@
 # The Almanac node-to-node API: Viewstamped Replication messages.
 #
-# Each node's peer port bootstraps a `PeerGateway`. A connecting node proves
-# that it knows the cluster secret (HMAC-SHA256 over a fresh challenge) and
-# receives a `PeerLink`, the only way to deliver protocol messages. The client
-# port never exposes these interfaces, and this port exposes no client API.
+# A node's peer port carries framed Cap'n Proto messages of type `PeerFrame`
+# (the standard stream framing: a segment table, then the segments), not RPC
+# calls. A message between nodes is one-way, as in the protocol, so an RPC
+# call's return and finish messages would only double the traffic. A
+# connecting node proves that it knows the cluster secret (HMAC-SHA256 over a
+# fresh challenge) before it may send anything else. The client port never
+# accepts these frames, and this port exposes no client API.
 #
-# Messages are one-way, as in the protocol: a reply, if any, travels as its own
-# message over the receiver's link to the sender. The terms are those of
-# Viewstamped Replication (Liskov and Cowling, "Viewstamped Replication
-# Revisited", MIT 2012): view, primary, backup, op number, commit number.
+# A reply, if any, travels as its own message over the receiver's connection
+# to the sender. The terms are those of Viewstamped Replication (Liskov and
+# Cowling, "Viewstamped Replication Revisited", MIT 2012): view, primary,
+# backup, op number, commit number.
 #
-# Limits: the peer port reads messages of at most 8 Mi words (64 MiB) with
-# at most 32 levels of nesting, as the client port does. A sender treats a
-# connect, an authentication or a send slower than 1 s as a lost link and
-# dials again.
+# Limits: the peer port reads frames of at most 8 Mi words (64 MiB) with at
+# most 32 levels of nesting once the dialler is authenticated, and a hello of
+# at most 1 Ki words before. A sender treats a connect, an authentication or
+# a write slower than 1 s as a lost connection and dials again.
 #
 # Stability: as in the client schema, fields, union branches and methods are
 # only ever added, with new ordinals. Nothing is renumbered, renamed, retyped
@@ -130,6 +133,46 @@ struct Message {
   }
 }
 
+# One frame on a peer connection. The accepting node speaks first:
+#
+#   acceptor to dialler: challenge
+#   dialler to acceptor: hello
+#   acceptor to dialler: welcome, or rejected and the connection closes
+#   dialler to acceptor: message and ping, any number, in any order
+#   acceptor to dialler: one pong for each ping
+#
+# Any other frame, a frame out of this order, or a malformed one closes the
+# connection, and only that connection.
+struct PeerFrame {
+  union {
+    # A fresh random 32-byte challenge, good for one hello on this
+    # connection.
+    challenge @0 :Data;
+    # Proves that the dialler is replica `replica` (0-based): `mac` is
+    # HMAC-SHA256(cluster secret, challenge || replica id as one byte).
+    hello :group {
+      replica @1 :UInt8;
+      mac @2 :Data;
+    }
+    # The hello was accepted: messages may follow.
+    welcome @3 :Void;
+    # The hello was rejected, with the reason. The acceptor closes the
+    # connection after it.
+    rejected @4 :Text;
+    # One protocol message. Its `replica` must be the authenticated one.
+    message @5 :Message;
+    # The dialler's liveness probe. A write on a connection whose bytes a
+    # network fault dropped succeeds until the send buffer fills, which
+    # takes many seconds of heartbeats; a missing pong shows it in one.
+    ping @6 :UInt64;
+    # The answer to the ping with the same number.
+    pong @7 :UInt64;
+  }
+}
+
+# Retired: the RPC interfaces the peer port served before it carried
+# `PeerFrame`s. No node serves or calls them; they stay so that their ids
+# and ordinals are never reused.
 # The bootstrap capability of a node's peer port.
 interface PeerGateway {
   # A fresh random 32-byte challenge for `authenticate`. Only the latest

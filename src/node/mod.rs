@@ -31,8 +31,7 @@ use crate::replication::Message;
 use crate::rpc::calendar_capnp::gateway;
 use crate::rpc::gateway::login_limit::LoginLimiter;
 use crate::rpc::gateway::GatewayServer;
-use crate::rpc::peer::{self, PeerGatewayServer, PEER_QUEUE_MAX};
-use crate::rpc::replication_capnp::peer_gateway;
+use crate::rpc::peer::{self, PeerAcceptor, PEER_QUEUE_MAX};
 use crate::rpc::serve::{
     client_port_reader_options, reader_options, serve_port, PortOptions, Transport,
     CONNECTIONS_PER_ADDRESS_DEFAULT,
@@ -207,23 +206,12 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
 
         let replica_count = self.options.cluster.nodes.len();
         let client_connections_per_address = self.options.cluster.client_connections_per_address;
-        let inbound = self.inbound;
-        let peer_service = self.service.clone();
         let backup_secret = secret.clone();
+        let acceptor = PeerAcceptor::new(self.service.clone(), secret, replica_count, self.inbound);
         let peers = serve_port(
             self.peer_listener,
             port_options("peer", reader_options(), CONNECTIONS_PER_ADDRESS_DEFAULT),
-            move |remote| {
-                let server = PeerGatewayServer::new(
-                    peer_service.clone(),
-                    secret.clone(),
-                    replica_count,
-                    inbound.clone(),
-                    remote,
-                );
-                let client: peer_gateway::Client = capnp_rpc::new_client(server);
-                client.client
-            },
+            move |_| acceptor.clone(),
         );
         tokio::task::spawn_local(peers);
         let logins = Rc::new(RefCell::new(LoginLimiter::default()));

@@ -3,30 +3,45 @@
 //!
 //! Each node dials every other node's peer port and keeps one outgoing link
 //! per peer, over which it sends its own messages; what it receives comes in
-//! over the links other nodes dialled. A dialling node proves that it knows
-//! the cluster secret with HMAC-SHA256 over a fresh challenge before it gets
-//! a `PeerLink`.
+//! over the links other nodes dialled. A link carries framed Cap'n Proto
+//! `PeerFrame`s (schema/replication.capnp), not RPC calls: a protocol
+//! message is one-way, and an RPC call would add a return and a finish
+//! message to each. A dialling node proves that it knows the cluster secret
+//! with HMAC-SHA256 over a fresh challenge before it may send anything else.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
-use capnp::capability::Rc as CapRc;
-use capnp_rpc::{rpc_twoparty_capnp::Side, RpcSystem};
+use capnp::message::ReaderOptions;
+use capnp::serialize::OwnedSegments;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 use tracing::{debug, info, warn};
 
 use crate::node::net::{Connector, Stream};
 use crate::replication::{Entry, Message, PrimaryState, ReplicaId};
-use crate::rpc::replication_capnp::{entry, message, peer_gateway, peer_link};
-use crate::rpc::serve::reader_options;
+use crate::rpc::replication_capnp::{entry, message, peer_frame};
+use crate::rpc::serve::{reader_options_with, wait_until_true, Connection};
 
 /// Length of an authentication challenge in bytes.
 const CHALLENGE_BYTES: usize = 32;
 
-/// Deadline for connecting, authenticating, and for each send on a link.
+/// Largest frame a peer port reads before the dialler is authenticated, and
+/// a dialler reads after its hello, in words: challenges, hellos and pongs
+/// take a few words.
+const HELLO_WORDS_MAX: usize = 1024;
+
+/// Bytes of frames a link writes before it flushes, when many messages
+/// queued up at once.
+const FLUSH_BYTES_MAX: usize = 1 << 20;
+
+/// Deadline for connecting, authenticating, and for each write on a link.
 /// A peer slower than this is treated as gone and dialled again.
 pub const PEER_CALL_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Time between two pings on an outgoing peer link: a few a second cost
@@ -282,111 +297,242 @@ pub fn read_message(reader: message::Reader<'_>) -> capnp::Result<(ReplicaId, Me
     Ok((reader.get_replica(), message))
 }
 
-/// The peer port's bootstrap object, one per accepted connection, so that a
-/// challenge is only good on the connection that asked for it.
-pub struct PeerGatewayServer {
-    service: std::rc::Rc<crate::node::service::Service>,
-    secret: std::rc::Rc<Vec<u8>>,
+/// Serves one connection on the peer port: the handshake, then the
+/// authenticated peer's messages, until the peer disconnects, breaks the
+/// protocol or the node shuts down. Each connection draws its own
+/// challenge, so a proof is good only on the connection that asked for it.
+#[derive(Clone)]
+pub struct PeerAcceptor {
+    service: Rc<crate::node::service::Service>,
+    secret: Rc<Vec<u8>>,
     replica_count: usize,
-    self_id: ReplicaId,
-    challenge: RefCell<Option<Vec<u8>>>,
     inbound: mpsc::UnboundedSender<Inbound>,
-    remote: SocketAddr,
 }
 
-impl PeerGatewayServer {
+impl PeerAcceptor {
     pub fn new(
-        service: std::rc::Rc<crate::node::service::Service>,
-        secret: std::rc::Rc<Vec<u8>>,
+        service: Rc<crate::node::service::Service>,
+        secret: Rc<Vec<u8>>,
         replica_count: usize,
         inbound: mpsc::UnboundedSender<Inbound>,
-        remote: SocketAddr,
     ) -> Self {
-        let self_id = service.replica_id;
-        PeerGatewayServer {
+        PeerAcceptor {
             service,
             secret,
             replica_count,
-            self_id,
-            challenge: RefCell::new(None),
             inbound,
-            remote,
         }
     }
-}
 
-impl peer_gateway::Server for PeerGatewayServer {
-    async fn challenge(
-        self: CapRc<Self>,
-        _params: peer_gateway::ChallengeParams,
-        mut results: peer_gateway::ChallengeResults,
-    ) -> Result<(), capnp::Error> {
+    /// Sends a challenge and checks the hello that answers it. Returns the
+    /// authenticated replica, or why the dialler was turned away.
+    async fn handshake<S: Stream>(
+        &self,
+        reader: &mut FrameReader<S>,
+        writer: &mut FrameWriter<S>,
+    ) -> Result<ReplicaId, Rejection> {
         let mut nonce = vec![0u8; CHALLENGE_BYTES];
         self.service.host.entropy.fill(&mut nonce);
-        results.get().set_nonce(&nonce);
-        *self.challenge.borrow_mut() = Some(nonce);
-        Ok(())
-    }
-
-    async fn authenticate(
-        self: CapRc<Self>,
-        params: peer_gateway::AuthenticateParams,
-        mut results: peer_gateway::AuthenticateResults,
-    ) -> Result<(), capnp::Error> {
-        let params = params.get()?;
-        let replica = params.get_replica();
-        let nonce = params.get_nonce()?;
-        let proof = params.get_mac()?;
-        // A challenge is good for one attempt.
-        let issued = self.challenge.borrow_mut().take();
-        let valid = issued.as_deref() == Some(nonce)
-            && (replica as usize) < self.replica_count
-            && replica != self.self_id
-            && verify_mac(&self.secret, nonce, replica, proof);
-        if !valid {
-            warn!(node = self.self_id + 1, remote = %self.remote, claimed = replica + 1,
-                "rejected a peer that failed authentication");
-            return Err(capnp::Error::failed(
-                "authentication failed: wrong cluster secret, replica id or challenge".into(),
-            ));
-        }
-        info!(node = self.self_id + 1, peer = replica + 1, remote = %self.remote, "peer authenticated");
-        let link = PeerLinkServer {
-            peer: replica,
-            inbound: self.inbound.clone(),
+        write_frame(writer, |mut frame| frame.set_challenge(&nonce)).await?;
+        writer.flush().await?;
+        let frame = read_frame(reader, hello_limits())
+            .await?
+            .ok_or_else(|| Rejection::Gone("closed the connection before its hello".into()))?;
+        let hello = match frame.get_root::<peer_frame::Reader<'_>>()?.which()? {
+            peer_frame::Hello(hello) => hello,
+            _ => {
+                return Err(Rejection::Malformed(
+                    "the first frame is not a hello".into(),
+                ))
+            }
         };
-        results.get().set_link(capnp_rpc::new_client(link));
-        Ok(())
-    }
-}
-
-/// Receives one authenticated peer's messages.
-struct PeerLinkServer {
-    peer: ReplicaId,
-    inbound: mpsc::UnboundedSender<Inbound>,
-}
-
-impl peer_link::Server for PeerLinkServer {
-    async fn ping(
-        self: CapRc<Self>,
-        _: peer_link::PingParams,
-        _: peer_link::PingResults,
-    ) -> Result<(), capnp::Error> {
-        Ok(())
-    }
-
-    async fn send(self: CapRc<Self>, params: peer_link::SendParams) -> Result<(), capnp::Error> {
-        let (claimed, message) = read_message(params.get()?.get_message()?)?;
-        if claimed != self.peer {
-            return Err(capnp::Error::failed(format!(
-                "message names replica {claimed} but the link belongs to replica {}",
-                self.peer
-            )));
+        let replica = hello.get_replica();
+        let self_id = self.service.replica_id;
+        let valid = (replica as usize) < self.replica_count
+            && replica != self_id
+            && verify_mac(&self.secret, &nonce, replica, hello.get_mac()?);
+        if !valid {
+            let reason = "wrong cluster secret or replica id";
+            write_frame(writer, |mut frame| frame.set_rejected(reason)).await?;
+            writer.flush().await?;
+            return Err(Rejection::Unauthenticated { claimed: replica });
         }
-        self.inbound
-            .send((self.peer, message))
-            .map_err(|_| capnp::Error::disconnected("the node is shutting down".into()))
+        write_frame(writer, |mut frame| frame.set_welcome(())).await?;
+        writer.flush().await?;
+        Ok(replica)
     }
+
+    /// Handles one frame from the authenticated `peer`.
+    async fn receive<S: Stream>(
+        &self,
+        peer: ReplicaId,
+        frame: &capnp::message::Reader<OwnedSegments>,
+        writer: &mut FrameWriter<S>,
+    ) -> Result<(), String> {
+        let root = frame
+            .get_root::<peer_frame::Reader<'_>>()
+            .map_err(|error| error.to_string())?;
+        match root.which().map_err(|error| error.to_string())? {
+            peer_frame::Message(message) => {
+                let (claimed, message) = message
+                    .and_then(read_message)
+                    .map_err(|error| format!("malformed message: {error}"))?;
+                if claimed != peer {
+                    return Err(format!(
+                        "a message names replica {} but the connection belongs to replica {}",
+                        claimed as usize + 1,
+                        peer as usize + 1
+                    ));
+                }
+                self.inbound
+                    .send((peer, message))
+                    .map_err(|_| "the node is shutting down".to_owned())
+            }
+            peer_frame::Ping(number) => {
+                let answer = async {
+                    write_frame(writer, |mut frame| frame.set_pong(number)).await?;
+                    writer.flush().await
+                };
+                match tokio::time::timeout(PEER_CALL_TIMEOUT, answer).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(format!("writing a pong failed: {error}")),
+                    Err(_) => Err("writing a pong timed out".into()),
+                }
+            }
+            _ => Err("an unexpected frame after the handshake".into()),
+        }
+    }
+}
+
+impl Connection for PeerAcceptor {
+    async fn serve(
+        self,
+        stream: impl Stream,
+        remote: SocketAddr,
+        _port: &'static str,
+        limits: ReaderOptions,
+        mut close: watch::Receiver<bool>,
+    ) {
+        let node = self.service.replica_id + 1;
+        let (mut reader, mut writer) = frames(stream);
+        let handshake = self.handshake(&mut reader, &mut writer);
+        let peer = match tokio::time::timeout(PEER_CALL_TIMEOUT, handshake).await {
+            Ok(Ok(peer)) => peer,
+            Ok(Err(Rejection::Unauthenticated { claimed })) => {
+                warn!(node, %remote, claimed = claimed as usize + 1,
+                    "rejected a peer that failed authentication");
+                return;
+            }
+            Ok(Err(Rejection::Malformed(reason))) => {
+                warn!(node, %remote, %reason, "closed a peer connection during its handshake");
+                return;
+            }
+            Ok(Err(Rejection::Gone(reason))) => {
+                debug!(node, %remote, %reason, "a peer connection ended during its handshake");
+                return;
+            }
+            Err(_) => {
+                debug!(node, %remote, "a peer connection sent no hello in time; closed it");
+                return;
+            }
+        };
+        info!(node, peer = peer + 1, %remote, "peer authenticated");
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = wait_until_true(&mut close) => {
+                    debug!(node, peer = peer + 1, "peer connection closed by the shutdown");
+                    return;
+                }
+                frame = read_frame(&mut reader, limits) => frame,
+            };
+            let frame = match frame {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    debug!(node, peer = peer + 1, %remote, "peer connection closed");
+                    return;
+                }
+                Err(error) => {
+                    warn!(node, peer = peer + 1, %remote, %error,
+                        "closed a peer connection on an unreadable frame");
+                    return;
+                }
+            };
+            if let Err(reason) = self.receive(peer, &frame, &mut writer).await {
+                warn!(node, peer = peer + 1, %remote, %reason, "closed a peer connection");
+                return;
+            }
+        }
+    }
+}
+
+/// The reason the accepting side ended a handshake.
+#[derive(Debug)]
+enum Rejection {
+    /// The hello named a replica the secret does not prove.
+    Unauthenticated { claimed: ReplicaId },
+    /// The dialler sent something that is not the protocol.
+    Malformed(String),
+    /// The connection ended or failed.
+    Gone(String),
+}
+
+impl From<capnp::Error> for Rejection {
+    fn from(error: capnp::Error) -> Self {
+        Rejection::Malformed(error.to_string())
+    }
+}
+
+impl From<capnp::NotInSchema> for Rejection {
+    fn from(error: capnp::NotInSchema) -> Self {
+        Rejection::Malformed(format!("a frame of unknown kind {}", error.0))
+    }
+}
+
+impl From<std::io::Error> for Rejection {
+    fn from(error: std::io::Error) -> Self {
+        Rejection::Gone(error.to_string())
+    }
+}
+
+/// The reading half of a peer connection, buffered: a burst of frames
+/// arrives in one system call.
+type FrameReader<S> = Compat<BufReader<ReadHalf<S>>>;
+/// The writing half, buffered: a batch of frames leaves in one system call
+/// at the flush.
+type FrameWriter<S> = BufWriter<WriteHalf<S>>;
+
+fn frames<S: Stream>(stream: S) -> (FrameReader<S>, FrameWriter<S>) {
+    let (reader, writer) = tokio::io::split(stream);
+    (BufReader::new(reader).compat(), BufWriter::new(writer))
+}
+
+/// Reads one frame within `limits`; None at a clean end of the stream.
+async fn read_frame<S: Stream>(
+    reader: &mut FrameReader<S>,
+    limits: ReaderOptions,
+) -> capnp::Result<Option<capnp::message::Reader<OwnedSegments>>> {
+    capnp_futures::serialize::try_read_message(reader, limits).await
+}
+
+/// Encodes the frame `fill` builds into `writer`'s buffer, which writes it
+/// out once full or flushed. Returns the frame's length in bytes.
+async fn write_frame<S: Stream>(
+    writer: &mut FrameWriter<S>,
+    fill: impl FnOnce(peer_frame::Builder<'_>),
+) -> std::io::Result<usize> {
+    let mut message = capnp::message::Builder::new_default();
+    fill(message.init_root());
+    let bytes = capnp::serialize::write_message_to_words(&message);
+    writer.write_all(&bytes).await?;
+    Ok(bytes.len())
+}
+
+/// Limits on what a dialler may send before it is authenticated, and on
+/// what a dialler reads from the acceptor: hellos, challenges and pongs
+/// are a few words each.
+fn hello_limits() -> ReaderOptions {
+    reader_options_with(HELLO_WORDS_MAX)
 }
 
 /// Keeps an authenticated link to one peer and sends it this node's
@@ -397,19 +543,16 @@ pub async fn run_outgoing_link<C: Connector>(
     self_id: ReplicaId,
     peer: ReplicaId,
     address: String,
-    secret: std::rc::Rc<Vec<u8>>,
+    secret: Rc<Vec<u8>>,
     mut outgoing: mpsc::Receiver<Message>,
 ) {
     let mut pause = REDIAL_MIN;
     loop {
         match dial(&connector, self_id, &address, &secret).await {
-            Ok((link, system)) => {
+            Ok(link) => {
                 info!(node = self_id + 1, peer = peer + 1, %address, "link to peer up");
                 pause = REDIAL_MIN;
-                let reason = forward(&link, self_id, &mut outgoing).await;
-                drop(link);
-                system.abort();
-                match reason {
+                match forward(link, self_id, &mut outgoing).await {
                     None => return,
                     Some(reason) => {
                         info!(node = self_id + 1, peer = peer + 1, %address, %reason, "link to peer down")
@@ -428,97 +571,159 @@ pub async fn run_outgoing_link<C: Connector>(
 }
 
 /// Sends queued messages until the link fails (Some(reason)) or the queue
-/// closes (None). A ping every [`PEER_PROBE_INTERVAL`] without a reply
-/// within [`PEER_CALL_TIMEOUT`] fails the link, so a connection that
-/// silently lost bytes is dialled again within about a second.
-async fn forward(
-    link: &peer_link::Client,
+/// closes (None). Whatever queued up meanwhile leaves with the message that
+/// woke the link, in one flush of at most [`FLUSH_BYTES_MAX`] and a bit.
+/// A ping every [`PEER_PROBE_INTERVAL`] without a pong within
+/// [`PEER_CALL_TIMEOUT`] fails the link, so a connection that silently lost
+/// bytes is dialled again within about a second.
+async fn forward<S: Stream>(
+    (mut reader, mut writer): (FrameReader<S>, FrameWriter<S>),
     self_id: ReplicaId,
     outgoing: &mut mpsc::Receiver<Message>,
 ) -> Option<String> {
+    // The number of the ping sent and not yet answered, and when it left.
+    let unanswered: Cell<Option<(u64, Instant)>> = Cell::new(None);
+    let pongs = async {
+        loop {
+            let frame = match read_frame(&mut reader, hello_limits()).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return "the peer closed the connection".to_owned(),
+                Err(error) => return format!("reading from the peer failed: {error}"),
+            };
+            match frame
+                .get_root::<peer_frame::Reader<'_>>()
+                .and_then(|root| Ok(root.which()?))
+            {
+                Ok(peer_frame::Pong(number)) => {
+                    if unanswered.get().is_some_and(|(sent, _)| sent == number) {
+                        unanswered.set(None);
+                    }
+                }
+                Ok(_) => return "the peer sent an unexpected frame".to_owned(),
+                Err(error) => return format!("the peer sent a malformed frame: {error}"),
+            }
+        }
+    };
+    tokio::pin!(pongs);
     let mut probe = tokio::time::interval(PEER_PROBE_INTERVAL);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ping = None;
+    let mut pings = 0u64;
     loop {
         tokio::select! {
+            reason = &mut pongs => return Some(reason),
             message = outgoing.recv() => {
-                let message = message?;
-                let mut request = link.send_request();
-                write_message(request.get().init_message(), self_id, &message);
-                match tokio::time::timeout(PEER_CALL_TIMEOUT, request.send()).await {
+                let first = message?;
+                let batch = async {
+                    let mut written = 0;
+                    let mut next = Some(first);
+                    while let Some(message) = next.take() {
+                        written += write_frame(&mut writer, |frame| {
+                            write_message(frame.init_message(), self_id, &message)
+                        })
+                        .await?;
+                        if written < FLUSH_BYTES_MAX {
+                            next = outgoing.try_recv().ok();
+                        }
+                    }
+                    writer.flush().await
+                };
+                match tokio::time::timeout(PEER_CALL_TIMEOUT, batch).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(error)) => return Some(error.to_string()),
-                    Err(_) => return Some("send timed out".into()),
+                    Ok(Err(error)) => return Some(format!("writing to the peer failed: {error}")),
+                    Err(_) => return Some("writing to the peer timed out".into()),
                 }
             }
-            _ = probe.tick(), if ping.is_none() => {
-                let answer = link.ping_request().send().promise;
-                ping = Some(Box::pin(tokio::time::timeout(PEER_CALL_TIMEOUT, answer)));
-            }
-            answer = async { ping.as_mut().expect("guarded by is_some").await }, if ping.is_some() => {
-                ping = None;
-                match answer {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => return Some(format!("ping failed: {error}")),
-                    Err(_) => return Some("the peer stopped answering pings".into()),
+            _ = probe.tick() => {
+                match unanswered.get() {
+                    Some((_, sent)) if sent.elapsed() >= PEER_CALL_TIMEOUT => {
+                        return Some("the peer stopped answering pings".into());
+                    }
+                    Some(_) => {}
+                    None => {
+                        pings += 1;
+                        unanswered.set(Some((pings, Instant::now())));
+                        let ping = async {
+                            write_frame(&mut writer, |mut frame| frame.set_ping(pings)).await?;
+                            writer.flush().await
+                        };
+                        match tokio::time::timeout(PEER_CALL_TIMEOUT, ping).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => return Some(format!("writing a ping failed: {error}")),
+                            Err(_) => return Some("writing a ping timed out".into()),
+                        }
+                    }
                 }
             }
         }
     }
 }
 
+/// Connects to a peer's port and authenticates as `self_id`.
 async fn dial<C: Connector>(
     connector: &C,
     self_id: ReplicaId,
     address: &str,
     secret: &[u8],
-) -> Result<(peer_link::Client, tokio::task::JoinHandle<()>), String> {
+) -> Result<(FrameReader<C::Stream>, FrameWriter<C::Stream>), String> {
     let stream = tokio::time::timeout(PEER_CALL_TIMEOUT, connector.connect(address.to_owned()))
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|error| format!("connect failed: {error}"))?;
-    let (gateway, system) = start_client_rpc(stream);
+    let (mut reader, mut writer) = frames(stream);
     let authenticate = async {
-        let response = gateway.challenge_request().send().promise.await?;
-        let nonce = response.get()?.get_nonce()?.to_vec();
-        let mut request = gateway.authenticate_request();
-        request.get().set_replica(self_id);
-        request.get().set_nonce(&nonce);
-        request
-            .get()
-            .set_mac(&challenge_mac(secret, &nonce, self_id));
-        let response = request.send().promise.await?;
-        response.get()?.get_link()
+        let frame = read_frame(&mut reader, hello_limits())
+            .await
+            .map_err(|error| error.to_string())?
+            .ok_or("the peer closed the connection before its challenge")?;
+        let nonce = match frame
+            .get_root::<peer_frame::Reader<'_>>()
+            .and_then(|root| Ok(root.which()?))
+        {
+            Ok(peer_frame::Challenge(Ok(nonce))) => nonce.to_vec(),
+            _ => return Err("the first frame is not a challenge; is this a peer port?".to_owned()),
+        };
+        let proof = challenge_mac(secret, &nonce, self_id);
+        let hello = async {
+            write_frame(&mut writer, |frame| {
+                let mut hello = frame.init_hello();
+                hello.set_replica(self_id);
+                hello.set_mac(&proof);
+            })
+            .await?;
+            writer.flush().await
+        };
+        hello.await.map_err(|error| error.to_string())?;
+        let frame = read_frame(&mut reader, hello_limits())
+            .await
+            .map_err(|error| error.to_string())?
+            .ok_or("the peer closed the connection after the hello")?;
+        let root = frame
+            .get_root::<peer_frame::Reader<'_>>()
+            .map_err(|error| error.to_string())?;
+        match root.which() {
+            Ok(peer_frame::Welcome(())) => Ok(()),
+            Ok(peer_frame::Rejected(reason)) => Err(format!(
+                "rejected: {}",
+                reason
+                    .ok()
+                    .and_then(|text| text.to_str().ok())
+                    .unwrap_or("no reason given")
+            )),
+            _ => Err("the peer answered the hello with an unexpected frame".to_owned()),
+        }
     };
     match tokio::time::timeout(PEER_CALL_TIMEOUT, authenticate).await {
-        Ok(Ok(link)) => Ok((link, system)),
-        Ok(Err(error)) => {
-            system.abort();
-            Err(format!("authentication failed: {error}"))
-        }
-        Err(_) => {
-            system.abort();
-            Err("authentication timed out".into())
-        }
+        Ok(Ok(())) => Ok((reader, writer)),
+        Ok(Err(error)) => Err(format!("authentication failed: {error}")),
+        Err(_) => Err("authentication timed out".into()),
     }
-}
-
-fn start_client_rpc(stream: impl Stream) -> (peer_gateway::Client, tokio::task::JoinHandle<()>) {
-    let network = crate::rpc::serve::network(stream, Side::Client, reader_options());
-    let mut system = RpcSystem::new(Box::new(network), None);
-    let gateway: peer_gateway::Client = system.bootstrap(Side::Server);
-    system.set_background_error_handler(
-        |error| debug!(%error, "background RPC error on a peer link"),
-    );
-    let task = tokio::task::spawn_local(async move {
-        let _ = system.await;
-    });
-    (gateway, task)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rpc::serve::reader_options;
+    use capnp_rpc::{rpc_twoparty_capnp::Side, RpcSystem};
 
     fn sample_entries() -> Vec<Entry> {
         vec![
@@ -628,8 +833,8 @@ mod tests {
     }
 
     /// Serves one node's peer port on a free loopback port, returning the
-    /// address; the node's data lives in `dir`.
-    async fn serve_peer_port(dir: &std::path::Path) -> String {
+    /// address and what the port receives; the node's data lives in `dir`.
+    async fn serve_peer_port(dir: &std::path::Path) -> (String, mpsc::UnboundedReceiver<Inbound>) {
         use crate::node::driver::{self, ReplicaSettings, StartMode};
         let settings = ReplicaSettings {
             replica_count: 3,
@@ -638,27 +843,86 @@ mod tests {
             snapshot: Default::default(),
         };
         let host = crate::node::host::Host::simulated(1, 0);
-        let (service, _driver, inbound) =
+        let (service, _driver, _inbound) =
             driver::open(settings, crate::wal::StdDisk, dir, StartMode::Init, host).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let secret = std::rc::Rc::new(b"the right cluster secret".to_vec());
+        let secret = Rc::new(b"the right cluster secret".to_vec());
+        let (inbound, received) = mpsc::unbounded_channel();
+        let acceptor = PeerAcceptor::new(service, secret, 3, inbound);
         tokio::task::spawn_local(crate::rpc::serve::accept_loop(
             listener,
             "peer",
-            move |remote| {
-                let server = PeerGatewayServer::new(
-                    service.clone(),
-                    secret.clone(),
-                    3,
-                    inbound.clone(),
-                    remote,
-                );
-                let client: peer_gateway::Client = capnp_rpc::new_client(server);
-                client.client
-            },
+            move |_| acceptor.clone(),
         ));
-        address
+        (address, received)
+    }
+
+    /// Writes one message frame that names `sender` as its replica.
+    async fn send_as<S: Stream>(writer: &mut FrameWriter<S>, sender: ReplicaId, value: &Message) {
+        write_frame(writer, |frame| {
+            write_message(frame.init_message(), sender, value)
+        })
+        .await
+        .unwrap();
+        writer.flush().await.unwrap();
+    }
+
+    #[test]
+    fn link_delivers_messages_and_pongs() {
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            let (address, mut received) = serve_peer_port(dir.path()).await;
+            let connector = crate::node::net::TokioConnector;
+            let (mut reader, mut writer) =
+                dial(&connector, 1, &address, b"the right cluster secret")
+                    .await
+                    .unwrap();
+            let sent = Message::Commit {
+                view: 4,
+                commit: 17,
+                round: 2,
+            };
+            send_as(&mut writer, 1, &sent).await;
+            assert_eq!(received.recv().await, Some((1, sent)));
+
+            write_frame(&mut writer, |mut frame| frame.set_ping(41))
+                .await
+                .unwrap();
+            writer.flush().await.unwrap();
+            let answer = read_frame(&mut reader, hello_limits())
+                .await
+                .unwrap()
+                .expect("a pong");
+            let root = answer.get_root::<peer_frame::Reader<'_>>().unwrap();
+            assert!(matches!(root.which(), Ok(peer_frame::Pong(41))));
+        });
+    }
+
+    #[test]
+    fn forged_sender_closes_link() {
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            let (address, mut received) = serve_peer_port(dir.path()).await;
+            let connector = crate::node::net::TokioConnector;
+            let (mut reader, mut writer) =
+                dial(&connector, 1, &address, b"the right cluster secret")
+                    .await
+                    .unwrap();
+            let forged = Message::StartViewChange { view: 9 };
+            send_as(&mut writer, 2, &forged).await;
+            let end = tokio::time::timeout(
+                Duration::from_secs(5),
+                read_frame(&mut reader, hello_limits()),
+            )
+            .await
+            .expect("the port must close the connection");
+            assert!(
+                matches!(end, Ok(None) | Err(_)),
+                "the connection stayed open"
+            );
+            assert!(received.try_recv().is_err(), "a forged message got through");
+        });
     }
 
     fn run_local<F: std::future::Future>(future: F) -> F::Output {
@@ -673,11 +937,16 @@ mod tests {
     fn peer_port_rejects_wrong_secret() {
         let dir = tempfile::tempdir().unwrap();
         run_local(async {
-            let address = serve_peer_port(dir.path()).await;
+            let (address, _received) = serve_peer_port(dir.path()).await;
             let connector = crate::node::net::TokioConnector;
             let wrong = dial(&connector, 1, &address, b"a wrong cluster secret").await;
-            let error = wrong.err().expect("a wrong secret must not get a link");
-            assert!(error.contains("authentication failed"), "{error}");
+            let Err(error) = wrong else {
+                panic!("a wrong secret must not get a link");
+            };
+            assert!(
+                error.contains("authentication failed: rejected: wrong cluster secret"),
+                "{error}"
+            );
             let right = dial(&connector, 1, &address, b"the right cluster secret").await;
             assert!(right.is_ok(), "the right secret must get a link");
         });
@@ -687,7 +956,7 @@ mod tests {
     fn peer_port_rejects_own_id_and_unknown_id() {
         let dir = tempfile::tempdir().unwrap();
         run_local(async {
-            let address = serve_peer_port(dir.path()).await;
+            let (address, _received) = serve_peer_port(dir.path()).await;
             let connector = crate::node::net::TokioConnector;
             for claimed in [0, 3, 200] {
                 let result = dial(&connector, claimed, &address, b"the right cluster secret").await;
@@ -700,7 +969,7 @@ mod tests {
     fn peer_port_exposes_no_client_api() {
         let dir = tempfile::tempdir().unwrap();
         run_local(async {
-            let address = serve_peer_port(dir.path()).await;
+            let (address, _received) = serve_peer_port(dir.path()).await;
             let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
             let network = crate::rpc::serve::network(stream, Side::Client, reader_options());
             let mut system = RpcSystem::new(Box::new(network), None);
@@ -744,11 +1013,9 @@ mod tests {
                 "client",
                 move |_| gateway.client.clone(),
             ));
-            let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-            let (peer, system) = start_client_rpc(stream);
-            let result = peer.challenge_request().send().promise.await;
-            assert!(result.is_err(), "the client port answered a peer call");
-            system.abort();
+            let connector = crate::node::net::TokioConnector;
+            let result = dial(&connector, 1, &address, b"any secret").await;
+            assert!(result.is_err(), "the client port took a peer's hello");
         });
     }
 

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -86,7 +87,9 @@ pub fn client_port_reader_options() -> ReaderOptions {
     reader_options_with(CLIENT_REQUEST_WORDS_MAX)
 }
 
-fn reader_options_with(traversal_limit_words: usize) -> ReaderOptions {
+/// Returns reader limits with the nesting limit of every port and a
+/// traversal limit of `traversal_limit_words`.
+pub fn reader_options_with(traversal_limit_words: usize) -> ReaderOptions {
     let mut options = ReaderOptions::new();
     options
         .traversal_limit_in_words(Some(traversal_limit_words))
@@ -166,6 +169,35 @@ pub fn network<S: Stream>(stream: S, side: Side, limits: ReaderOptions) -> Netwo
     )
 }
 
+/// Serves one accepted connection once its transport (TLS or none) is up:
+/// a Cap'n Proto RPC bootstrap capability on the client port, the framed
+/// peer protocol on the peer port.
+pub trait Connection: 'static {
+    /// Serves `stream`, which comes from `peer`, until it ends or `close`
+    /// turns true, reading messages within `limits`.
+    fn serve(
+        self,
+        stream: impl Stream,
+        peer: SocketAddr,
+        port: &'static str,
+        limits: ReaderOptions,
+        close: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()>;
+}
+
+impl Connection for capnp::capability::Client {
+    fn serve(
+        self,
+        stream: impl Stream,
+        peer: SocketAddr,
+        port: &'static str,
+        limits: ReaderOptions,
+        close: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> {
+        serve_connection(stream, peer, self, port, limits, close)
+    }
+}
+
 /// Runs one two-party RPC connection on `stream`, bootstrapping `bootstrap`,
 /// until the peer disconnects, sends something malformed, or `close` turns
 /// true. Only this connection is closed on an error.
@@ -196,7 +228,7 @@ pub async fn serve_connection(
 
 /// Waits until the watched flag is true. Never returns if its sender is
 /// dropped while the flag is false.
-async fn wait_until_true(flag: &mut watch::Receiver<bool>) {
+pub async fn wait_until_true(flag: &mut watch::Receiver<bool>) {
     if flag.wait_for(|value| *value).await.is_err() {
         std::future::pending::<()>().await;
     }
@@ -256,24 +288,23 @@ fn take_slot(
 }
 
 /// Accepts connections forever on plain TCP, serving each on the current
-/// `LocalSet` with the bootstrap capability `bootstrap` makes for the remote
-/// address.
-pub async fn accept_loop<L: Listener>(
+/// `LocalSet` with what `connection` makes for the remote address.
+pub async fn accept_loop<L: Listener, C: Connection>(
     listener: L,
     port: &'static str,
-    bootstrap: impl FnMut(SocketAddr) -> capnp::capability::Client,
+    connection: impl FnMut(SocketAddr) -> C,
 ) {
-    serve_port(listener, PortOptions::plain(port), bootstrap).await
+    serve_port(listener, PortOptions::plain(port), connection).await
 }
 
 /// Accepts connections until `options.stop_accepting` turns true, serving
-/// each on the current `LocalSet` with the bootstrap capability `bootstrap`
-/// makes for the remote address. Drops the listener before it returns, so
-/// new connections are refused from then on.
-pub async fn serve_port<L: Listener>(
+/// each on the current `LocalSet` with what `connection` makes for the
+/// remote address (for RPC, a bootstrap capability). Drops the listener
+/// before it returns, so new connections are refused from then on.
+pub async fn serve_port<L: Listener, C: Connection>(
     mut listener: L,
     options: PortOptions,
-    mut bootstrap: impl FnMut(SocketAddr) -> capnp::capability::Client,
+    mut connection: impl FnMut(SocketAddr) -> C,
 ) {
     let port = options.port;
     let counts = Rc::new(RefCell::new(ConnectionCounts::default()));
@@ -291,8 +322,8 @@ pub async fn serve_port<L: Listener>(
                     continue;
                 };
                 debug!(%peer, port, "accepted a connection");
-                let capability = bootstrap(peer);
-                let connection = ConnectionOptions {
+                let served = connection(peer);
+                let settings = ConnectionOptions {
                     port,
                     transport: options.transport.clone(),
                     reader: options.reader,
@@ -300,7 +331,7 @@ pub async fn serve_port<L: Listener>(
                 };
                 tokio::task::spawn_local(async move {
                     let _slot = slot;
-                    serve_accepted(stream, peer, capability, connection).await;
+                    serve_accepted(stream, peer, served, settings).await;
                 });
             }
             Err(error) => {
@@ -324,7 +355,7 @@ struct ConnectionOptions {
 async fn serve_accepted(
     stream: impl Stream,
     peer: SocketAddr,
-    capability: capnp::capability::Client,
+    connection: impl Connection,
     options: ConnectionOptions,
 ) {
     let ConnectionOptions {
@@ -334,10 +365,10 @@ async fn serve_accepted(
         close,
     } = options;
     match transport {
-        Transport::Plain => serve_connection(stream, peer, capability, port, reader, close).await,
+        Transport::Plain => connection.serve(stream, peer, port, reader, close).await,
         Transport::Tls(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_connection(tls, peer, capability, port, reader, close).await,
+                Ok(Ok(tls)) => connection.serve(tls, peer, port, reader, close).await,
                 Ok(Err(error)) => {
                     warn!(%peer, port, %error, "TLS handshake failed; connection closed");
                 }
