@@ -152,6 +152,7 @@ impl Cluster {
             entries: disk.entries.clone(),
             commit: disk.applied.len() as u64,
             intact: disk.intact,
+            restarted: self.incarnations[index] > 0,
         };
         let seed = self
             .seed

@@ -187,6 +187,9 @@ pub struct Durable {
     /// {0, 0}, and a replacement disk gets one only from the last step of
     /// recovery's output, so a crash during recovery runs it again.
     pub intact: bool,
+    /// True when the disk holds the state of an earlier run of this
+    /// replica, false on a new cluster's freshly formatted disk.
+    pub restarted: bool,
 }
 
 impl Durable {
@@ -199,6 +202,7 @@ impl Durable {
             entries: Vec::new(),
             commit: 0,
             intact: true,
+            restarted: false,
         }
     }
 
@@ -206,6 +210,7 @@ impl Durable {
     pub fn lost() -> Durable {
         Durable {
             intact: false,
+            restarted: true,
             ..Durable::formatted()
         }
     }

@@ -174,19 +174,35 @@ mod tests {
 
     #[test]
     fn read_waits_for_view_start_commit() {
-        // A restarted primary cannot tell whether its earlier run committed
-        // op 1, so a read waits until op 1 commits, even after its round has
-        // its quorum.
+        // Replica 1 holds op 1 of view 0, uncommitted as far as it knows,
+        // and becomes primary of view 1. The old primary may have committed
+        // op 1, so a read waits until op 1 commits, even after its round
+        // has its quorum.
         let durable = Durable {
             op_base: 0,
-            view: 1,
-            log_view: 1,
-            entries: vec![entry(1, 1)],
+            view: 0,
+            log_view: 0,
+            entries: vec![entry(0, 1)],
             commit: 0,
             intact: true,
+            restarted: true,
         };
         let mut primary = Replica::new(config(3, 1, 1), durable).unwrap();
-        assert!(primary.is_primary());
+        primary.on_message(2, Message::StartViewChange { view: 1 });
+        let vote = Message::DoViewChange {
+            view: 1,
+            log_view: 0,
+            op: 0,
+            base: 0,
+            log: Vec::new(),
+            commit: 0,
+        };
+        primary.on_message(2, vote);
+        assert!(
+            primary.is_primary(),
+            "replica 1 did not become primary of view 1"
+        );
+        assert_eq!((primary.view(), primary.op(), primary.commit()), (1, 1, 0));
         primary.on_read(9);
         let answer = Message::CommitOk {
             view: 1,

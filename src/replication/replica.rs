@@ -178,6 +178,7 @@ impl Replica {
 
     fn restore(&mut self, durable: Durable) -> Result<(), ConfigError> {
         Replica::check_durable(&durable)?;
+        let durable_restarted = durable.restarted;
         self.view = durable.view;
         self.log_view = durable.log_view;
         self.op_base = durable.op_base;
@@ -203,9 +204,32 @@ impl Replica {
             self.status = Status::ViewChange;
             return Ok(());
         }
+        if durable_restarted
+            && self.log_view == self.view
+            && self.primary() == self.id()
+            && self.config.replica_count > 1
+        {
+            // A primary sends each prepare before its own fdatasync, so its
+            // earlier run may have sent ops that this disk lost and that a
+            // backup holds. Resumed as primary of the same view, it would
+            // number new ops again under the same view and op. So it starts
+            // a view change on the first tick instead, whose new log is the
+            // longest in a quorum.
+            tracing::info!(
+                node = self.id() + 1,
+                view = self.view,
+                op = self.op(),
+                "restarted as the primary of its view; starting a view change"
+            );
+            self.status = Status::ViewChange;
+            self.ticks_idle = self.timeout;
+            self.record_own_vote();
+            return Ok(());
+        }
         if self.log_view == self.view {
-            // A restarted primary cannot tell how far its earlier run
-            // committed, so reads wait until its whole log commits.
+            // A restarted primary of a one-node cluster cannot tell how far
+            // its earlier run committed, so reads wait until its whole log
+            // commits.
             self.op_view_start = self.op();
             return Ok(());
         }
@@ -705,6 +729,7 @@ mod tests {
             entries: vec![entry(3, 1)],
             commit: 0,
             intact: true,
+            restarted: true,
         };
         let mut replica = Replica::new(config(3, 2, 1), durable).unwrap();
         assert_eq!(replica.status(), Status::ViewChange);
@@ -773,6 +798,7 @@ mod tests {
             entries: vec![entry(0, 1), entry(1, 2)],
             commit: 1,
             intact: true,
+            restarted: true,
         };
         let mut replica = Replica::new(config(3, 1, 1), durable).unwrap();
         assert_eq!(replica.status(), Status::ViewChange);
@@ -795,6 +821,34 @@ mod tests {
         assert_eq!(out.truncate_after, Some(1));
         assert_eq!(replica.status(), Status::Normal);
         assert_eq!(replica.log(), &[entry(0, 1), entry(0, 2), entry(0, 3)]);
+    }
+
+    #[test]
+    fn restarted_primary_changes_view() {
+        // Replica 0 was the primary of view 3. Its disk may have lost ops
+        // whose prepares it sent, so it must not number ops in view 3 again.
+        let durable = Durable {
+            op_base: 0,
+            view: 3,
+            log_view: 3,
+            entries: vec![entry(3, 1)],
+            commit: 1,
+            intact: true,
+            restarted: true,
+        };
+        let mut replica = Replica::new(config(3, 0, 1), durable).unwrap();
+        assert!(!replica.is_primary());
+        assert_eq!(replica.status(), Status::ViewChange);
+        let out = replica.on_request(1, b"after the restart".to_vec());
+        assert!(out.append.is_empty(), "took a request in its old view");
+        let out = replica.on_tick();
+        assert_eq!(replica.view(), 4);
+        let started = out
+            .send
+            .iter()
+            .filter(|(_, message)| *message == Message::StartViewChange { view: 4 })
+            .count();
+        assert_eq!(started, 2);
     }
 
     #[test]
@@ -826,6 +880,7 @@ mod tests {
             entries: vec![entry(0, 1), entry(0, 2), entry(0, 3)],
             commit: 1,
             intact: true,
+            restarted: true,
         };
         let mut replica = Replica::new(config(3, 1, 1), durable).unwrap();
         assert_eq!(replica.commit(), 1);

@@ -200,6 +200,7 @@ mod tests {
             entries: vec![entry(2, 11), entry(2, 12)],
             commit: 11,
             intact: true,
+            restarted: true,
         };
         let mut replica = Replica::new(super::super::harness::config(3, 1, 1), durable).unwrap();
         assert_eq!(replica.op(), 12);
