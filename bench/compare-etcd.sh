@@ -202,7 +202,8 @@ for round in $(seq 1 "$rounds"); do
   "$etcd_load" floor --dir "$work" --samples 1000 --output json >"$results/floor-$round.json"
   echo "  round $round, floor: $(python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
-print("fdatasync p50 %d us, round trip p50 %d us" % (r["fdatasync_p50_us"], r["round_trip_p50_us"]))' \
+print("fdatasync p50 %d us, round trip p50 %d us, fdatasync p50 with three writers %d us"
+      % (r["fdatasync_p50_us"], r["round_trip_p50_us"], r["shared_disk_fdatasync_p50_us"]))' \
     "$results/floor-$round.json")"
   for clients in 1 64 256; do
     for system in $order; do
@@ -299,6 +300,8 @@ for label, etcd, almanac, unit in rows:
 floor = min((read(f"floor-{r}.json") for r in range(1, rounds + 1)), key=lambda f: f["floor_us"])
 print(f"\nfloor (lowest of {rounds} rounds): fdatasync p50 {floor['fdatasync_p50_us']} us + 2 x loopback round trip "
       f"p50 {floor['round_trip_p50_us']} us = {floor['floor_us'] / 1000:.3f} ms")
+print(f"the same round, three writers syncing at once on the disk: fdatasync p50 "
+      f"{floor['shared_disk_fdatasync_p50_us']} us")
 print()
 
 def target(text, met):

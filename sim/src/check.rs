@@ -17,7 +17,9 @@
 //! - [`notifications`] (NOTIFY): each client's stream delivered its user's
 //!   notifications in order, each once, as the committed state has them.
 //!
-//! Election safety (ONE) is sampled on every step by the harness instead.
+//! Election safety (ONE), views that go back (VIEW), nodes that take part
+//! before they caught up (CATCHUP) and entries applied differently at one
+//! op (APPLY) are sampled on every step by the harness instead.
 //! Every written title is unique within a run, which lets a title stand for
 //! the request that wrote it.
 

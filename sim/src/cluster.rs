@@ -133,6 +133,9 @@ pub struct Cluster {
     /// For a node restarted with an empty disk: the commit number that was
     /// reached before, which its log must hold before it takes part.
     catch_up: Vec<Option<u64>>,
+    /// The first entry any node applied at each op, as (view, payload
+    /// fingerprint, node id), for the APPLY check.
+    applied: BTreeMap<u64, (u64, u64, u8)>,
     violations: Vec<String>,
     /// Simulated time from which every new write must complete in
     /// `LIVE_BOUND`. A crash or partition clears it until the scenario calls
@@ -176,6 +179,7 @@ impl Cluster {
             primaries: BTreeMap::new(),
             views: vec![0; options.nodes],
             catch_up: vec![None; options.nodes],
+            applied: BTreeMap::new(),
             violations: Vec::new(),
             healed_at: Some(Duration::ZERO),
         };
@@ -587,6 +591,33 @@ impl Cluster {
         self.log("healed".to_owned());
     }
 
+    /// APPLY: every node applies the same entry at each op. A node may only
+    /// apply a committed entry, and a committed entry never changes, so two
+    /// different entries applied at one op mean that one was not committed.
+    /// CONV sees that only if the diverged state lasts to the end of the run.
+    fn check_applied(&mut self, id: u8, service: &Service) {
+        for entry in service.take_applied() {
+            let applied = (entry.view, check::fingerprint(&entry.payload));
+            match self.applied.get(&entry.op) {
+                None => {
+                    self.applied.insert(entry.op, (applied.0, applied.1, id));
+                }
+                Some(&(view, fingerprint, first)) if (view, fingerprint) != applied => {
+                    self.violations.push(format!(
+                        "APPLY: n{id} applied op {} as (view, entry) {applied:?}, but n{first} \
+                         applied {:?} (at {:?})",
+                        entry.op,
+                        (view, fingerprint),
+                        self.now()
+                    ));
+                    // Report each op once.
+                    self.applied.insert(entry.op, (applied.0, applied.1, id));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Samples every running node: the primary of each view, views that go
     /// backwards, and recovered nodes that take part before they caught up.
     fn observe(&mut self) {
@@ -595,6 +626,7 @@ impl Cluster {
             let Some(service) = self.service(id) else {
                 continue;
             };
+            self.check_applied(id, &service);
             // A node whose log failed has stopped, and the role its replica
             // last had in memory does not reflect its disk.
             if service.log_failed() {

@@ -1039,6 +1039,11 @@ impl<D: Disk + Clone> Driver<D> {
             entry.op,
             self.applied_op
         );
+        #[cfg(feature = "sim")]
+        self.service
+            .applied_entries
+            .borrow_mut()
+            .push(entry.clone());
         let outcome = {
             let mut calendar = self.service.calendar.borrow_mut();
             let calendar = Arc::get_mut(&mut calendar)

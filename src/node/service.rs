@@ -89,6 +89,10 @@ pub struct Service {
     pub(crate) commit_seen: Cell<u64>,
     /// Set when the log can no longer be written; every later call fails.
     pub(crate) failed: Cell<bool>,
+    /// Entries applied since the simulation last took them, for its check
+    /// that every node applies the same entry at each op.
+    #[cfg(feature = "sim")]
+    pub(crate) applied_entries: RefCell<Vec<crate::replication::Entry>>,
     pub host: Host,
 }
 
@@ -115,6 +119,8 @@ impl Service {
             applied: watch::Sender::new(applied),
             commit_seen: Cell::new(applied),
             failed: Cell::new(false),
+            #[cfg(feature = "sim")]
+            applied_entries: RefCell::new(Vec::new()),
             host,
         }
     }
@@ -130,6 +136,12 @@ impl Service {
     pub fn committed_log(&self) -> Vec<crate::replication::Entry> {
         let replica = self.replica.borrow();
         replica.log()[..(replica.commit() - replica.op_base()) as usize].to_vec()
+    }
+
+    /// Returns the entries applied since the last call, in op order.
+    #[cfg(feature = "sim")]
+    pub fn take_applied(&self) -> Vec<crate::replication::Entry> {
+        std::mem::take(&mut *self.applied_entries.borrow_mut())
     }
 
     /// Returns a receiver that changes whenever new entries have been applied.

@@ -29,6 +29,10 @@ const MESSAGE_BYTES: usize = 64;
 /// process that started it dies without closing the connection.
 const ECHO_LIFETIME: Duration = Duration::from_secs(120);
 
+/// Writers that sync at once in the shared-disk measurement: the nodes of
+/// a three-node cluster on one machine.
+const SHARED_DISK_WRITERS: usize = 3;
+
 /// Measured floor, in microseconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FloorReport {
@@ -36,6 +40,10 @@ pub struct FloorReport {
     pub round_trip_p50_us: u64,
     /// One fdatasync plus two loopback round trips.
     pub floor_us: u64,
+    /// The median fdatasync while three writers append and sync their own
+    /// files in the same directory at once, as three nodes on one disk do.
+    /// Not part of the floor; it shows what sharing the disk costs.
+    pub shared_disk_fdatasync_p50_us: u64,
 }
 
 /// Times `samples` appends with an fdatasync each in a file under `dir`,
@@ -46,15 +54,49 @@ pub fn measure(dir: &Path, samples: usize) -> Result<FloorReport, String> {
     }
     let fdatasync_p50_us = time_fdatasync(dir, samples)?;
     let round_trip_p50_us = time_round_trips(samples)?;
+    let shared_disk_fdatasync_p50_us = time_shared_fdatasync(dir, samples)?;
     Ok(FloorReport {
         fdatasync_p50_us,
         round_trip_p50_us,
         floor_us: fdatasync_p50_us + 2 * round_trip_p50_us,
+        shared_disk_fdatasync_p50_us,
     })
 }
 
 fn time_fdatasync(dir: &Path, samples: usize) -> Result<u64, String> {
-    let path = dir.join("etcd-load-floor.tmp");
+    let mut timings = append_and_sync(dir, "etcd-load-floor.tmp", samples)?;
+    timings.sort_unstable();
+    Ok(percentile(&timings, 50.0))
+}
+
+/// Times `samples` appends with an fdatasync each on each of
+/// [`SHARED_DISK_WRITERS`] threads at once, one file each, and returns the
+/// median over all of them.
+fn time_shared_fdatasync(dir: &Path, samples: usize) -> Result<u64, String> {
+    let results: Vec<Result<Vec<u64>, String>> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..SHARED_DISK_WRITERS)
+            .map(|writer| {
+                let name = format!("etcd-load-floor-{writer}.tmp");
+                scope.spawn(move || append_and_sync(dir, &name, samples))
+            })
+            .collect();
+        writers
+            .into_iter()
+            .map(|writer| writer.join().expect("a timing thread panicked"))
+            .collect()
+    });
+    let mut timings = Vec::with_capacity(samples * SHARED_DISK_WRITERS);
+    for result in results {
+        timings.extend(result?);
+    }
+    timings.sort_unstable();
+    Ok(percentile(&timings, 50.0))
+}
+
+/// Appends a record and fdatasyncs it `samples` times in the file `name`
+/// under `dir`, which it removes afterwards. Returns each sample's time.
+fn append_and_sync(dir: &Path, name: &str, samples: usize) -> Result<Vec<u64>, String> {
+    let path = dir.join(name);
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -73,8 +115,7 @@ fn time_fdatasync(dir: &Path, samples: usize) -> Result<u64, String> {
     drop(file);
     std::fs::remove_file(&path)
         .map_err(|error| format!("removing {} failed: {error}", path.display()))?;
-    timings.sort_unstable();
-    Ok(percentile(&timings, 50.0))
+    Ok(timings)
 }
 
 fn time_round_trips(samples: usize) -> Result<u64, String> {
@@ -183,6 +224,23 @@ mod tests {
         time_fdatasync(&dir, 5).unwrap();
         assert!(!dir.join("etcd-load-floor.tmp").exists());
         std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn shared_timing_removes_its_files() {
+        let dir = std::env::temp_dir().join(format!("etcd-load-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        time_shared_fdatasync(&dir, 5).unwrap();
+        for writer in 0..SHARED_DISK_WRITERS {
+            assert!(!dir.join(format!("etcd-load-floor-{writer}.tmp")).exists());
+        }
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn shared_timing_in_missing_dir_fails() {
+        let error = time_shared_fdatasync(Path::new("/nonexistent/etcd-load"), 1).unwrap_err();
+        assert!(error.contains("/nonexistent/etcd-load"), "{error}");
     }
 
     #[test]

@@ -115,8 +115,12 @@ fn run(command: Commands) -> Result<(), String> {
             let report = floor::measure(&dir, samples)?;
             print_report(output, &report, |report| {
                 format!(
-                    "fdatasync p50 {} us, loopback round trip p50 {} us, floor {} us",
-                    report.fdatasync_p50_us, report.round_trip_p50_us, report.floor_us
+                    "fdatasync p50 {} us, loopback round trip p50 {} us, floor {} us; \
+                     fdatasync p50 with three writers on the disk {} us",
+                    report.fdatasync_p50_us,
+                    report.round_trip_p50_us,
+                    report.floor_us,
+                    report.shared_disk_fdatasync_p50_us
                 )
             })
         }
