@@ -212,17 +212,21 @@ impl Replica {
             // A primary sends each prepare before its own fdatasync, so its
             // earlier run may have sent ops that this disk lost and that a
             // backup holds. Resumed as primary of the same view, it would
-            // number new ops again under the same view and op. So it starts
-            // a view change on the first tick instead, whose new log is the
-            // longest in a quorum.
+            // number new ops again under the same view and op. So it waits
+            // in view-change status instead, without a timer of its own: a
+            // heartbeat of a later view makes it a backup there, and a
+            // backup that misses this primary's heartbeats starts a view
+            // change, which it joins. Its own timer would start view
+            // changes while its links to a later view's primary are still
+            // being dialled, and depose that primary for nothing.
             tracing::info!(
                 node = self.id() + 1,
                 view = self.view,
                 op = self.op(),
-                "restarted as the primary of its view; starting a view change"
+                "restarted as the primary of its view; waiting for a later view"
             );
             self.status = Status::ViewChange;
-            self.ticks_idle = self.timeout;
+            self.timeout = u64::MAX;
             self.record_own_vote();
             return Ok(());
         }
@@ -824,7 +828,7 @@ mod tests {
     }
 
     #[test]
-    fn restarted_primary_changes_view() {
+    fn restarted_primary_waits_for_view() {
         // Replica 0 was the primary of view 3. Its disk may have lost ops
         // whose prepares it sent, so it must not number ops in view 3 again.
         let durable = Durable {
@@ -841,7 +845,23 @@ mod tests {
         assert_eq!(replica.status(), Status::ViewChange);
         let out = replica.on_request(1, b"after the restart".to_vec());
         assert!(out.append.is_empty(), "took a request in its old view");
-        let out = replica.on_tick();
+
+        // It starts no view change of its own, however long it waits.
+        for _ in 0..100 {
+            let out = replica.on_tick();
+            assert!(
+                !out.send.iter().any(|(_, message)| matches!(
+                    message,
+                    Message::StartViewChange { view } if *view > 3
+                )),
+                "started a view change of its own: {:?}",
+                out.send
+            );
+        }
+        assert_eq!(replica.view(), 3);
+
+        // A backup that missed its heartbeats starts view 4, and it joins.
+        let out = replica.on_message(1, Message::StartViewChange { view: 4 });
         assert_eq!(replica.view(), 4);
         let started = out
             .send
@@ -849,6 +869,39 @@ mod tests {
             .filter(|(_, message)| *message == Message::StartViewChange { view: 4 })
             .count();
         assert_eq!(started, 2);
+    }
+
+    #[test]
+    fn restarted_primary_joins_later_view() {
+        // While replica 0 was down, replica 1 became primary of view 4.
+        // Its heartbeat makes the restarted replica 0 ask for view 4's log
+        // instead of starting another view change.
+        let durable = Durable {
+            op_base: 0,
+            view: 3,
+            log_view: 3,
+            entries: vec![entry(3, 1)],
+            commit: 1,
+            intact: true,
+            restarted: true,
+        };
+        let mut replica = Replica::new(config(3, 0, 1), durable).unwrap();
+        let heartbeat = Message::Commit {
+            view: 4,
+            commit: 2,
+            round: 0,
+        };
+        let out = replica.on_message(1, heartbeat);
+        assert_eq!(replica.view(), 4);
+        assert!(!replica.is_primary());
+        assert!(
+            out.send
+                .iter()
+                .any(|(to, message)| *to == 1
+                    && matches!(message, Message::GetState { view: 4, .. })),
+            "did not ask the primary of view 4 for its log: {:?}",
+            out.send
+        );
     }
 
     #[test]
