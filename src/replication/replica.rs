@@ -89,6 +89,10 @@ pub struct Replica {
     pub(super) reads_waiting: Vec<ReadRef>,
     /// Reads: backups that replied to the current round in this view.
     pub(super) round_acks: BTreeSet<ReplicaId>,
+    /// A primary restarted with its own view's log: the first tick moves
+    /// it to the next view, where it waits without a timer of its own (see
+    /// [`Replica::restore`]).
+    pub(super) rejoining: bool,
 }
 
 impl Replica {
@@ -130,6 +134,7 @@ impl Replica {
             reads_in_round: Vec::new(),
             reads_waiting: Vec::new(),
             round_acks: BTreeSet::new(),
+            rejoining: false,
         };
         replica.draw_timeout();
         if durable.intact {
@@ -212,22 +217,24 @@ impl Replica {
             // A primary sends each prepare before its own fdatasync, so its
             // earlier run may have sent ops that this disk lost and that a
             // backup holds. Resumed as primary of the same view, it would
-            // number new ops again under the same view and op. So it waits
-            // in view-change status instead, without a timer of its own: a
-            // heartbeat of a later view makes it a backup there, and a
-            // backup that misses this primary's heartbeats starts a view
-            // change, which it joins. Its own timer would start view
-            // changes while its links to a later view's primary are still
-            // being dialled, and depose that primary for nothing.
+            // number new ops again under the same view and op, and it must
+            // never lead this view again. So its first tick starts a view
+            // change to the next view, whose new log is the longest in a
+            // quorum, and then it waits there without a timer of its own.
+            // A heartbeat of a later view makes it a backup there, and the
+            // others' timers start any further view change. Its own timer
+            // would start view changes while its links to a later view's
+            // primary are still being dialled, and depose that primary for
+            // nothing.
             tracing::info!(
                 node = self.id() + 1,
                 view = self.view,
                 op = self.op(),
-                "restarted as the primary of its view; waiting for a later view"
+                "restarted as the primary of its view; moving to the next view"
             );
             self.status = Status::ViewChange;
-            self.timeout = u64::MAX;
-            self.record_own_vote();
+            self.rejoining = true;
+            self.ticks_idle = self.timeout;
             return Ok(());
         }
         if self.log_view == self.view {
@@ -438,7 +445,12 @@ impl Replica {
                     status = ?self.status,
                     "view-change timeout expired, starting a view change"
                 );
+                let rejoining = self.rejoining;
                 self.start_view_change(self.view + 1, &mut out);
+                if rejoining {
+                    // Until it enters another view, which draws a new one.
+                    self.timeout = u64::MAX;
+                }
             }
             Status::Normal => {}
             Status::ViewChange => {
@@ -522,6 +534,7 @@ impl Replica {
         }
         self.view = view;
         self.status = status;
+        self.rejoining = false;
         self.acks.clear();
         self.round_acks.clear();
         self.ticks_idle = 0;
@@ -828,9 +841,9 @@ mod tests {
     }
 
     #[test]
-    fn restarted_primary_waits_for_view() {
+    fn restarted_primary_moves_to_next_view() {
         // Replica 0 was the primary of view 3. Its disk may have lost ops
-        // whose prepares it sent, so it must not number ops in view 3 again.
+        // whose prepares it sent, so it must never lead view 3 again.
         let durable = Durable {
             op_base: 0,
             view: 3,
@@ -846,22 +859,8 @@ mod tests {
         let out = replica.on_request(1, b"after the restart".to_vec());
         assert!(out.append.is_empty(), "took a request in its old view");
 
-        // It starts no view change of its own, however long it waits.
-        for _ in 0..100 {
-            let out = replica.on_tick();
-            assert!(
-                !out.send.iter().any(|(_, message)| matches!(
-                    message,
-                    Message::StartViewChange { view } if *view > 3
-                )),
-                "started a view change of its own: {:?}",
-                out.send
-            );
-        }
-        assert_eq!(replica.view(), 3);
-
-        // A backup that missed its heartbeats starts view 4, and it joins.
-        let out = replica.on_message(1, Message::StartViewChange { view: 4 });
+        // Its first tick starts view 4 and stores that view.
+        let out = replica.on_tick();
         assert_eq!(replica.view(), 4);
         let started = out
             .send
@@ -869,6 +868,31 @@ mod tests {
             .filter(|(_, message)| *message == Message::StartViewChange { view: 4 })
             .count();
         assert_eq!(started, 2);
+        let record = ViewRecord {
+            view: 4,
+            log_view: 3,
+        };
+        assert_eq!(out.store_view, Some(record));
+
+        // Then it starts no view change of its own, however long it waits.
+        for _ in 0..100 {
+            let out = replica.on_tick();
+            let later = out.send.iter().any(
+                |(_, message)| matches!(message, Message::StartViewChange { view } if *view > 4),
+            );
+            assert!(!later, "started a view change of its own: {:?}", out.send);
+        }
+        assert_eq!(replica.view(), 4);
+
+        // A backup that times out in view 4 starts view 5, and it joins.
+        let out = replica.on_message(1, Message::StartViewChange { view: 5 });
+        assert_eq!(replica.view(), 5);
+        let joined = out
+            .send
+            .iter()
+            .filter(|(_, message)| *message == Message::StartViewChange { view: 5 })
+            .count();
+        assert_eq!(joined, 2);
     }
 
     #[test]
@@ -902,6 +926,7 @@ mod tests {
             "did not ask the primary of view 4 for its log: {:?}",
             out.send
         );
+        assert!(!replica.rejoining, "still set to move to the next view");
     }
 
     #[test]
