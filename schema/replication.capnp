@@ -161,11 +161,12 @@ struct PeerFrame {
     rejected @4 :Text;
     # One protocol message. Its `replica` must be the authenticated one.
     message @5 :Message;
-    # The dialler's liveness probe. A write on a connection whose bytes a
-    # network fault dropped succeeds until the send buffer fills, which
-    # takes many seconds of heartbeats; a missing pong shows it in one.
+    # The dialler's liveness probe. On a connection whose bytes a network
+    # fault dropped, writes succeed until the send buffer fills, which
+    # takes many seconds of heartbeats. A missing pong shows it within a
+    # second.
     ping @6 :UInt64;
-    # The answer to the ping with the same number.
+    # The reply to the ping with the same number.
     pong @7 :UInt64;
   }
 }

@@ -9,10 +9,11 @@ use almanac_sim::run::{run, Class, Failure};
 use almanac_sim::schedule::Schedule;
 use almanac_sim::shrink::shrink;
 
-/// Seeds each bug gets before the test gives up on it. The rarest catch,
-/// `apply-uncommitted`, takes about a hundred seeds (first caught by APPLY
-/// on seed 109), because it needs a view change that replaces an op a
-/// backup already applied. The budget leaves room for schedule changes.
+/// Seeds each bug gets before the test gives up on it. The rarest catches,
+/// `apply-uncommitted` and `ack-before-fsync`, take over a hundred seeds:
+/// the first needs a view change that replaces an op a backup already
+/// applied, the second an fdatasync that fails. The budget leaves room for
+/// schedule changes.
 const SEEDS_MAX: u64 = 1000;
 
 /// Returns the first seed on which `bug` fails a safety check (or panics)

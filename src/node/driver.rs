@@ -6,10 +6,10 @@
 //!
 //! One fdatasync covers every record appended before it started (group
 //! commit). A primary syncing a batch runs the fdatasync on a blocking
-//! thread and goes on serving meanwhile; a backup, or a primary syncing a
+//! thread and goes on serving meanwhile. A backup, or a primary syncing a
 //! single write, runs it on the event loop, which saves two thread switches
-//! on the write's path (see [`Driver::start_sync`]). Work that depends on the log waits in a queue until the log is
-//! durable through the op it needs: applying a committed entry (so a client
+//! on the write's path (see [`Driver::start_sync`]). Work that depends on
+//! the log waits in a queue until the log is durable through the op it needs: applying a committed entry (so a client
 //! is answered only once its write is on this node's disk as well as on f
 //! backups'), and every message but the primary's prepares and commit
 //! heartbeats. Those two claim nothing about the primary's disk, so the
@@ -790,18 +790,19 @@ impl<D: Disk + Clone> Driver<D> {
     /// Starts an fdatasync of everything appended, unless one is running
     /// (its completion starts the next) or nothing is waiting.
     ///
-    /// Where it runs is a trade between latency and throughput. Handing it
-    /// to a blocking thread and back costs two thread switches, measured at
-    /// about 0.03 ms of a write's latency on each node on its path on a
-    /// 2-core machine. Running it here blocks the event loop for the
-    /// fdatasync, which costs a primary under load about a fifth of its
-    /// writes per second: it could not take in and answer requests
-    /// meanwhile. So a primary syncs a batch of several ops on the thread,
-    /// and a lone op (no other client is writing) here, after yielding once
-    /// so that the links send the op's prepares first. A backup always
-    /// syncs here: it has nothing to serve meanwhile, and the prepares that
-    /// arrive wait in the socket for the next sync, as they would wait for
-    /// it in the log.
+    /// Where it runs trades latency for throughput. Handing it to a blocking
+    /// thread and back costs two thread switches, about 0.03 ms of a
+    /// write's latency per node on a 2-core machine (docs/BENCHMARKS.md).
+    /// Running it here blocks the event loop, so a primary under load could
+    /// not take in or reply to requests meanwhile, which cost it about a
+    /// fifth of its writes per second. So a primary syncs a batch on the
+    /// thread, and a lone op here after yielding once, so that the links
+    /// send the op's prepares first. A backup always syncs here, because
+    /// the prepares that arrive meanwhile wait in the socket for the next
+    /// sync, as they would wait in the log.
+    ///
+    /// NOTE: the simulation's disk always syncs on the calling thread, so
+    /// only the driver tests on real files reach the blocking-thread path.
     async fn start_sync(&mut self) -> Result<(), WalError> {
         if self.sync_in_flight.is_some() || self.wal.durable_op() == self.wal.last_op() {
             return Ok(());
@@ -1428,8 +1429,8 @@ mod tests {
             assert_eq!(entries.len(), 2, "{prepare:?}");
 
             // A backup's prepare-ok makes the ops committed for the
-            // replica, but the primary must not apply or answer before its
-            // own sync.
+            // replica, but the primary must not apply them or reply before
+            // its own sync.
             let prepare_ok = Message::PrepareOk { view: 0, op: 2 };
             node.inbound.send((1, prepare_ok)).unwrap();
             let service = node.service.clone();
@@ -1446,7 +1447,7 @@ mod tests {
             node.gate.open();
             for write in writes {
                 let outcome = tokio::time::timeout(PATIENCE, write).await;
-                let outcome = outcome.expect("timed out waiting for the answer").unwrap();
+                let outcome = outcome.expect("timed out waiting for the reply").unwrap();
                 assert!(outcome.is_ok(), "{outcome:?}");
             }
             assert_eq!(*node.service.applied.borrow(), 2);
@@ -1458,7 +1459,7 @@ mod tests {
         run_local(async {
             let mut node = start_node(0);
             // A lone write is synced on the event loop. Its fdatasync fails,
-            // so anything sent or answered was sent or answered before it.
+            // so any message or reply that went out went out before it.
             node.gate.break_syncs();
             let service = node.service.clone();
             let write =

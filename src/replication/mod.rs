@@ -187,7 +187,7 @@ pub struct Durable {
     /// {0, 0}, and a replacement disk gets one only from the last step of
     /// recovery's output, so a crash during recovery runs it again.
     pub intact: bool,
-    /// True when the disk holds the state of an earlier run of this
+    /// True when the disk contains the state of an earlier run of this
     /// replica, false on a new cluster's freshly formatted disk.
     pub restarted: bool,
 }

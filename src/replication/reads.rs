@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn read_waits_for_view_start_commit() {
-        // Replica 1 holds op 1 of view 0, uncommitted as far as it knows,
-        // and becomes primary of view 1. The old primary may have committed
+        // Replica 1 has op 1 of view 0 in its log, not known to be
+        // committed, and becomes primary of view 1. The old primary may have committed
         // op 1, so a read waits until op 1 commits, even after its round
         // has its quorum.
         let durable = Durable {

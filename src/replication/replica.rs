@@ -215,17 +215,15 @@ impl Replica {
             && self.config.replica_count > 1
         {
             // A primary sends each prepare before its own fdatasync, so its
-            // earlier run may have sent ops that this disk lost and that a
-            // backup holds. Resumed as primary of the same view, it would
-            // number new ops again under the same view and op, and it must
-            // never lead this view again. So its first tick starts a view
-            // change to the next view, whose new log is the longest in a
-            // quorum, and then it waits there without a timer of its own.
-            // A heartbeat of a later view makes it a backup there, and the
-            // others' timers start any further view change. Its own timer
-            // would start view changes while its links to a later view's
-            // primary are still being dialled, and depose that primary for
-            // nothing.
+            // earlier run may have sent ops that this disk lost and a backup
+            // has. Leading this view again, it would give those op numbers
+            // to new requests. So its first tick starts a view change to the
+            // next view, whose new log is the longest in a quorum. Then it
+            // waits without a timer of its own: a heartbeat of a later view
+            // makes it a backup there, and the others' timers start any
+            // further view change. Its own timer would fire while its links
+            // to a later view's primary are still being dialled, and depose
+            // that primary for nothing.
             tracing::info!(
                 node = self.id() + 1,
                 view = self.view,
@@ -238,9 +236,9 @@ impl Replica {
             return Ok(());
         }
         if self.log_view == self.view {
-            // A restarted primary of a one-node cluster cannot tell how far
-            // its earlier run committed, so reads wait until its whole log
-            // commits.
+            // Of restarted primaries, only a one-node cluster's resumes its
+            // view. It cannot tell how far its earlier run committed, so
+            // reads wait until its whole log commits.
             self.op_view_start = self.op();
             return Ok(());
         }
@@ -448,7 +446,8 @@ impl Replica {
                 let rejoining = self.rejoining;
                 self.start_view_change(self.view + 1, &mut out);
                 if rejoining {
-                    // Until it enters another view, which draws a new one.
+                    // No timer until it enters another view, which draws a
+                    // new timeout.
                     self.timeout = u64::MAX;
                 }
             }

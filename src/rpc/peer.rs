@@ -6,8 +6,8 @@
 //! over the links other nodes dialled. A link carries framed Cap'n Proto
 //! `PeerFrame`s (schema/replication.capnp), not RPC calls: a protocol
 //! message is one-way, and an RPC call would add a return and a finish
-//! message to each. A dialling node proves that it knows the cluster secret
-//! with HMAC-SHA256 over a fresh challenge before it may send anything else.
+//! message to each. Before a dialling node may send anything else, it proves
+//! with HMAC-SHA256 over a fresh challenge that it has the cluster secret.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -324,8 +324,8 @@ impl PeerAcceptor {
         }
     }
 
-    /// Sends a challenge and checks the hello that answers it. Returns the
-    /// authenticated replica, or why the dialler was turned away.
+    /// Sends a challenge and checks the hello sent back. Returns the
+    /// authenticated replica, or the reason the dialler was rejected.
     async fn handshake<S: Stream>(
         &self,
         reader: &mut FrameReader<S>,
@@ -333,12 +333,11 @@ impl PeerAcceptor {
     ) -> Result<ReplicaId, Rejection> {
         let mut nonce = vec![0u8; CHALLENGE_BYTES];
         self.service.host.entropy.fill(&mut nonce);
-        write_frame(writer, |mut frame| frame.set_challenge(&nonce)).await?;
-        writer.flush().await?;
+        send_frame(writer, |mut frame| frame.set_challenge(&nonce)).await?;
         let frame = read_frame(reader, hello_limits())
             .await?
             .ok_or_else(|| Rejection::Gone("closed the connection before its hello".into()))?;
-        let hello = match frame.get_root::<peer_frame::Reader<'_>>()?.which()? {
+        let hello = match frame_kind(&frame)? {
             peer_frame::Hello(hello) => hello,
             _ => {
                 return Err(Rejection::Malformed(
@@ -353,12 +352,10 @@ impl PeerAcceptor {
             && verify_mac(&self.secret, &nonce, replica, hello.get_mac()?);
         if !valid {
             let reason = "wrong cluster secret or replica id";
-            write_frame(writer, |mut frame| frame.set_rejected(reason)).await?;
-            writer.flush().await?;
+            send_frame(writer, |mut frame| frame.set_rejected(reason)).await?;
             return Err(Rejection::Unauthenticated { claimed: replica });
         }
-        write_frame(writer, |mut frame| frame.set_welcome(())).await?;
-        writer.flush().await?;
+        send_frame(writer, |mut frame| frame.set_welcome(())).await?;
         Ok(replica)
     }
 
@@ -369,10 +366,7 @@ impl PeerAcceptor {
         frame: &capnp::message::Reader<OwnedSegments>,
         writer: &mut FrameWriter<S>,
     ) -> Result<(), String> {
-        let root = frame
-            .get_root::<peer_frame::Reader<'_>>()
-            .map_err(|error| error.to_string())?;
-        match root.which().map_err(|error| error.to_string())? {
+        match frame_kind(frame).map_err(|error| error.to_string())? {
             peer_frame::Message(message) => {
                 let (claimed, message) = message
                     .and_then(read_message)
@@ -389,11 +383,8 @@ impl PeerAcceptor {
                     .map_err(|_| "the node is shutting down".to_owned())
             }
             peer_frame::Ping(number) => {
-                let answer = async {
-                    write_frame(writer, |mut frame| frame.set_pong(number)).await?;
-                    writer.flush().await
-                };
-                match tokio::time::timeout(PEER_CALL_TIMEOUT, answer).await {
+                let pong = send_frame(writer, |mut frame| frame.set_pong(number));
+                match tokio::time::timeout(PEER_CALL_TIMEOUT, pong).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(error)) => Err(format!("writing a pong failed: {error}")),
                     Err(_) => Err("writing a pong timed out".into()),
@@ -483,12 +474,6 @@ impl From<capnp::Error> for Rejection {
     }
 }
 
-impl From<capnp::NotInSchema> for Rejection {
-    fn from(error: capnp::NotInSchema) -> Self {
-        Rejection::Malformed(format!("a frame of unknown kind {}", error.0))
-    }
-}
-
 impl From<std::io::Error> for Rejection {
     fn from(error: std::io::Error) -> Self {
         Rejection::Gone(error.to_string())
@@ -526,6 +511,22 @@ async fn write_frame<S: Stream>(
     let bytes = capnp::serialize::write_message_to_words(&message);
     writer.write_all(&bytes).await?;
     Ok(bytes.len())
+}
+
+/// Writes the frame `fill` builds and flushes the writer.
+async fn send_frame<S: Stream>(
+    writer: &mut FrameWriter<S>,
+    fill: impl FnOnce(peer_frame::Builder<'_>),
+) -> std::io::Result<()> {
+    write_frame(writer, fill).await?;
+    writer.flush().await
+}
+
+/// Returns which kind of `PeerFrame` `frame` is, with its content.
+fn frame_kind(
+    frame: &capnp::message::Reader<OwnedSegments>,
+) -> capnp::Result<peer_frame::WhichReader<'_>> {
+    Ok(frame.get_root::<peer_frame::Reader<'_>>()?.which()?)
 }
 
 /// Limits on what a dialler may send before it is authenticated, and on
@@ -581,7 +582,7 @@ async fn forward<S: Stream>(
     self_id: ReplicaId,
     outgoing: &mut mpsc::Receiver<Message>,
 ) -> Option<String> {
-    // The number of the ping sent and not yet answered, and when it left.
+    // The number of the ping that has no pong yet, and when it left.
     let unanswered: Cell<Option<(u64, Instant)>> = Cell::new(None);
     let pongs = async {
         loop {
@@ -590,10 +591,7 @@ async fn forward<S: Stream>(
                 Ok(None) => return "the peer closed the connection".to_owned(),
                 Err(error) => return format!("reading from the peer failed: {error}"),
             };
-            match frame
-                .get_root::<peer_frame::Reader<'_>>()
-                .and_then(|root| Ok(root.which()?))
-            {
+            match frame_kind(&frame) {
                 Ok(peer_frame::Pong(number)) => {
                     if unanswered.get().is_some_and(|(sent, _)| sent == number) {
                         unanswered.set(None);
@@ -642,10 +640,7 @@ async fn forward<S: Stream>(
                     None => {
                         pings += 1;
                         unanswered.set(Some((pings, Instant::now())));
-                        let ping = async {
-                            write_frame(&mut writer, |mut frame| frame.set_ping(pings)).await?;
-                            writer.flush().await
-                        };
+                        let ping = send_frame(&mut writer, |mut frame| frame.set_ping(pings));
                         match tokio::time::timeout(PEER_CALL_TIMEOUT, ping).await {
                             Ok(Ok(())) => {}
                             Ok(Err(error)) => return Some(format!("writing a ping failed: {error}")),
@@ -675,32 +670,22 @@ async fn dial<C: Connector>(
             .await
             .map_err(|error| error.to_string())?
             .ok_or("the peer closed the connection before its challenge")?;
-        let nonce = match frame
-            .get_root::<peer_frame::Reader<'_>>()
-            .and_then(|root| Ok(root.which()?))
-        {
+        let nonce = match frame_kind(&frame) {
             Ok(peer_frame::Challenge(Ok(nonce))) => nonce.to_vec(),
             _ => return Err("the first frame is not a challenge; is this a peer port?".to_owned()),
         };
         let proof = challenge_mac(secret, &nonce, self_id);
-        let hello = async {
-            write_frame(&mut writer, |frame| {
-                let mut hello = frame.init_hello();
-                hello.set_replica(self_id);
-                hello.set_mac(&proof);
-            })
-            .await?;
-            writer.flush().await
-        };
+        let hello = send_frame(&mut writer, |frame| {
+            let mut hello = frame.init_hello();
+            hello.set_replica(self_id);
+            hello.set_mac(&proof);
+        });
         hello.await.map_err(|error| error.to_string())?;
         let frame = read_frame(&mut reader, hello_limits())
             .await
             .map_err(|error| error.to_string())?
             .ok_or("the peer closed the connection after the hello")?;
-        let root = frame
-            .get_root::<peer_frame::Reader<'_>>()
-            .map_err(|error| error.to_string())?;
-        match root.which() {
+        match frame_kind(&frame) {
             Ok(peer_frame::Welcome(())) => Ok(()),
             Ok(peer_frame::Rejected(reason)) => Err(format!(
                 "rejected: {}",
@@ -709,7 +694,7 @@ async fn dial<C: Connector>(
                     .and_then(|text| text.to_str().ok())
                     .unwrap_or("no reason given")
             )),
-            _ => Err("the peer answered the hello with an unexpected frame".to_owned()),
+            _ => Err("the peer sent an unexpected frame after the hello".to_owned()),
         }
     };
     match tokio::time::timeout(PEER_CALL_TIMEOUT, authenticate).await {
@@ -860,24 +845,35 @@ mod tests {
 
     /// Writes one message frame that names `sender` as its replica.
     async fn send_as<S: Stream>(writer: &mut FrameWriter<S>, sender: ReplicaId, value: &Message) {
-        write_frame(writer, |frame| {
+        send_frame(writer, |frame| {
             write_message(frame.init_message(), sender, value)
         })
         .await
         .unwrap();
-        writer.flush().await.unwrap();
+    }
+
+    /// Serves a peer port on data in `dir` and dials it as replica 1 with
+    /// the right secret. Returns what the port receives and the link.
+    async fn authenticated_link(
+        dir: &std::path::Path,
+    ) -> (
+        mpsc::UnboundedReceiver<Inbound>,
+        FrameReader<tokio::net::TcpStream>,
+        FrameWriter<tokio::net::TcpStream>,
+    ) {
+        let (address, received) = serve_peer_port(dir).await;
+        let connector = crate::node::net::PlainConnector;
+        let (reader, writer) = dial(&connector, 1, &address, b"the right cluster secret")
+            .await
+            .unwrap();
+        (received, reader, writer)
     }
 
     #[test]
     fn link_delivers_messages_and_pongs() {
         let dir = tempfile::tempdir().unwrap();
         run_local(async {
-            let (address, mut received) = serve_peer_port(dir.path()).await;
-            let connector = crate::node::net::TokioConnector;
-            let (mut reader, mut writer) =
-                dial(&connector, 1, &address, b"the right cluster secret")
-                    .await
-                    .unwrap();
+            let (mut received, mut reader, mut writer) = authenticated_link(dir.path()).await;
             let sent = Message::Commit {
                 view: 4,
                 commit: 17,
@@ -886,16 +882,14 @@ mod tests {
             send_as(&mut writer, 1, &sent).await;
             assert_eq!(received.recv().await, Some((1, sent)));
 
-            write_frame(&mut writer, |mut frame| frame.set_ping(41))
+            send_frame(&mut writer, |mut frame| frame.set_ping(41))
                 .await
                 .unwrap();
-            writer.flush().await.unwrap();
-            let answer = read_frame(&mut reader, hello_limits())
+            let pong = read_frame(&mut reader, hello_limits())
                 .await
                 .unwrap()
                 .expect("a pong");
-            let root = answer.get_root::<peer_frame::Reader<'_>>().unwrap();
-            assert!(matches!(root.which(), Ok(peer_frame::Pong(41))));
+            assert!(matches!(frame_kind(&pong), Ok(peer_frame::Pong(41))));
         });
     }
 
@@ -903,12 +897,7 @@ mod tests {
     fn forged_sender_closes_link() {
         let dir = tempfile::tempdir().unwrap();
         run_local(async {
-            let (address, mut received) = serve_peer_port(dir.path()).await;
-            let connector = crate::node::net::TokioConnector;
-            let (mut reader, mut writer) =
-                dial(&connector, 1, &address, b"the right cluster secret")
-                    .await
-                    .unwrap();
+            let (mut received, mut reader, mut writer) = authenticated_link(dir.path()).await;
             let forged = Message::StartViewChange { view: 9 };
             send_as(&mut writer, 2, &forged).await;
             let end = tokio::time::timeout(
