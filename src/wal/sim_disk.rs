@@ -218,6 +218,8 @@ mod tests {
                     wal.append(op, &payload(op)).unwrap();
                 }
                 assert_eq!(wal.sync().unwrap(), 3);
+                // These go over the zeros that the sync above made durable,
+                // so the crash must bring those zeros back.
                 for op in 4..=5 {
                     wal.append(op, &payload(op)).unwrap();
                 }
