@@ -235,6 +235,9 @@ for trial in $(seq 1 "$trials"); do
     local_members=("${etcd_members[@]}")
     [[ $system == almanac ]] && local_members=("${almanac_members[@]}")
     kill -9 "${local_members[$((leader - 1))]}"
+    # Reaping the killed member here, with its status discarded, keeps bash
+    # from printing a "Killed" line for it.
+    wait "${local_members[$((leader - 1))]}" 2>/dev/null || true
     wait "$loader"
     stop_members "$system"
     echo "  failover trial $trial, $system: killed member $leader; $(summarize "$results/failover-$system-$trial.json")"
