@@ -407,7 +407,14 @@ impl<D: Disk> Wal<D> {
         }
         let path = &self.segments.last().expect("head segment").path;
         let end = self.head_written + self.buffer.len() as u64;
+        self.head
+            .write_all_at(&self.buffer, self.head_written)
+            .map_err(io_error("write to", path, Some(self.head_written)))?;
+        self.head_written = end;
+        self.buffer.clear();
+
         if end > self.head_len {
+            self.head_len = end;
             let zeroed_end = (end + ZERO_AHEAD_BYTES)
                 .min(self.options.segment_bytes)
                 .next_multiple_of(ZERO_ALIGN_BYTES);
@@ -421,12 +428,6 @@ impl<D: Disk> Wal<D> {
                 self.head_len = zeroed_end;
             }
         }
-        self.head
-            .write_all_at(&self.buffer, self.head_written)
-            .map_err(io_error("write to", path, Some(self.head_written)))?;
-        self.head_written = end;
-        self.head_len = self.head_len.max(end);
-        self.buffer.clear();
         Ok(())
     }
 
@@ -524,6 +525,7 @@ impl<D: Disk> Wal<D> {
             "truncated WAL"
         );
         self.head_written = offset;
+        self.head_len = offset;
         self.last_op = op;
         self.durable_op = op;
         self.truncations += 1;
@@ -579,6 +581,7 @@ impl<D: Disk> Wal<D> {
         self.head = create_segment(&self.disk, &self.dir, &segment)?;
         self.segments = vec![segment];
         self.head_written = 0;
+        self.head_len = 0;
         self.last_op = op;
         self.durable_op = op;
         info!(dir = %self.dir.display(), next_op = op + 1, "restarted WAL after a snapshot");
@@ -993,6 +996,45 @@ mod tests {
         let (_, recovery) = open(root.path(), WalOptions::default());
         assert_eq!(ops(&recovery), [1, 2, 3]);
         assert!(recovery.repairs.is_empty());
+    }
+
+    #[test]
+    fn truncation_then_zeros_written_ahead() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut wal, _) = open(root.path(), WalOptions::default());
+        append_all(&mut wal, 1..=3);
+        wal.sync().unwrap();
+        wal.truncate_after(1).unwrap();
+        let path = segment_paths(root.path()).pop().unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            records_len(1..=1) as u64
+        );
+
+        wal.append(2, b"other").unwrap();
+        wal.sync().unwrap();
+        let end = records_len(1..=1) + framed_len(b"other".len());
+        let zeroed_len = (end as u64 + ZERO_AHEAD_BYTES).next_multiple_of(ZERO_ALIGN_BYTES);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), zeroed_len);
+        drop(wal);
+        let (_, recovery) = open(root.path(), WalOptions::default());
+        assert_eq!(ops(&recovery), [1, 2]);
+        assert_eq!(recovery.records[1].payload, b"other");
+    }
+
+    #[test]
+    fn restart_after_snapshot_zero_fills() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut wal, _) = open(root.path(), WalOptions::default());
+        append_all(&mut wal, 1..=3);
+        wal.sync().unwrap();
+        wal.restart_after(10).unwrap();
+        wal.append(11, &payload(11)).unwrap();
+        wal.sync().unwrap();
+        let path = segment_paths(root.path()).pop().unwrap();
+        let zeroed_len =
+            (records_len(11..=11) as u64 + ZERO_AHEAD_BYTES).next_multiple_of(ZERO_ALIGN_BYTES);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), zeroed_len);
     }
 
     #[test]
