@@ -27,8 +27,8 @@ const WRITE_BUFFER_BYTES_MAX: usize = 1 << 20;
 /// Recovery reads the zeros after the last record as the end of the log.
 const ZERO_AHEAD_BYTES: u64 = 1 << 20;
 
-/// The zero-filled end of the head segment is kept at a multiple of this
-/// many bytes, the page size of the file systems the log runs on.
+/// The alignment of the zero-filled end of the head segment: 4 KiB, the
+/// usual page size and ext4 block size.
 const ZERO_ALIGN_BYTES: u64 = 4096;
 
 /// Settings of a [`Wal`].
@@ -800,9 +800,20 @@ mod tests {
         paths
     }
 
-    /// Returns the bytes of the records of `ops` written by `append_all`.
+    /// Returns the length in bytes of the records of `ops` written by
+    /// `append_all`.
     fn records_len(ops: std::ops::RangeInclusive<u64>) -> usize {
         ops.map(|op| framed_len(payload(op).len())).sum()
+    }
+
+    /// Returns the length of a head segment whose records end at
+    /// `records_end`, with the zeros written ahead of them.
+    fn zero_filled_len(records_end: usize) -> u64 {
+        (records_end as u64 + ZERO_AHEAD_BYTES).next_multiple_of(ZERO_ALIGN_BYTES)
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
     }
 
     /// Writes a log of ops 1 to 3 and returns its only segment's path, the
@@ -982,9 +993,8 @@ mod tests {
         append_all(&mut wal, 1..=2);
         wal.sync().unwrap();
         let path = segment_paths(root.path()).pop().unwrap();
-        let zeroed_len =
-            (records_len(1..=2) as u64 + ZERO_AHEAD_BYTES).next_multiple_of(ZERO_ALIGN_BYTES);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), zeroed_len);
+        let zeroed_len = zero_filled_len(records_len(1..=2));
+        assert_eq!(file_len(&path), zeroed_len);
 
         // A later record fits in the zeros: the file keeps its length.
         wal.append(3, &payload(3)).unwrap();
@@ -1006,16 +1016,12 @@ mod tests {
         wal.sync().unwrap();
         wal.truncate_after(1).unwrap();
         let path = segment_paths(root.path()).pop().unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().len(),
-            records_len(1..=1) as u64
-        );
+        assert_eq!(file_len(&path), records_len(1..=1) as u64);
 
         wal.append(2, b"other").unwrap();
         wal.sync().unwrap();
         let end = records_len(1..=1) + framed_len(b"other".len());
-        let zeroed_len = (end as u64 + ZERO_AHEAD_BYTES).next_multiple_of(ZERO_ALIGN_BYTES);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), zeroed_len);
+        assert_eq!(file_len(&path), zero_filled_len(end));
         drop(wal);
         let (_, recovery) = open(root.path(), WalOptions::default());
         assert_eq!(ops(&recovery), [1, 2]);
@@ -1032,9 +1038,7 @@ mod tests {
         wal.append(11, &payload(11)).unwrap();
         wal.sync().unwrap();
         let path = segment_paths(root.path()).pop().unwrap();
-        let zeroed_len =
-            (records_len(11..=11) as u64 + ZERO_AHEAD_BYTES).next_multiple_of(ZERO_ALIGN_BYTES);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), zeroed_len);
+        assert_eq!(file_len(&path), zero_filled_len(records_len(11..=11)));
     }
 
     #[test]
@@ -1055,13 +1059,10 @@ mod tests {
         wal.sync().unwrap();
         let paths = segment_paths(root.path());
         assert_eq!(paths.len(), 2);
-        // The full segment ends at its last record, the head at the size a
-        // segment is zero-filled to.
-        assert_eq!(
-            std::fs::metadata(&paths[0]).unwrap().len(),
-            records_len(1..=per_segment) as u64
-        );
-        assert_eq!(std::fs::metadata(&paths[1]).unwrap().len(), 8192);
+        // The full segment ends at its last record. The head's zeros stop at
+        // the segment size.
+        assert_eq!(file_len(&paths[0]), records_len(1..=per_segment) as u64);
+        assert_eq!(file_len(&paths[1]), options.segment_bytes);
         drop(wal);
         let (wal, recovery) = open(root.path(), options);
         assert_eq!(ops(&recovery), (1..=op + 1).collect::<Vec<_>>());
@@ -1080,7 +1081,7 @@ mod tests {
         let (mut wal, recovery) = open(root.path(), WalOptions::default());
         assert_eq!(ops(&recovery), [1, 2, 3]);
         assert!(recovery.repairs.is_empty());
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), end as u64 + 512);
+        assert_eq!(file_len(&path), end as u64 + 512);
 
         // The next record goes over the zeros, right after op 3.
         wal.append(4, &payload(4)).unwrap();
