@@ -4,6 +4,7 @@
 
 use chrono_tz::Tz;
 use serde_json::{json, Value};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::calendar::timing::{agenda_for_viewer, scan_range};
@@ -62,23 +63,68 @@ pub struct View {
 }
 
 /// Starts the executor thread and returns the sender for its jobs.
+///
+/// With `catch_interrupts`, Ctrl-C (SIGINT) no longer ends the process: it
+/// stops the command that is waiting for the cluster, and is ignored while
+/// no command runs. The handler is in place before this returns, so that a
+/// Ctrl-C at a password prompt cannot end the process either. A scripted
+/// REPL keeps the default, so that Ctrl-C stops the whole script.
 pub fn spawn(
     addresses: Vec<String>,
     view: View,
     printer: Printer,
     users: KnownUsers,
+    catch_interrupts: bool,
 ) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     let (jobs, receiver) = mpsc::unbounded_channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let interrupts = if catch_interrupts {
+        let _context = runtime.enter();
+        Some(signal(SignalKind::interrupt())?)
+    } else {
+        None
+    };
     std::thread::Builder::new()
         .name("repl-client".into())
         .spawn(move || {
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, run(addresses, view, printer, users, receiver));
+            let session = run(addresses, view, printer, users, receiver, interrupts);
+            local.block_on(&runtime, session);
         })?;
     Ok(jobs)
+}
+
+/// Waits for the next Ctrl-C, or forever when they are not caught.
+async fn interrupted(interrupts: &mut Option<Signal>) {
+    match interrupts {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Builds the reply to a command stopped by Ctrl-C while it waited for the
+/// cluster.
+fn stopped_reply(command: &ReplCommand) -> Reply {
+    let name = command_name(command);
+    let text = if command.changes_state() {
+        format!(
+            "stopped waiting for `{name}`: the cluster may still carry it out; \
+             check with agenda, show or inbox before trying again"
+        )
+    } else {
+        format!("stopped waiting for `{name}`")
+    };
+    Reply {
+        ok: false,
+        json: json!({ "command": name, "ok": false,
+                      "error": { "message": text, "interrupted": true } }),
+        // The terminal echoed ^C without ending its line.
+        text: format!("\nerror: {text}"),
+    }
 }
 
 async fn run(
@@ -87,6 +133,7 @@ async fn run(
     printer: Printer,
     users: KnownUsers,
     mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut interrupts: Option<Signal>,
 ) {
     let (events_sender, mut events) = mpsc::unbounded_channel();
     let mut executor = Executor {
@@ -100,6 +147,9 @@ async fn run(
     loop {
         tokio::select! {
             biased;
+            // A Ctrl-C while no command runs, for example the one a password
+            // prompt sends, stops nothing.
+            () = interrupted(&mut interrupts) => {}
             _ = watchdog.tick() => {
                 if executor.client.stream_lost() {
                     executor.restore_stream().await;
@@ -114,7 +164,11 @@ async fn run(
             }
             job = jobs.recv() => {
                 let Some(job) = job else { return };
-                let reply = executor.execute(job.command, job.password).await;
+                let stopped = stopped_reply(&job.command);
+                let reply = tokio::select! {
+                    reply = executor.execute(job.command, job.password) => reply,
+                    () = interrupted(&mut interrupts) => stopped,
+                };
                 let _ = job.reply.send(reply);
             }
         }
@@ -891,6 +945,27 @@ mod tests {
         assert_eq!(reply.json["ok"], false);
         assert_eq!(reply.json["nodes"][0]["address"], "127.0.0.1:1");
         assert_eq!(reply.json["nodes"][0]["error"], "refused");
+    }
+
+    #[test]
+    fn stopped_read_only_warns_nothing() {
+        let reply = stopped_reply(&ReplCommand::Show { id: 7 });
+        assert!(!reply.ok);
+        assert_eq!(reply.text, "\nerror: stopped waiting for `show`");
+        assert_eq!(reply.json["command"], "show");
+        assert_eq!(reply.json["error"]["interrupted"], true);
+    }
+
+    #[test]
+    fn stopped_change_may_still_happen() {
+        let reply = stopped_reply(&ReplCommand::Delete { id: 7 });
+        assert!(!reply.ok);
+        assert!(
+            reply.text.contains("the cluster may still carry it out"),
+            "{}",
+            reply.text
+        );
+        assert_eq!(reply.json["command"], "delete");
     }
 
     #[test]

@@ -349,6 +349,36 @@ pub enum ReplCommand {
     },
 }
 
+impl ReplCommand {
+    /// Whether the command asks the cluster to change something, so that a
+    /// command stopped while it waits may still take effect.
+    pub fn changes_state(&self) -> bool {
+        match self {
+            ReplCommand::Register { .. }
+            | ReplCommand::Logout
+            | ReplCommand::DeleteAccount
+            | ReplCommand::Delete { .. }
+            | ReplCommand::Schedule(_)
+            | ReplCommand::Edit(_)
+            | ReplCommand::DeleteOccurrence { .. }
+            | ReplCommand::Import { .. } => true,
+            ReplCommand::Plan(plan) => plan.changes_state(),
+            ReplCommand::Login { .. }
+            | ReplCommand::Users { .. }
+            | ReplCommand::Whois { .. }
+            | ReplCommand::Show { .. }
+            | ReplCommand::Inbox
+            | ReplCommand::Status
+            | ReplCommand::When(_)
+            | ReplCommand::Help { .. }
+            | ReplCommand::Quit
+            | ReplCommand::Agenda(_)
+            | ReplCommand::Search(_)
+            | ReplCommand::Export { .. } => false,
+        }
+    }
+}
+
 /// A new event, as `schedule` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {

@@ -88,6 +88,20 @@ impl PlanCommand {
             PlanCommand::Month { .. } => "month",
         }
     }
+
+    /// Whether the command asks the cluster to change something.
+    pub fn changes_state(&self) -> bool {
+        match self {
+            PlanCommand::Respond { .. }
+            | PlanCommand::WorkHours(_)
+            | PlanCommand::ScheduleSuggestion { .. } => true,
+            PlanCommand::History { .. }
+            | PlanCommand::Free(_)
+            | PlanCommand::Suggest(_)
+            | PlanCommand::Week { .. }
+            | PlanCommand::Month { .. } => false,
+        }
+    }
 }
 
 /// `free`: the users and the range to search, `[from, to)`.

@@ -100,11 +100,21 @@ fn default_zone() -> Tz {
 
 /// The source of input lines.
 enum Input {
+    /// A terminal, with the history file that each entered line is appended
+    /// to at once, so that a killed REPL keeps its history.
     Terminal(
         Box<rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>>,
         HeldLines,
+        Option<PathBuf>,
     ),
     Script(std::io::Lines<std::io::StdinLock<'static>>),
+}
+
+/// The outcome of a password prompt.
+enum PasswordInput {
+    Typed(String),
+    /// Ctrl-C, or Ctrl-D on an empty line, at a terminal's prompt.
+    Cancelled,
 }
 
 /// Notification lines held back while a password prompt, which rustyline
@@ -147,11 +157,17 @@ impl Input {
     /// Returns the next line to run, or None at the end of input.
     fn next_line(&mut self, prompt: &str) -> Option<String> {
         match self {
-            Input::Terminal(editor, _) => loop {
+            Input::Terminal(editor, _, history) => loop {
                 match editor.readline(prompt) {
                     Ok(line) => {
                         if !line.trim().is_empty() {
                             let _ = editor.add_history_entry(line.as_str());
+                            if let Some(path) = history {
+                                // Appending keeps the lines of other REPLs.
+                                if let Err(error) = editor.append_history(path) {
+                                    tracing::debug!(%error, path = %path.display(), "appending to the history file failed");
+                                }
+                            }
                         }
                         return Some(line);
                     }
@@ -172,17 +188,33 @@ impl Input {
     }
 
     /// Reads a password: hidden from the terminal, or the next script line.
-    fn password(&mut self, prompt: &str) -> Option<String> {
+    /// Returns None when a script ended or the terminal cannot be read.
+    fn password(&mut self, prompt: &str) -> Option<PasswordInput> {
         match self {
-            Input::Terminal(_, held) => {
+            Input::Terminal(_, held, _) => {
                 held.hold();
-                let password = rpassword::prompt_password(prompt).ok();
+                let read = rpassword::prompt_password(prompt);
+                let password = match read {
+                    Ok(password) => Some(PasswordInput::Typed(password)),
+                    // Ctrl-C already ended the prompt's line; Ctrl-D did not.
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {
+                        Some(PasswordInput::Cancelled)
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        println!();
+                        Some(PasswordInput::Cancelled)
+                    }
+                    Err(error) => {
+                        eprintln!("error: cannot read the password from the terminal: {error}");
+                        None
+                    }
+                };
                 for line in held.release() {
                     println!("{line}");
                 }
                 password
             }
-            Input::Script(lines) => lines.next()?.ok(),
+            Input::Script(lines) => Some(PasswordInput::Typed(lines.next()?.ok()?)),
         }
     }
 
@@ -191,9 +223,12 @@ impl Input {
     /// it contains. Returns None when the input ended at the question.
     fn confirm(&mut self, prompt: &str) -> Option<bool> {
         match self {
-            Input::Terminal(editor, _) => match editor.readline(prompt) {
+            Input::Terminal(editor, ..) => match editor.readline(prompt) {
                 Ok(answer) => Some(is_yes(&answer)),
-                Err(rustyline::error::ReadlineError::Interrupted) => Some(false),
+                Err(
+                    rustyline::error::ReadlineError::Interrupted
+                    | rustyline::error::ReadlineError::Eof,
+                ) => Some(false),
                 Err(_) => None,
             },
             Input::Script(_) => Some(true),
@@ -245,7 +280,11 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
     let users: KnownUsers = Arc::new(Mutex::new(Vec::new()));
     let mut input = if interactive {
         match terminal_input(&users, color, &options) {
-            Ok(editor) => Input::Terminal(Box::new(editor), HeldLines::default()),
+            Ok(editor) => Input::Terminal(
+                Box::new(editor),
+                HeldLines::default(),
+                history_path(&options),
+            ),
             Err(error) => {
                 eprintln!("error: cannot set up the terminal: {error}");
                 return ExitCode::FAILURE;
@@ -261,7 +300,8 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
         json: options.output == OutputFormat::Json,
         now: options.now,
     };
-    let jobs = match executor::spawn(addresses.clone(), view, printer, users) {
+    let catch_interrupts = input.is_terminal();
+    let jobs = match executor::spawn(addresses.clone(), view, printer, users, catch_interrupts) {
         Ok(jobs) => jobs,
         Err(error) => {
             eprintln!("error: cannot start the client thread: {error}");
@@ -274,12 +314,7 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
             addresses.join(", ")
         );
     }
-    let status = read_eval_print(&mut input, &jobs, &options);
-    if let (Input::Terminal(editor, _), Some(path)) = (&mut input, history_path(&options)) {
-        // Appending keeps the lines of other REPLs that quit meanwhile.
-        let _ = editor.append_history(&path);
-    }
-    status
+    read_eval_print(&mut input, &jobs, &options)
 }
 
 fn terminal_input(
@@ -306,7 +341,7 @@ fn terminal_input(
 /// half-typed line), after the answer while a password prompt is open, and
 /// to stdout otherwise.
 fn make_printer(input: &mut Input) -> Printer {
-    if let Input::Terminal(editor, held) = input {
+    if let Input::Terminal(editor, held, _) = input {
         if let Ok(mut external) = editor.create_external_printer() {
             use rustyline::ExternalPrinter;
             let held = held.clone();
@@ -432,11 +467,20 @@ fn run_remote(
     command: ReplCommand,
 ) -> Option<Reply> {
     let password = match &command {
-        ReplCommand::Login { user } => Some(input.password(&format!("Password for {user}: "))?),
+        ReplCommand::Login { user } => match input.password(&format!("Password for {user}: "))? {
+            PasswordInput::Typed(password) => Some(password),
+            PasswordInput::Cancelled => return Some(password_cancelled("login")),
+        },
         ReplCommand::Register { user } => {
-            let first = input.password(&format!("Choose a password for {user}: "))?;
+            let first = match input.password(&format!("Choose a password for {user}: "))? {
+                PasswordInput::Typed(password) => password,
+                PasswordInput::Cancelled => return Some(password_cancelled("register")),
+            };
             if input.is_terminal() {
-                let again = input.password("Repeat it: ")?;
+                let again = match input.password("Repeat it: ")? {
+                    PasswordInput::Typed(password) => password,
+                    PasswordInput::Cancelled => return Some(password_cancelled("register")),
+                };
                 if again != first {
                     return Some(Reply {
                         ok: false,
@@ -472,6 +516,16 @@ fn run_remote(
             .blocking_recv()
             .unwrap_or_else(|_| client_thread_gone()),
     )
+}
+
+/// Builds the reply to a password prompt left with Ctrl-C or Ctrl-D.
+fn password_cancelled(command: &str) -> Reply {
+    Reply {
+        ok: false,
+        text: format!("{command} cancelled; nothing was sent"),
+        json: json!({ "command": command, "ok": false,
+                      "error": { "message": "cancelled at the password prompt" } }),
+    }
 }
 
 fn client_thread_gone() -> Reply {
