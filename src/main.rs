@@ -617,7 +617,7 @@ fn local_secret(dir: &std::path::Path) -> std::io::Result<(Vec<u8>, bool)> {
 }
 
 fn run_local(args: LocalArgs) -> ExitCode {
-    if args.nodes == 0 || args.nodes % 2 == 0 {
+    if args.nodes == 0 || args.nodes.is_multiple_of(2) {
         eprintln!(
             "error: --nodes {} is invalid: use an odd number such as 1, 3 or 5",
             args.nodes

@@ -285,6 +285,37 @@ fn full_restart_then_wiped_node_recovers() {
     assert_every_node_has(&mut cluster, "keeper", &expected);
 }
 
+#[test]
+fn data_dir_of_other_node_refused() {
+    let mut cluster = Cluster::start();
+    cluster.converge();
+    cluster.kill(1);
+    cluster.kill(2);
+    let config = cluster.config_path().to_owned();
+    let theirs = cluster.data_dir(1).to_owned();
+    let finished = cluster.run(&[
+        "server".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--id".as_ref(),
+        "2".as_ref(),
+        "--data".as_ref(),
+        theirs.as_os_str(),
+    ]);
+    assert_eq!(finished.status.code(), Some(3), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("belongs to node 1, not node 2"),
+        "{}",
+        finished.stderr
+    );
+
+    // Each node on its own directory starts as before.
+    cluster.restart(1);
+    cluster.restart(2);
+    let status = cluster.converge();
+    assert_eq!(status.len(), 3, "{status:?}");
+}
+
 /// Keeps user ann's REPL open while ben invites her twice, the second time
 /// after the primary was killed, and checks that her REPL prints each
 /// invitation exactly once. With `nudge`, ann runs `agenda` after the

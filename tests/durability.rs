@@ -322,3 +322,36 @@ fn flipped_byte_mid_log_stops_server() {
     let after = std::fs::read(&segment).expect("read segment");
     assert_eq!(after, bytes, "the server changed a corrupt segment");
 }
+
+#[test]
+fn second_process_on_data_dir_refused() {
+    let _serial = common::serial();
+    let scratch = Scratch::new();
+    let data_dir = scratch.path("data");
+    let server = Server::start(&data_dir);
+    setup_users(&server);
+    let segment = newest_segment(&data_dir);
+    let before = std::fs::read(&segment).expect("read the segment");
+
+    let other = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()));
+    let finished = run_server_expecting_exit(other, &data_dir, Duration::from_secs(10));
+    assert_eq!(finished.status.code(), Some(EXIT_ENVIRONMENT), "{finished}");
+    assert!(
+        finished
+            .stderr
+            .contains("is in use by another almanac process"),
+        "{finished}"
+    );
+    let after = std::fs::read(&segment).expect("read the segment");
+    assert_eq!(after, before, "the refused process changed the log");
+
+    // The first server still serves, and after it stops the directory is
+    // free again.
+    let replies = repl_json(&server.cluster(), &login("alice", ALICE_PASSWORD));
+    assert_eq!(replies[0]["ok"], true, "{}", replies[0]);
+    let address = server.address;
+    drop(server);
+    let restarted = Server::start_at(address, &data_dir);
+    let replies = repl_json(&restarted.cluster(), &login("bob", BOB_PASSWORD));
+    assert_eq!(replies[0]["ok"], true, "{}", replies[0]);
+}

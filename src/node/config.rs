@@ -255,7 +255,7 @@ impl ClusterConfig {
     }
 
     fn check_nodes(nodes: &[NodeAddresses]) -> Result<(), String> {
-        if nodes.is_empty() || nodes.len() % 2 == 0 {
+        if nodes.is_empty() || nodes.len().is_multiple_of(2) {
             return Err(format!(
                 "the cluster has {} nodes; list an odd number of [[node]] tables (1, 3, 5, ...)",
                 nodes.len()

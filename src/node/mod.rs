@@ -20,7 +20,7 @@ pub mod tls;
 use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use crate::rpc::serve::{
     client_port_reader_options, reader_options, serve_port, PortOptions, Transport,
     CONNECTIONS_PER_ADDRESS_DEFAULT,
 };
-use crate::wal::{Disk, StdDisk};
+use crate::wal::{Disk, MetaFile, StdDisk};
 pub use config::ClusterConfig;
 pub use driver::StartMode;
 use driver::{ReplicaSettings, StartError};
@@ -94,6 +94,28 @@ pub enum NodeError {
     Tls { source: tls::TlsError },
     #[error("cannot listen for the shutdown signals: {source}")]
     Signals { source: std::io::Error },
+    #[error(
+        "the data directory {dir} is in use by another almanac process; stop that process \
+         first, or give this node a data directory of its own"
+    )]
+    DataDirInUse { dir: String },
+    #[error(
+        "the data directory {dir} belongs to node {owner}, not node {id}: start node {owner} \
+         with it, or give node {id} a data directory of its own"
+    )]
+    DataDirOfOtherNode { dir: String, owner: u8, id: u8 },
+    #[error(
+        "the node id file {path} holds {len} bytes instead of one; delete it and start the \
+         node with the id it had"
+    )]
+    NodeIdInvalid { path: String, len: usize },
+    #[error("cannot read or record the node id in the data directory {dir}: {source}")]
+    NodeIdFile {
+        dir: String,
+        source: crate::wal::WalError,
+    },
+    #[error("cannot open the data directory {dir}: {source}")]
+    DataDirLock { dir: String, source: std::io::Error },
 }
 
 fn busy_hint(error: &std::io::Error) -> &'static str {
@@ -117,6 +139,9 @@ pub struct BoundNode<D: Disk + Clone, L: Listener, C: Connector> {
     inbound: mpsc::UnboundedSender<peer::Inbound>,
     /// TLS of both ports and of the links to peers; None for plain TCP.
     tls: Option<NodeTls>,
+    /// The open data directory, locked for as long as the node runs; None
+    /// on disks that are not the real file system.
+    data_dir_lock: Option<std::fs::File>,
 }
 
 /// Opens the data directory and prepares a node on the given listeners.
@@ -152,6 +177,7 @@ pub fn prepare<D: Disk + Clone + 'static, L: Listener, C: Connector>(
         driver,
         inbound,
         tls: None,
+        data_dir_lock: None,
     })
 }
 
@@ -180,7 +206,12 @@ impl<D: Disk + Clone + 'static, L: Listener, C: Connector> BoundNode<D, L, C> {
     /// writes already submitted to get replies, and closes every connection.
     /// Every appended record was fsynced before it was acknowledged, so
     /// nothing is left to flush. Returns the log's error if it fails first.
-    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    pub async fn serve_until(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        // Held until this returns: the node writes its directory until then.
+        let _data_dir_lock = self.data_dir_lock.take();
         let id = self.options.id;
         let (stop_accepting, stop_receiver) = watch::channel(false);
         let (close, close_receiver) = watch::channel(false);
@@ -349,17 +380,80 @@ async fn bind_tcp(
     let me = options.own_addresses()?;
     let client = bind_one(&me.client).await?;
     let peers = bind_one(&me.peer).await?;
-    let node = prepare(
+    let lock = lock_data_dir(&options.data_dir)?;
+    let data_dir = options.data_dir.clone();
+    let id = options.id;
+    let recorded = check_node_id(&data_dir, id)?;
+    let mut node = prepare(
         options,
         StdDisk,
         (client, peers),
         PlainConnector,
         host::Host::production(),
     )?;
+    if !recorded {
+        // After the directory opened, so that a refused --init leaves no
+        // file behind.
+        MetaFile::store(&StdDisk, &data_dir.join(NODE_ID_FILE), &[id]).map_err(|source| {
+            NodeError::NodeIdFile {
+                dir: data_dir.display().to_string(),
+                source,
+            }
+        })?;
+    }
+    node.data_dir_lock = Some(lock);
     Ok(match tls {
         Some(tls) => node.with_tls(tls),
         None => node,
     })
+}
+
+/// The file in a data directory that names the node it belongs to, so that
+/// a directory copied or mistyped into another node's place cannot vote
+/// with a log that node never acknowledged.
+pub const NODE_ID_FILE: &str = "node.id";
+
+/// Returns whether the data directory already records `id` as its node,
+/// and an error when it records another node.
+fn check_node_id(dir: &Path, id: u8) -> Result<bool, NodeError> {
+    let path = dir.join(NODE_ID_FILE);
+    let stored = MetaFile::load(&StdDisk, &path).map_err(|source| NodeError::NodeIdFile {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    match stored.as_deref() {
+        None => Ok(false),
+        Some([owner]) if *owner == id => Ok(true),
+        Some([owner]) => Err(NodeError::DataDirOfOtherNode {
+            dir: dir.display().to_string(),
+            owner: *owner,
+            id,
+        }),
+        Some(other) => Err(NodeError::NodeIdInvalid {
+            path: path.display().to_string(),
+            len: other.len(),
+        }),
+    }
+}
+
+/// Creates the data directory if it is missing and takes an exclusive lock
+/// on it, so that a second process cannot write the same log. The kernel
+/// drops the lock when the process ends, even by `kill -9`.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, NodeError> {
+    let dir_name = || dir.display().to_string();
+    let lock_error = |source| NodeError::DataDirLock {
+        dir: dir_name(),
+        source,
+    };
+    StdDisk.create_dir_all(dir).map_err(lock_error)?;
+    // On Linux a directory opened read-only can carry a flock, so no lock
+    // file is needed, and an empty directory stays empty for --init.
+    let handle = std::fs::File::open(dir).map_err(lock_error)?;
+    match handle.try_lock() {
+        Ok(()) => Ok(handle),
+        Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::DataDirInUse { dir: dir_name() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(lock_error(source)),
+    }
 }
 
 async fn bind_one(address: &str) -> Result<tokio::net::TcpListener, NodeError> {

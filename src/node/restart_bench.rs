@@ -116,7 +116,7 @@ fn request(index: u64) -> Request {
         let step = index - USERS;
         if step < LIVE_EVENTS {
             schedule(step + 1)
-        } else if (step - LIVE_EVENTS) % 2 == 0 {
+        } else if (step - LIVE_EVENTS).is_multiple_of(2) {
             schedule(LIVE_EVENTS + (step - LIVE_EVENTS) / 2 + 1)
         } else {
             let old = (step - LIVE_EVENTS) / 2 + 1;

@@ -297,7 +297,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let count = self.replica_count;
-        if count == 0 || count % 2 == 0 || count > usize::from(ReplicaId::MAX) {
+        if count == 0 || count.is_multiple_of(2) || count > usize::from(ReplicaId::MAX) {
             return Err(ConfigError::ReplicaCount(count));
         }
         if usize::from(self.self_id) >= count {

@@ -273,7 +273,7 @@ fn take_slot(
     let open = all.open.entry(address).or_insert(0);
     if *open >= limit {
         let rejected = all.rejected.entry(address).or_insert(0);
-        if *rejected % REJECTIONS_PER_WARNING == 0 {
+        if rejected.is_multiple_of(REJECTIONS_PER_WARNING) {
             warn!(%address, port, limit, rejected_before = *rejected,
                 "rejected a connection: the address has the maximum number of connections open");
         }

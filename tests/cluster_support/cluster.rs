@@ -156,7 +156,7 @@ impl Cluster {
     /// # Panics
     ///
     /// Panics if a restore fails or the cluster does not converge.
-    #[allow(dead_code)] // Only the snapshot tests call it.
+    #[allow(dead_code)] // Not every test binary calls it.
     pub fn start_restored(backup: &Path) -> Cluster {
         let mut cluster = Cluster::configure("");
         for id in 1..=NODE_COUNT {
@@ -182,7 +182,7 @@ impl Cluster {
     }
 
     /// Runs `almanac ARGS` to its end and returns its status and output.
-    #[allow(dead_code)] // Only the snapshot tests call it.
+    #[allow(dead_code)] // Not every test binary calls it.
     pub fn run(&self, args: &[&std::ffi::OsStr]) -> Finished {
         let mut command = almanac();
         command.args(args);
@@ -270,13 +270,13 @@ impl Cluster {
     }
 
     /// Returns the data directory of node `id`.
-    #[allow(dead_code)] // Only the snapshot tests call it.
+    #[allow(dead_code)] // Not every test binary calls it.
     pub fn data_dir(&self, id: u8) -> &Path {
         &self.node(id).data
     }
 
     /// Returns the config file every node was started with.
-    #[allow(dead_code)] // Only the snapshot tests call it.
+    #[allow(dead_code)] // Not every test binary calls it.
     pub fn config_path(&self) -> &Path {
         &self.config
     }
