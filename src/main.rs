@@ -354,11 +354,26 @@ fn init_logging(default_filter: &str, file: Option<PathBuf>) {
             .with_writer(std::sync::Mutex::new(file))
             .init(),
         Some(Err((path, error))) => {
-            builder.with_writer(std::io::stderr).init();
+            builder
+                .with_ansi(stderr_wants_color())
+                .with_writer(std::io::stderr)
+                .init();
             tracing::warn!(path = %path.display(), %error, "cannot open the log file; logging to stderr");
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => builder
+            .with_ansi(stderr_wants_color())
+            .with_writer(std::io::stderr)
+            .init(),
     }
+}
+
+/// Colours only a terminal, so that a log redirected to a file or a pipe
+/// has no escape codes, and not when `NO_COLOR` is set to a non-empty
+/// value (the no-color.org convention).
+fn stderr_wants_color() -> bool {
+    use std::io::IsTerminal;
+    let disabled = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    std::io::stderr().is_terminal() && !disabled
 }
 
 fn repl_options(args: ClientArgs) -> Result<ReplOptions, String> {

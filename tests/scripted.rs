@@ -338,3 +338,35 @@ fn local_runs_node_and_script() {
         "local logs to its data dir"
     );
 }
+
+#[test]
+fn server_log_file_has_no_colour_codes() {
+    let _serial = common::serial();
+    let scratch = Scratch::new();
+    let log_path = scratch.path("server.log");
+    let log = std::fs::File::create(&log_path).expect("create the log file");
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut child = std::process::Command::new(common::ALMANAC)
+        .args(["server", "--listen", &address.to_string(), "--data"])
+        .arg(scratch.path("data"))
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("clone the log file"))
+        .stderr(log)
+        .spawn()
+        .expect("start the server");
+    let listening = common::wait_until(common::STARTUP_TIMEOUT, || {
+        std::net::TcpStream::connect(address).is_ok()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "the server did not listen");
+
+    let text = std::fs::read_to_string(&log_path).expect("read the log file");
+    assert!(text.contains("serving"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in the log file: {text:?}"
+    );
+}
