@@ -43,7 +43,9 @@ pub struct ReplOptions {
 
 impl ReplOptions {
     /// Builds the options from flags. The zone comes from `--tz`, then `TZ`,
-    /// then the system's zone, then UTC.
+    /// then the system's zone, then UTC. A `TZ` that names no IANA zone is
+    /// an error, as the same value in `--tz` is, because a wrong zone would
+    /// place every typed event at the wrong instant.
     pub fn from_flags(
         tz: Option<&str>,
         keep_going: bool,
@@ -55,7 +57,7 @@ impl ReplOptions {
             Some(name) => zone_from_name(name).ok_or_else(|| {
                 format!("unknown time zone {name:?} in --tz: use an IANA name such as Europe/Paris")
             })?,
-            None => default_zone(),
+            None => default_zone(std::env::var("TZ").ok().as_deref())?,
         };
         let now = match now {
             Some(text) => Some(
@@ -84,18 +86,30 @@ impl ReplOptions {
     }
 }
 
-fn default_zone() -> Tz {
-    let from_env = std::env::var("TZ")
-        .ok()
-        .map(|name| name.trim_start_matches(':').to_owned());
-    from_env
-        .and_then(|name| zone_from_name(&name))
-        .or_else(|| {
-            iana_time_zone::get_timezone()
-                .ok()
-                .and_then(|name| zone_from_name(&name))
-        })
-        .unwrap_or(Tz::UTC)
+/// Returns the zone that `TZ` names, or the system's zone when `TZ` is
+/// unset, empty or names the system's zone file.
+fn default_zone(tz: Option<&str>) -> Result<Tz, String> {
+    let system = || {
+        iana_time_zone::get_timezone()
+            .ok()
+            .and_then(|name| zone_from_name(&name))
+            .unwrap_or(Tz::UTC)
+    };
+    // POSIX allows a leading colon, and a path into the zone database.
+    let name = tz.unwrap_or_default().trim_start_matches(':');
+    let name = match name.split_once("zoneinfo/") {
+        Some((_, zone)) => zone,
+        None => name,
+    };
+    if name.is_empty() || name == "/etc/localtime" {
+        return Ok(system());
+    }
+    zone_from_name(name).ok_or_else(|| {
+        format!(
+            "unknown time zone {name:?} in TZ: set TZ to an IANA name such as Europe/Paris, \
+             unset it, or pass --tz"
+        )
+    })
 }
 
 /// The source of input lines.
@@ -310,8 +324,9 @@ pub fn run(addresses: Vec<String>, options: ReplOptions) -> ExitCode {
     };
     if input.is_terminal() {
         println!(
-            "Almanac, with nodes at {}. Type help to list commands, quit to leave.",
-            addresses.join(", ")
+            "Almanac, with nodes at {}, times in {}. Type help to list commands, quit to leave.",
+            addresses.join(", "),
+            options.zone.name()
         );
     }
     read_eval_print(&mut input, &jobs, &options)
@@ -644,6 +659,31 @@ mod tests {
         assert!(!wants_color(true, true, Some("1".into())));
         assert!(!wants_color(false, true, None));
         assert!(!wants_color(true, false, None));
+    }
+
+    #[test]
+    fn tz_names_iana_zone() {
+        assert_eq!(default_zone(Some("Europe/Paris")), Ok(Tz::Europe__Paris));
+        assert_eq!(default_zone(Some(":Asia/Tokyo")), Ok(Tz::Asia__Tokyo));
+        assert_eq!(
+            default_zone(Some("/usr/share/zoneinfo/America/New_York")),
+            Ok(Tz::America__New_York)
+        );
+    }
+
+    #[test]
+    fn tz_unknown_is_error() {
+        let error = default_zone(Some("Foo/Bar")).unwrap_err();
+        assert!(error.contains("\"Foo/Bar\" in TZ"), "{error}");
+        assert!(error.contains("Europe/Paris"), "{error}");
+        let posix = default_zone(Some("CET-1CEST,M3.5.0,M10.5.0/3"));
+        assert!(posix.is_err(), "{posix:?}");
+    }
+
+    #[test]
+    fn tz_unset_or_empty_is_system() {
+        assert_eq!(default_zone(None), default_zone(Some("")));
+        assert_eq!(default_zone(None), default_zone(Some(":/etc/localtime")));
     }
 
     #[test]
