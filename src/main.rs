@@ -228,13 +228,34 @@ impl ClusterArgs {
                     ClusterConfig::load_with_tls(path).map_err(|error| error.to_string())?;
                 (cluster.client_addresses(), tls.map(|tls| tls.ca))
             }
-            None => (self.cluster.clone(), None),
+            None => {
+                for address in &self.cluster {
+                    check_node_address(address)?;
+                }
+                (self.cluster.clone(), None)
+            }
         };
         if let Some(ca) = self.ca.clone().or(config_ca) {
             let config = node::tls::client_config(&ca).map_err(|error| error.to_string())?;
             node::net::set_client_tls(config);
         }
         Ok(addresses)
+    }
+}
+
+/// Checks that `address` has the HOST:PORT form a node's client address
+/// takes; whether the host resolves is left to the first connection.
+fn check_node_address(address: &str) -> Result<(), String> {
+    let valid = match address.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0),
+        None => false,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid node address {address:?} in --cluster: use HOST:PORT, such as 127.0.0.1:7401"
+        ))
     }
 }
 

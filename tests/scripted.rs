@@ -370,3 +370,30 @@ fn server_log_file_has_no_colour_codes() {
         "escape codes in the log file: {text:?}"
     );
 }
+
+#[test]
+fn malformed_cluster_address_refused() {
+    let finished = almanac(&["repl", "--cluster", "127.0.0.1:7401,garbage"], "");
+    assert_eq!(finished.code(), 2, "{finished}");
+    assert!(
+        finished
+            .stderr
+            .contains("invalid node address \"garbage\" in --cluster"),
+        "{finished}"
+    );
+}
+
+#[test]
+fn no_listening_node_fails_at_once() {
+    let _serial = common::serial();
+    // Nothing listens on a port that was free a moment ago.
+    let address = format!("127.0.0.1:{}", free_port());
+    let finished = repl(&address, &register("newbie", ALICE_PASSWORD), &[]);
+    assert_eq!(finished.code(), 1, "{finished}");
+    assert!(
+        finished
+            .stderr
+            .contains(&format!("no node is listening at {address}")),
+        "{finished}"
+    );
+}

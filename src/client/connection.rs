@@ -12,6 +12,19 @@ use crate::node::net::Connector;
 use crate::rpc::calendar_capnp::gateway;
 use crate::rpc::serve::reader_options;
 
+/// Why a node could not be dialled.
+pub(crate) struct DialError {
+    pub message: String,
+    /// The address answered that nothing listens there.
+    pub refused: bool,
+}
+
+impl From<DialError> for String {
+    fn from(error: DialError) -> String {
+        error.message
+    }
+}
+
 pub(crate) struct Connection {
     pub address: String,
     pub gateway: gateway::Client,
@@ -25,11 +38,17 @@ impl Connection {
         connector: &C,
         address: &str,
         timeout: Duration,
-    ) -> Result<Connection, String> {
+    ) -> Result<Connection, DialError> {
         let stream = tokio::time::timeout(timeout, connector.connect(address.to_owned()))
             .await
-            .map_err(|_| format!("connecting to {address} timed out"))?
-            .map_err(|error| format!("connecting to {address} failed: {error}"))?;
+            .map_err(|_| DialError {
+                message: format!("connecting to {address} timed out"),
+                refused: false,
+            })?
+            .map_err(|error| DialError {
+                message: format!("connecting to {address} failed: {error}"),
+                refused: error.kind() == std::io::ErrorKind::ConnectionRefused,
+            })?;
         let network = crate::rpc::serve::network(stream, Side::Client, reader_options());
         let mut system = RpcSystem::new(Box::new(network), None);
         let gateway: gateway::Client = system.bootstrap(Side::Server);

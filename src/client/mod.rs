@@ -61,6 +61,11 @@ pub enum ClientError {
     },
     #[error("not logged in: use `login USER` or `register USER` first")]
     NotLoggedIn,
+    #[error(
+        "no node is listening at {addresses}: start the cluster (`almanac local`, or \
+         `almanac server` on each node), or check --cluster or --config"
+    )]
+    NoneListening { addresses: String },
 }
 
 /// Something the client learned without being asked.
@@ -99,6 +104,11 @@ pub struct Client<C: Connector = TokioConnector> {
     /// Sequence number of the last mutating call this client made.
     last_seq: u64,
     session: Option<SessionState>,
+    /// Connection attempts refused in a row, across every node.
+    refused_in_a_row: usize,
+    /// Whether a call gives up at once when every node refused twice,
+    /// instead of retrying until `OPERATION_DEADLINE`.
+    stop_when_none_listens: bool,
     /// The highest notification sequence number delivered to `events`.
     last_seen: Rc<Cell<u64>>,
     events: mpsc::UnboundedSender<ClientEvent>,
@@ -109,9 +119,13 @@ impl Client {
     /// TLS if the process set a client TLS configuration
     /// ([`set_client_tls`](crate::node::net::set_client_tls)). Nothing
     /// connects until the first call. Events (notifications, node
-    /// switches) go to `events`.
+    /// switches) go to `events`. A call fails at once with
+    /// [`ClientError::NoneListening`] when every node refused the
+    /// connection twice in a row, as when the cluster was never started.
     pub fn new(addresses: Vec<String>, events: mpsc::UnboundedSender<ClientEvent>) -> Client {
-        Client::with_connector(TokioConnector, addresses, events, rand::random())
+        let mut client = Client::with_connector(TokioConnector, addresses, events, rand::random());
+        client.stop_when_none_listens = true;
+        client
     }
 }
 
@@ -137,6 +151,8 @@ impl<C: Connector> Client<C> {
             client_id,
             last_seq: 0,
             session: None,
+            refused_in_a_row: 0,
+            stop_when_none_listens: false,
             last_seen: Rc::new(Cell::new(0)),
             events,
         }
@@ -177,7 +193,19 @@ impl<C: Connector> Client<C> {
         }
         if self.connection.is_none() {
             let address = self.addresses[self.next_address % self.addresses.len()].clone();
-            let connection = Connection::open(&self.connector, &address, CALL_TIMEOUT).await?;
+            let opened = Connection::open(&self.connector, &address, CALL_TIMEOUT).await;
+            let connection = match opened {
+                Ok(connection) => connection,
+                Err(error) => {
+                    self.refused_in_a_row = if error.refused {
+                        self.refused_in_a_row + 1
+                    } else {
+                        0
+                    };
+                    return Err(error.message);
+                }
+            };
+            self.refused_in_a_row = 0;
             debug!(%address, "connected");
             self.connection = Some(connection);
             let moved = self.announced.as_ref().is_some_and(|last| *last != address);

@@ -176,6 +176,11 @@ impl<C: Connector> Client<C> {
         retry: &mut u32,
         last_error: &str,
     ) -> Result<(), ClientError> {
+        if self.stop_when_none_listens && self.refused_in_a_row >= 2 * self.addresses.len() {
+            return Err(ClientError::NoneListening {
+                addresses: self.addresses.join(", "),
+            });
+        }
         if started.elapsed() >= OPERATION_DEADLINE {
             return Err(ClientError::Unreachable {
                 seconds: OPERATION_DEADLINE.as_secs(),
