@@ -9,7 +9,9 @@
 //!
 //! All clients register before the warmup starts, a few at a time, because
 //! each registration costs the primary an argon2 hash of tens of
-//! milliseconds of CPU and is not what the benchmark measures.
+//! milliseconds of CPU and is not what the benchmark measures. After the
+//! measured phase each client deletes its account, which cancels its
+//! events, unless the run keeps its data.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -32,6 +34,9 @@ pub struct BenchOptions {
     /// How long clients run before measuring starts, counted from the
     /// moment every client has registered.
     pub warmup: Duration,
+    /// Whether the accounts the run registered, and their events, stay in
+    /// the cluster; otherwise each client deletes its account at the end.
+    pub keep_data: bool,
 }
 
 /// Registrations in flight at once: the primary hashes at most this many
@@ -88,9 +93,15 @@ async fn run_clients(options: BenchOptions) -> Result<BenchReport, String> {
             run_one_client(client, username, samples, measure_from, stop_at).await
         }));
     }
+    let mut finished = Vec::with_capacity(tasks.len());
     for task in tasks {
-        task.await
+        let client = task
+            .await
             .map_err(|error| format!("a client task failed: {error}"))?;
+        finished.push(client);
+    }
+    if !options.keep_data {
+        delete_accounts(finished).await;
     }
     let seconds = options.duration.as_secs_f64();
     let mut samples = samples.take();
@@ -151,19 +162,53 @@ async fn register_clients(options: &BenchOptions) -> Result<Vec<(Client, String)
     Ok(clients)
 }
 
+/// Deletes each client's account, which also cancels every event it
+/// hosts, after the measured phase. A failure leaves that account behind
+/// and is reported, but does not fail the run.
+async fn delete_accounts(clients: Vec<(Client, String)>) {
+    let count = clients.len();
+    let mut tasks = Vec::with_capacity(count);
+    for (mut client, username) in clients {
+        tasks.push(tokio::task::spawn_local(async move {
+            match client.delete_account().await {
+                Ok(()) => true,
+                Err(error) => {
+                    eprintln!(
+                        "warning: the benchmark account {username} was not deleted: {error}; \
+                         delete it by logging in with password bench-password"
+                    );
+                    false
+                }
+            }
+        }));
+    }
+    let mut deleted = 0;
+    for task in tasks {
+        if matches!(task.await, Ok(true)) {
+            deleted += 1;
+        }
+    }
+    tracing::info!(
+        deleted,
+        count,
+        "deleted the benchmark accounts and their events"
+    );
+}
+
+/// Schedules events until `stop_at` and returns the client and its user.
 async fn run_one_client(
     mut client: Client,
     username: String,
     samples: Rc<RefCell<Samples>>,
     measure_from: Instant,
     stop_at: Instant,
-) {
+) -> (Client, String) {
     let mut start = FIRST_START_MINUTE;
     let mut last_ack: Option<Instant> = None;
     loop {
         let began = Instant::now();
         if began >= stop_at {
-            return;
+            return (client, username);
         }
         let draft = EventDraft {
             title: format!("bench {start}"),

@@ -53,7 +53,10 @@ enum Command {
     /// Prints the status of every node of the cluster.
     Status(StatusArgs),
     /// Measures acknowledged, replicated write throughput and latency
-    /// against a running cluster.
+    /// against a running cluster. It registers one account per client and
+    /// writes real events, and deletes those accounts (with their events)
+    /// at the end unless --keep-data is given, so point it at a cluster
+    /// made for measuring.
     Bench(BenchArgs),
     /// Imports an iCalendar (.ics) file as one user and reports each event
     /// imported or skipped. The password comes from $ALMANAC_PASSWORD, the
@@ -149,6 +152,10 @@ struct BenchArgs {
     /// Output format: a summary line, or one JSON object.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+    /// Keeps the benchmark's accounts and events in the cluster instead of
+    /// deleting them at the end.
+    #[arg(long)]
+    keep_data: bool,
     /// Benchmarks the calendar state machine in this process instead of a
     /// cluster: replay speed, memory per event and agenda query time.
     #[arg(long)]
@@ -543,6 +550,7 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         clients: args.clients,
         duration: std::time::Duration::from_secs_f64(args.seconds),
         warmup: std::time::Duration::from_secs_f64(args.warmup),
+        keep_data: args.keep_data,
     };
     let result = almanac::bench::run(options);
     print_report(result.map(|r| (r.summary(), r)), args.output)

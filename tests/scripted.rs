@@ -397,3 +397,56 @@ fn no_listening_node_fails_at_once() {
         "{finished}"
     );
 }
+
+/// Runs `almanac bench` for a moment against `server` and returns the
+/// users the cluster then lists, as alice sees them.
+fn bench_then_users(server: &Server, extra: &[&str]) -> Vec<String> {
+    let cluster = server.cluster();
+    let mut args = vec![
+        "bench",
+        "--cluster",
+        &cluster,
+        "--clients",
+        "2",
+        "--seconds",
+        "0.5",
+        "--warmup",
+        "0.1",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let finished = almanac(&args, "");
+    assert_eq!(finished.code(), 0, "{finished}");
+    let report: Value = serde_json::from_str(finished.stdout.trim()).expect("bench JSON");
+    assert!(report["writes"].as_u64() > Some(0), "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+
+    let replies = common::repl_json(
+        &cluster,
+        &format!("{}users\n", login("alice", ALICE_PASSWORD)),
+    );
+    let users = replies[1]["users"].as_array().expect("the users list");
+    users
+        .iter()
+        .map(|user| user.as_str().expect("a user name").to_owned())
+        .collect()
+}
+
+#[test]
+fn bench_deletes_its_accounts() {
+    let _serial = common::serial();
+    let scratch = Scratch::new();
+    let server = Server::start(&scratch.path("data"));
+    repl(&server.cluster(), &register("alice", ALICE_PASSWORD), &[]).expect_code(0);
+
+    let users = bench_then_users(&server, &[]);
+    assert_eq!(users, ["alice"], "accounts left after the benchmark");
+
+    let users = bench_then_users(&server, &["--keep-data"]);
+    let kept = users
+        .iter()
+        .filter(|name| name.starts_with("bench"))
+        .count();
+    assert_eq!(kept, 2, "{users:?}");
+}
