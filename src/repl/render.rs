@@ -625,7 +625,12 @@ fn busy_line(slot: &BusySlot, dated: bool, zone: Tz, style: Style) -> String {
 
 fn render_conflict(slots: &[BusySlot], viewer_zone: Tz, style: Style) -> String {
     let day = shared_day(slots, viewer_zone);
-    let count = plural(slots.len(), "busy slot", "busy slots");
+    // The state machine stops collecting at the limit, so more may exist.
+    let count = if slots.len() >= crate::calendar::limits::MAX_CONFLICT_SLOTS {
+        format!("at least {} busy slots (the first are listed)", slots.len())
+    } else {
+        plural(slots.len(), "busy slot", "busy slots")
+    };
     let headline = match day {
         _ if slots.is_empty() => "The time conflicts with another event".to_string(),
         Some(day) => format!("The time conflicts with {count} on {}", day_label(day)),
@@ -1402,6 +1407,27 @@ The time conflicts with 2 busy slots. Choose another time or other guests.
   bob is busy Fri 2027-01-08 23:00-Sat 2027-01-09 01:00 (#12 \"Deploy \\\"v2\\\"\", host carol)
   bob is busy Sat 2027-01-09 09:00-10:00 (private event)";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn conflict_at_limit_says_at_least() {
+        let limit = crate::calendar::limits::MAX_CONFLICT_SLOTS;
+        let slots: Vec<BusySlot> = (0..limit)
+            .map(|day| {
+                let date = (2027, 2, 1 + (day as u32 % 28));
+                slot("bob", at(Berlin, date, 9, 0), at(Berlin, date, 10, 0), None)
+            })
+            .collect();
+        let text = render_rejection(&Rejection::Conflict { slots }, Berlin, Style::plain());
+        let headline = text.lines().next().expect("a headline");
+        assert_eq!(
+            headline,
+            format!(
+                "The time conflicts with at least {limit} busy slots (the first are listed). \
+                 Choose another time or other guests."
+            )
+        );
+        assert_eq!(text.lines().count(), limit + 1);
     }
 
     #[test]
