@@ -307,7 +307,14 @@ pub struct PeerAcceptor {
     secret: Rc<Vec<u8>>,
     replica_count: usize,
     inbound: mpsc::UnboundedSender<Inbound>,
+    /// Handshakes that failed authentication, shared by every connection,
+    /// so that a peer with the wrong secret, which redials twice a second,
+    /// is logged once and then every [`AUTH_FAILURES_PER_WARNING`].
+    auth_failures: Rc<std::cell::Cell<u64>>,
 }
+
+/// Failed peer authentications between two warnings after the first.
+const AUTH_FAILURES_PER_WARNING: u64 = 120;
 
 impl PeerAcceptor {
     pub fn new(
@@ -321,6 +328,7 @@ impl PeerAcceptor {
             secret,
             replica_count,
             inbound,
+            auth_failures: Rc::default(),
         }
     }
 
@@ -410,8 +418,13 @@ impl Connection for PeerAcceptor {
         let peer = match tokio::time::timeout(PEER_CALL_TIMEOUT, handshake).await {
             Ok(Ok(peer)) => peer,
             Ok(Err(Rejection::Unauthenticated { claimed })) => {
-                warn!(node, %remote, claimed = claimed as usize + 1,
-                    "rejected a peer that failed authentication");
+                let failures = self.auth_failures.get() + 1;
+                self.auth_failures.set(failures);
+                if failures == 1 || failures.is_multiple_of(AUTH_FAILURES_PER_WARNING) {
+                    warn!(node, %remote, claimed = claimed as usize + 1, failures,
+                        "rejected a peer that failed authentication; check that every node's \
+                         config has the same cluster_secret");
+                }
                 return;
             }
             Ok(Err(Rejection::Malformed(reason))) => {

@@ -59,7 +59,11 @@ pub struct Snapshot {
 pub enum FormatError {
     #[error("the file has {len} bytes, fewer than the {HEADER_BYTES}-byte header")]
     TooShort { len: usize },
-    #[error("the file does not start with the snapshot magic ALSN (found {found:02x?})")]
+    #[error(
+        "the file does not start with the snapshot magic ALSN but with \"{}\", so it is not \
+         a backup or snapshot written by almanac",
+        found.escape_ascii()
+    )]
     BadMagic { found: [u8; 4] },
     #[error("the header checksum is invalid (stored {stored:08x}, computed {computed:08x}): the header is damaged")]
     HeaderChecksum { stored: u32, computed: u32 },
@@ -324,7 +328,13 @@ mod tests {
         let (_, bytes) = sample();
         let mut other = bytes.clone();
         other[0] = b'X';
-        assert!(matches!(verify(&other), Err(FormatError::BadMagic { .. })));
+        let error = verify(&other).unwrap_err();
+        assert!(matches!(error, FormatError::BadMagic { .. }));
+        assert_eq!(
+            error.to_string(),
+            "the file does not start with the snapshot magic ALSN but with \"XLSN\", so it is \
+             not a backup or snapshot written by almanac"
+        );
         let mut newer = bytes;
         newer[4] = 2;
         let crc = crc32c::crc32c(&newer[..56]);
