@@ -127,7 +127,8 @@ pub fn validate_start(start: UnixMinute) -> Result<(), Rejection> {
         return Err(Rejection::invalid(
             "start",
             format!(
-                "minute {start} is outside {} to {} (exclusive)",
+                "{} is outside the supported dates, {} to {} (exclusive)",
+                format_minute(start),
                 format_minute(EARLIEST_START),
                 format_minute(LATEST_START)
             ),
@@ -272,7 +273,11 @@ mod tests {
     #[test]
     fn start_bounds() {
         assert!(validate_start(EARLIEST_START).is_ok());
-        assert!(validate_start(EARLIEST_START - 1).is_err());
+        let error = validate_start(EARLIEST_START - 1).unwrap_err().to_string();
+        assert!(
+            error.contains("1969-12-31 23:59 UTC is outside the supported dates"),
+            "{error}"
+        );
         assert!(validate_start(LATEST_START - 1).is_ok());
         assert!(validate_start(LATEST_START).is_err());
     }
