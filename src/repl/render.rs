@@ -199,9 +199,23 @@ fn end_label(start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
 }
 
 /// Formats a span without its start day: `10:00-10:45` or `23:00-Sat 2027-01-09 01:00`.
+///
+/// When the end's wall clock does not read later than the start's, which
+/// happens only where the zone's offset falls back, as at the end of summer
+/// time, both ends carry their abbreviation, because `02:30-02:00` would
+/// read as an end before the start: `02:30 CEST-02:00 CET`.
 pub(crate) fn clock_span(start: UnixMinute, end: UnixMinute, zone: Tz) -> String {
     let start = local(start, zone);
     let end = local(end, zone);
+    if end.naive_local() <= start.naive_local() {
+        return format!(
+            "{} {}-{} {}",
+            clock(&start),
+            start.format("%Z"),
+            end_label(&start, &end),
+            end.format("%Z")
+        );
+    }
     format!("{}-{}", clock(&start), end_label(&start, &end))
 }
 
@@ -1340,7 +1354,7 @@ Sun 2027-03-28
         let night = hosted(event(4, "Backup", Berlin, start, 60), "alice", Some(&[]));
         let text = render_event(&night, Berlin, Style::plain());
         assert!(
-            text.contains("when         Sun 2027-10-31 02:30-02:30 Europe/Berlin (1h)"),
+            text.contains("when         Sun 2027-10-31 02:30 CEST-02:30 CET Europe/Berlin (1h)"),
             "{text}"
         );
         assert!(
@@ -1407,6 +1421,22 @@ The time conflicts with 2 busy slots. Choose another time or other guests.
   bob is busy Fri 2027-01-08 23:00-Sat 2027-01-09 01:00 (#12 \"Deploy \\\"v2\\\"\", host carol)
   bob is busy Sat 2027-01-09 09:00-10:00 (private event)";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn span_across_fall_back_names_offsets() {
+        // Summer time ends in Berlin at 01:00 UTC on 2027-10-31.
+        let start = at(Tz::UTC, (2027, 10, 31), 0, 30);
+        assert_eq!(
+            clock_span(start, start + 30, Berlin),
+            "02:30 CEST-02:00 CET"
+        );
+        assert_eq!(
+            dated_span(start, start + 30, Berlin),
+            "Sun 2027-10-31 02:30 CEST-02:00 CET"
+        );
+        // A span on one side of the change keeps the short form.
+        assert_eq!(clock_span(start + 60, start + 90, Berlin), "02:30-03:00");
     }
 
     #[test]
