@@ -62,6 +62,20 @@ pub struct View {
     pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl View {
+    /// Returns the width of the terminal that replies print to, or None
+    /// when standard output is not a terminal, so that scripts get the
+    /// same layout whatever runs them.
+    pub fn terminal_columns(&self) -> Option<usize> {
+        use std::io::IsTerminal;
+        if !std::io::stdout().is_terminal() {
+            return None;
+        }
+        terminal_size::terminal_size_of(std::io::stdout())
+            .map(|(terminal_size::Width(columns), _)| usize::from(columns))
+    }
+}
+
 /// Starts the executor thread and returns the sender for its jobs.
 ///
 /// With `catch_interrupts`, Ctrl-C (SIGINT) no longer ends the process: it

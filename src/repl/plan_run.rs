@@ -103,7 +103,10 @@ pub(super) async fn run(
             let to = day_minute(monday + Days::new(7), zone)?;
             let events = agenda_in_zone(client, from, to, view.zone).await?;
             let viewer = viewer_key(client);
-            let text = views::render_week(&events, monday, &viewer, today, view.zone, view.style);
+            let width = views::week_column_width(view.terminal_columns());
+            let text = views::render_week(
+                &events, monday, &viewer, today, view.zone, view.style, width,
+            );
             let json_events: Vec<_> = events.iter().map(render::event_json).collect();
             Ok(Reply::ok(
                 text,

@@ -15,6 +15,7 @@ use anstyle::{AnsiColor, Color};
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
+use unicode_width::UnicodeWidthStr;
 
 use crate::calendar::timing::{all_day_count, all_day_first_date, seen_in};
 use crate::calendar::{
@@ -273,8 +274,11 @@ pub(crate) fn zone_note(
 /// Spaces that pad `text` to `width` characters.
 // NOTE: counts characters, so wide characters (CJK, most emoji) and combining
 // marks misalign the columns that follow them.
+/// Returns the spaces that pad `text` to `width` terminal columns. Widths
+/// are display cells, so that CJK characters and emoji, which take two,
+/// keep columns aligned.
 pub(crate) fn padding(text: &str, width: usize) -> String {
-    " ".repeat(width.saturating_sub(text.chars().count()))
+    " ".repeat(width.saturating_sub(UnicodeWidthStr::width(text)))
 }
 
 pub(crate) fn quote(text: &str) -> String {
@@ -1421,6 +1425,14 @@ The time conflicts with 2 busy slots. Choose another time or other guests.
   bob is busy Fri 2027-01-08 23:00-Sat 2027-01-09 01:00 (#12 \"Deploy \\\"v2\\\"\", host carol)
   bob is busy Sat 2027-01-09 09:00-10:00 (private event)";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn padding_counts_display_cells() {
+        assert_eq!(padding("abc", 6), "   ");
+        assert_eq!(padding("日本", 6), "  ");
+        assert_eq!(padding("🎉", 3), " ");
+        assert_eq!(padding("toolong", 3), "");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::calendar::{Change, EventView, HistoryEntry, Response, TimeSlot, Timing, UnixMinute};
 use crate::repl::render::{
@@ -17,8 +18,27 @@ use crate::repl::render::{
 /// Row of the week grid for all-day events, above the hour rows.
 const ALL_DAY_ROW: u32 = 0;
 
-/// Width of one day column of the week grid, the separating space included.
+/// Width of one day column of the week grid, the separating space included,
+/// when the terminal has room: 7 columns of hours and 7 days of 14 take
+/// 105 terminal columns.
 const WEEK_COLUMN_WIDTH: usize = 14;
+
+/// The narrowest day column, which still shows `#1234 +2`: 7 of 8 take
+/// 63 terminal columns.
+const WEEK_COLUMN_WIDTH_MIN: usize = 8;
+
+/// Width of the hour labels at the start of each week row, `09:00  `.
+const WEEK_LABEL_WIDTH: usize = 7;
+
+/// Returns the day column width that fits the week grid into `columns`
+/// terminal columns, or the full width when the width is unknown.
+pub fn week_column_width(columns: Option<usize>) -> usize {
+    match columns {
+        Some(columns) => (columns.saturating_sub(WEEK_LABEL_WIDTH) / 7)
+            .clamp(WEEK_COLUMN_WIDTH_MIN, WEEK_COLUMN_WIDTH),
+        None => WEEK_COLUMN_WIDTH,
+    }
+}
 
 /// The verb of a notification about a guest's response: `accepted`, ...
 pub fn response_verb(response: Response) -> &'static str {
@@ -264,13 +284,22 @@ fn minutes_between(start: UnixMinute, end: UnixMinute) -> u32 {
     u32::try_from(end - start).unwrap_or(u32::MAX)
 }
 
-/// Cuts `text` to `width` characters, ending with `…` when cut.
+/// Cuts `text` to `width` terminal columns, ending with `…` when cut.
 fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
+    if UnicodeWidthStr::width(text) <= width {
         return text.to_string();
     }
-    let kept: String = text.chars().take(width.saturating_sub(1)).collect();
-    format!("{kept}…")
+    let mut prefix = String::new();
+    let mut used = 0;
+    for character in text.chars() {
+        let cells = UnicodeWidthChar::width(character).unwrap_or(0);
+        if used + cells > width.saturating_sub(1) {
+            break;
+        }
+        prefix.push(character);
+        used += cells;
+    }
+    format!("{prefix}…")
 }
 
 /// Lists the local hours of `day` that `event` overlaps, in the viewer's zone.
@@ -304,7 +333,8 @@ fn week_rows(event: &EventView, day: NaiveDate, zone: Tz) -> Vec<u32> {
 /// Renders the seven days from `monday` as a grid with a row for all-day
 /// events and one row per local hour that has an event. Each cell names the
 /// event that runs then, and the viewer's declined events are dimmed. The
-/// events must already be seen in `zone` (see `timing::seen_in`).
+/// events must already be seen in `zone` (see `timing::seen_in`). Each day
+/// column is `column_width` wide (see [`week_column_width`]).
 pub fn render_week(
     events: &[EventView],
     monday: NaiveDate,
@@ -312,6 +342,7 @@ pub fn render_week(
     today: NaiveDate,
     zone: Tz,
     style: Style,
+    column_width: usize,
 ) -> String {
     let days: Vec<NaiveDate> = (0..7).map(|offset| monday + Days::new(offset)).collect();
     let mut cells: BTreeMap<(u32, usize), Vec<&EventView>> = BTreeMap::new();
@@ -327,7 +358,7 @@ pub fn render_week(
         return format!("{}\nNo events this week.", style.heading(&title));
     }
 
-    let mut header = " ".repeat(7);
+    let mut header = " ".repeat(WEEK_LABEL_WIDTH);
     for day in &days {
         let label = day.format("%a %d").to_string();
         let shown = if *day == today {
@@ -335,7 +366,7 @@ pub fn render_week(
         } else {
             style.strong(&label)
         };
-        header.push_str(&format!("{shown}{}", padding(&label, WEEK_COLUMN_WIDTH)));
+        header.push_str(&format!("{shown}{}", padding(&label, column_width)));
     }
     let mut lines = vec![style.heading(&title), header.trim_end().to_string()];
     let rows: std::collections::BTreeSet<u32> = cells.keys().map(|(row, _)| *row).collect();
@@ -347,14 +378,14 @@ pub fn render_week(
         };
         for column in 0..days.len() {
             let text = match cells.get(&(row, column)) {
-                None => style.muted(&fit("·", WEEK_COLUMN_WIDTH - 1)),
-                Some(found) => week_cell(found, viewer, style),
+                None => style.muted("·"),
+                Some(found) => week_cell(found, viewer, style, column_width),
             };
             let plain = match cells.get(&(row, column)) {
                 None => "·".to_string(),
-                Some(found) => week_cell(found, viewer, Style::plain()),
+                Some(found) => week_cell(found, viewer, Style::plain(), column_width),
             };
-            line.push_str(&format!("{text}{}", padding(&plain, WEEK_COLUMN_WIDTH)));
+            line.push_str(&format!("{text}{}", padding(&plain, column_width)));
         }
         lines.push(line.trim_end().to_string());
     }
@@ -363,17 +394,18 @@ pub fn render_week(
     lines.join("\n")
 }
 
-fn week_cell(found: &[&EventView], viewer: &str, style: Style) -> String {
-    let first = found[0];
+fn week_cell(found: &[&EventView], viewer: &str, style: Style, column_width: usize) -> String {
+    // An event the viewer still attends is named before one they declined.
+    let first = found
+        .iter()
+        .find(|event| event.response_of(viewer) != Response::Declined)
+        .unwrap_or(&found[0]);
     let text = if found.len() == 1 {
-        fit(
-            &format!("#{} {}", first.id, first.title),
-            WEEK_COLUMN_WIDTH - 1,
-        )
+        fit(&format!("#{} {}", first.id, first.title), column_width - 1)
     } else {
         fit(
             &format!("#{} +{}", first.id, found.len() - 1),
-            WEEK_COLUMN_WIDTH - 1,
+            column_width - 1,
         )
     };
     if first.response_of(viewer) == Response::Declined {
@@ -709,6 +741,7 @@ mod tests {
             day("2027-01-04"),
             berlin(),
             Style::plain(),
+            WEEK_COLUMN_WIDTH,
         );
         let lines: Vec<&str> = text.lines().collect();
         assert!(
@@ -721,6 +754,75 @@ mod tests {
             lines[6].starts_with("#5 \"Fair\"  Tue 2027-01-05 all day"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn week_width_fits_terminal() {
+        assert_eq!(week_column_width(None), WEEK_COLUMN_WIDTH);
+        assert_eq!(week_column_width(Some(80)), 10);
+        assert_eq!(week_column_width(Some(200)), WEEK_COLUMN_WIDTH);
+        assert_eq!(week_column_width(Some(40)), WEEK_COLUMN_WIDTH_MIN);
+    }
+
+    #[test]
+    fn week_grid_in_80_columns() {
+        let events = [
+            event(
+                1,
+                "Standup meeting",
+                "2027-01-04T09:00:00+01:00",
+                30,
+                "Europe/Berlin",
+            ),
+            event(
+                2,
+                "日本語の会議 🎉",
+                "2027-01-10T09:00:00+01:00",
+                30,
+                "Europe/Berlin",
+            ),
+        ];
+        let text = render_week(
+            &events,
+            day("2027-01-04"),
+            "carol",
+            day("2027-01-04"),
+            berlin(),
+            Style::plain(),
+            week_column_width(Some(80)),
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[..3] {
+            assert!(UnicodeWidthStr::width(*line) <= 80, "{line:?} in\n{text}");
+        }
+        assert!(lines[1].ends_with("Sun 10"), "{text}");
+        assert!(lines[2].starts_with("09:00  #1 Stand… ·"), "{text}");
+        // Sunday's cell is cut by display width, two cells per character.
+        assert!(lines[2].ends_with("#2 日本…"), "{text}");
+    }
+
+    #[test]
+    fn week_cell_names_attended_event() {
+        let declined = event(
+            2,
+            "Skipped",
+            "2027-01-04T09:00:00+01:00",
+            60,
+            "Europe/Berlin",
+        );
+        let mut attended = event(7, "Kept", "2027-01-04T09:00:00+01:00", 60, "Europe/Berlin");
+        attended.responses.clear();
+        let text = render_week(
+            &[declined, attended],
+            day("2027-01-04"),
+            "bob",
+            day("2027-01-04"),
+            berlin(),
+            Style::plain(),
+            WEEK_COLUMN_WIDTH,
+        );
+        let row = text.lines().nth(2).expect("the 09:00 row");
+        assert!(row.starts_with("09:00  #7 +1"), "{text}");
     }
 
     #[test]
@@ -748,6 +850,7 @@ mod tests {
             day("2027-01-04"),
             berlin(),
             Style::plain(),
+            WEEK_COLUMN_WIDTH,
         );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "Week of Mon 2027-01-04 (Europe/Berlin)");
@@ -779,6 +882,7 @@ mod tests {
             day("2027-01-04"),
             berlin(),
             Style::plain(),
+            WEEK_COLUMN_WIDTH,
         );
         assert!(empty.ends_with("No events this week."));
     }
@@ -799,6 +903,7 @@ mod tests {
             day("2027-01-05"),
             berlin(),
             Style::plain(),
+            WEEK_COLUMN_WIDTH,
         );
         let colored = render_week(
             &events,
@@ -807,6 +912,7 @@ mod tests {
             day("2027-01-05"),
             berlin(),
             Style::colored(),
+            WEEK_COLUMN_WIDTH,
         );
         let strip = |text: &str| {
             let mut out = String::new();
