@@ -1,7 +1,7 @@
 //! The client table: the last request number and its outcome per client, so a
 //! retried request returns its first outcome instead of applying twice.
 
-use std::collections::BTreeMap;
+use imbl::OrdMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +12,7 @@ pub(crate) struct ClientTable {
     /// Last applied request of each client id; replaced by each newer request.
     // NOTE: entries are never removed, so the table grows by one entry per
     // client id ever seen; expiring idle clients needs a time-based rule.
-    entries: BTreeMap<u64, ClientEntry>,
+    entries: OrdMap<u64, ClientEntry>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

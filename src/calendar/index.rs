@@ -8,8 +8,7 @@
 //! end is after `from`. Recurring events live in their own index,
 //! `SeriesIndex`.
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use super::limits::MAX_DURATION_MINUTES;
@@ -27,14 +26,14 @@ pub(crate) type StartKey = (UnixMinute, EventId);
 /// it is removed, up to `MAX_DURATION_MINUTES`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StartSet {
-    keys: BTreeSet<StartKey>,
+    keys: OrdSet<StartKey>,
     /// Event count by duration in minutes; the last key is the longest.
-    durations: BTreeMap<u32, u32>,
+    durations: OrdMap<u32, u32>,
 }
 
 impl StartSet {
     pub fn insert(&mut self, key: StartKey, duration_minutes: u32) {
-        if self.keys.insert(key) {
+        if self.keys.insert(key).is_none() {
             *self.durations.entry(duration_minutes).or_insert(0) += 1;
         }
     }
@@ -46,7 +45,7 @@ impl StartSet {
     /// If `key` is stored but no event of `duration_minutes` is counted,
     /// which means the caller passed an edited event instead of the stored one.
     pub fn remove(&mut self, key: &StartKey, duration_minutes: u32) {
-        if !self.keys.remove(key) {
+        if self.keys.remove(key).is_none() {
             return;
         }
         let count = self
@@ -87,9 +86,9 @@ pub(crate) struct EventIndex {
     pub public_by_start: StartSet,
     /// Private events under each participant's lowercase username, host and
     /// guests alike.
-    pub private_by_participant: BTreeMap<String, StartSet>,
+    pub private_by_participant: OrdMap<String, StartSet>,
     /// Every event under its host's lowercase username.
-    pub by_host: BTreeMap<String, BTreeSet<EventId>>,
+    pub by_host: OrdMap<String, OrdSet<EventId>>,
     /// Recurring events, which the start-ordered sets above leave out.
     pub series: SeriesIndex,
 }

@@ -8,9 +8,10 @@
 //! for `[from, to)` therefore reads only the series still running at `from`,
 //! then drops those whose first occurrence starts at or after `to`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use super::history::{edited_fields, Change, FieldChange};
@@ -49,13 +50,13 @@ pub(crate) struct SeriesSpan {
 /// events leave out.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SeriesIndex {
-    pub spans: BTreeMap<EventId, SeriesSpan>,
+    pub spans: OrdMap<EventId, SeriesSpan>,
     /// Every series.
-    pub by_end: BTreeSet<EndKey>,
+    pub by_end: OrdSet<EndKey>,
     /// Public series only.
-    pub public_by_end: BTreeSet<EndKey>,
+    pub public_by_end: OrdSet<EndKey>,
     /// Private series under each participant's lowercase username.
-    pub private_by_participant: BTreeMap<String, BTreeSet<EndKey>>,
+    pub private_by_participant: OrdMap<String, OrdSet<EndKey>>,
 }
 
 impl SeriesIndex {
@@ -98,7 +99,7 @@ impl SeriesIndex {
     /// Ids in `set` of the series whose span overlaps `[from, to)`.
     fn running<'a>(
         &'a self,
-        set: &'a BTreeSet<EndKey>,
+        set: &'a OrdSet<EndKey>,
         from: UnixMinute,
         to: UnixMinute,
     ) -> impl Iterator<Item = EventId> + 'a {

@@ -1,8 +1,7 @@
 //! The `Calendar` state and `apply`, which dispatches each logged command to
 //! its handler after the client table check.
 
-use std::collections::BTreeMap;
-
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -29,11 +28,11 @@ pub const UNTRACKED_CLIENT_ID: u64 = 0;
 pub struct Calendar {
     /// Accounts under their lowercase username; usernames are unique
     /// case-insensitively and shown as typed at registration.
-    pub(crate) users: BTreeMap<String, User>,
+    pub(crate) users: OrdMap<String, User>,
     /// Open sessions: SHA-256 digest of the client's token to the lowercase
     /// username.
-    pub(crate) sessions: BTreeMap<[u8; 32], String>,
-    pub(crate) events: BTreeMap<EventId, EventView>,
+    pub(crate) sessions: OrdMap<[u8; 32], String>,
+    pub(crate) events: OrdMap<EventId, EventView>,
     /// Derived from `events`; updated by every insert, edit and removal.
     pub(crate) index: EventIndex,
     pub(crate) clients: ClientTable,
@@ -41,26 +40,26 @@ pub struct Calendar {
     pub(crate) next_event_id: EventId,
     /// Last notification number of each deleted account, so a new account
     /// under the same name continues the numbering instead of reusing it.
-    pub(crate) retired_seqs: BTreeMap<String, u64>,
+    pub(crate) retired_seqs: OrdMap<String, u64>,
     /// Working hours set by users, under their lowercase username; users
     /// without an entry have the standard hours. Removed with the account.
-    pub(crate) working_hours: BTreeMap<String, WorkingHours>,
+    pub(crate) working_hours: OrdMap<String, WorkingHours>,
     /// Changes of each stored event, oldest first; removed with the event.
-    pub(crate) history: BTreeMap<EventId, VecDeque<HistoryEntry>>,
+    pub(crate) history: OrdMap<EventId, VecDeque<HistoryEntry>>,
 }
 
 impl Default for Calendar {
     fn default() -> Self {
         Calendar {
-            users: BTreeMap::new(),
-            sessions: BTreeMap::new(),
-            events: BTreeMap::new(),
+            users: OrdMap::new(),
+            sessions: OrdMap::new(),
+            events: OrdMap::new(),
             index: EventIndex::default(),
             clients: ClientTable::default(),
             next_event_id: 1,
-            retired_seqs: BTreeMap::new(),
-            working_hours: BTreeMap::new(),
-            history: BTreeMap::new(),
+            retired_seqs: OrdMap::new(),
+            working_hours: OrdMap::new(),
+            history: OrdMap::new(),
         }
     }
 }

@@ -848,13 +848,11 @@ impl<D: Disk + Clone> Driver<D> {
     /// Carries out the queued work that the durable log now allows, in order.
     fn release(&mut self) {
         let durable = self.wal.durable_op();
-        // While a thread encodes the state for a snapshot, nothing applies,
-        // and what follows the first waiting op waits with it, in order.
-        let encoding = self.snapshot_encoding.is_some();
-        while self.deferred.front().is_some_and(|deferred| {
-            deferred.needs_op <= durable
-                && !(encoding && matches!(deferred.action, Action::Apply(_)))
-        }) {
+        while self
+            .deferred
+            .front()
+            .is_some_and(|deferred| deferred.needs_op <= durable)
+        {
             let deferred = self.deferred.pop_front().expect("front exists");
             match deferred.action {
                 Action::Apply(entry) => self.apply_commit(entry),
@@ -1046,10 +1044,12 @@ impl<D: Disk + Clone> Driver<D> {
             .borrow_mut()
             .push(entry.clone());
         let outcome = {
+            // While a thread encodes a snapshot from its own reference, the
+            // first op after it copies the state. Every map in it is a
+            // persistent tree, so the copy shares all but the paths the op
+            // changes.
             let mut calendar = self.service.calendar.borrow_mut();
-            let calendar = Arc::get_mut(&mut calendar)
-                .expect("no snapshot encodes the state while an op applies");
-            apply_entry(calendar, &entry)
+            apply_entry(Arc::make_mut(&mut calendar), &entry)
         };
         self.applied_op = entry.op;
         self.service

@@ -72,8 +72,9 @@ pub struct Service {
     pub replica_id: u8,
     /// Client addresses of all nodes by replica id, for not-primary hints.
     pub client_addresses: Vec<String>,
-    /// Shared with a thread that encodes it for a snapshot, during which
-    /// the driver applies nothing (see `node::snapshot`).
+    /// Shared with a thread that encodes it for a snapshot; the driver then
+    /// applies to a copy that shares its unchanged parts (see
+    /// `node::snapshot`).
     pub(crate) calendar: RefCell<Arc<Calendar>>,
     pub(crate) replica: RefCell<Replica>,
     pub(crate) queue: RefCell<Queue>,

@@ -64,9 +64,9 @@ pub(super) struct SnapshotStart {
     at: Instant,
 }
 
-/// The state being encoded on a blocking thread. The thread shares the
-/// state machine through its `Arc`, so the driver applies no op until the
-/// encoding ends. Logging, replicating, heartbeats and reads go on.
+/// The state being encoded on a blocking thread, from a reference to the
+/// state machine of its own. The driver goes on applying to a copy that
+/// shares every unchanged part of the state with it.
 pub(super) struct SnapshotEncode {
     start: SnapshotStart,
     disk: StdDisk,
@@ -120,8 +120,8 @@ pub(super) async fn snapshot_written(
 /// of node `replica_id` of `replica_count`. The points are `every_ops`
 /// apart, and each node's are shifted by its share of that interval, so
 /// that the nodes of a cluster do not all encode their state at the same
-/// op: a node applies nothing while it encodes, and a quorum that pauses
-/// together commits nothing.
+/// op: the encoding takes a core for up to a second at a million events,
+/// which the nodes of one machine would otherwise all need at once.
 fn crosses_snapshot_point(
     last: u64,
     op: u64,
@@ -149,12 +149,11 @@ fn write_file<D: Disk>(
 impl<D: Disk + Clone> Driver<D> {
     /// Starts a snapshot at the applied op when the policy makes one due.
     ///
-    /// A blocking thread encodes the state (about 25 ms per 100,000 events
-    /// on an idle core, several times that on a loaded one), and then
-    /// digests and writes the file while the node goes on serving. The node
-    /// applies no op while the state is being encoded, but it goes on
-    /// logging, replicating and sending heartbeats, so the pause delays
-    /// replies without deposing a primary. Once the file is durable,
+    /// A blocking thread encodes the state from a reference of its own, and
+    /// then digests and writes the file, while the node goes on serving and
+    /// applying: the state's maps are persistent trees, so the first op
+    /// applied meanwhile copies only the top of the state and then the
+    /// paths it changes (see `Driver::apply_commit`). Once the file is durable,
     /// [`Driver::finish_snapshot`] compacts the log. A disk that cannot be
     /// used from another thread (the simulation's) does all of it here.
     pub(super) async fn take_snapshot_if_due(&mut self) -> Result<(), WalError> {
@@ -205,7 +204,7 @@ impl<D: Disk + Clone> Driver<D> {
     }
 
     /// Hands the encoded state to a blocking thread that digests and writes
-    /// the file. The ops that waited for the encoding apply from here on.
+    /// the file.
     pub(super) fn write_encoded(&mut self, encode: SnapshotEncode, body: Vec<u8>) {
         let SnapshotEncode { start, disk, .. } = encode;
         let store = SnapshotStore::new(disk, &self.dir);
@@ -214,8 +213,7 @@ impl<D: Disk + Clone> Driver<D> {
         self.snapshot_in_flight = Some(SnapshotWrite { start, task });
     }
 
-    /// Waits for the encoding in flight, if any, and starts its write, so
-    /// that the node may apply ops again.
+    /// Waits for the encoding in flight, if any, and starts its write.
     pub(super) async fn wait_for_encoding(&mut self) {
         if self.snapshot_encoding.is_some() {
             let (encode, body) = snapshot_encoded(&mut self.snapshot_encoding).await;
