@@ -22,8 +22,9 @@ use super::working_hours::WorkingHours;
 /// harm if applied again.
 pub const UNTRACKED_CLIENT_ID: u64 = 0;
 
-/// The whole replicated calendar. Every map is a `BTreeMap`, so iteration and
-/// serialization orders are the same on every node.
+/// The whole replicated calendar. Every map is an ordered persistent tree
+/// (`imbl::OrdMap`), so iteration and serialization orders are the same on
+/// every node, and a copy for a snapshot shares all unchanged parts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Calendar {
     /// Accounts under their lowercase username; usernames are unique
