@@ -483,3 +483,68 @@ fn client_given_backup_finds_primary() {
     let status = repl.finish();
     assert!(status.success(), "the REPL failed: {status:?}");
 }
+
+/// Types `line` into the terminal REPL, waits `wait` for the command to be
+/// waiting on the cluster, presses Ctrl-C and expects the stop notice.
+fn stop_with_ctrl_c(
+    repl: &mut rexpect::session::PtySession,
+    line: &str,
+    command: &str,
+    wait: Duration,
+) {
+    repl.send_line(line).expect("type the command");
+    thread::sleep(wait);
+    repl.send_control('c').expect("press Ctrl-C");
+    repl.exp_string(&format!("stopped waiting for `{command}`"))
+        .expect("Ctrl-C stops the waiting command");
+    repl.exp_string("keeper> ").expect("the prompt again");
+}
+
+#[test]
+fn ctrl_c_stops_commands_without_quorum() {
+    let mut cluster = Cluster::start();
+    cluster.converge();
+    let mut setup = Repl::spawn(&cluster.addresses(), &[]);
+    setup.register("keeper");
+    assert!(setup.finish().success(), "the setup REPL failed");
+
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_almanac"));
+    command
+        .args(["repl", "--cluster", &cluster.addresses(), "--tz", "UTC"])
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .env("HOME", cluster.config_path().parent().expect("config dir"));
+    let timeout_ms = REPLY_TIMEOUT.as_millis() as u64;
+    let mut repl = rexpect::session::spawn_command(command, Some(timeout_ms))
+        .expect("start the REPL in a terminal");
+    repl.exp_string("almanac> ").expect("the first prompt");
+    repl.send_line("login keeper").expect("type login");
+    repl.exp_string("Password for keeper:")
+        .expect("the password prompt");
+    repl.send_line(cluster_support::PASSWORD)
+        .expect("type the password");
+    repl.exp_string("keeper> ").expect("the logged-in prompt");
+
+    // The primary alone accepts connections but commits nothing. The first
+    // command runs to the client's deadline, dropping its connection at
+    // each call timeout; from then on the client tries, in the background,
+    // to resume its notification stream, which also waits for the call
+    // timeout.
+    let primary = cluster.wait_for_primary(None);
+    let backups: Vec<u8> = cluster.ids().filter(|id| *id != primary).collect();
+    for id in backups {
+        cluster.kill(id);
+    }
+    repl.send_line("agenda 2027-01-05").expect("type agenda");
+    repl.exp_string("no node completed the request")
+        .expect("the first command fails after the client's deadline");
+    repl.exp_string("keeper> ").expect("the prompt again");
+    for _ in 0..3 {
+        let moment = Duration::from_millis(500);
+        stop_with_ctrl_c(&mut repl, "agenda 2027-01-05", "agenda", moment);
+        let line = "schedule \"Lost\" 2027-01-05 10:00 for 1h";
+        stop_with_ctrl_c(&mut repl, line, "schedule", moment);
+    }
+    repl.send_line("quit").expect("type quit");
+    repl.exp_eof().expect("the REPL ends after quit");
+}

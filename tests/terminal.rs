@@ -133,8 +133,8 @@ fn ctrl_c_stops_a_waiting_command() {
     repl.send_control('c').expect("press Ctrl-C");
     repl.exp_string("stopped waiting for `register`")
         .expect("Ctrl-C stops the registration");
-    repl.exp_string("the cluster may still carry it out")
-        .expect("the warning that a change may still happen");
+    repl.exp_string("the cluster may still create the account; try `login alice`")
+        .expect("the warning that the account may still be created");
     repl.exp_string("almanac> ").expect("the prompt again");
 
     // The REPL still works: a local command answers.

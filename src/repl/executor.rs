@@ -124,13 +124,16 @@ async fn interrupted(interrupts: &mut Option<Signal>) {
 /// cluster.
 fn stopped_reply(command: &ReplCommand) -> Reply {
     let name = command_name(command);
-    let text = if command.changes_state() {
-        format!(
+    let text = match command {
+        ReplCommand::Register { user } => format!(
+            "stopped waiting for `{name}`: the cluster may still create the account; \
+             try `login {user}` before registering again"
+        ),
+        _ if command.changes_state() => format!(
             "stopped waiting for `{name}`: the cluster may still carry it out; \
              check with agenda, show or inbox before trying again"
-        )
-    } else {
-        format!("stopped waiting for `{name}`")
+        ),
+        _ => format!("stopped waiting for `{name}`"),
     };
     Reply {
         ok: false,
@@ -159,14 +162,23 @@ async fn run(
     };
     let mut watchdog = tokio::time::interval(STREAM_CHECK_INTERVAL);
     loop {
-        tokio::select! {
+        let job = tokio::select! {
             biased;
             // A Ctrl-C while no command runs, for example the one a password
             // prompt sends, stops nothing.
-            () = interrupted(&mut interrupts) => {}
+            () = interrupted(&mut interrupts) => None,
             _ = watchdog.tick() => {
-                if executor.client.stream_lost() {
-                    executor.restore_stream().await;
+                if !executor.client.stream_lost() {
+                    continue;
+                }
+                // Resuming the stream can wait seconds for a cluster without
+                // a quorum, so a command or a Ctrl-C ends it; the next tick
+                // tries again.
+                tokio::select! {
+                    biased;
+                    () = interrupted(&mut interrupts) => None,
+                    job = jobs.recv() => Some(job),
+                    () = executor.restore_stream() => None,
                 }
             }
             Some(event) = events.recv() => {
@@ -175,17 +187,18 @@ async fn run(
                     batch.push(more);
                 }
                 executor.show_events(batch).await;
+                None
             }
-            job = jobs.recv() => {
-                let Some(job) = job else { return };
-                let stopped = stopped_reply(&job.command);
-                let reply = tokio::select! {
-                    reply = executor.execute(job.command, job.password) => reply,
-                    () = interrupted(&mut interrupts) => stopped,
-                };
-                let _ = job.reply.send(reply);
-            }
-        }
+            job = jobs.recv() => Some(job),
+        };
+        let Some(job) = job else { continue };
+        let Some(job) = job else { return };
+        let stopped = stopped_reply(&job.command);
+        let reply = tokio::select! {
+            reply = executor.execute(job.command, job.password) => reply,
+            () = interrupted(&mut interrupts) => stopped,
+        };
+        let _ = job.reply.send(reply);
     }
 }
 

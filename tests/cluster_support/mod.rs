@@ -10,4 +10,4 @@ mod process;
 mod repl;
 
 pub use cluster::Cluster;
-pub use repl::{Repl, REPLY_TIMEOUT};
+pub use repl::{Repl, PASSWORD, REPLY_TIMEOUT};
