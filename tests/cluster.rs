@@ -309,6 +309,26 @@ fn data_dir_of_other_node_refused() {
         finished.stderr
     );
 
+    // Nor may a copy of it run as a one-node cluster of its own.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").expect("probe a free port");
+    let address = listen.local_addr().expect("probe address").to_string();
+    drop(listen);
+    let finished = cluster.run(&[
+        "server".as_ref(),
+        "--listen".as_ref(),
+        address.as_ref(),
+        "--data".as_ref(),
+        theirs.as_os_str(),
+    ]);
+    assert_eq!(finished.status.code(), Some(3), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("belongs to a cluster of 3 nodes, not of 1"),
+        "{}",
+        finished.stderr
+    );
+
     // Each node on its own directory starts as before.
     cluster.restart(1);
     cluster.restart(2);

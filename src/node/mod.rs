@@ -105,10 +105,25 @@ pub enum NodeError {
     )]
     DataDirOfOtherNode { dir: String, owner: u8, id: u8 },
     #[error(
-        "the node id file {path} holds {len} bytes instead of one; delete it and start the \
-         node with the id it had"
+        "the data directory {dir} belongs to a cluster of {owner} nodes, not of {nodes}: start \
+         it with that cluster's config, or give this node a data directory of its own"
     )]
-    NodeIdInvalid { path: String, len: usize },
+    DataDirOfOtherSize {
+        dir: String,
+        owner: usize,
+        nodes: usize,
+    },
+    #[error(
+        "the data directory {dir} belongs to a cluster with another cluster_secret: start it \
+         with that cluster's config; after changing the secret on purpose, delete \
+         {dir}/node.id and start the node again"
+    )]
+    DataDirOfOtherCluster { dir: String },
+    #[error(
+        "the node id file {path} is not in the form 'node ID of COUNT in cluster HEX'; \
+         delete it and start the node with the id and config it had"
+    )]
+    NodeIdInvalid { path: String },
     #[error("cannot read or record the node id in the data directory {dir}: {source}")]
     NodeIdFile {
         dir: String,
@@ -378,12 +393,14 @@ async fn bind_tcp(
     tls: Option<NodeTls>,
 ) -> Result<BoundNode<StdDisk, tokio::net::TcpListener, PlainConnector>, NodeError> {
     let me = options.own_addresses()?;
+    // Locked before the ports are bound, so that a second process on the
+    // directory reports the directory in use rather than the ports.
+    let lock = lock_data_dir(&options.data_dir)?;
     let client = bind_one(&me.client).await?;
     let peers = bind_one(&me.peer).await?;
-    let lock = lock_data_dir(&options.data_dir)?;
     let data_dir = options.data_dir.clone();
-    let id = options.id;
-    let recorded = check_node_id(&data_dir, id)?;
+    let identity = DirIdentity::of(&options);
+    let recorded = check_identity(&data_dir, &identity)?;
     let mut node = prepare(
         options,
         StdDisk,
@@ -394,12 +411,13 @@ async fn bind_tcp(
     if !recorded {
         // After the directory opened, so that a refused --init leaves no
         // file behind.
-        MetaFile::store(&StdDisk, &data_dir.join(NODE_ID_FILE), &[id]).map_err(|source| {
-            NodeError::NodeIdFile {
+        let text = identity.to_text();
+        MetaFile::store(&StdDisk, &data_dir.join(NODE_ID_FILE), text.as_bytes()).map_err(
+            |source| NodeError::NodeIdFile {
                 dir: data_dir.display().to_string(),
                 source,
-            }
-        })?;
+            },
+        )?;
     }
     node.data_dir_lock = Some(lock);
     Ok(match tls {
@@ -408,32 +426,96 @@ async fn bind_tcp(
     })
 }
 
-/// The file in a data directory that names the node it belongs to, so that
-/// a directory copied or mistyped into another node's place cannot vote
-/// with a log that node never acknowledged.
+/// The file in a data directory that names the node and the cluster it
+/// belongs to. A directory copied or mistyped into another node's place,
+/// or started as a cluster of its own, then cannot vote with a log that
+/// node never acknowledged.
 pub const NODE_ID_FILE: &str = "node.id";
 
-/// Returns whether the data directory already records `id` as its node,
-/// and an error when it records another node.
-fn check_node_id(dir: &Path, id: u8) -> Result<bool, NodeError> {
+/// The owner of a data directory: `node 1 of 3 in cluster 5f0c...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct DirIdentity {
+    id: u8,
+    nodes: usize,
+    /// The first 8 bytes of a SHA-256 of the cluster secret, in hex: every
+    /// node of a cluster shares the secret, and the file does not reveal it.
+    cluster: String,
+}
+
+impl DirIdentity {
+    fn of(options: &NodeOptions) -> DirIdentity {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"almanac cluster identity\0");
+        hasher.update(&options.cluster.secret);
+        let digest = hasher.finalize();
+        DirIdentity {
+            id: options.id,
+            nodes: options.cluster.nodes.len(),
+            cluster: digest[..8]
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect(),
+        }
+    }
+
+    fn to_text(&self) -> String {
+        format!(
+            "node {} of {} in cluster {}\n",
+            self.id, self.nodes, self.cluster
+        )
+    }
+
+    fn parse(text: &str) -> Option<DirIdentity> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["node", id, "of", nodes, "in", "cluster", cluster] => Some(DirIdentity {
+                id: id.parse().ok()?,
+                nodes: nodes.parse().ok()?,
+                cluster: (*cluster).to_owned(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Returns whether the data directory already records `wanted` as its
+/// owner (false when it records nothing yet), and an error when it
+/// records another node, cluster size or cluster.
+fn check_identity(dir: &Path, wanted: &DirIdentity) -> Result<bool, NodeError> {
     let path = dir.join(NODE_ID_FILE);
     let stored = MetaFile::load(&StdDisk, &path).map_err(|source| NodeError::NodeIdFile {
         dir: dir.display().to_string(),
         source,
     })?;
-    match stored.as_deref() {
-        None => Ok(false),
-        Some([owner]) if *owner == id => Ok(true),
-        Some([owner]) => Err(NodeError::DataDirOfOtherNode {
-            dir: dir.display().to_string(),
-            owner: *owner,
-            id,
-        }),
-        Some(other) => Err(NodeError::NodeIdInvalid {
+    let Some(stored) = stored else {
+        return Ok(false);
+    };
+    let dir_name = dir.display().to_string();
+    let owner = std::str::from_utf8(&stored)
+        .ok()
+        .and_then(DirIdentity::parse)
+        .ok_or_else(|| NodeError::NodeIdInvalid {
             path: path.display().to_string(),
-            len: other.len(),
-        }),
+        })?;
+    if owner.id != wanted.id {
+        return Err(NodeError::DataDirOfOtherNode {
+            dir: dir_name,
+            owner: owner.id,
+            id: wanted.id,
+        });
     }
+    if owner.nodes != wanted.nodes {
+        return Err(NodeError::DataDirOfOtherSize {
+            dir: dir_name,
+            owner: owner.nodes,
+            nodes: wanted.nodes,
+        });
+    }
+    if owner.cluster != wanted.cluster {
+        return Err(NodeError::DataDirOfOtherCluster { dir: dir_name });
+    }
+    Ok(true)
 }
 
 /// Creates the data directory if it is missing and takes an exclusive lock
@@ -559,5 +641,52 @@ mod tests {
         assert!(!is_loopback("0.0.0.0:7401"));
         assert!(!is_loopback("192.0.2.1:7401"));
         assert!(!is_loopback("calendar.example.org:7401"));
+    }
+
+    fn identity(id: u8, nodes: usize, cluster: &str) -> DirIdentity {
+        DirIdentity {
+            id,
+            nodes,
+            cluster: cluster.to_owned(),
+        }
+    }
+
+    #[test]
+    fn identity_text_round_trip() {
+        let owner = identity(2, 3, "0011223344556677");
+        assert_eq!(owner.to_text(), "node 2 of 3 in cluster 0011223344556677\n");
+        assert_eq!(DirIdentity::parse(&owner.to_text()), Some(owner));
+        assert_eq!(DirIdentity::parse("node 2 of 3"), None);
+        assert_eq!(DirIdentity::parse("node x of 3 in cluster 00"), None);
+    }
+
+    #[test]
+    fn identity_mismatch_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = identity(1, 3, "aaaaaaaaaaaaaaaa");
+        assert!(!check_identity(dir.path(), &owner).unwrap());
+        let path = dir.path().join(NODE_ID_FILE);
+        MetaFile::store(&StdDisk, &path, owner.to_text().as_bytes()).unwrap();
+        assert!(check_identity(dir.path(), &owner).unwrap());
+
+        let other_node = check_identity(dir.path(), &identity(2, 3, "aaaaaaaaaaaaaaaa"));
+        let message = other_node.unwrap_err().to_string();
+        assert!(
+            message.contains("belongs to node 1, not node 2"),
+            "{message}"
+        );
+        let one_node = check_identity(dir.path(), &identity(1, 1, "bbbbbbbbbbbbbbbb"));
+        let message = one_node.unwrap_err().to_string();
+        assert!(
+            message.contains("a cluster of 3 nodes, not of 1"),
+            "{message}"
+        );
+        let other_secret = check_identity(dir.path(), &identity(1, 3, "bbbbbbbbbbbbbbbb"));
+        let message = other_secret.unwrap_err().to_string();
+        assert!(message.contains("another cluster_secret"), "{message}");
+
+        MetaFile::store(&StdDisk, &path, b"node one").unwrap();
+        let garbled = check_identity(dir.path(), &owner).unwrap_err().to_string();
+        assert!(garbled.contains("is not in the form"), "{garbled}");
     }
 }
