@@ -53,9 +53,10 @@ enum Command {
     /// Prints the status of every node of the cluster.
     Status(StatusArgs),
     /// Measures acknowledged, replicated write throughput and latency
-    /// against a running cluster. It registers one account per client and
-    /// writes real events, and deletes those accounts (with their events)
-    /// at the end unless --keep-data is given, so point it at a cluster
+    /// against a running cluster. It registers one account per client
+    /// (named bench..., password bench-password) and writes real events,
+    /// and deletes those accounts with their events at the end unless
+    /// --keep-data is given or the run is killed, so point it at a cluster
     /// made for measuring.
     Bench(BenchArgs),
     /// Imports an iCalendar (.ics) file as one user and reports each event

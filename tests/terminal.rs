@@ -170,3 +170,22 @@ fn history_kept_when_killed() {
     );
     assert!(lines.contains(&"help agenda"), "history file: {saved:?}");
 }
+
+#[test]
+fn unwritable_history_warns_once() {
+    let _serial = serial();
+    let scratch = Scratch::new();
+    let history = scratch.path("missing-dir").join("history");
+    let (address, _connections) = silent_node();
+    let mut repl = terminal_repl(&address.to_string(), &history);
+
+    repl.send_line("when 2031-01-06 09:00").expect("type when");
+    repl.exp_string("warning: cannot write the history file")
+        .expect("the warning about the history file");
+    repl.exp_string("2031-01-06T09:00Z")
+        .expect("the answer of when");
+    repl.send_line("help agenda").expect("type help");
+    let (before, _) = repl.exp_regex("agenda \\[").expect("the help of agenda");
+    assert!(!before.contains("warning"), "warned twice: {before}");
+    quit(repl);
+}

@@ -201,14 +201,20 @@ fn end_label(start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
 
 /// Formats a span without its start day: `10:00-10:45` or `23:00-Sat 2027-01-09 01:00`.
 ///
-/// When the end's wall clock does not read later than the start's, which
-/// happens only where the zone's offset falls back, as at the end of summer
-/// time, both ends carry their abbreviation, because `02:30-02:00` would
-/// read as an end before the start: `02:30 CEST-02:00 CET`.
+/// Both ends carry their abbreviation when the span touches an hour that
+/// the wall clock repeats, as at the end of summer time, because the span
+/// would read wrong (`02:30-02:00`) or like another (`02:30-03:00`) without
+/// them: `02:30 CEST-02:00 CET`, `02:30 CET-03:00 CET`.
 pub(crate) fn clock_span(start: UnixMinute, end: UnixMinute, zone: Tz) -> String {
     let start = local(start, zone);
     let end = local(end, zone);
-    if end.naive_local() <= start.naive_local() {
+    let repeated = |time: &DateTime<Tz>| {
+        matches!(
+            chrono::TimeZone::from_local_datetime(&zone, &time.naive_local()),
+            chrono::LocalResult::Ambiguous(..)
+        )
+    };
+    if end.naive_local() <= start.naive_local() || repeated(&start) || repeated(&end) {
         return format!(
             "{} {}-{} {}",
             clock(&start),
@@ -1447,8 +1453,13 @@ The time conflicts with 2 busy slots. Choose another time or other guests.
             dated_span(start, start + 30, Berlin),
             "Sun 2027-10-31 02:30 CEST-02:00 CET"
         );
-        // A span on one side of the change keeps the short form.
-        assert_eq!(clock_span(start + 60, start + 90, Berlin), "02:30-03:00");
+        // The second 02:30 differs from the first in its abbreviation.
+        assert_eq!(
+            clock_span(start + 60, start + 90, Berlin),
+            "02:30 CET-03:00 CET"
+        );
+        // A span clear of the repeated hour keeps the short form.
+        assert_eq!(clock_span(start + 150, start + 180, Berlin), "04:00-04:30");
     }
 
     #[test]

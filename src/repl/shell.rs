@@ -176,11 +176,17 @@ impl Input {
                     Ok(line) => {
                         if !line.trim().is_empty() {
                             let _ = editor.add_history_entry(line.as_str());
-                            if let Some(path) = history {
-                                // Appending keeps the lines of other REPLs.
-                                if let Err(error) = editor.append_history(path) {
-                                    tracing::debug!(%error, path = %path.display(), "appending to the history file failed");
-                                }
+                            // Appending keeps the lines of other REPLs.
+                            let failed = history.as_ref().and_then(|path| {
+                                editor.append_history(path).err().map(|error| (path, error))
+                            });
+                            if let Some((path, error)) = failed {
+                                eprintln!(
+                                    "warning: cannot write the history file {}: {error}; \
+                                     this session's lines are not kept (choose another with --history)",
+                                    path.display()
+                                );
+                                *history = None;
                             }
                         }
                         return Some(line);

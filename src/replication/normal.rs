@@ -401,20 +401,32 @@ impl Replica {
                 return;
             }
         }
+        // Only the first request of a catch-up is logged at info level: a
+        // node whose primary is down asks again at every heartbeat.
+        let first = self.state_requested_at.is_none();
         self.state_requested_at = Some(self.now);
         let op = if self.status == Status::Normal {
             self.op()
         } else {
             self.commit
         };
-        tracing::info!(
-            node = self.id() + 1,
-            view = self.view,
-            op = self.op(),
-            commit = self.commit,
-            after = op,
-            "catching up: asking the primary for the log"
-        );
+        if first {
+            tracing::info!(
+                node = self.id() + 1,
+                view = self.view,
+                op = self.op(),
+                commit = self.commit,
+                after = op,
+                "catching up: asking the primary for the log"
+            );
+        } else {
+            tracing::debug!(
+                node = self.id() + 1,
+                view = self.view,
+                after = op,
+                "catching up: asking the primary for the log again"
+            );
+        }
         let get_state = Message::GetState {
             view: self.view,
             op,

@@ -10,6 +10,10 @@ use super::message::{check_entries, Entry, Message};
 use super::replica::{Replica, Vote};
 use super::{Output, ReplicaId, Status};
 
+/// Of the view changes started one after another without reaching normal
+/// operation, every this many views one is logged at info level.
+const VIEW_CHANGES_PER_INFO_LINE: u64 = 64;
+
 impl Replica {
     /// Moves to view `view` in view-change status and announces it.
     pub(super) fn start_view_change(&mut self, view: u64, out: &mut Output) {
@@ -20,14 +24,26 @@ impl Replica {
             self.view,
             self.op()
         );
-        tracing::info!(
-            node = self.id() + 1,
-            view,
-            from_view = self.view,
-            op = self.op(),
-            commit = self.commit,
-            "starting a view change"
-        );
+        // Without a quorum a node starts a view change every timeout, several
+        // times a second: the first after normal operation and every 64th
+        // view are logged at info level, the others at debug level.
+        if self.status == Status::Normal || view.is_multiple_of(VIEW_CHANGES_PER_INFO_LINE) {
+            tracing::info!(
+                node = self.id() + 1,
+                view,
+                from_view = self.view,
+                op = self.op(),
+                commit = self.commit,
+                "starting a view change"
+            );
+        } else {
+            tracing::debug!(
+                node = self.id() + 1,
+                view,
+                from_view = self.view,
+                "starting another view change"
+            );
+        }
         self.enter_view(view, Status::ViewChange, out);
         self.ticks_since_send = 0;
         self.broadcast(Message::StartViewChange { view }, out);
