@@ -396,13 +396,13 @@ fn init_logging(default_filter: &str, file: Option<PathBuf>) {
     }
 }
 
-/// Colours only a terminal, so that a log redirected to a file or a pipe
-/// has no escape codes, and not when `NO_COLOR` is set to a non-empty
-/// value (the no-color.org convention).
+/// Decides whether logs on stderr get colours: only on a terminal, so that
+/// a log redirected to a file or a pipe has no escape codes, and not when
+/// `NO_COLOR` asks for none.
 fn stderr_wants_color() -> bool {
     use std::io::IsTerminal;
-    let disabled = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-    std::io::stderr().is_terminal() && !disabled
+    let no_color = repl::shell::no_color_requested(std::env::var_os("NO_COLOR"));
+    std::io::stderr().is_terminal() && !no_color
 }
 
 fn repl_options(args: ClientArgs) -> Result<ReplOptions, String> {

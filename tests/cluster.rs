@@ -546,10 +546,10 @@ fn ctrl_c_stops_commands_without_quorum() {
     repl.exp_string("keeper> ").expect("the logged-in prompt");
 
     // The primary alone accepts connections but commits nothing. The first
-    // command runs to the client's deadline, dropping its connection at
-    // each call timeout; from then on the client tries, in the background,
-    // to resume its notification stream, which also waits for the call
-    // timeout.
+    // command runs to the client's deadline and drops its connection at
+    // each call timeout. From then on the client also tries to resume its
+    // notification stream in the background, and each try waits for the
+    // call timeout too.
     let primary = cluster.wait_for_primary(None);
     let backups: Vec<u8> = cluster.ids().filter(|id| *id != primary).collect();
     for id in backups {

@@ -398,7 +398,7 @@ fn no_listening_node_fails_at_once() {
 }
 
 /// Runs `almanac bench` for a moment against `server` and returns the
-/// users the cluster then lists, as alice sees them.
+/// users that alice's `users` command then lists.
 fn bench_then_users(server: &Server, extra: &[&str]) -> Vec<String> {
     let cluster = server.cluster();
     let mut args = vec![
@@ -443,9 +443,9 @@ fn bench_deletes_its_accounts() {
     assert_eq!(users, ["alice"], "accounts left after the benchmark");
 
     let users = bench_then_users(&server, &["--keep-data"]);
-    let kept = users
+    let bench_accounts = users
         .iter()
         .filter(|name| name.starts_with("bench"))
         .count();
-    assert_eq!(kept, 2, "{users:?}");
+    assert_eq!(bench_accounts, 2, "{users:?}");
 }

@@ -47,15 +47,15 @@ fn quit(mut session: PtySession) {
     );
 }
 
-/// A TCP listener that accepts connections and never replies, like a node
-/// that hangs. Each accepted connection is reported on the returned channel
-/// and held open until the test ends.
+/// Starts a TCP listener that accepts connections and never replies, like
+/// a node that hangs. Each accepted connection is reported on the returned
+/// channel and kept open until the test ends.
 fn silent_node() -> (SocketAddr, mpsc::Receiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a silent node");
     let address = listener.local_addr().expect("silent node address");
     let (accepted, connections) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut held: Vec<TcpStream> = Vec::new();
+        let mut open_streams: Vec<TcpStream> = Vec::new();
         for stream in listener.incoming().take(16) {
             let Ok(stream) = stream else { break };
             if accepted.send(()).is_err() {
@@ -68,7 +68,7 @@ fn silent_node() -> (SocketAddr, mpsc::Receiver<()>) {
                 while matches!(reader.read(&mut buffer), Ok(n) if n > 0) {}
             });
             let _ = stream.set_nodelay(true);
-            held.push(stream);
+            open_streams.push(stream);
         }
     });
     (address, connections)
@@ -137,7 +137,7 @@ fn ctrl_c_stops_a_waiting_command() {
         .expect("the warning that the account may still be created");
     repl.exp_string("almanac> ").expect("the prompt again");
 
-    // The REPL still works: a local command answers.
+    // The REPL still works: a local command replies.
     repl.send_line("when 2031-01-06 09:00").expect("type when");
     repl.exp_string("2031-01-06T09:00Z")
         .expect("the answer of when");

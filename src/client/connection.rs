@@ -12,10 +12,10 @@ use crate::node::net::Connector;
 use crate::rpc::calendar_capnp::gateway;
 use crate::rpc::serve::reader_options;
 
-/// Why a node could not be dialled.
+/// The failure of a connection attempt to one node.
 pub(crate) struct DialError {
     pub message: String,
-    /// The address answered that nothing listens there.
+    /// The connection was refused, so nothing listens at the address.
     pub refused: bool,
 }
 

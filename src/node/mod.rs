@@ -130,7 +130,7 @@ pub enum NodeError {
         source: crate::wal::WalError,
     },
     #[error("cannot open the data directory {dir}: {source}")]
-    DataDirLock { dir: String, source: std::io::Error },
+    DataDirOpen { dir: String, source: std::io::Error },
 }
 
 fn busy_hint(error: &std::io::Error) -> &'static str {
@@ -452,10 +452,7 @@ impl DirIdentity {
         DirIdentity {
             id: options.id,
             nodes: options.cluster.nodes.len(),
-            cluster: digest[..8]
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect(),
+            cluster: crate::snapshot::hex(&digest[..8]),
         }
     }
 
@@ -479,10 +476,10 @@ impl DirIdentity {
     }
 }
 
-/// Returns whether the data directory already records `wanted` as its
+/// Returns whether the data directory already records `expected` as its
 /// owner (false when it records nothing yet), and an error when it
 /// records another node, cluster size or cluster.
-fn check_identity(dir: &Path, wanted: &DirIdentity) -> Result<bool, NodeError> {
+fn check_identity(dir: &Path, expected: &DirIdentity) -> Result<bool, NodeError> {
     let path = dir.join(NODE_ID_FILE);
     let stored = MetaFile::load(&StdDisk, &path).map_err(|source| NodeError::NodeIdFile {
         dir: dir.display().to_string(),
@@ -498,21 +495,21 @@ fn check_identity(dir: &Path, wanted: &DirIdentity) -> Result<bool, NodeError> {
         .ok_or_else(|| NodeError::NodeIdInvalid {
             path: path.display().to_string(),
         })?;
-    if owner.id != wanted.id {
+    if owner.id != expected.id {
         return Err(NodeError::DataDirOfOtherNode {
             dir: dir_name,
             owner: owner.id,
-            id: wanted.id,
+            id: expected.id,
         });
     }
-    if owner.nodes != wanted.nodes {
+    if owner.nodes != expected.nodes {
         return Err(NodeError::DataDirOfOtherSize {
             dir: dir_name,
             owner: owner.nodes,
-            nodes: wanted.nodes,
+            nodes: expected.nodes,
         });
     }
-    if owner.cluster != wanted.cluster {
+    if owner.cluster != expected.cluster {
         return Err(NodeError::DataDirOfOtherCluster { dir: dir_name });
     }
     Ok(true)
@@ -523,7 +520,7 @@ fn check_identity(dir: &Path, wanted: &DirIdentity) -> Result<bool, NodeError> {
 /// drops the lock when the process ends, even by `kill -9`.
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File, NodeError> {
     let dir_name = || dir.display().to_string();
-    let lock_error = |source| NodeError::DataDirLock {
+    let lock_error = |source| NodeError::DataDirOpen {
         dir: dir_name(),
         source,
     };

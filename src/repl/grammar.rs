@@ -350,8 +350,8 @@ pub enum ReplCommand {
 }
 
 impl ReplCommand {
-    /// Whether the command asks the cluster to change something, so that a
-    /// command stopped while it waits may still take effect.
+    /// Checks whether the command requests a change of the cluster's state,
+    /// which may still take effect after the command is stopped.
     pub fn changes_state(&self) -> bool {
         match self {
             ReplCommand::Register { .. }

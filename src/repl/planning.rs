@@ -89,7 +89,7 @@ impl PlanCommand {
         }
     }
 
-    /// Whether the command asks the cluster to change something.
+    /// Checks whether the command requests a change of the cluster's state.
     pub fn changes_state(&self) -> bool {
         match self {
             PlanCommand::Respond { .. }

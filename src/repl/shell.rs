@@ -260,11 +260,16 @@ impl Input {
     }
 }
 
+/// Checks the no-color.org convention: colours are off when `NO_COLOR`
+/// is set to a non-empty value.
+pub fn no_color_requested(no_color: Option<std::ffi::OsString>) -> bool {
+    no_color.is_some_and(|value| !value.is_empty())
+}
+
 /// Decides whether to print colours: only to a terminal, and not when
-/// `NO_COLOR` is set to a non-empty value (the no-color.org convention).
+/// [`no_color_requested`].
 fn wants_color(stdin_tty: bool, stdout_tty: bool, no_color: Option<std::ffi::OsString>) -> bool {
-    let disabled = no_color.is_some_and(|value| !value.is_empty());
-    stdin_tty && stdout_tty && !disabled
+    stdin_tty && stdout_tty && !no_color_requested(no_color)
 }
 
 fn is_yes(answer: &str) -> bool {

@@ -194,10 +194,10 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("creating a temporary directory failed");
         let mut text = format!("cluster_secret = \"{SECRET}\"\n");
         let mut nodes = Vec::new();
-        let mut taken = Vec::new();
+        let mut chosen = Vec::new();
         for id in 1..=NODE_COUNT {
-            let client = free_address(&mut taken);
-            let peer = free_address(&mut taken);
+            let client = free_address(&mut chosen);
+            let peer = free_address(&mut chosen);
             text.push_str(&format!(
                 "\n[[node]]\nid = {id}\nclient = \"{client}\"\npeer = \"{peer}\"\n"
             ));
@@ -495,22 +495,22 @@ fn converged(status: &[NodeStatus]) -> Result<(), String> {
 
 /// Returns a loopback address that was free a moment ago.
 /// Returns a loopback address that was free a moment ago and is not in
-/// `taken`, and adds it there. Each probe's port is released at once, so
+/// `chosen`, and adds it there. Each probe's port is released at once, so
 /// the kernel may hand out the same port to the next probe, and a config
 /// that names one address twice is refused.
-fn free_address(taken: &mut Vec<String>) -> String {
+fn free_address(chosen: &mut Vec<String>) -> String {
     for _ in 0..PROBES_PER_ADDRESS {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding a probe port failed");
         let address = listener
             .local_addr()
             .expect("a bound listener has an address")
             .to_string();
-        if !taken.contains(&address) {
-            taken.push(address.clone());
+        if !chosen.contains(&address) {
+            chosen.push(address.clone());
             return address;
         }
     }
-    panic!("{PROBES_PER_ADDRESS} probes found no port apart from {taken:?}");
+    panic!("{PROBES_PER_ADDRESS} probes found no port apart from {chosen:?}");
 }
 
 /// Probes for one address before giving up; two in a row are rarely equal.
